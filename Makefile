@@ -1,0 +1,35 @@
+# RobotOps Workbench — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+STORE  ?= workbench-store
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+## demo: create .venv, install, and run the guided tour on the bundled samples
+demo: $(STAMP)
+	$(BIN)/workbench demo --store $(STORE)
+
+## test: create .venv, install with test extras, run the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: run the benchmarks (figures side by side with the usual baseline)
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check workbench tests bench
+	$(BIN)/python -m mypy workbench
+
+clean:
+	rm -rf $(VENV) $(STORE) reports .pytest_cache

@@ -1,0 +1,3 @@
+"""The package version, read by provenance records."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,271 @@
+"""The ``workbench`` command.
+
+Every command works on a store (``--store DIR``, default ``$WORKBENCH_STORE`` or
+``./workbench-store``). Errors print one line and exit non-zero; ``--debug`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench._version import __version__
+from workbench.model import WorkbenchError
+
+__all__ = ["main", "cli"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    default=None,
+    metavar="DIR",
+    help="Store folder or fsspec URL [default: $WORKBENCH_STORE or ./workbench-store].",
+)
+
+
+def _open(store_path: str | None, *, create: bool = False) -> Any:
+    from workbench.store import open_store
+
+    return open_store(store_path, create=create)
+
+
+def _echo_err(text: str) -> None:
+    click.secho(text, err=True, fg="red")
+
+
+class _Group(click.Group):
+    """Turn workbench errors into one clear line unless ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _echo_err(f"error: {err}")
+            ctx.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            _echo_err("interrupted")
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """RobotOps Workbench: robot logs of many runs → catalog, grades, metrics, comparisons."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@store_option
+@click.option("--meta", "meta", multiple=True, metavar="K=V", help="Factor for every run, e.g. hardware.robot=arm-a (repeatable).")
+@click.option("--pattern", default=None, metavar="P", help='Factors from paths, e.g. "{hardware.robot}/{model.version}/{scenario.seed}.csv".')
+@click.option("--reader", default=None, help="Force a reader by name (see `workbench readers`).")
+@click.option("--option", "options", multiple=True, metavar="K=V", help="Reader option, e.g. time_column=stamp (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def ingest(
+    paths: tuple[Path, ...],
+    store_path: str | None,
+    meta: tuple[str, ...],
+    pattern: str | None,
+    reader: str | None,
+    options: tuple[str, ...],
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Read log files or folders into the store.
+
+    Exit 0 when every file is ingested or already present, 1 when any failed
+    (the others are kept).
+    """
+    from workbench.model import parse_scalar
+
+    store = _open(store_path, create=True)
+    opts: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--option")
+        opts[key] = parse_scalar(value)
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    report = store.ingest(
+        list(paths), meta=list(meta), pattern=pattern, reader=reader, options=opts, progress=show_bar and not as_json
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        _print_report(report)
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _print_report(report: Any) -> None:
+    click.echo(str(report))
+    for warn in report.warnings:
+        skipped = ", ".join(f"{s.get('topic')} ({s.get('reason')})" for s in warn["skipped"][:5])
+        more = len(warn["skipped"]) - 5
+        click.echo(f"  note: {warn['path']}: not decoded: {skipped}{f' and {more} more' if more > 0 else ''}")
+    for fail in report.failed:
+        _echo_err(f"  failed: {fail['error']}")
+
+
+# --------------------------------------------------------------------------- runs & show
+
+
+def _print_frame(df: Any, fmt: str) -> None:
+    import polars as pl
+
+    if fmt == "json":
+        out = df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"))
+        click.echo(json.dumps(out.to_dicts(), indent=1, default=str))
+    elif fmt == "csv":
+        click.echo(df.write_csv(), nl=False)
+    else:
+        with pl.Config(tbl_rows=max(df.height, 1), tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40):
+            click.echo(df)
+
+
+@cli.command()
+@store_option
+@click.option("--where", default=None, metavar="EXPR", help="SQL condition, e.g. \"hardware.robot = 'arm-a'\".")
+@click.option("--columns", default=None, metavar="A,B", help="Only these columns (comma-separated).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def runs(store_path: str | None, where: str | None, columns: str | None, fmt: str) -> None:
+    """List the runs of the store (the catalog)."""
+    store = _open(store_path)
+    df = store.runs(where=where)
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            from workbench.model import ConfigError
+
+            msg = f"no column(s) {missing}; columns: {', '.join(df.columns)}"
+            raise ConfigError(msg)
+        df = df.select(wanted)
+    elif fmt == "table":
+        df = df.drop([c for c in ("start_ns", "end_ns", "ingested_at", "source") if c in df.columns])
+    _print_frame(df, fmt)
+
+
+@cli.command()
+@click.argument("run_id")
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def show(run_id: str, store_path: str | None, fmt: str) -> None:
+    """Show one run: factors, provenance, streams, events."""
+    store = _open(store_path)
+    manifest = store.manifest(run_id)
+    if fmt == "json":
+        click.echo(json.dumps(manifest, indent=1, sort_keys=True))
+        return
+    info = manifest["info"]
+    click.secho(f"run {info['run_id']}  {info.get('name', '')}", bold=True)
+    click.echo(f"  outcome: {manifest.get('outcome') or 'unknown'}   duration: {(info['end_ns'] - info['start_ns']) / 1e9:.2f} s")
+    for group in ("hardware", "environment", "model", "scenario"):
+        if info[group]:
+            vals = ", ".join(f"{k}={v}" for k, v in info[group].items())
+            click.echo(f"  {group}: {vals}")
+    prov = info["provenance"]
+    click.echo(f"  reader: {prov['reader']} v{prov['reader_version']}  options: {json.dumps(prov['options'])}")
+    for src in prov["sources"]:
+        click.echo(f"  source: {src['path']}  {src['size']} B  sha256 {src['sha256'][:16]}…")
+    for ov in prov.get("overrides", []):
+        click.echo(f"  override: {ov['key']}: {ov['old']!r} ({ov['old_source']}) → {ov['new']!r} ({ov['new_source']})")
+    click.echo(f"  streams ({len(manifest['streams'])}):")
+    for name, desc in manifest["streams"].items():
+        dims = ", ".join(f"{k}={v}" for k, v in desc["dims"].items())
+        click.echo(f"    {name:<40} {dims}  [{', '.join(desc['variables'][:6])}]")
+    click.echo(f"  events: {manifest.get('n_events', 0)}")
+    for skip in prov.get("skipped", []):
+        click.echo(f"  not decoded: {skip.get('topic')}: {skip.get('reason')}")
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@store_option
+def remove(run_ids: tuple[str, ...], store_path: str | None) -> None:
+    """Delete runs from the store."""
+    store = _open(store_path)
+    for run_id in run_ids:
+        store.remove(run_id)
+        click.echo(f"removed {run_id}")
+
+
+@cli.command()
+@store_option
+def rebuild(store_path: str | None) -> None:
+    """Rebuild the catalog from the run manifests."""
+    store = _open(store_path)
+    df = store.rebuild_catalog()
+    click.echo(f"catalog rebuilt: {df.height} runs")
+
+
+@cli.command(name="readers")
+def readers_cmd() -> None:
+    """List the installed log readers."""
+    from workbench.io.registry import readers
+
+    for name, reader in sorted(readers().items()):
+        click.echo(f"{name:<12} {reader.description}")
+
+
+@cli.command()
+@store_option
+@click.option("--samples", type=click.Path(path_type=Path), default=None, help="Sample folder [default: data/samples].")
+def demo(store_path: str | None, samples: Path | None) -> None:
+    """The guided tour: ingest the bundled samples and show what the workbench sees."""
+    from workbench.demo import tour
+
+    code = tour(store_path or "workbench-store", samples=samples, echo=click.echo, progress=sys.stderr.isatty())
+    sys.exit(code)
+
+
+@cli.group()
+def samples() -> None:
+    """Generate the simulated sample campaign."""
+
+
+@samples.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--runs", type=int, default=None, help="Number of runs [default: the full grid, 10 seeds per cell].")
+@click.option("--duration", type=float, default=None, help="Seconds per run [default: the profile's].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--profile", type=click.Choice(["compact", "full"]), default="compact", show_default=True,
+              help="compact: modest rates for the committed samples; full: 200-500 Hz sensors.")
+def samples_generate(out: Path, runs: int | None, duration: float | None, seed: int, profile: str) -> None:
+    """Write a deterministic campaign of MCAP (and ROS 1 bag) logs with known effects."""
+    from workbench.samples import generate
+
+    truth = generate(out, runs=runs, duration_s=duration, seed=seed, profile=profile, progress=sys.stderr.isatty())
+    click.echo(f"wrote {len(truth['runs'])} runs to {out} (truth in {out / 'truth.json'})")
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    os.environ.setdefault("RERUN_NOTEBOOK_ASSET", "inline")
+    cli.main(args=argv, prog_name="workbench")
+
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,220 @@
+"""Reader plugins: the interface every log reader implements, and the registry.
+
+Readers are found through the entry-point group ``workbench.readers``; the built-in
+ones register the same way (see ``pyproject.toml``). A reader is a class with
+
+* ``name``, ``description``, ``url``, ``version`` class attributes;
+* ``guess_can_open(path) -> bool`` — cheap check (extension, magic bytes);
+* ``source_files(path) -> list[Path]`` — the files that make up the input
+  (one file, or every file of a bag folder / dataset);
+* ``read(path, *, <options>) -> Iterator[RunData]`` — an explicit keyword-only
+  signature: the options a user may pass, with defaults. No ``**kwargs``.
+
+A broken plugin (import error) gives a ``RuntimeWarning`` naming it, never a crash.
+
+Examples
+--------
+>>> from workbench.io import registry
+>>> "table" in registry.readers()
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from workbench.model import FACTOR_GROUPS, ConfigError, ReaderError, Scalar, empty_events
+
+if TYPE_CHECKING:
+    import polars as pl
+    import xarray as xr
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "RunData",
+    "ReaderEntrypoint",
+    "readers",
+    "get_reader",
+    "guess_reader",
+    "register_reader",
+    "check_options",
+]
+
+ENTRY_POINT_GROUP = "workbench.readers"
+
+
+@dataclass
+class RunData:
+    """What a reader yields for one run, before the store gives it an id.
+
+    Attributes
+    ----------
+    key
+        Identifies the run inside its source (e.g. ``"episode_3"``); ``""`` when the
+        source holds a single run. Part of the run's content address.
+    factors
+        Factors found in the log itself, by group: ``{"hardware": {"robot": ...}, ...}``.
+    streams
+        Stream name → ``xarray.Dataset`` with a ``time`` dimension (int64 ns).
+    events
+        Events table (``time``, ``kind``, ``detail``).
+    skipped
+        What could not be decoded: ``{"topic": ..., "reason": ..., "count": ...}``.
+    extra
+        Reader-specific provenance (attachments, salvage, header info).
+    name
+        A readable label, e.g. the file stem and episode.
+    """
+
+    key: str = ""
+    factors: dict[str, dict[str, Scalar]] = field(default_factory=dict)
+    streams: dict[str, xr.Dataset] = field(default_factory=dict)
+    events: pl.DataFrame = field(default_factory=empty_events)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.factors) - set(FACTOR_GROUPS))
+        if unknown:
+            msg = f"factor groups {unknown} are not valid; use {list(FACTOR_GROUPS)}"
+            raise ReaderError(msg)
+
+
+class ReaderEntrypoint:
+    """Base class of reader plugins (subclassing it is optional; the protocol counts)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    url: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+
+    def guess_can_open(self, path: Path) -> bool:
+        """Whether this reader is likely to read *path* (cheap: name and magic bytes)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def source_files(self, path: Path) -> list[Path]:
+        """The files that make up the input at *path* (default: the file itself)."""
+        return [path]
+
+    def read(self, path: Path) -> Iterator[RunData]:  # pragma: no cover - interface
+        """Yield the runs in *path*. Subclasses add keyword-only options."""
+        raise NotImplementedError
+
+
+_RUNTIME: dict[str, type] = {}
+_CACHE: dict[str, Any] | None = None
+
+
+def register_reader(cls: type, *, replace: bool = False) -> None:
+    """Register a reader class at run time (e.g. from a notebook).
+
+    Entry points are the normal way; this is for experiments and tests.
+    Registering an existing name raises :class:`ConfigError` unless ``replace=True``.
+    """
+    global _CACHE
+    name = getattr(cls, "name", "")
+    if not name:
+        msg = f"reader {cls!r} has no 'name'"
+        raise ConfigError(msg)
+    if not replace and name in readers():
+        msg = f"a reader named {name!r} is already registered; pass replace=True to override"
+        raise ConfigError(msg)
+    _RUNTIME[name] = cls
+    _CACHE = None
+
+
+def unregister_reader(name: str) -> None:
+    """Remove a reader registered with :func:`register_reader`."""
+    global _CACHE
+    _RUNTIME.pop(name, None)
+    _CACHE = None
+
+
+def readers() -> dict[str, Any]:
+    """Installed readers by name (instances), entry points first then run-time ones."""
+    global _CACHE
+    if _CACHE is not None:
+        return _CACHE
+    found: dict[str, Any] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            cls = ep.load()
+            found[ep.name] = cls()
+        except Exception as err:  # a broken plugin must not break the others
+            warnings.warn(
+                f"reader plugin {ep.name!r} ({ep.value}) failed to load: {err!r}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    for name, cls in _RUNTIME.items():
+        found[name] = cls()
+    _CACHE = found
+    return found
+
+
+def get_reader(name: str) -> Any:
+    """The reader called *name*; :class:`ReaderError` listing the installed ones otherwise."""
+    available = readers()
+    if name not in available:
+        msg = f"no reader named {name!r}; installed readers: {', '.join(sorted(available))}"
+        raise ReaderError(msg)
+    return available[name]
+
+
+def guess_reader(path: str | Path) -> Any:
+    """The first installed reader that claims *path*.
+
+    Raises
+    ------
+    ReaderError
+        Naming the file and listing the installed readers when none claims it.
+    """
+    p = Path(path)
+    if not p.exists():
+        msg = f"{str(p)!r}: no such file or directory"
+        raise ReaderError(msg)
+    available = readers()
+    for reader in available.values():
+        try:
+            if reader.guess_can_open(p):
+                return reader
+        except OSError as err:
+            msg = f"{str(p)!r}: cannot be opened: {err}"
+            raise ReaderError(msg) from err
+    listing = "; ".join(f"{n} ({r.description})" for n, r in sorted(available.items()))
+    msg = f"{str(p)!r}: no installed reader recognizes this file. Installed readers: {listing}"
+    raise ReaderError(msg)
+
+
+def check_options(reader: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate *options* against the reader's keyword-only ``read`` signature.
+
+    Returns the options completed with their defaults (so the content address of a
+    run does not depend on whether a default was spelled out).
+    """
+    sig = inspect.signature(reader.read)
+    params = {
+        n: p for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        valid = ", ".join(sorted(params)) or "none"
+        msg = f"reader {reader.name!r} has no option(s) {unknown}; valid options: {valid}"
+        raise ConfigError(msg)
+    full: dict[str, Any] = {}
+    for n, p in params.items():
+        if n in options:
+            full[n] = options[n]
+        elif p.default is not inspect.Parameter.empty:
+            full[n] = p.default
+        else:
+            msg = f"reader {reader.name!r} needs option {n!r}"
+            raise ConfigError(msg)
+    return full

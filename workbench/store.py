@@ -1,0 +1,1115 @@
+"""The run store: a directory (local or any fsspec URL) of runs and a derived catalog.
+
+Layout (paths are constants below)::
+
+    <store>/
+      catalog.parquet                 derived index, rebuilt from manifests
+      runs/<run_id>/run.json          RunInfo + stream list (the manifest)
+      runs/<run_id>/streams/<name>.zarr
+      runs/<run_id>/events.parquet
+      runs/<run_id>/annotations/<section>.json   grades, metrics (optional)
+      sources/<source_key>.json       which runs a source file produced
+      .tmp/                           runs being written (never read as runs)
+
+Guarantees:
+
+* run ids are content addresses (source bytes + reader + options + key inside the
+  source): ingesting the same log twice is a no-op reported as ``present``;
+* a run is written into ``.tmp/`` and renamed into ``runs/`` in one step, manifest
+  last, so a crash never leaves a half-written run visible;
+* several processes may ingest into one local store at once: the catalog is updated
+  under a file lock and reconciled with ``runs/`` whenever they disagree.
+
+Examples
+--------
+>>> import workbench as wb
+>>> store = wb.open_store("memory://doc-store")
+>>> len(store)
+0
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench._version import __version__
+from workbench.io.registry import RunData, check_options, get_reader, guess_reader
+from workbench.metadata import (
+    FactorLayers,
+    PathPattern,
+    folder_configs,
+    is_metadata_file,
+    load_factor_file,
+    parse_meta,
+    sidecar_paths,
+)
+from workbench.model import (
+    FACTOR_GROUPS,
+    ConfigError,
+    Provenance,
+    ReaderError,
+    Run,
+    RunInfo,
+    Scalar,
+    SchemaError,
+    SourceFile,
+    StoreError,
+    WorkbenchError,
+    check_events,
+    check_stream,
+    run_outcome,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+    import xarray as xr
+
+__all__ = [
+    "CATALOG_PATH",
+    "RUNS_DIR",
+    "MANIFEST_NAME",
+    "STREAMS_DIR",
+    "EVENTS_NAME",
+    "ANNOTATIONS_DIR",
+    "SOURCES_DIR",
+    "TMP_DIR",
+    "DEFAULT_STORE",
+    "IngestReport",
+    "Store",
+    "open_store",
+    "default_store_path",
+]
+
+CATALOG_PATH = "catalog.parquet"
+RUNS_DIR = "runs"
+MANIFEST_NAME = "run.json"
+STREAMS_DIR = "streams"
+EVENTS_NAME = "events.parquet"
+ANNOTATIONS_DIR = "annotations"
+SOURCES_DIR = "sources"
+TMP_DIR = ".tmp"
+LOCK_NAME = ".lock"
+DEFAULT_STORE = "./workbench-store"
+MANIFEST_FORMAT = 1
+_CHUNK_BYTES = 8 * 1024 * 1024
+_BASE_COLUMNS = (
+    "run_id",
+    "name",
+    "outcome",
+    "start",
+    "duration_s",
+    "n_streams",
+    "n_events",
+    "n_skipped",
+    "salvaged",
+    "reader",
+    "source",
+    "size_bytes",
+    "ingested_at",
+    "start_ns",
+    "end_ns",
+)
+
+
+def default_store_path() -> str:
+    """``$WORKBENCH_STORE`` when set, else ``./workbench-store``."""
+    return os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    """Open (and by default create) the store at *path*.
+
+    Parameters
+    ----------
+    path
+        A local folder or an fsspec URL (``file://``, ``memory://``, ``s3://`` …);
+        default :func:`default_store_path`.
+    create
+        Create the store when it does not exist; otherwise raise :class:`StoreError`.
+    """
+    return Store(path if path is not None else default_store_path(), create=create)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: runs written, runs already present, failures, skipped files."""
+
+    ingested: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the ``workbench ingest --json`` output)."""
+        return {
+            "ingested": list(self.ingested),
+            "present": list(self.present),
+            "failed": list(self.failed),
+            "skipped": list(self.skipped),
+            "warnings": list(self.warnings),
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.ingested)} ingested, {len(self.present)} already present, "
+            f"{len(self.failed)} failed, {len(self.skipped)} skipped"
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sha256(path: Path, bufsize: int = 4 * 1024 * 1024) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _span(streams: dict[str, xr.Dataset], events: pl.DataFrame) -> tuple[int, int]:
+    import numpy as np
+
+    lo: list[int] = []
+    hi: list[int] = []
+    for ds in streams.values():
+        if ds.sizes.get("time", 0):
+            t = np.asarray(ds["time"].values)
+            if t.dtype.kind == "M":
+                t = t.astype("datetime64[ns]").astype(np.int64)
+            lo.append(int(t.min()))
+            hi.append(int(t.max()))
+    if events.height:
+        lo.append(int(events["time"].min()))  # type: ignore[arg-type]
+        hi.append(int(events["time"].max()))  # type: ignore[arg-type]
+    if not lo:
+        return 0, 0
+    return min(lo), max(hi)
+
+
+def _column_values(values: list[Any]) -> tuple[list[Any], Any]:
+    """Pick one polars dtype for a catalog column; mixed types become strings."""
+    import polars as pl
+
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return values, pl.String
+    if kinds == {bool}:
+        return values, pl.Boolean
+    if kinds == {int}:
+        return values, pl.Int64
+    if kinds <= {int, float}:
+        return [None if v is None else float(v) for v in values], pl.Float64
+    if kinds == {str}:
+        return values, pl.String
+    return [None if v is None else str(v) for v in values], pl.String
+
+
+def _rows_to_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    import polars as pl
+
+    columns: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    data = {}
+    for col in columns:
+        values, dtype = _column_values([row.get(col) for row in rows])
+        if col == "start":
+            data[col] = pl.Series(col, values, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
+        else:
+            data[col] = pl.Series(col, values, dtype=dtype)
+    return _finalize(pl.DataFrame(data) if data else pl.DataFrame())
+
+
+def _finalize(df: pl.DataFrame) -> pl.DataFrame:
+    """Canonical column order and row order; empty catalogs keep the base columns."""
+    import polars as pl
+
+    if df.width == 0:
+        return pl.DataFrame(
+            {
+                "run_id": pl.Series([], dtype=pl.String),
+                "name": pl.Series([], dtype=pl.String),
+                "outcome": pl.Series([], dtype=pl.String),
+                "start": pl.Series([], dtype=pl.Datetime("ns", "UTC")),
+                "duration_s": pl.Series([], dtype=pl.Float64),
+            }
+        )
+    null_cols = [c for c, t in df.schema.items() if t == pl.Null]
+    if null_cols:
+        df = df.with_columns(pl.col(null_cols).cast(pl.String))
+    base = [c for c in _BASE_COLUMNS if c in df.columns]
+    factors = sorted(c for c in df.columns if c.split(".", 1)[0] in FACTOR_GROUPS)
+    rest = sorted(set(df.columns) - set(base) - set(factors))
+    return df.select(base + factors + rest).sort("run_id")
+
+
+def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    info = RunInfo.from_dict(manifest["info"])
+    prov = info.provenance
+    row: dict[str, Any] = {
+        "run_id": info.run_id,
+        "name": info.name,
+        "outcome": manifest.get("outcome"),
+        "start": info.start_ns,
+        "duration_s": info.duration_s,
+        "n_streams": len(manifest.get("streams", {})),
+        "n_events": int(manifest.get("n_events", 0)),
+        "n_skipped": len(prov.skipped),
+        "salvaged": bool(prov.extra.get("salvaged")),
+        "reader": prov.reader,
+        "source": prov.sources[0].path if prov.sources else "",
+        "size_bytes": sum(s.size for s in prov.sources),
+        "ingested_at": prov.ingested_at,
+        "start_ns": info.start_ns,
+        "end_ns": info.end_ns,
+    }
+    row.update(info.factors())
+    for section, values in sorted(annotations.items()):
+        for key, value in values.items():
+            row[f"{section}.{key}" if key != section else section] = value
+    return row
+
+
+_SQL_OPS = (("==", "="),)
+
+
+def _sql_where(where: str, columns: list[str]) -> str:
+    """Quote dotted column names and accept ``==`` so users can write natural filters."""
+    out = where
+    for old, new in _SQL_OPS:
+        out = out.replace(old, new)
+    # quote dotted catalog columns not already quoted, longest first
+    for col in sorted((c for c in columns if "." in c or "-" in c), key=len, reverse=True):
+        out = _quote_identifier(out, col)
+    return out
+
+
+def _quote_identifier(text: str, col: str) -> str:
+    import re
+
+    pattern = re.compile(r'(?<![\w."\'])' + re.escape(col) + r'(?![\w"])')
+    result = []
+    pos = 0
+    in_str: str | None = None
+    i = 0
+    # skip over string literals so values like 'hardware.robot' are untouched
+    while i < len(text):
+        ch = text[i]
+        if in_str:
+            if ch == in_str:
+                in_str = None
+            i += 1
+            continue
+        if ch in "'\"":
+            in_str = ch
+            i += 1
+            continue
+        m = pattern.match(text, i) if (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "._")) else None
+        if m:
+            result.append(text[pos:i])
+            result.append(f'"{col}"')
+            i = m.end()
+            pos = i
+            continue
+        i += 1
+    result.append(text[pos:])
+    return "".join(result)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """A folder of runs with a catalog. Create with :func:`open_store`.
+
+    Parameters
+    ----------
+    url
+        Local path or fsspec URL.
+    create
+        Create the folder layout if missing.
+    """
+
+    def __init__(self, url: str | os.PathLike[str], *, create: bool = True) -> None:
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.url = os.fspath(url)
+        try:
+            fs, root = fsspec.core.url_to_fs(self.url)
+        except (ValueError, ImportError) as err:
+            msg = f"cannot open store {self.url!r}: {err}"
+            raise StoreError(msg) from err
+        self.fs = fs
+        self.local = isinstance(fs, LocalFileSystem)
+        self.root = os.path.abspath(root) if self.local else root.rstrip("/")
+        self._catalog_cache: tuple[Any, pl.DataFrame] | None = None
+        exists = self.fs.exists(self._p(RUNS_DIR))
+        if not exists:
+            if not create:
+                msg = f"no store at {self.url!r} (no {RUNS_DIR}/ folder); open_store(path) creates one"
+                raise StoreError(msg)
+            if self.fs.exists(self.root) and not self.fs.isdir(self.root):
+                msg = f"cannot create store at {self.url!r}: it is a file"
+                raise StoreError(msg)
+            for sub in (RUNS_DIR, SOURCES_DIR, TMP_DIR):
+                self.fs.makedirs(self._p(sub), exist_ok=True)
+        self._clean_tmp()
+
+    # ------------------------------------------------------------------ paths & io
+
+    def _p(self, *parts: str) -> str:
+        return "/".join([self.root, *parts]) if not self.local else os.path.join(self.root, *parts)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def _read_bytes(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as fh:
+                return fh.read()
+        with self.fs.open(path, "rb") as fh:
+            return fh.read()
+
+    def _write_bytes_atomic(self, path: str, data: bytes) -> None:
+        if self.local:
+            tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            with self.fs.open(path, "wb") as fh:
+                fh.write(data)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        if not self.local:
+            yield
+            return
+        from filelock import FileLock
+
+        with FileLock(self._p(LOCK_NAME), timeout=600):
+            yield
+
+    def _clean_tmp(self) -> None:
+        """Remove leftovers of writers that died (their pid is gone)."""
+        if not self.local:
+            return
+        tmp = self._p(TMP_DIR)
+        try:
+            entries = os.listdir(tmp)
+        except FileNotFoundError:
+            os.makedirs(tmp, exist_ok=True)
+            return
+        for entry in entries:
+            parts = entry.split(".")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+            if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
+
+    # ------------------------------------------------------------------ listing
+
+    def run_ids(self) -> list[str]:
+        """Ids of every complete run (those with a manifest), sorted."""
+        runs_dir = self._p(RUNS_DIR)
+        if self.local:
+            try:
+                names = os.listdir(runs_dir)
+            except FileNotFoundError:
+                return []
+            return sorted(n for n in names if os.path.exists(os.path.join(runs_dir, n, MANIFEST_NAME)))
+        try:
+            entries = self.fs.ls(runs_dir, detail=False)
+        except FileNotFoundError:
+            return []
+        ids = [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
+        return sorted(i for i in ids if self.fs.exists(self._p(RUNS_DIR, i, MANIFEST_NAME)))
+
+    def __len__(self) -> int:
+        return len(self.run_ids())
+
+    def __contains__(self, run_id: object) -> bool:
+        return isinstance(run_id, str) and self._exists(self._p(RUNS_DIR, run_id, MANIFEST_NAME))
+
+    def _exists(self, path: str) -> bool:
+        return os.path.exists(path) if self.local else bool(self.fs.exists(path))
+
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        """The manifest (``run.json``) of *run_id* as a dict."""
+        path = self._p(RUNS_DIR, run_id, MANIFEST_NAME)
+        try:
+            data = self._read_bytes(path)
+        except FileNotFoundError as err:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg) from err
+        try:
+            manifest = json.loads(data)
+        except json.JSONDecodeError as err:
+            msg = f"manifest of run {run_id!r} is corrupt: {err}"
+            raise StoreError(msg) from err
+        return manifest  # type: ignore[no-any-return]
+
+    def info(self, run_id: str) -> RunInfo:
+        """The :class:`RunInfo` of *run_id*."""
+        return RunInfo.from_dict(self.manifest(run_id)["info"])
+
+    def annotations(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Annotation sections (grades, metrics…) stored beside a run."""
+        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        out: dict[str, dict[str, Any]] = {}
+        if self.local:
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+        else:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
+        for name in sorted(names):
+            if name.endswith(".json"):
+                out[name[:-5]] = json.loads(self._read_bytes(self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, name)))
+        return out
+
+    # ------------------------------------------------------------------ catalog
+
+    def _catalog_path(self) -> str:
+        return self._p(CATALOG_PATH)
+
+    def _read_catalog(self) -> pl.DataFrame | None:
+        import polars as pl
+
+        path = self._catalog_path()
+        if self.local:
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except FileNotFoundError:
+                return None
+            if self._catalog_cache and self._catalog_cache[0] == mtime:
+                return self._catalog_cache[1]
+            df = pl.read_parquet(path)
+            self._catalog_cache = (mtime, df)
+            return df
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as fh:
+            return pl.read_parquet(fh)
+
+    def _write_catalog(self, df: pl.DataFrame) -> None:
+        import io
+
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        self._write_bytes_atomic(self._catalog_path(), buf.getvalue())
+        self._catalog_cache = None
+
+    def _rows_for(self, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+        return [_catalog_row(self.manifest(r), self.annotations(r)) for r in run_ids]
+
+    def rebuild_catalog(self) -> pl.DataFrame:
+        """Rebuild ``catalog.parquet`` from the manifests and annotations; returns it."""
+        with self._lock():
+            df = _rows_to_frame(self._rows_for(self.run_ids()))
+            self._write_catalog(df)
+        return df
+
+    def _update_catalog(self, add: Iterable[str] = (), drop: Iterable[str] = ()) -> pl.DataFrame:
+        import polars as pl
+
+        add, drop = list(add), set(drop)
+        with self._lock():
+            current = self._read_catalog()
+            if current is None:
+                df = _rows_to_frame(self._rows_for(self.run_ids()))
+            else:
+                df = current
+                if drop:
+                    df = df.filter(~pl.col("run_id").is_in(sorted(drop)))
+                have = set(df["run_id"].to_list())
+                add = [r for r in add if r not in have and r not in drop]
+                if add:
+                    new = _rows_to_frame(self._rows_for(add))
+                    df = _finalize(pl.concat([df, new], how="diagonal_relaxed")) if df.height else new
+            self._write_catalog(df)
+        return df
+
+    def _reconciled_catalog(self) -> pl.DataFrame:
+        """The catalog, repaired if it disagrees with ``runs/`` (after a crash)."""
+        import polars as pl
+
+        df = self._read_catalog()
+        on_disk = set(self.run_ids())
+        if df is None:
+            return self._update_catalog()
+        listed = set(df["run_id"].to_list()) if df.height else set()
+        if listed != on_disk:
+            return self._update_catalog(add=sorted(on_disk - listed), drop=listed - on_disk)
+        return df if df.width else pl.DataFrame()
+
+    def runs(self, where: str | pl.Expr | None = None) -> pl.DataFrame:
+        """The catalog: one row per run, flattened factor columns.
+
+        Parameters
+        ----------
+        where
+            A polars expression (``pl.col("hardware.robot") == "arm-a"``) or a SQL
+            condition (``"hardware.robot = 'arm-a' and scenario.seed < 5"``; dotted
+            column names need no quotes, ``==`` is accepted).
+
+        Examples
+        --------
+        >>> import workbench as wb
+        >>> wb.open_store("memory://doc-runs").runs(where="outcome = 'success'").height
+        0
+        """
+        import polars as pl
+
+        df = self._reconciled_catalog()
+        if where is None:
+            return df
+        if isinstance(where, pl.Expr):
+            try:
+                return df.filter(where)
+            except pl.exceptions.PolarsError as err:
+                msg = f"cannot filter runs with {where}: {err}"
+                raise ConfigError(msg) from err
+        if not isinstance(where, str):
+            msg = f"where must be a polars expression or a string, got {type(where).__name__}"
+            raise ConfigError(msg)
+        query = _sql_where(where, df.columns)
+        try:
+            ctx = pl.SQLContext(frames={"runs": df})
+            return ctx.execute(f"SELECT * FROM runs WHERE {query}", eager=True)
+        except (pl.exceptions.PolarsError, ValueError) as err:
+            msg = f"cannot filter runs with {where!r}: {err}. Columns: {', '.join(df.columns)}"
+            raise ConfigError(msg) from err
+
+    # ------------------------------------------------------------------ loading
+
+    def _zarr_target(self, path: str) -> Any:
+        if self.local:
+            return path
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}")
+
+    def load(self, run_id: str, *, streams: Iterable[str] | None = None) -> Run:
+        """Open a run: streams as lazy (dask-backed) xarray, events as polars.
+
+        Parameters
+        ----------
+        run_id
+            The run to open.
+        streams
+            Only these streams (default: all).
+        """
+        import io
+
+        import polars as pl
+        import xarray as xr
+
+        manifest = self.manifest(run_id)
+        info = RunInfo.from_dict(manifest["info"])
+        names = list(manifest.get("streams", {}))
+        if streams is not None:
+            wanted = list(streams)
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                msg = f"run {run_id!r} has no stream(s) {unknown}; it has {names}"
+                raise StoreError(msg)
+            names = wanted
+        opened: dict[str, xr.Dataset] = {}
+        for name in names:
+            target = self._zarr_target(self._p(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr"))
+            try:
+                opened[name] = xr.open_zarr(target, chunks={}, consolidated=False)
+            except Exception as err:  # zarr/xarray raise many types for a damaged array
+                msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
+                raise StoreError(msg) from err
+        events_bytes = self._read_bytes(self._p(RUNS_DIR, run_id, EVENTS_NAME))
+        events = pl.read_parquet(io.BytesIO(events_bytes))
+        return Run(info=info, streams=opened, events=events)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write_run(
+        self, info: RunInfo, streams: dict[str, xr.Dataset], events: pl.DataFrame
+    ) -> bool:
+        """Write a run atomically; False when it was already present."""
+        import io
+
+        final = self._p(RUNS_DIR, info.run_id)
+        if self._exists(self._p(RUNS_DIR, info.run_id, MANIFEST_NAME)):
+            return False
+        tmp = self._p(TMP_DIR, f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        self.fs.makedirs(self._p(TMP_DIR), exist_ok=True)
+        try:
+            self.fs.makedirs(tmp + "/" + STREAMS_DIR if not self.local else os.path.join(tmp, STREAMS_DIR), exist_ok=True)
+            stream_list: dict[str, Any] = {}
+            for name, ds in streams.items():
+                stream_list[name] = self._write_stream(tmp, name, ds)
+            buf = io.BytesIO()
+            events.write_parquet(buf)
+            self._put(self._join(tmp, EVENTS_NAME), buf.getvalue())
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "info": info.to_dict(),
+                "streams": stream_list,
+                "n_events": events.height,
+                "outcome": run_outcome(events),
+            }
+            self._put(self._join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
+            return self._publish(tmp, final)
+        except BaseException:
+            self._rmtree(tmp)
+            raise
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(*parts) if self.local else "/".join(parts)
+
+    def _put(self, path: str, data: bytes) -> None:
+        if self.local:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        else:
+            with self.fs.open(path, "wb") as fh:
+                fh.write(data)
+
+    def _rmtree(self, path: str) -> None:
+        if self.local:
+            shutil.rmtree(path, ignore_errors=True)
+        elif self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def _publish(self, tmp: str, final: str) -> bool:
+        if self.local:
+            _fsync_tree(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError as err:
+                if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return False
+                raise
+            return True
+        if self.fs.exists(self._join(final, MANIFEST_NAME)):
+            self._rmtree(tmp)
+            return False
+        # object stores have no atomic folder rename: copy everything but the manifest,
+        # then the manifest, so a reader never sees a run without all its parts
+        manifest = self._read_bytes(self._join(tmp, MANIFEST_NAME))
+        self.fs.rm(self._join(tmp, MANIFEST_NAME))
+        self.fs.mv(tmp, final, recursive=True)
+        self._put(self._join(final, MANIFEST_NAME), manifest)
+        return True
+
+    def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
+        import numpy as np
+        from zarr.codecs import BloscCodec
+
+        check_stream(name, ds)
+        ds = ds.copy()
+        ds.attrs = _json_safe(dict(ds.attrs))
+        for var in ds.variables.values():
+            var.attrs = _json_safe(dict(var.attrs))
+            var.encoding = {}
+        encoding: dict[str, dict[str, Any]] = {}
+        for vname, var in ds.variables.items():
+            if var.dtype.kind in "biufcM" and var.ndim:
+                itemsize = max(var.dtype.itemsize, 1)
+                row = int(np.prod([s for d, s in var.sizes.items() if d != var.dims[0]], dtype=np.int64)) or 1
+                first = max(1, min(var.shape[0], _CHUNK_BYTES // (row * itemsize)))
+                chunks = (first, *var.shape[1:])
+                encoding[str(vname)] = {
+                    "chunks": chunks,
+                    "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=itemsize)],
+                }
+            elif var.dtype.kind in "OUS":
+                ds[vname] = var.astype(str) if var.dtype.kind == "O" else var
+        target = self._zarr_target(self._join(run_dir, STREAMS_DIR, f"{name}.zarr"))
+        try:
+            ds.to_zarr(target, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+        except (TypeError, ValueError) as err:
+            msg = f"stream {name!r} cannot be stored: {err}"
+            raise SchemaError(msg) from err
+        return {
+            "dims": {str(k): int(v) for k, v in ds.sizes.items()},
+            "variables": sorted(str(v) for v in ds.data_vars),
+            "attrs": ds.attrs,
+        }
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        meta: Iterable[str] | dict[str, Any] | None = None,
+        pattern: str | None = None,
+        reader: str | None = None,
+        options: dict[str, Any] | None = None,
+        progress: bool | Callable[[str, int], None] = False,
+    ) -> IngestReport:
+        """Read logs into the store.
+
+        Folders are walked; a folder that a reader claims as a whole (a ROS 2 bag,
+        a LeRobot dataset) is one source. Files no reader claims inside a walked
+        folder are listed as ``skipped``; a file named explicitly that no reader
+        claims is ``failed``.
+
+        Parameters
+        ----------
+        paths
+            Files or folders.
+        meta
+            Factors to set on every run: ``["hardware.robot=arm-a", ...]`` or a mapping.
+        pattern
+            Path pattern such as ``"{hardware.robot}/{model.version}/{scenario.seed}.csv"``.
+        reader
+            Force a reader by name (default: guessed per file).
+        options
+            Reader options (validated against the reader's signature).
+        progress
+            ``True`` for a progress bar (by bytes), or a callback ``(path, nbytes)``.
+
+        Returns
+        -------
+        IngestReport
+            Run ids ingested and already present, failures with reasons, skipped files.
+        """
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        meta_factors = parse_meta(meta)
+        path_pattern = PathPattern(pattern) if pattern else None
+        options = dict(options or {})
+        report = IngestReport()
+        sources = self._collect_sources([Path(p) for p in paths], reader, report)
+        total = sum(size for _, _, size, _ in sources)
+        bar_ctx = _progress_bar(total, enabled=progress is True)
+        new_ids: list[str] = []
+        with bar_ctx as advance:
+            for src, root, size, rdr in sources:
+                try:
+                    ids, present = self._ingest_source(
+                        src, root, rdr, options, meta_factors, path_pattern, report
+                    )
+                    report.ingested.extend(ids)
+                    report.present.extend(present)
+                    new_ids.extend(ids)
+                except WorkbenchError as err:
+                    report.failed.append({"path": str(src), "error": str(err)})
+                except Exception as err:  # a reader bug must not lose the other files
+                    report.failed.append(
+                        {"path": str(src), "error": f"unexpected {type(err).__name__}: {err}"}
+                    )
+                if callable(progress):
+                    progress(str(src), size)
+                advance(size, src.name)
+        if new_ids or not self._exists(self._catalog_path()):
+            self._update_catalog(add=new_ids)
+        return report
+
+    def _collect_sources(
+        self, paths: list[Path], reader: str | None, report: IngestReport
+    ) -> list[tuple[Path, Path, int, Any]]:
+        out: list[tuple[Path, Path, int, Any]] = []
+        seen: set[Path] = set()
+
+        def claim(p: Path) -> Any:
+            if reader is not None:
+                return get_reader(reader)
+            return guess_reader(p)
+
+        def visit(p: Path, root: Path, explicit: bool) -> None:
+            rp = p.resolve()
+            if rp in seen:
+                return
+            seen.add(rp)
+            if p.is_dir():
+                try:
+                    rdr = claim(p) if reader is None else (get_reader(reader) if get_reader(reader).guess_can_open(p) else None)
+                except ReaderError:
+                    rdr = None
+                if rdr is not None:
+                    out.append((p, root, _tree_size(rdr, p), rdr))
+                    return
+                for child in sorted(p.iterdir()):
+                    if child.name.startswith(".") or is_metadata_file(child):
+                        continue
+                    visit(child, root, False)
+                return
+            try:
+                rdr = claim(p)
+            except ReaderError as err:
+                if explicit:
+                    report.failed.append({"path": str(p), "error": str(err)})
+                else:
+                    report.skipped.append({"path": str(p), "reason": "no reader recognizes it"})
+                return
+            out.append((p, root, p.stat().st_size, rdr))
+
+        for p in paths:
+            if not p.exists():
+                report.failed.append({"path": str(p), "error": f"{str(p)!r}: no such file or directory"})
+                continue
+            visit(p, p, True)
+        return out
+
+    def _ingest_source(
+        self,
+        path: Path,
+        root: Path,
+        reader: Any,
+        options: dict[str, Any],
+        meta: dict[str, Scalar],
+        pattern: PathPattern | None,
+        report: IngestReport,
+    ) -> tuple[list[str], list[str]]:
+        opts = check_options(reader, options)
+        files = reader.source_files(path)
+        sources = tuple(
+            SourceFile(path=str(f.resolve()), size=f.stat().st_size, sha256=_sha256(f)) for f in files
+        )
+        key_material = json.dumps(
+            {
+                "reader": reader.name,
+                "options": _json_safe(opts),
+                "files": sorted(s.sha256 for s in sources),
+            },
+            sort_keys=True,
+        )
+        source_key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
+        marker = self._p(SOURCES_DIR, f"{source_key}.json")
+        if self._exists(marker):
+            listed = json.loads(self._read_bytes(marker)).get("runs", [])
+            if all(r in self for r in listed):
+                return [], listed
+
+        layers_base = FactorLayers()
+        for cfg in folder_configs(path, root):
+            layers_base.add("workbench.yaml", load_factor_file(cfg, section="factors"))
+        for side in sidecar_paths(path):
+            layers_base.add("sidecar", load_factor_file(side))
+        if pattern is not None:
+            rel = path.resolve().as_posix()
+            matched = pattern.match(rel)
+            if matched is None:
+                msg = f"{str(path)!r} does not match the pattern {pattern.pattern!r}"
+                raise ConfigError(msg)
+            layers_base.add("pattern", matched)
+        if meta:
+            layers_base.add("meta", meta)
+
+        ingested: list[str] = []
+        present: list[str] = []
+        all_ids: list[str] = []
+        try:
+            runs_iter = reader.read(path, **opts)
+            for data in runs_iter:
+                if not isinstance(data, RunData):
+                    msg = f"reader {reader.name!r} yielded {type(data).__name__}, not RunData"
+                    raise ReaderError(msg)
+                run_id = hashlib.sha256(f"{source_key}\0{data.key}".encode()).hexdigest()[:16]
+                all_ids.append(run_id)
+                if run_id in self:
+                    present.append(run_id)
+                    continue
+                info = self._make_info(run_id, data, layers_base, reader, opts, sources)
+                events = check_events(data.events)
+                if self._write_run(info, data.streams, events):
+                    ingested.append(run_id)
+                else:
+                    present.append(run_id)
+                if data.skipped:
+                    report.warnings.append(
+                        {"path": str(path), "run_id": run_id, "skipped": _json_safe(data.skipped)}
+                    )
+        except WorkbenchError:
+            if ingested:
+                self._update_catalog(add=ingested)
+            raise
+        except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as err:
+            if ingested:
+                self._update_catalog(add=ingested)
+            msg = f"{str(path)!r}: {reader.name} reader failed: {type(err).__name__}: {err}"
+            raise ReaderError(msg) from err
+        if not all_ids:
+            msg = f"{str(path)!r}: the {reader.name} reader found no run in it"
+            raise ReaderError(msg)
+        self._put_marker(marker, {"runs": all_ids, "reader": reader.name, "path": str(path)})
+        return ingested, present
+
+    def _put_marker(self, path: str, data: dict[str, Any]) -> None:
+        self._write_bytes_atomic(path, json.dumps(data, sort_keys=True).encode())
+
+    def _make_info(
+        self,
+        run_id: str,
+        data: RunData,
+        layers_base: FactorLayers,
+        reader: Any,
+        opts: dict[str, Any],
+        sources: tuple[SourceFile, ...],
+    ) -> RunInfo:
+        from workbench.metadata import flatten_factors
+
+        layers = FactorLayers({k: dict(v) for k, v in layers_base.layers.items()})
+        embedded = flatten_factors(
+            {g: v for g, v in data.factors.items() if v}, origin=f"{reader.name} reader"
+        ) if data.factors else {}
+        layers.layers = {"embedded": embedded, **layers.layers} if embedded else layers.layers
+        merged, origin, overrides = layers.merge()
+        start, end = _span(data.streams, data.events)
+        prov = Provenance(
+            sources=sources,
+            reader=reader.name,
+            reader_version=str(getattr(reader, "version", "")),
+            options=_json_safe(opts),
+            workbench_version=__version__,
+            ingested_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            key=data.key,
+            metadata=origin,
+            overrides=tuple(_json_safe(overrides)),
+            skipped=tuple(_json_safe(data.skipped)),
+            extra=_json_safe(data.extra),
+        )
+        groups: dict[str, dict[str, Scalar]] = {g: {} for g in FACTOR_GROUPS}
+        for dotted, value in merged.items():
+            group, _, key = dotted.partition(".")
+            groups[group][key] = value
+        name = data.name or Path(sources[0].path).stem if sources else data.name
+        if data.key and data.name and data.key not in data.name:
+            name = f"{data.name}/{data.key}"
+        return RunInfo(run_id=run_id, provenance=prov, start_ns=start, end_ns=end, name=name, **groups)
+
+    # ------------------------------------------------------------------ editing
+
+    def remove(self, run_id: str) -> None:
+        """Delete a run and its catalog row. Raises :class:`StoreError` if absent."""
+        if run_id not in self:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg)
+        final = self._p(RUNS_DIR, run_id)
+        trash = self._p(TMP_DIR, f"removed-{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        with self._lock():
+            if self.local:
+                os.rename(final, trash)
+            else:
+                self.fs.rm(self._join(final, MANIFEST_NAME))
+                self.fs.mv(final, trash, recursive=True)
+        self._rmtree(trash)
+        self._update_catalog(drop=[run_id])
+
+    def annotate(self, run_id: str, section: str, values: dict[str, Any]) -> None:
+        """Store an annotation section (e.g. ``quality``, ``metrics``) beside a run.
+
+        Its values appear in the catalog as ``<section>.<key>`` columns and survive
+        :meth:`rebuild_catalog`.
+        """
+        import re
+
+        if run_id not in self:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
+            msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
+            raise ConfigError(msg)
+        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._write_bytes_atomic(
+            self._join(folder, f"{section}.json"), json.dumps(_json_safe(values), sort_keys=True).encode()
+        )
+        self._update_catalog(drop=[run_id])
+        self._update_catalog(add=[run_id])
+
+
+def _fsync_tree(path: str) -> None:
+    """Flush a freshly written folder to disk before it is renamed into place."""
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _tree_size(reader: Any, path: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in reader.source_files(path))
+    except (OSError, WorkbenchError):
+        return 0
+
+
+@contextmanager
+def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[int, str], None]]:
+    if not enabled:
+        yield lambda n, label: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]ingest[/bold] {task.description:<40.40}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("", total=total or 1)
+
+        def advance(n: int, label: str) -> None:
+            bar.update(task, advance=n, description=label)
+
+        yield advance
+
