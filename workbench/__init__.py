@@ -19,3 +19,17 @@ from workbench.model import (
     WorkbenchError as WorkbenchError,
 )
 from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
+
+_SUBMODULES = {"sync", "quality", "metrics", "compare", "viz", "samples", "io", "accessors", "metadata", "model"}
+
+
+def __getattr__(name: str) -> object:
+    """Import submodules on first use (``wb.sync``, ``wb.quality`` …) so ``import workbench`` stays fast."""
+    if name in _SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"workbench.{name}")
+        globals()[name] = module
+        return module
+    msg = f"module 'workbench' has no attribute {name!r}"
+    raise AttributeError(msg)

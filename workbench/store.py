@@ -465,7 +465,8 @@ class Store:
                 names = os.listdir(runs_dir)
             except FileNotFoundError:
                 return []
-            return sorted(n for n in names if os.path.exists(os.path.join(runs_dir, n, MANIFEST_NAME)))
+            # local runs appear by an atomic rename of a complete folder: listing suffices
+            return sorted(names)
         try:
             entries = self.fs.ls(runs_dir, detail=False)
         except FileNotFoundError:
@@ -650,6 +651,8 @@ class Store:
 
         import polars as pl
         import xarray as xr
+
+        import workbench.accessors  # noqa: F401  (registers ds.wb)
 
         manifest = self.manifest(run_id)
         info = RunInfo.from_dict(manifest["info"])

@@ -1,0 +1,148 @@
+"""Store benchmarks, each figure beside the baseline a user would otherwise use.
+
+1. per-run overhead of ``Store.ingest`` on 1,000 small CSV tables;
+2. a filtered ``Store.runs(where=…)`` over a 10,000-run catalog (target < 100 ms),
+   beside polars filtering the same catalog already in memory;
+3. loading a stored 10M × 8 float32 stream into memory, beside ``polars.read_parquet``
+   of the same data written as zstd Parquet (target ≥ 50 % of its rate).
+
+Run: ``.venv/bin/python bench/store.py [--small]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import xarray as xr
+
+import workbench as wb
+from workbench.store import MANIFEST_NAME, RUNS_DIR
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_ingest(tmp: Path, n: int) -> wb.Store:
+    logs = tmp / "logs"
+    logs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        t = 1_700_000_000 + i * 60 + np.arange(100) * 0.01
+        pl.DataFrame({"time": t, "x": rng.normal(size=100), "y": rng.normal(size=100)}).write_csv(logs / f"run_{i:05d}.csv")
+    store = wb.open_store(tmp / "store")
+    store.ingest(logs / "run_00000.csv")  # warm imports
+    t0 = time.perf_counter()
+    report = store.ingest(logs)
+    dt = time.perf_counter() - t0
+    assert len(report.ingested) == n - 1, report
+    print(f"ingest {n - 1} small tables: {dt:.2f} s, {1000 * dt / (n - 1):.1f} ms per run")
+    t0 = time.perf_counter()
+    again = store.ingest(logs)
+    dt2 = time.perf_counter() - t0
+    assert len(again.present) == n
+    print(f"re-ingest (all present): {dt2:.2f} s, {1000 * dt2 / n:.2f} ms per file (hash + lookup)")
+    return store
+
+
+def grow_catalog(store: wb.Store, total: int) -> None:
+    """Clone run folders with new ids and factors to reach *total* runs."""
+    runs_dir = Path(store.root) / RUNS_DIR
+    existing = sorted(runs_dir.iterdir())
+    robots, lights, models = ["arm-a", "arm-b", "arm-c"], ["bright", "dim"], ["policy-v1", "policy-v2"]
+    i = 0
+    while len(existing) + i < total:
+        src = existing[i % len(existing)]
+        new_id = f"syn{i:08d}"
+        dst = runs_dir / new_id
+        shutil.copytree(src, dst)
+        manifest = json.loads((dst / MANIFEST_NAME).read_text())
+        info = manifest["info"]
+        info["run_id"] = new_id
+        info["hardware"] = {"robot": robots[i % 3]}
+        info["environment"] = {"lighting": lights[(i // 3) % 2]}
+        info["model"] = {"version": models[(i // 6) % 2]}
+        info["scenario"] = {"seed": i % 50}
+        (dst / MANIFEST_NAME).write_text(json.dumps(manifest))
+        i += 1
+
+
+def bench_query(store: wb.Store) -> None:
+    t0 = time.perf_counter()
+    cat = store.rebuild_catalog()
+    print(f"rebuild catalog of {cat.height} runs from manifests: {time.perf_counter() - t0:.2f} s")
+    where = "hardware.robot = 'arm-b' and environment.lighting = 'dim' and scenario.seed < 10"
+    fresh = wb.open_store(store.url)
+    t_cold = best_of(lambda: wb.open_store(store.url).runs(where=where), repeat=3)
+    t_warm = best_of(lambda: fresh.runs(where=where), repeat=5)
+    n = fresh.runs(where=where).height
+    mem = fresh.runs()
+    expr = (pl.col("hardware.robot") == "arm-b") & (pl.col("environment.lighting") == "dim") & (pl.col("scenario.seed") < 10)
+    t_pl = best_of(lambda: mem.filter(expr), repeat=5)
+    print(
+        f"runs(where=…) over {mem.height} runs → {n} rows: open+query {1000 * t_cold:.1f} ms, "
+        f"query on an open store {1000 * t_warm:.1f} ms (target < 100 ms); "
+        f"polars filter in memory {1000 * t_pl:.2f} ms"
+    )
+
+
+def bench_load(tmp: Path, rows: int) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(rows, 8)).astype(np.float32)
+    t = 1_700_000_000_000_000_000 + np.arange(rows, dtype=np.int64) * 1_000_000
+    ds = xr.Dataset(
+        {"value": (("time", "channel"), data)},
+        coords={"time": t, "channel": [f"c{i}" for i in range(8)]},
+    )
+    store = wb.open_store(tmp / "big-store")
+    info = wb.RunInfo(run_id="big", start_ns=int(t[0]), end_ns=int(t[-1]))
+    from workbench.model import empty_events
+
+    store._write_run(info, {"signals": ds}, empty_events())
+    pq = tmp / "signals.parquet"
+    pl.DataFrame({"time": t, **{f"c{i}": data[:, i] for i in range(8)}}).write_parquet(pq, compression="zstd")
+    nbytes = data.nbytes + t.nbytes
+
+    def load_store():
+        run = wb.open_store(store.url).load("big")
+        run.streams["signals"].load()
+
+    def load_parquet():
+        pl.read_parquet(pq)
+
+    t_store = best_of(load_store)
+    t_pq = best_of(load_parquet)
+    r_store, r_pq = nbytes / t_store / 1e9, nbytes / t_pq / 1e9
+    print(
+        f"load {rows:,} × 8 float32 (+ int64 time, {nbytes / 1e6:.0f} MB): store {r_store:.2f} GB/s, "
+        f"polars read_parquet (zstd) {r_pq:.2f} GB/s → {100 * r_store / r_pq:.0f} % (target ≥ 50 %)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="smaller sizes for a quick check")
+    args = parser.parse_args()
+    n_ingest, n_catalog, rows = (100, 1000, 1_000_000) if args.small else (1000, 10_000, 10_000_000)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        store = bench_ingest(tmp, n_ingest)
+        grow_catalog(store, n_catalog)
+        bench_query(store)
+        bench_load(tmp, rows)
+
+
+if __name__ == "__main__":
+    main()
