@@ -90,3 +90,24 @@ def test_readers_lists_builtins():
     out = invoke("readers").output
     assert out.splitlines()[0].split()[0] in {"dataflash", "hdf5", "lerobot", "mcap", "table"}
     assert any(line.startswith("table ") for line in out.splitlines())
+
+
+def test_grade_command(tmp_path):
+    import numpy as np
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    t = np.arange(0, 500) * 0.01 + 1_700_000_000
+    pl.DataFrame({"time": t, "x": np.sin(t)}).write_csv(logs / "clean.csv")
+    keep = np.r_[0:100, 200:500]
+    pl.DataFrame({"time": t[keep], "x": np.sin(t[keep])}).write_csv(logs / "gappy.csv")
+    store = str(tmp_path / "store")
+    invoke("ingest", str(logs), "--store", store)
+    out = json.loads(invoke("grade", "--store", store, "--format", "json").output)
+    by_name = {r["name"]: r for r in out}
+    assert by_name["clean"]["grade"] == "A" and by_name["clean"]["findings"] == []
+    assert by_name["gappy"]["grade"] == "B" and [f["check"] for f in by_name["gappy"]["findings"]] == ["gap"]
+    text = invoke("grade", "--store", store, "--findings").output
+    assert "grades: A: 1, B: 1" in text and "gappy" in text
+    rows = json.loads(invoke("runs", "--store", store, "--format", "json", "--columns", "name,quality.grade").output)
+    assert {r["name"]: r["quality.grade"] for r in rows} == {"clean": "A", "gappy": "B"}

@@ -217,6 +217,51 @@ def rebuild(store_path: str | None) -> None:
     click.echo(f"catalog rebuilt: {df.height} runs")
 
 
+@cli.command()
+@store_option
+@click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
+@click.option("--findings", is_flag=True, help="Also list every finding (stream, check, time window, detail).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def grade(store_path: str | None, where: str | None, findings: bool, fmt: str, progress: bool | None) -> None:
+    """Grade the data of every run (A–F) and keep grades in the catalog."""
+    import polars as pl
+
+    from workbench.quality import grade_store
+
+    store = _open(store_path)
+    ids = store.runs(where=where)["run_id"].to_list() if where else None
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    table = grade_store(store, run_ids=ids, progress=show_bar and fmt == "table")
+    names = store.runs().select("run_id", "name")
+    table = names.join(table, on="run_id", how="inner")
+    detail = None
+    if findings or fmt == "json":
+        parts = []
+        for rid in table["run_id"].to_list():
+            f = store.get_table(rid, "quality_findings")
+            if f is not None and f.height:
+                parts.append(f.with_columns(pl.lit(rid).alias("run_id")))
+        detail = pl.concat(parts) if parts else None
+    if fmt == "json":
+        out = table.to_dicts()
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        if detail is not None:
+            for row in detail.to_dicts():
+                by_run.setdefault(row.pop("run_id"), []).append(row)
+        for row in out:
+            row["findings"] = by_run.get(row["run_id"], [])
+        click.echo(json.dumps(out, indent=1))
+        return
+    counts = table.group_by("grade").len().sort("grade")
+    click.echo("grades: " + ", ".join(f"{g}: {n}" for g, n in counts.iter_rows()))
+    flagged = table.filter(pl.col("grade") != "A")
+    if flagged.height:
+        _print_frame(flagged, "table")
+    if detail is not None:
+        _print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table")
+
+
 @cli.command(name="readers")
 def readers_cmd() -> None:
     """List the installed log readers."""

@@ -37,7 +37,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1052,21 +1052,55 @@ class Store:
         Its values appear in the catalog as ``<section>.<key>`` columns and survive
         :meth:`rebuild_catalog`.
         """
+        self.annotate_many(section, {run_id: values})
+
+    def annotate_many(self, section: str, values: Mapping[str, dict[str, Any]]) -> None:
+        """:meth:`annotate` for many runs with one catalog update."""
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
+            msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
+            raise ConfigError(msg)
+        for run_id, vals in values.items():
+            if run_id not in self:
+                msg = f"no run {run_id!r} in store {self.url!r}"
+                raise StoreError(msg)
+            folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+            self.fs.makedirs(folder, exist_ok=True)
+            self._write_bytes_atomic(
+                self._join(folder, f"{section}.json"), json.dumps(_json_safe(vals), sort_keys=True).encode()
+            )
+        if values:
+            self._update_catalog(drop=list(values))
+            self._update_catalog(add=list(values))
+
+    def put_table(self, run_id: str, name: str, table: pl.DataFrame) -> None:
+        """Keep a derived table (e.g. quality findings) beside a run, as Parquet."""
+        import io
         import re
 
         if run_id not in self:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg)
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
-            msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            msg = f"table name {name!r} must be lowercase letters/digits/_"
             raise ConfigError(msg)
         folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         self.fs.makedirs(folder, exist_ok=True)
-        self._write_bytes_atomic(
-            self._join(folder, f"{section}.json"), json.dumps(_json_safe(values), sort_keys=True).encode()
-        )
-        self._update_catalog(drop=[run_id])
-        self._update_catalog(add=[run_id])
+        buf = io.BytesIO()
+        table.write_parquet(buf)
+        self._write_bytes_atomic(self._join(folder, f"{name}.parquet"), buf.getvalue())
+
+    def get_table(self, run_id: str, name: str) -> pl.DataFrame | None:
+        """A table stored with :meth:`put_table`, or ``None``."""
+        import io
+
+        import polars as pl
+
+        path = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
+        if not self._exists(path):
+            return None
+        return pl.read_parquet(io.BytesIO(self._read_bytes(path)))
 
 
 def _fsync_tree(path: str) -> None:
