@@ -37,18 +37,35 @@ def test_robosuite_v01_sawyer_lift(real_data: Path) -> None:
             g = f["data"][run.key]
             n = g["states"].shape[0]
             assert {k: v.sizes["time"] for k, v in run.streams.items()} == {
-                "gripper_actuations": n, "joint_velocities": n, "right_dpos": n,
-                "right_dquat": n, "states": n,
+                "gripper_actuations": n,
+                "joint_velocities": n,
+                "right_dpos": n,
+                "right_dquat": n,
+                "states": n,
             }
-            np.testing.assert_array_equal(run.streams["states"]["states"].values, g["states"][()])
             np.testing.assert_array_equal(
-                run.streams["joint_velocities"]["joint_velocities"].values[123], g["joint_velocities"][123]
+                run.streams["states"]["states"].values, g["states"][()]
+            )
+            np.testing.assert_array_equal(
+                run.streams["joint_velocities"]["joint_velocities"].values[123],
+                g["joint_velocities"][123],
             )
             assert run.streams["right_dquat"]["right_dquat"].dims == ("time", "quat")
-            assert list(run.streams["right_dquat"]["quat"].values) == ["x", "y", "z", "w"]
-            assert run.streams["joint_velocities"]["joint_velocities"].dims == ("time", "joint")
+            assert list(run.streams["right_dquat"]["quat"].values) == [
+                "x",
+                "y",
+                "z",
+                "w",
+            ]
+            assert run.streams["joint_velocities"]["joint_velocities"].dims == (
+                "time",
+                "joint",
+            )
             # zero-width datasets hold no values: listed, not silently dropped
-            assert sorted(s["topic"] for s in run.skipped) == [f"{run.key}/left_dpos", f"{run.key}/left_dquat"]
+            assert sorted(s["topic"] for s in run.skipped) == [
+                f"{run.key}/left_dpos",
+                f"{run.key}/left_dquat",
+            ]
             assert all(s["count"] == n for s in run.skipped)
             # synthetic time at the default rate, flagged
             t = run.streams["states"]["time"].values
@@ -67,7 +84,9 @@ def test_robosuite_v1_wipe_factors(real_data: Path) -> None:
     path = real_data / WIPE
     (run,) = list(Hdf5Reader().read(path, rate_hz=10.0))
     with h5py.File(path) as f:
-        np.testing.assert_array_equal(run.streams["actions"]["actions"].values, f["data/demo_1/actions"][()])
+        np.testing.assert_array_equal(
+            run.streams["actions"]["actions"].values, f["data/demo_1/actions"][()]
+        )
         env_info = json.loads(f["data"].attrs["env_info"])
     assert run.factors["hardware"] == {"robot": "Panda", "controller": "OSC_POSE"}
     assert run.factors["scenario"]["task"] == "Wipe"
@@ -83,8 +102,13 @@ def _write_robomimic(path: Path) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     arrays: dict[str, np.ndarray] = {}
     env_args = {
-        "env_name": "Lift", "type": 1,
-        "env_kwargs": {"robots": ["Panda"], "control_freq": 10, "controller_configs": {"type": "OSC_POSE"}},
+        "env_name": "Lift",
+        "type": 1,
+        "env_kwargs": {
+            "robots": ["Panda"],
+            "control_freq": 10,
+            "controller_configs": {"type": "OSC_POSE"},
+        },
     }
     with h5py.File(path, "w") as f:
         data = f.create_group("data")
@@ -96,7 +120,9 @@ def _write_robomimic(path: Path) -> dict[str, np.ndarray]:
             arrays[f"demo_{i}/actions"] = rng.normal(size=(n, 7))
             arrays[f"demo_{i}/obs/robot0_eef_pos"] = rng.normal(size=(n, 3))
             arrays[f"demo_{i}/obs/robot0_eef_quat"] = rng.normal(size=(n, 4))
-            arrays[f"demo_{i}/obs/agentview_image"] = rng.integers(0, 255, size=(n, 8, 8, 3), dtype=np.uint8)
+            arrays[f"demo_{i}/obs/agentview_image"] = rng.integers(
+                0, 255, size=(n, 8, 8, 3), dtype=np.uint8
+            )
             arrays[f"demo_{i}/rewards"] = np.r_[np.zeros(n - 1), 1.0]
             arrays[f"demo_{i}/dones"] = np.r_[np.zeros(n - 1, dtype=np.int64), 1]
             arrays[f"demo_{i}/next_obs/robot0_eef_pos"] = rng.normal(size=(n, 3))
@@ -115,24 +141,40 @@ def test_robomimic_round_trip(tmp_path: Path) -> None:
     runs = list(Hdf5Reader().read(path))
     assert [r.key for r in runs] == ["demo_0", "demo_1"]
     r0, r1 = runs
-    assert set(r0.streams) == {"actions", "obs.robot0_eef_pos", "obs.robot0_eef_quat",
-                               "obs.agentview_image", "rewards", "dones"}
-    np.testing.assert_array_equal(r1.streams["obs.robot0_eef_pos"]["robot0_eef_pos"].values,
-                                  arrays["demo_1/obs/robot0_eef_pos"])
+    assert set(r0.streams) == {
+        "actions",
+        "obs.robot0_eef_pos",
+        "obs.robot0_eef_quat",
+        "obs.agentview_image",
+        "rewards",
+        "dones",
+    }
+    np.testing.assert_array_equal(
+        r1.streams["obs.robot0_eef_pos"]["robot0_eef_pos"].values,
+        arrays["demo_1/obs/robot0_eef_pos"],
+    )
     assert r1.streams["obs.robot0_eef_pos"]["robot0_eef_pos"].dims == ("time", "axis")
     img = r0.streams["obs.agentview_image"]["agentview_image"]
     assert img.dims == ("time", "y", "x", "channel") and img.dtype == np.uint8
     np.testing.assert_array_equal(img.values, arrays["demo_0/obs/agentview_image"])
-    assert np.all(np.diff(r1.streams["actions"]["time"].values) == 100_000_000)  # control_freq 10
+    assert np.all(
+        np.diff(r1.streams["actions"]["time"].values) == 100_000_000
+    )  # control_freq 10
     assert r1.extra["time"]["rate_source"] == "env_args.env_kwargs.control_freq"
     assert r0.factors["hardware"] == {"robot": "Panda", "controller": "OSC_POSE"}
     assert r0.factors["scenario"] == {"task": "Lift", "split": "train"}
     assert r1.factors["scenario"]["split"] == "valid"
-    assert r0.skipped == [{"topic": "demo_0/next_obs/robot0_eef_pos",
-                           "reason": "next_obs repeats obs shifted by one step (include_next_obs=False)",
-                           "count": 12}]
+    assert r0.skipped == [
+        {
+            "topic": "demo_0/next_obs/robot0_eef_pos",
+            "reason": "next_obs repeats obs shifted by one step (include_next_obs=False)",
+            "count": 12,
+        }
+    ]
     with_next = list(Hdf5Reader().read(path, include_next_obs=True))
-    assert "next_obs.robot0_eef_pos" in with_next[0].streams and with_next[0].skipped == []
+    assert (
+        "next_obs.robot0_eef_pos" in with_next[0].streams and with_next[0].skipped == []
+    )
 
 
 def test_generic_round_trip(tmp_path: Path) -> None:
@@ -155,9 +197,17 @@ def test_generic_round_trip(tmp_path: Path) -> None:
         f.create_dataset("table", data=rec)
     (run,) = list(Hdf5Reader().read(path, rate_hz=2.0))
     assert run.key == ""
-    assert run.factors == {"hardware": {"robot": "arm-a"}, "scenario": {"task": "stack"}}
+    assert run.factors == {
+        "hardware": {"robot": "arm-a"},
+        "scenario": {"task": "stack"},
+    }
     acc_ds = run.streams["imu.linear_acc"]
-    assert acc_ds["time"].values.tolist() == [100_000_000, 200_000_000, 300_000_000, 400_000_000]
+    assert acc_ds["time"].values.tolist() == [
+        100_000_000,
+        200_000_000,
+        300_000_000,
+        400_000_000,
+    ]
     np.testing.assert_array_equal(acc_ds["linear_acc"].values, acc[[1, 2, 0, 3]])
     assert acc_ds["linear_acc"].attrs["units"] == "m/s^2"
     assert acc_ds["linear_acc"].dims == ("time", "axis")

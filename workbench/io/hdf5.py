@@ -37,8 +37,10 @@ non-numeric datasets are listed in ``skipped``.
 Examples
 --------
 >>> from pathlib import Path
->>> Hdf5Reader().guess_can_open(Path("demo.hdf5"))
-True
+>>> Hdf5Reader().guess_can_open(Path("missing.hdf5"))  # claims existing files only
+False
+>>> sorted(Hdf5Reader().read.__kwdefaults__.items())
+[('include_next_obs', False), ('rate_hz', None)]
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     import h5py
     import xarray as xr
 
-__all__ = ["Hdf5Reader", "DATA_GROUP", "DEMO_PREFIX", "DEFAULT_RATE_HZ", "TIME_NAMES"]
+__all__ = ["DATA_GROUP", "DEFAULT_RATE_HZ", "DEMO_PREFIX", "TIME_NAMES", "Hdf5Reader"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SUFFIXES = {".hdf5", ".h5", ".hdf", ".he5"}
@@ -71,9 +73,24 @@ MASK_GROUP = "mask"
 """robomimic: filter keys (``train``, ``valid`` …) listing demo names."""
 DEFAULT_RATE_HZ = 20.0
 """Step rate of synthetic time when the file gives none (robomimic's default control rate)."""
-TIME_NAMES: tuple[str, ...] = ("time", "timestamp", "timestamps", "t", "stamp", "time_ns")
+TIME_NAMES: tuple[str, ...] = (
+    "time",
+    "timestamp",
+    "timestamps",
+    "t",
+    "stamp",
+    "time_ns",
+)
 """Dataset names that give the time axis of their group in the generic layout."""
-KNOWN_ROBOTS: tuple[str, ...] = ("Sawyer", "Baxter", "Panda", "Jaco", "Kinova3", "IIWA", "UR5e")
+KNOWN_ROBOTS: tuple[str, ...] = (
+    "Sawyer",
+    "Baxter",
+    "Panda",
+    "Jaco",
+    "Kinova3",
+    "IIWA",
+    "UR5e",
+)
 """robosuite robot names, used to split 0.x env names such as ``SawyerLift``."""
 
 
@@ -85,7 +102,11 @@ def _attr_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
-        return [_attr_value(v) for v in value.tolist()] if value.dtype.kind in "OSU" else value.tolist()
+        return (
+            [_attr_value(v) for v in value.tolist()]
+            if value.dtype.kind in "OSU"
+            else value.tolist()
+        )
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -106,7 +127,9 @@ def _json_attr(attrs: dict[str, Any], key: str) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _dims_for(name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[list[str], dict[str, list[str]]]:
+def _dims_for(
+    name: str, shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[list[str], dict[str, list[str]]]:
     """Dimension names for an array of *shape* (first axis = time), guessed from its name."""
     low = name.lower()
     if len(shape) == 1:
@@ -146,7 +169,9 @@ class Hdf5Reader(ReaderEntrypoint):
     """HDF5: robomimic/robosuite demos (one run per demo) or generic datasets (one run)."""
 
     name: ClassVar[str] = "hdf5"
-    description: ClassVar[str] = "HDF5 file: robomimic/robosuite demos or generic time series (.hdf5, .h5)"
+    description: ClassVar[str] = (
+        "HDF5 file: robomimic/robosuite demos or generic time series (.hdf5, .h5)"
+    )
     url: ClassVar[str] = "https://robomimic.github.io/docs/datasets/overview.html"
     version: ClassVar[str] = "1"
 
@@ -188,7 +213,9 @@ class Hdf5Reader(ReaderEntrypoint):
         with open(path, "rb") as fh:
             head = fh.read(8)
         if head != HDF5_MAGIC:
-            msg = f"{p!r}: not an HDF5 file (signature {head!r}, expected {HDF5_MAGIC!r})"
+            msg = (
+                f"{p!r}: not an HDF5 file (signature {head!r}, expected {HDF5_MAGIC!r})"
+            )
             raise ReaderError(msg)
         try:
             fh5 = h5py.File(path, "r")
@@ -199,7 +226,10 @@ class Hdf5Reader(ReaderEntrypoint):
             try:
                 demos = self._demo_names(fh5)
                 runs = (
-                    [self._demo_run(fh5, d, p, rate_hz, include_next_obs) for d in demos]
+                    [
+                        self._demo_run(fh5, d, p, rate_hz, include_next_obs)
+                        for d in demos
+                    ]
                     if demos
                     else [self._generic_run(fh5, p, rate_hz)]
                 )
@@ -218,30 +248,40 @@ class Hdf5Reader(ReaderEntrypoint):
         if not isinstance(data, h5py.Group):
             return []
         names = [
-            k for k in data.keys()
+            k
+            for k in data
             if k.startswith(DEMO_PREFIX) and isinstance(data.get(k), h5py.Group)
         ]
 
         def order(name: str) -> tuple[int, str]:
-            tail = name[len(DEMO_PREFIX):]
+            tail = name[len(DEMO_PREFIX) :]
             return (int(tail), name) if tail.isdigit() else (1 << 62, name)
 
         return sorted(names, key=order)
 
     def _demo_run(
-        self, fh5: h5py.File, demo: str, p: str, rate_hz: float | None, include_next_obs: bool
+        self,
+        fh5: h5py.File,
+        demo: str,
+        p: str,
+        rate_hz: float | None,
+        include_next_obs: bool,
     ) -> RunData:
         import h5py
-        import xarray as xr
 
         data = fh5[DATA_GROUP]
         group = data[demo]
         data_attrs = _attrs(data)
         env_args = _json_attr(data_attrs, "env_args")
         env_info = _json_attr(data_attrs, "env_info")
-        env_kwargs = env_args.get("env_kwargs") if isinstance(env_args.get("env_kwargs"), dict) else {}
+        raw_kwargs = env_args.get("env_kwargs")
+        env_kwargs: dict[str, Any] = raw_kwargs if isinstance(raw_kwargs, dict) else {}
         bad_attrs = [
-            {"topic": f"{DATA_GROUP}.attrs.{key}", "reason": "attribute is not a JSON object", "count": 1}
+            {
+                "topic": f"{DATA_GROUP}.attrs.{key}",
+                "reason": "attribute is not a JSON object",
+                "count": 1,
+            }
             for key, parsed in (("env_args", env_args), ("env_info", env_info))
             if isinstance(data_attrs.get(key), str) and not parsed
         ]
@@ -249,21 +289,36 @@ class Hdf5Reader(ReaderEntrypoint):
         # ---- time
         if rate_hz is not None:
             rate, rate_source = float(rate_hz), "option rate_hz"
-        elif isinstance(env_kwargs.get("control_freq"), int | float) and env_kwargs["control_freq"] > 0:
-            rate, rate_source = float(env_kwargs["control_freq"]), "env_args.env_kwargs.control_freq"
-        elif isinstance(env_info.get("control_freq"), int | float) and env_info["control_freq"] > 0:
+        elif (
+            isinstance(env_kwargs.get("control_freq"), int | float)
+            and env_kwargs["control_freq"] > 0
+        ):
+            rate, rate_source = (
+                float(env_kwargs["control_freq"]),
+                "env_args.env_kwargs.control_freq",
+            )
+        elif (
+            isinstance(env_info.get("control_freq"), int | float)
+            and env_info["control_freq"] > 0
+        ):
             rate, rate_source = float(env_info["control_freq"]), "env_info.control_freq"
         else:
             rate, rate_source = DEFAULT_RATE_HZ, "default (no control_freq in the file)"
 
         datasets: list[tuple[str, h5py.Dataset]] = []
         group.visititems(
-            lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None
+            lambda name, obj: (
+                datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None
+            )
         )
         demo_attrs = _attrs(group)
         n = demo_attrs.get("num_samples")
         if not isinstance(n, int):
-            lengths = [d.shape[0] for name, d in datasets if d.ndim >= 1 and name in ("actions", "states")]
+            lengths = [
+                d.shape[0]
+                for name, d in datasets
+                if d.ndim >= 1 and name in ("actions", "states")
+            ]
             lengths = lengths or [d.shape[0] for _, d in datasets if d.ndim >= 1]
             n = max(lengths) if lengths else 0
         time_ns = _synthetic_time(n, rate)
@@ -273,40 +328,58 @@ class Hdf5Reader(ReaderEntrypoint):
         scalars: dict[str, Any] = {}
         for name, dset in sorted(datasets):
             if name.startswith("next_obs/") and not include_next_obs:
-                skipped.append({
-                    "topic": f"{demo}/{name}",
-                    "reason": "next_obs repeats obs shifted by one step (include_next_obs=False)",
-                    "count": int(dset.shape[0]) if dset.ndim else 1,
-                })
+                skipped.append(
+                    {
+                        "topic": f"{demo}/{name}",
+                        "reason": "next_obs repeats obs shifted by one step (include_next_obs=False)",
+                        "count": int(dset.shape[0]) if dset.ndim else 1,
+                    }
+                )
                 continue
             if dset.ndim == 0:
                 scalars[name] = _attr_value(dset[()])
                 continue
             if dset.shape[0] != n:
-                skipped.append({
-                    "topic": f"{demo}/{name}",
-                    "reason": f"first axis {dset.shape[0]} differs from the demo length {n}",
-                    "count": int(dset.shape[0]),
-                })
+                skipped.append(
+                    {
+                        "topic": f"{demo}/{name}",
+                        "reason": f"first axis {dset.shape[0]} differs from the demo length {n}",
+                        "count": int(dset.shape[0]),
+                    }
+                )
                 continue
             ds, problem = _dataset_stream(name, dset, time_ns, f"{demo}/{name}")
             if ds is None:
-                skipped.append({"topic": f"{demo}/{name}", "reason": problem, "count": int(dset.shape[0])})
+                skipped.append(
+                    {
+                        "topic": f"{demo}/{name}",
+                        "reason": problem,
+                        "count": int(dset.shape[0]),
+                    }
+                )
                 continue
             ds.attrs["time"] = "synthetic"
             streams[stream_name(name)] = ds
 
         # ---- factors
-        env_name = env_args.get("env_name") or env_info.get("env_name") or data_attrs.get("env")
+        env_name = (
+            env_args.get("env_name")
+            or env_info.get("env_name")
+            or data_attrs.get("env")
+        )
         robots = _robots(env_kwargs.get("robots")) or _robots(env_info.get("robots"))
         derived: dict[str, str] = {}
         if robots is None and isinstance(env_name, str):
             for robot in KNOWN_ROBOTS:
                 if env_name.startswith(robot) and len(env_name) > len(robot):
                     robots = robot
-                    derived["hardware.robot"] = f"prefix of env name {env_name!r} (robosuite 0.x)"
+                    derived["hardware.robot"] = (
+                        f"prefix of env name {env_name!r} (robosuite 0.x)"
+                    )
                     break
-        controller = env_kwargs.get("controller_configs") or env_info.get("controller_configs")
+        controller = env_kwargs.get("controller_configs") or env_info.get(
+            "controller_configs"
+        )
         hardware: dict[str, Scalar] = {}
         if robots:
             hardware["robot"] = robots
@@ -317,7 +390,9 @@ class Hdf5Reader(ReaderEntrypoint):
         if sim_type == 1 or "repository_version" in data_attrs:
             environment["simulator"] = "robosuite"
         elif isinstance(sim_type, int):
-            environment["simulator"] = {2: "gym", 3: "ig_momart"}.get(sim_type, f"type_{sim_type}")
+            environment["simulator"] = {2: "gym", 3: "ig_momart"}.get(
+                sim_type, f"type_{sim_type}"
+            )
         if isinstance(data_attrs.get("repository_version"), str):
             environment["simulator_version"] = data_attrs["repository_version"]
         scenario: dict[str, Scalar] = {}
@@ -350,7 +425,11 @@ class Hdf5Reader(ReaderEntrypoint):
             extra["derived_factors"] = derived
         return RunData(
             key=demo,
-            factors={"hardware": hardware, "environment": environment, "scenario": scenario},
+            factors={
+                "hardware": hardware,
+                "environment": environment,
+                "scenario": scenario,
+            },
             streams=streams,
             skipped=skipped,
             extra=extra,
@@ -383,10 +462,14 @@ class Hdf5Reader(ReaderEntrypoint):
             if time_ds is not None:
                 raw = time_ds[()]
                 if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
-                    skipped.append({
-                        "topic": time_ds.name, "reason": "time dataset has NaN or infinite values; "
-                        "its group gets synthetic time", "count": int(raw.shape[0]),
-                    })
+                    skipped.append(
+                        {
+                            "topic": time_ds.name,
+                            "reason": "time dataset has NaN or infinite values; "
+                            "its group gets synthetic time",
+                            "count": int(raw.shape[0]),
+                        }
+                    )
                     time_ds = None
                 else:
                     t = to_ns(raw, "auto", path=p, column=time_ds.name)
@@ -402,30 +485,53 @@ class Hdf5Reader(ReaderEntrypoint):
                 if dset.dtype.names:
                     ds, problem = _compound_stream(name, dset, rate, p)
                     if ds is None:
-                        skipped.append({"topic": name, "reason": problem, "count": int(dset.shape[0])})
+                        skipped.append(
+                            {
+                                "topic": name,
+                                "reason": problem,
+                                "count": int(dset.shape[0]),
+                            }
+                        )
                         continue
                     for field_name in dset.dtype.names:
-                        if field_name not in ds.data_vars and field_name.lower() not in TIME_NAMES:
-                            skipped.append({
-                                "topic": f"{name}.{field_name}",
-                                "reason": f"non-numeric field ({dset.dtype[field_name]})",
-                                "count": int(dset.shape[0]),
-                            })
+                        if (
+                            field_name not in ds.data_vars
+                            and field_name.lower() not in TIME_NAMES
+                        ):
+                            skipped.append(
+                                {
+                                    "topic": f"{name}.{field_name}",
+                                    "reason": f"non-numeric field ({dset.dtype[field_name]})",
+                                    "count": int(dset.shape[0]),
+                                }
+                            )
                     if ds.attrs.get("time") == "synthetic":
                         synthetic.append(name)
                     streams[stream_name(name)] = ds
                     continue
-                if time_ns is not None and order is not None and dset.shape[0] == time_ns.shape[0]:
-                    ds, problem = _dataset_stream(name, dset, time_ns, name, order=order)
+                if (
+                    time_ns is not None
+                    and order is not None
+                    and dset.shape[0] == time_ns.shape[0]
+                ):
+                    ds, problem = _dataset_stream(
+                        name, dset, time_ns, name, order=order
+                    )
                     if ds is not None:
-                        ds.attrs["time_source"] = time_ds.name if time_ds is not None else ""
+                        ds.attrs["time_source"] = (
+                            time_ds.name if time_ds is not None else ""
+                        )
                 else:
-                    ds, problem = _dataset_stream(name, dset, _synthetic_time(dset.shape[0], rate), name)
+                    ds, problem = _dataset_stream(
+                        name, dset, _synthetic_time(dset.shape[0], rate), name
+                    )
                     if ds is not None:
                         ds.attrs["time"] = "synthetic"
                         synthetic.append(name)
                 if ds is None:
-                    skipped.append({"topic": name, "reason": problem, "count": int(dset.shape[0])})
+                    skipped.append(
+                        {"topic": name, "reason": problem, "count": int(dset.shape[0])}
+                    )
                     continue
                 streams[stream_name(name)] = ds
 
@@ -452,7 +558,14 @@ class Hdf5Reader(ReaderEntrypoint):
             extra["time_datasets"] = time_sources
         if scalars:
             extra["scalars"] = scalars
-        return RunData(key="", factors=factors, streams=streams, skipped=skipped, extra=extra, name=Path(p).stem)
+        return RunData(
+            key="",
+            factors=factors,
+            streams=streams,
+            skipped=skipped,
+            extra=extra,
+            name=Path(p).stem,
+        )
 
 
 def _masks(fh5: h5py.File) -> dict[str, set[str]]:
@@ -478,7 +591,12 @@ def _find_time(members: list[tuple[str, h5py.Dataset]]) -> h5py.Dataset | None:
 
 
 def _dataset_stream(
-    name: str, dset: h5py.Dataset, time_ns: np.ndarray, source: str, *, order: np.ndarray | None = None
+    name: str,
+    dset: h5py.Dataset,
+    time_ns: np.ndarray,
+    source: str,
+    *,
+    order: np.ndarray | None = None,
 ) -> tuple[xr.Dataset | None, str]:
     import xarray as xr
 
@@ -511,7 +629,9 @@ def _compound_stream(
         return None, f"compound dataset with {dset.ndim} dimensions"
     values = dset[()]
     fields = list(values.dtype.names or ())
-    tfield = next((f for f in fields if f.lower() in TIME_NAMES and values[f].ndim == 1), None)
+    tfield = next(
+        (f for f in fields if f.lower() in TIME_NAMES and values[f].ndim == 1), None
+    )
     if tfield is not None and values[tfield].dtype.kind in "iufM":
         t = to_ns(values[tfield], "auto", path=p, column=f"{name}.{tfield}")
         order = np.argsort(t, kind="stable")
@@ -530,7 +650,9 @@ def _compound_stream(
         data_vars[f] = (dims, col[order])
     if not data_vars:
         return None, "compound dataset without numeric fields"
-    ds = xr.Dataset(data_vars, coords={"time": ("time", time_ns)}, attrs={"source": name})
+    ds = xr.Dataset(
+        data_vars, coords={"time": ("time", time_ns)}, attrs={"source": name}
+    )
     if synthetic:
         ds.attrs["time"] = "synthetic"
     return ds, ""
