@@ -19,8 +19,9 @@ from workbench.model import (
     WorkbenchError as WorkbenchError,
 )
 from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
+from workbench.compare import CompareResult as CompareResult, compare as compare  # noqa: E402  (after the submodule import, so `wb.compare` is the function)
 
-_SUBMODULES = {"sync", "quality", "metrics", "compare", "viz", "samples", "io", "accessors", "metadata", "model"}
+_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "report", "ui"}
 
 
 def __getattr__(name: str) -> object:

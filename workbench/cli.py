@@ -137,7 +137,14 @@ def _print_frame(df: Any, fmt: str) -> None:
     elif fmt == "csv":
         click.echo(df.write_csv(), nl=False)
     else:
-        with pl.Config(tbl_rows=max(df.height, 1), tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40):
+        with pl.Config(
+            tbl_rows=max(df.height, 1),
+            tbl_cols=-1,
+            tbl_width_chars=200,
+            fmt_str_lengths=40,
+            tbl_hide_dataframe_shape=True,
+            tbl_hide_column_data_types=True,
+        ):
             click.echo(df)
 
 
@@ -260,6 +267,97 @@ def grade(store_path: str | None, where: str | None, findings: bool, fmt: str, p
         _print_frame(flagged, "table")
     if detail is not None:
         _print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table")
+
+
+@cli.command()
+@store_option
+@click.option("--metric", "names", multiple=True, help="Metric to compute (repeatable) [default: all installed].")
+@click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
+@click.option("--scheduler", default=None, help="threads (default), processes, sync, or a Dask address tcp://host:8786.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, scheduler: str | None, fmt: str, progress: bool | None) -> None:
+    """Compute behavior metrics per run and keep them in the catalog."""
+    from workbench.metrics import compute
+
+    store = _open(store_path)
+    ids = store.runs(where=where)["run_id"].to_list() if where else None
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    df = compute(store, list(names) or None, run_ids=ids, scheduler=scheduler, progress=show_bar and fmt == "table")
+    df = store.runs().select("run_id", "name").join(df, on="run_id", how="inner")
+    _print_frame(df, fmt)
+
+
+@cli.command()
+@store_option
+@click.option("--by", default="model.version", show_default=True, help="Factor whose two values are compared.")
+@click.option("--baseline", default=None, help="Baseline value of --by.")
+@click.option("--candidate", default=None, help="Candidate value of --by.")
+@click.option("--within", multiple=True, help="Factor defining cells (repeatable, or comma-separated).")
+@click.option("--metric", "names", multiple=True, help="Metric to compare (repeatable) [default: the standard set].")
+@click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
+@click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")), help="Leave out runs graded below this.")
+@click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate (Holm).")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any cell regresses with confidence (CI gate).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare(
+    store_path: str | None,
+    by: str,
+    baseline: str | None,
+    candidate: str | None,
+    within: tuple[str, ...],
+    names: tuple[str, ...],
+    where: str | None,
+    min_grade: str | None,
+    alpha: float,
+    fail_on_regression: bool,
+    fmt: str,
+) -> None:
+    """Compare two variants per cell: rates and metrics with intervals, tests, verdicts."""
+    import polars as pl
+
+    from workbench.compare import compare as run_compare
+    from workbench.model import parse_scalar
+
+    store = _open(store_path)
+    cat = store.runs(where=where)
+    cells = [w.strip() for item in within for w in item.split(",") if w.strip()]
+    res = run_compare(
+        cat,
+        by=by,
+        baseline=None if baseline is None else parse_scalar(baseline),
+        candidate=None if candidate is None else parse_scalar(candidate),
+        within=cells,
+        metrics=list(names) or None,
+        min_grade=min_grade,
+        alpha=alpha,
+    )
+    if fmt == "json":
+        click.echo(res.to_json())
+    else:
+        click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline), Holm-adjusted at alpha={alpha}")
+        view = res.table.select(
+            *cells, "metric", "n_baseline", "n_candidate",
+            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("baseline", "baseline_lo", "baseline_hi"))).alias("baseline"),
+            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("candidate", "candidate_lo", "candidate_hi"))).alias("candidate"),
+            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("difference", "difference_lo", "difference_hi"))).alias("difference"),
+            pl.col("p_adjusted").round(4), "verdict",
+        )
+        _print_frame(view, "table")
+        top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)
+        if top.height:
+            click.echo("what explains each metric (share of variation):")
+            _print_frame(top.with_columns(pl.col("share").round(3)), "table")
+        if res.excluded:
+            click.echo(f"{len(res.excluded)} runs left out (other variants or below --min-grade)")
+        regress = res.regressions
+        if regress.height:
+            click.secho(f"{regress.height} regression(s) with confidence:", fg="red", err=fail_on_regression)
+            _print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference", "p_adjusted"), "table")
+        else:
+            click.secho("no regression with confidence", fg="green")
+    if fail_on_regression and not res.passed:
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command(name="readers")

@@ -750,8 +750,7 @@ class Store:
         return True
 
     def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
-        import numpy as np
-        from zarr.codecs import BloscCodec
+        from workbench.zarr_writer import supported, write_stream
 
         check_stream(name, ds)
         ds = ds.copy()
@@ -759,22 +758,12 @@ class Store:
         for var in ds.variables.values():
             var.attrs = _json_safe(dict(var.attrs))
             var.encoding = {}
-        encoding: dict[str, dict[str, Any]] = {}
-        for vname, var in ds.variables.items():
-            if var.dtype.kind in "biufcM" and var.ndim:
-                itemsize = max(var.dtype.itemsize, 1)
-                row = int(np.prod([s for d, s in var.sizes.items() if d != var.dims[0]], dtype=np.int64)) or 1
-                first = max(1, min(var.shape[0], _CHUNK_BYTES // (row * itemsize)))
-                chunks = (first, *var.shape[1:])
-                encoding[str(vname)] = {
-                    "chunks": chunks,
-                    "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=itemsize)],
-                }
-            elif var.dtype.kind in "OUS":
-                ds[vname] = var.astype(str) if var.dtype.kind == "O" else var
-        target = self._zarr_target(self._join(run_dir, STREAMS_DIR, f"{name}.zarr"))
+        path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
         try:
-            ds.to_zarr(target, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+            if supported(ds):
+                write_stream(ds, path, fs=None if self.local else self.fs)
+            else:
+                ds.to_zarr(self._zarr_target(path), mode="w", consolidated=False, zarr_format=3)
         except (TypeError, ValueError) as err:
             msg = f"stream {name!r} cannot be stored: {err}"
             raise SchemaError(msg) from err

@@ -37,18 +37,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
+    "Columns",
     "DecodeError",
-    "UnsupportedTypeError",
+    "Layout",
     "Plan",
     "Ragged",
-    "Columns",
-    "Layout",
+    "UnsupportedTypeError",
     "compile_plan",
-    "walk",
     "decode",
+    "gather_rows",
     "gather_slices",
+    "walk",
 ]
 
 # field kinds in a plan node
@@ -69,16 +71,25 @@ _PRIMITIVES: dict[str, tuple[str, int]] = {
     "float32": ("f4", 4),
     "float64": ("f8", 8),
 }
-_STRUCT_FMT = {"?": "?", "u1": "B", "i1": "b", "i2": "h", "u2": "H", "i4": "i", "u4": "I",
-               "i8": "q", "u8": "Q", "f4": "f", "f8": "d"}  # fmt: skip
+_STRUCT_FMT = {
+    "?": "?",
+    "u1": "B",
+    "i1": "b",
+    "i2": "h",
+    "u2": "H",
+    "i4": "i",
+    "u4": "I",
+    "i8": "q",
+    "u8": "Q",
+    "f4": "f",
+    "f8": "d",
+}
 
 _U32_LE = struct.Struct("<I")
 _U32_BE = struct.Struct(">I")
 
 # bail out of the "find a new reference message" loop after this many one-message groups
 _MAX_SINGLETON_GROUPS = 16
-# above this many bytes per row, copy rows with slices instead of a fancy-index gather
-_SLICE_COPY_BYTES = 256
 # at most this many elements of a sequence of structures are expanded into columns
 MAX_STRUCT_SEQUENCE = 64
 
@@ -161,7 +172,11 @@ class Columns:
 
 
 def compile_plan(
-    typename: str, fielddefs: Mapping[str, Any], *, fallback: Mapping[str, Any] | None = None
+    typename: str,
+    fielddefs: Mapping[str, Any],
+    *,
+    fallback: Mapping[str, Any] | None = None,
+    empty_struct_byte: bool = True,
 ) -> Plan:
     """Compile *typename* into a :class:`Plan`.
 
@@ -174,6 +189,9 @@ def compile_plan(
         ``Typestore.fielddefs`` or the result of ``get_types_from_msg``).
     fallback
         Definitions used for types missing from *fielddefs*.
+    empty_struct_byte
+        A structure without fields occupies one ``uint8`` (ROS 2 / CDR: the generated
+        ``structure_needs_at_least_one_member``); ``False`` for ROS 1, where it is empty.
 
     Raises
     ------
@@ -218,6 +236,8 @@ def compile_plan(
             raise UnsupportedTypeError(msg)
         leaf_types[path] = tname
         _consts, fields = lookup(tname)
+        if not fields and empty_struct_byte:
+            fields = [("structure_needs_at_least_one_member", (1, ("uint8", 0)))]
         children = tuple(
             node_of(desc, fname, f"{path}.{fname}" if path else fname, (*stack, tname))
             for fname, desc in fields
@@ -345,10 +365,35 @@ def walk(buf: Any, start: int, end: int, plan: Plan, encoding: str) -> Layout:
             raise DecodeError(msg)
 
     visit(plan.root, "")
+    extra = end - pos
+    if extra > (3 if cdr else 0):
+        msg = (
+            f"payload has {extra} bytes after the last field of {plan.typename}: "
+            "the message definition does not match the data"
+        )
+        raise DecodeError(msg)
     return Layout(leaves, strings, structural, pos - start)
 
 
 # --------------------------------------------------------------------------- many messages
+
+
+def _windows(buf: np.ndarray, width: int) -> np.ndarray:
+    """Every ``buf[i:i+width]`` as rows of a (len-width+1, width) read-only view."""
+    return as_strided(
+        buf, shape=(len(buf) - width + 1, width), strides=(buf.strides[0], 1), writeable=False
+    )
+
+
+def gather_rows(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """``buf[s:s+width]`` for every start, as an (n, width) uint8 array (one row copy each)."""
+    n = len(starts)
+    if n == 0 or width == 0:
+        return np.empty((n, width), dtype=np.uint8)
+    if width > len(buf):
+        msg = f"cannot read {width} bytes from a buffer of {len(buf)}"
+        raise DecodeError(msg)
+    return _windows(buf, width)[starts]
 
 
 def gather_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -359,20 +404,26 @@ def gather_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> n
     total = int(lengths.sum())
     if total == 0:
         return np.empty(0, dtype=np.uint8)
-    if total // n >= _SLICE_COPY_BYTES or n < 8:
+    first = int(lengths[0])
+    if np.all(lengths == first):
+        return gather_rows(buf, starts, first).reshape(-1)
+    uniq = np.unique(lengths)
+    if len(uniq) * 8 > n:  # mostly distinct lengths (images, text): copy slice by slice
         out = np.empty(total, dtype=np.uint8)
         o = 0
         for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True):
             out[o : o + ln] = buf[s : s + ln]
             o += ln
         return out
-    first = int(lengths[0])
-    if np.all(lengths == first):
-        idx = starts[:, None] + np.arange(first, dtype=np.int64)
-        return buf[idx].reshape(-1)
+    out = np.empty(total, dtype=np.uint8)
     out_off = np.cumsum(lengths) - lengths
-    idx = np.repeat(starts - out_off, lengths) + np.arange(total, dtype=np.int64)
-    return buf[idx]
+    for ln in uniq.tolist():
+        if ln == 0:
+            continue
+        sel = np.nonzero(lengths == ln)[0]
+        target = as_strided(out, shape=(total - ln + 1, ln), strides=(1, 1))
+        target[out_off[sel]] = _windows(buf, ln)[starts[sel]]
+    return out
 
 
 def _rows_matrix(
@@ -395,11 +446,7 @@ def _read_fixed(
     """Bytes ``[off, off+nbytes)`` of every row as an (n, nbytes) uint8 array."""
     if matrix is not None:
         return np.ascontiguousarray(matrix[:, off : off + nbytes])
-    if nbytes >= _SLICE_COPY_BYTES:
-        return gather_slices(data, starts + off, np.full(len(starts), nbytes)).reshape(
-            len(starts), nbytes
-        )
-    return data[(starts + off)[:, None] + np.arange(nbytes, dtype=np.int64)]
+    return gather_rows(data, starts + off, nbytes)
 
 
 def _as_dtype(raw: np.ndarray, dtype: str, count: int) -> np.ndarray:
@@ -514,21 +561,22 @@ def _same_structure(
     data: np.ndarray, starts: np.ndarray, rows: np.ndarray, ref_start: int, lay: Layout
 ) -> np.ndarray:
     """Boolean mask over *rows*: whose structural bytes equal the reference message's."""
-    if not lay.structural:
-        return np.ones(len(rows), dtype=bool)
-    rel = np.concatenate(
-        [np.arange(o, o + ln, dtype=np.int64) for o, ln in lay.structural if ln]
-        or [np.empty(0, dtype=np.int64)]
-    )
-    if len(rel) == 0:
-        return np.ones(len(rows), dtype=bool)
-    ref = data[ref_start + rel]
     same = np.ones(len(rows), dtype=bool)
-    # compare in slabs so the index array stays small for long strings / many rows
-    step = max(1, 4_000_000 // max(len(rel), 1))
-    for a in range(0, len(rows), step):
-        sub = starts[rows[a : a + step]]
-        same[a : a + step] = (data[sub[:, None] + rel] == ref).all(axis=1)
+    if not lay.structural:
+        return same
+    # merge adjacent ranges (a length prefix and its string bytes are back to back)
+    ranges: list[list[int]] = []
+    for o, ln in sorted(lay.structural):
+        if ln <= 0:
+            continue
+        if ranges and ranges[-1][0] + ranges[-1][1] == o:
+            ranges[-1][1] += ln
+        else:
+            ranges.append([o, ln])
+    row_starts = starts[rows]
+    for o, ln in ranges:
+        ref = data[ref_start + o : ref_start + o + ln]
+        same &= (gather_rows(data, row_starts + o, ln) == ref).all(axis=1)
     return same
 
 
@@ -617,7 +665,7 @@ def _assemble_numeric(
     counts = np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts])
     dtypes = {p[2] for p in parts}
     if len(dtypes) > 1:  # mixed byte order (never seen in practice): normalize per part
-        dtype = np.dtype(sorted(dtypes)[0]).newbyteorder("=").str
+        dtype = np.dtype(min(dtypes)).newbyteorder("=").str
     else:
         dtype = next(iter(dtypes))
     dt = np.dtype(dtype)
@@ -630,9 +678,7 @@ def _assemble_numeric(
         if len(dtypes) > 1:
             vals = np.concatenate(
                 [
-                    _as_dtype(
-                        _read_fixed(data, p[1], 0, nb, None), p[2], count
-                    ).astype(native)
+                    _as_dtype(_read_fixed(data, p[1], 0, nb, None), p[2], count).astype(native)
                     for p in parts
                 ]
             )

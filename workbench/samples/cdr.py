@@ -30,13 +30,13 @@ __all__ = [
     "CDR_HEADER",
     "MESSAGE_TYPES",
     "Layout",
-    "message_definition",
-    "encode_joint_state",
-    "encode_imu",
-    "encode_wrench",
-    "encode_tf",
     "encode_compressed_image",
+    "encode_imu",
+    "encode_joint_state",
     "encode_string",
+    "encode_tf",
+    "encode_wrench",
+    "message_definition",
 ]
 
 CDR_HEADER = b"\x00\x01\x00\x00"
@@ -135,7 +135,9 @@ class Layout:
         width = np.dtype(dtype).itemsize * count
         table[:, start : start + width] = arr.reshape(len(table), -1).view(np.uint8)
 
-    def put_stamp(self, table: NDArray[np.uint8], prefix: str, stamps_ns: ArrayLike) -> None:
+    def put_stamp(
+        self, table: NDArray[np.uint8], prefix: str, stamps_ns: ArrayLike
+    ) -> None:
         """Split int64 nanosecond stamps into the ``sec``/``nanosec`` columns."""
         ns = np.asarray(stamps_ns, dtype=np.int64)
         self.put(table, f"{prefix}sec", ns // 1_000_000_000)
@@ -247,16 +249,27 @@ def encode_tf(
 
 def _header_bytes(stamp_ns: int, frame_id: str) -> bytes:
     raw = frame_id.encode() + b"\0"
-    return struct.pack("<iII", stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000, len(raw)) + raw
+    return (
+        struct.pack(
+            "<iII", stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000, len(raw)
+        )
+        + raw
+    )
 
 
 def encode_compressed_image(
-    stamps_ns: Sequence[int], frames: Sequence[bytes], *, frame_id: str, fmt: str = "jpeg"
+    stamps_ns: ArrayLike,
+    frames: Sequence[bytes],
+    *,
+    frame_id: str,
+    fmt: str = "jpeg",
 ) -> list[bytes]:
     """``sensor_msgs/msg/CompressedImage`` messages (variable size, so one at a time)."""
     out = []
     fmt_raw = fmt.encode() + b"\0"
-    for stamp, data in zip(stamps_ns, frames, strict=True):
+    for stamp, data in zip(
+        np.asarray(stamps_ns, dtype=np.int64).tolist(), frames, strict=True
+    ):
         body = bytearray(_header_bytes(int(stamp), frame_id))
         body += b"\0" * ((-len(body)) % 4)
         body += struct.pack("<I", len(fmt_raw)) + fmt_raw

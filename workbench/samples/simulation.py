@@ -30,15 +30,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
-    "JOINT_NAMES",
     "EFFECTS",
-    "RunSpec",
+    "JOINT_NAMES",
     "Plan",
+    "RunSpec",
     "SimulatedRun",
-    "plan_run",
-    "simulate",
     "forward_kinematics",
+    "plan_run",
     "quaternion_from_matrix",
+    "simulate",
 ]
 
 F8 = NDArray[np.float64]
@@ -56,25 +56,33 @@ ENCODER_LSB = 2.0**-16
 """Joint encoder resolution in radians: measured positions are multiples of this."""
 
 GRAVITY = 9.81
+GRIP_OFFSET_M = 0.09
+"""Distance from the tool flange to the centre of a grasped object."""
 TASK_TIMEOUT_S = 8.0
+POSTROLL_S = 0.6
+"""Recording continues this long after the success or failure event."""
 """A run whose task is not done this long after its start fails with ``timeout``."""
 
 EFFECTS: dict[str, Any] = {
-    "speed_factor": {"policy-v1": 1.0, "policy-v2": 0.82},
+    "speed_factor": {"policy-v1": 1.0, "policy-v2": 0.8},
     "p_missed_grasp": {
         "policy-v1": {"bright": 0.04, "dim": 0.06},
-        "policy-v2": {"bright": 0.03, "dim": 0.04},
+        "policy-v2": {"bright": 0.02, "dim": 0.03},
         "policy-v2/arm-b/dim": 0.65,
     },
     "p_slip_per_phase": {"rubber": 0.06, "steel": 0.24},
+    "slip_factor": {"policy-v1": 1.0, "policy-v2": 0.8},
     "slip_phases": ["lift", "transport"],
     "p_recover": 0.75,
     "regrasp_s": 1.2,
     "actuator_latency_ms": {"arm-a": 10.0, "arm-b": 25.0},
     "lag_time_constant_ms": 40.0,
-    "calibration_offset_rad": {"arm-a": [0.0] * 6, "arm-b": [0.0, 0.03, 0.0, 0.0, 0.0, 0.0]},
+    "calibration_offset_rad": {
+        "arm-a": [0.0] * 6,
+        "arm-b": [0.0, 0.03, 0.0, 0.0, 0.0, 0.0],
+    },
     "camera_gain": {"bright": 1.0, "dim": 0.32},
-    "camera_noise_sigma": {"bright": 2.0, "dim": 14.0},
+    "camera_noise_sigma": {"bright": 2.0, "dim": 10.0},
     "task_timeout_s": TASK_TIMEOUT_S,
 }
 """The planted effects: every factor's influence on the simulation, in one place.
@@ -120,8 +128,18 @@ def forward_kinematics(q: F8) -> NDArray[np.float64]:
         ct, st = np.cos(q[:, j]), np.sin(q[:, j])
         ca, sa = np.cos(_DH_ALPHA[j]), np.sin(_DH_ALPHA[j])
         a = np.zeros((n, 4, 4))
-        a[:, 0, 0], a[:, 0, 1], a[:, 0, 2], a[:, 0, 3] = ct, -st * ca, st * sa, _DH_A[j] * ct
-        a[:, 1, 0], a[:, 1, 1], a[:, 1, 2], a[:, 1, 3] = st, ct * ca, -ct * sa, _DH_A[j] * st
+        a[:, 0, 0], a[:, 0, 1], a[:, 0, 2], a[:, 0, 3] = (
+            ct,
+            -st * ca,
+            st * sa,
+            _DH_A[j] * ct,
+        )
+        a[:, 1, 0], a[:, 1, 1], a[:, 1, 2], a[:, 1, 3] = (
+            st,
+            ct * ca,
+            -ct * sa,
+            _DH_A[j] * st,
+        )
         a[:, 2, 1], a[:, 2, 2], a[:, 2, 3] = sa, ca, _DH_D[j]
         a[:, 3, 3] = 1.0
         out = out @ a
@@ -129,20 +147,93 @@ def forward_kinematics(q: F8) -> NDArray[np.float64]:
 
 
 def quaternion_from_matrix(r: F8) -> F8:
-    """Unit quaternions ``(n, 4)`` as x, y, z, w (w ≥ 0) from rotations ``(n, 3, 3)``."""
+    """Unit quaternions ``(n, 4)`` as x, y, z, w from rotations ``(n, 3, 3)``.
+
+    Shepperd's method (pivot on the largest of w, x, y, z); the sign is then chosen
+    so that consecutive quaternions stay in one hemisphere (no sign flips in a series).
+
+    >>> quaternion_from_matrix(np.eye(3)[None]).tolist()
+    [[0.0, 0.0, 0.0, 1.0]]
+    """
+    r = np.asarray(r, dtype=np.float64)
     m00, m11, m22 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
-    w = 0.5 * np.sqrt(np.maximum(0.0, 1 + m00 + m11 + m22))
-    x = 0.5 * np.sqrt(np.maximum(0.0, 1 + m00 - m11 - m22)) * np.sign(r[:, 2, 1] - r[:, 1, 2])
-    y = 0.5 * np.sqrt(np.maximum(0.0, 1 - m00 + m11 - m22)) * np.sign(r[:, 0, 2] - r[:, 2, 0])
-    z = 0.5 * np.sqrt(np.maximum(0.0, 1 - m00 - m11 + m22)) * np.sign(r[:, 1, 0] - r[:, 0, 1])
-    quat = np.stack([x, y, z, w], axis=1)
-    return quat / np.linalg.norm(quat, axis=1, keepdims=True)
+    trace = m00 + m11 + m22
+    candidates = np.stack(
+        [
+            np.stack(
+                [
+                    r[:, 2, 1] - r[:, 1, 2],
+                    r[:, 0, 2] - r[:, 2, 0],
+                    r[:, 1, 0] - r[:, 0, 1],
+                    1 + trace,
+                ],
+                1,
+            ),
+            np.stack(
+                [
+                    1 + m00 - m11 - m22,
+                    r[:, 0, 1] + r[:, 1, 0],
+                    r[:, 0, 2] + r[:, 2, 0],
+                    r[:, 2, 1] - r[:, 1, 2],
+                ],
+                1,
+            ),
+            np.stack(
+                [
+                    r[:, 0, 1] + r[:, 1, 0],
+                    1 - m00 + m11 - m22,
+                    r[:, 1, 2] + r[:, 2, 1],
+                    r[:, 0, 2] - r[:, 2, 0],
+                ],
+                1,
+            ),
+            np.stack(
+                [
+                    r[:, 0, 2] + r[:, 2, 0],
+                    r[:, 1, 2] + r[:, 2, 1],
+                    1 - m00 - m11 + m22,
+                    r[:, 1, 0] - r[:, 0, 1],
+                ],
+                1,
+            ),
+        ],
+        axis=1,
+    )
+    pivot = np.argmax(np.stack([trace, m00, m11, m22], axis=1), axis=1)
+    quat = candidates[np.arange(len(r)), pivot]
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    if len(quat) > 1:
+        flips = np.einsum("ij,ij->i", quat[1:], quat[:-1]) < 0
+        sign = np.concatenate([[1.0], np.where(np.cumsum(flips) % 2 == 1, -1.0, 1.0)])
+        quat *= sign[:, None]
+    if quat[0, 3] < 0:
+        quat = -quat
+    return quat
 
 
-def _pose(base: float, reach: float, height: float) -> F8:
-    """Joint configuration with the tool pointing down (q2 + q3 + q4 = -pi/2)."""
-    q2, q3 = -1.05 + height - 0.5 * reach, 1.95 - 0.3 * height - reach
-    return np.array([base, q2, q3, -np.pi / 2 - q2 - q3, -np.pi / 2, base])
+def _pose(base: float, radius: float, height: float) -> F8:
+    """Joints putting the flange at *radius*/*height* (m) at base angle *base*, pointing down.
+
+    Solved by a few Newton steps on the shoulder and elbow (q4 keeps the tool
+    vertical: q2 + q3 + q4 = -pi/2).
+    """
+
+    def pose(q2: float, q3: float) -> F8:
+        return np.array([base, q2, q3, -np.pi / 2 - q2 - q3, -np.pi / 2, base])
+
+    def reach(q23: F8) -> F8:
+        p = forward_kinematics(pose(*q23))[0, :3, 3]
+        return np.array([np.hypot(p[0], p[1]), p[2]])
+
+    q23 = np.array([-1.15, 1.95])
+    target = np.array([radius, height])
+    for _ in range(8):
+        err = reach(q23) - target
+        jac = np.stack(
+            [(reach(q23 + d) - reach(q23)) / 1e-6 for d in np.eye(2) * 1e-6], axis=1
+        )
+        q23 = q23 - np.linalg.solve(jac, err)
+    return pose(*q23)
 
 
 HOME = np.array([0.0, -1.45, 1.55, -1.67, -np.pi / 2, 0.0])
@@ -168,7 +259,9 @@ class Plan:
     seg_dur: list[float] = field(default_factory=list)
     seg_from: list[F8] = field(default_factory=list)
     seg_to: list[F8] = field(default_factory=list)
-    gripper: list[tuple[float, float]] = field(default_factory=list)  # (t, opening 0..1)
+    gripper: list[tuple[float, float]] = field(
+        default_factory=list
+    )  # (t, opening 0..1)
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     object_pick: F8 = field(default_factory=lambda: np.zeros(6))
     attach_t: float | None = None
@@ -201,15 +294,15 @@ class Plan:
         return self.seg_t0[-1] + self.seg_dur[-1] if self.seg_t0 else 0.0
 
     def truncate(self, t_stop: float) -> None:
-        """Stop all motion at *t_stop*: the arm holds where it is from then on."""
+        """Stop all motion at *t_stop*: the arm halts where it is and holds."""
         q_stop = self.command(np.array([t_stop]))[0]
         keep = [i for i, t0 in enumerate(self.seg_t0) if t0 < t_stop]
         for name in ("seg_t0", "seg_dur", "seg_from", "seg_to"):
             setattr(self, name, [getattr(self, name)[i] for i in keep])
-        last = len(self.seg_t0) - 1
-        # Cut the running move: replace by a move that ends at the stop pose.
-        self.seg_dur[last] = max(t_stop - self.seg_t0[last], 1e-3)
-        self.seg_to[last] = q_stop
+        self.seg_t0.append(t_stop)
+        self.seg_dur.append(1e-3)
+        self.seg_from.append(q_stop)
+        self.seg_to.append(q_stop)
         self.gripper = [(t, g) for t, g in self.gripper if t <= t_stop]
         self.events = [(t, e) for t, e in self.events if t < t_stop]
         self.jolts = [(t, a) for t, a in self.jolts if t < t_stop]
@@ -238,15 +331,20 @@ def plan_run(spec: RunSpec) -> Plan:
     """Draw the scenario and outcome of *spec* and lay the task out in time."""
     scen = np.random.default_rng([spec.campaign_seed, spec.scenario_seed, 101])
     hw = ("arm-a", "arm-b").index(spec.robot)
-    env = (("bright", "dim").index(spec.lighting), ("rubber", "steel").index(spec.surface))
-    draws = np.random.default_rng([spec.campaign_seed, spec.scenario_seed, 202, hw, *env])
+    env = (
+        ("bright", "dim").index(spec.lighting),
+        ("rubber", "steel").index(spec.surface),
+    )
+    draws = np.random.default_rng(
+        [spec.campaign_seed, spec.scenario_seed, 202, hw, *env]
+    )
     u_miss, u_slip1, u_slip2, u_rec1, u_rec2, f1, f2, u_mm = draws.random(8)
     miss_dir = 1.0 if draws.random() < 0.5 else -1.0
 
     # Scenario: where the object is and where it goes (same for every variant).
     base_pick = -0.55 + scen.uniform(-0.2, 0.2)
     base_place = base_pick + 1.25 + scen.uniform(-0.15, 0.15)
-    reach_pick, reach_place = scen.uniform(-0.08, 0.08, size=2)
+    reach_pick, reach_place = scen.uniform(-0.06, 0.06, size=2)
     m_approach, m_transport = scen.uniform(0.88, 1.18, size=2)
 
     speed = EFFECTS["speed_factor"][spec.version]
@@ -255,14 +353,16 @@ def plan_run(spec: RunSpec) -> Plan:
         p_miss = pm["policy-v2/arm-b/dim"]
     else:
         p_miss = pm[spec.version][spec.lighting]
-    p_slip = EFFECTS["p_slip_per_phase"][spec.surface]
+    p_slip = (
+        EFFECTS["p_slip_per_phase"][spec.surface] * EFFECTS["slip_factor"][spec.version]
+    )
     p_rec = EFFECTS["p_recover"]
     regrasp = EFFECTS["regrasp_s"]
 
-    grasp = _pose(base_pick, reach_pick, 0.0)
-    pre = _pose(base_pick, reach_pick, 0.22)
-    place = _pose(base_place, reach_place, 0.0)
-    pre_place = _pose(base_place, reach_place, 0.22)
+    grasp = _pose(base_pick, 0.55 + reach_pick, 0.12)
+    pre = _pose(base_pick, 0.55 + reach_pick, 0.26)
+    place = _pose(base_place, 0.55 + reach_place, 0.12)
+    pre_place = _pose(base_place, 0.55 + reach_place, 0.26)
 
     plan = Plan(object_pick=grasp)
     plan.gripper.append((0.0, 1.0))
@@ -271,14 +371,17 @@ def plan_run(spec: RunSpec) -> Plan:
     missed = u_miss < p_miss
     aim = grasp.copy()
     if missed:
-        aim[0] += miss_dir * 0.09  # perception error: the gripper closes beside the object
+        # Perception error: the gripper closes beside the object.
+        aim[0] += miss_dir * 0.09
         aim[5] = aim[0]
     plan.move(aim, 0.5 * speed)
     t_close = plan.t
     plan.hold(0.35 * speed)
     plan.gripper += [(t_close, 1.0), (plan.t, 0.0)]
     if missed:
-        plan.events.append((plan.t + 0.25, {"kind": "failure", "reason": "missed_grasp"}))
+        plan.events.append(
+            (plan.t + 0.25, {"kind": "failure", "reason": "missed_grasp"})
+        )
         plan.hold(0.3)
         plan.gripper.append((plan.t, 1.0))
         plan.move(pre, 0.5 * speed)
@@ -298,13 +401,19 @@ def plan_run(spec: RunSpec) -> Plan:
             t_slip = t_start + (0.2 + 0.6 * frac) * duration
             slip_mm = round(4.0 + 14.0 * u_mm, 1)
             plan.slips += 1
-            plan.events.append((t_slip, {"kind": "slip", "phase": phase, "slip_mm": slip_mm}))
+            plan.events.append(
+                (t_slip, {"kind": "slip", "phase": phase, "slip_mm": slip_mm})
+            )
             plan.jolts.append((t_slip, 1.5))
             plan.slip_shift.append((t_slip, slip_mm / 1000.0))
             if u_rec < p_rec:
                 # The policy notices the slip, stops at the end of the move and regrasps.
-                plan.gripper += [(plan.t, 0.0), (plan.t + 0.3, 0.35), (plan.t + regrasp - 0.3, 0.35),
-                                 (plan.t + regrasp, 0.0)]
+                plan.gripper += [
+                    (plan.t, 0.0),
+                    (plan.t + 0.3, 0.35),
+                    (plan.t + regrasp - 0.3, 0.35),
+                    (plan.t + regrasp, 0.0),
+                ]
                 plan.hold(regrasp)
                 plan.recoveries += 1
                 plan.events.append((plan.t, {"kind": "recovery", "regrasp_s": regrasp}))
@@ -315,8 +424,10 @@ def plan_run(spec: RunSpec) -> Plan:
                 plan.drop_t = t_drop
                 plan.jolts.append((t_drop, 3.0))
                 plan.events.append((t_drop, {"kind": "drop"}))
-                plan.events.append((t_drop + 0.3, {"kind": "failure", "reason": "drop"}))
-                plan.gripper.append((plan.t + 0.2, 1.0))
+                plan.events.append(
+                    (t_drop + 0.3, {"kind": "failure", "reason": "drop"})
+                )
+                plan.gripper += [(plan.t, 0.0), (plan.t + 0.2, 1.0)]
                 plan.move(HOME, 1.4 * speed)
                 dropped = True
                 break
@@ -335,7 +446,10 @@ def plan_run(spec: RunSpec) -> Plan:
     if end_event_t > TASK_TIMEOUT_S:
         plan.truncate(TASK_TIMEOUT_S)
         plan.events.append((TASK_TIMEOUT_S, {"kind": "failure", "reason": "timeout"}))
-    plan.end_t = max(plan.t + 0.3, plan.events[-1][0] + 0.5)
+    plan.end_t = plan.events[-1][0] + POSTROLL_S
+    if plan.events[-1][1]["kind"] == "failure":
+        # A failed run records the arm's way home.
+        plan.end_t = max(plan.end_t, plan.t + 0.2)
     if spec.duration_s is not None:
         if plan.events[-1][0] > spec.duration_s - 0.05:
             t_stop = spec.duration_s - 0.05
@@ -347,7 +461,7 @@ def plan_run(spec: RunSpec) -> Plan:
     plan.outcome = final["kind"]
     plan.reason = final.get("reason")
     if plan.outcome == "success":
-        plan.time_to_success_s = round(plan.events[-1][0], 6)
+        plan.time_to_success_s = round(float(plan.events[-1][0]), 6)
     plan.slips = sum(1 for _, e in plan.events if e["kind"] == "slip")
     plan.recoveries = sum(1 for _, e in plan.events if e["kind"] == "recovery")
     return plan
@@ -429,7 +543,10 @@ def _body_rates(rot: F8, dt: float) -> F8:
     """Angular velocity in the body frame from rotations sampled every *dt*."""
     rdot = np.gradient(rot, dt, axis=0)
     w = np.einsum("nji,njk->nik", rot, rdot)  # R^T Rdot = [omega]x
-    return 0.5 * np.stack([w[:, 2, 1] - w[:, 1, 2], w[:, 0, 2] - w[:, 2, 0], w[:, 1, 0] - w[:, 0, 1]], axis=1)
+    return 0.5 * np.stack(
+        [w[:, 2, 1] - w[:, 1, 2], w[:, 0, 2] - w[:, 2, 0], w[:, 1, 0] - w[:, 0, 1]],
+        axis=1,
+    )
 
 
 class _Motion:
@@ -472,35 +589,39 @@ class _Motion:
             out[on] += amp * np.exp(-dt[on] / 0.04) * np.cos(2 * np.pi * 25 * dt[on])
         return out
 
+    def _held_pose(self, t: F8, tool: F8) -> tuple[F8, F8]:
+        grip = np.stack(
+            [np.zeros(len(t)), self.slip(t), np.full(len(t), GRIP_OFFSET_M)], axis=1
+        )
+        pos = tool[:, :3, 3] + np.einsum("nij,nj->ni", tool[:, :3, :3], grip)
+        quat = quaternion_from_matrix(tool[:, :3, :3] @ np.diag([1.0, -1.0, -1.0]))
+        return pos, quat
+
     def object_pose(self, t: F8) -> tuple[F8, F8]:
         """Object position ``(n, 3)`` and orientation ``(n, 4)`` in the world frame."""
         p = self.plan
-        pick_t = forward_kinematics(p.object_pick)[0]
-        table_z = pick_t[2, 3] - 0.09
-        pos = np.tile(pick_t[:3, 3] + pick_t[:3, :3] @ np.array([0.0, 0.0, 0.09]), (len(t), 1))
-        pos[:, 2] = table_z + 0.03
-        yaw0 = p.object_pick[0]
-        quat = np.tile([0.0, 0.0, np.sin(yaw0 / 2), np.cos(yaw0 / 2)], (len(t), 1))
+        pick = forward_kinematics(p.object_pick)[0]
+        rest = pick[:3, 3] + pick[:3, :3] @ np.array([0.0, 0.0, GRIP_OFFSET_M])
+        pos = np.tile(rest, (len(t), 1))
+        upright = quaternion_from_matrix(
+            (pick[:3, :3] @ np.diag([1.0, -1.0, -1.0]))[None]
+        )[0]
+        quat = np.tile(upright, (len(t), 1))
         if p.attach_t is None:
             return pos, quat
         held = self.holding(t)
-        tool = self.tool(t)
-        grip = np.stack([np.zeros(len(t)), self.slip(t), np.full(len(t), 0.09)], axis=1)
-        held_pos = tool[:, :3, 3] + np.einsum("nij,nj->ni", tool[:, :3, :3], grip)
-        pos[held] = held_pos[held]
-        quat[held] = quaternion_from_matrix(tool[held, :3, :3] @ np.diag([1.0, -1.0, -1.0]))
+        if held.any():
+            held_pos, held_quat = self._held_pose(t[held], self.tool(t[held]))
+            pos[held], quat[held] = held_pos, held_quat
         t_let_go = p.release_t if p.release_t is not None else p.drop_t
         if t_let_go is not None:
-            tl = self.tool(np.array([t_let_go]))[0]
-            g = np.array([0.0, 0.0 if p.drop_t is None else 0.0, 0.09])
-            p_let = tl[:3, 3] + tl[:3, :3] @ g
-            q_let = quaternion_from_matrix((tl[:3, :3] @ np.diag([1.0, -1.0, -1.0]))[None])[0]
+            tl = np.array([t_let_go])
+            p_let, q_let = self._held_pose(tl, self.tool(tl))
             after = t >= t_let_go
-            fall = np.clip(t[after] - t_let_go, 0.0, None)
-            z = np.maximum(table_z + 0.03, p_let[2] - 0.5 * GRAVITY * fall**2)
-            pos[after] = p_let
-            pos[after, 2] = z
-            quat[after] = q_let
+            fall = t[after] - t_let_go
+            pos[after] = p_let[0]
+            pos[after, 2] = np.maximum(rest[2], p_let[0, 2] - 0.5 * GRAVITY * fall**2)
+            quat[after] = q_let[0]
         return pos, quat
 
 
@@ -576,20 +697,31 @@ def simulate(
     qd = np.gradient(q, dt, axis=0)
     qdd = np.gradient(qd, dt, axis=0)
     offset = np.asarray(EFFECTS["calibration_offset_rad"][spec.robot])
-    pos = _quantize(q + offset + rng.normal(0.0, 1.5e-5, q.shape), ENCODER_LSB)
-    vel = _quantize(qd + rng.normal(0.0, 0.002, q.shape), 2.0**-12)
+    pos = _quantize(
+        q + offset + rng.normal(0.0, 0.5 * ENCODER_LSB, q.shape), ENCODER_LSB
+    )
+    vel = _quantize(qd + rng.normal(0.0, 0.0015, q.shape), 2.0**-10)
     payload = 0.4 * motion.holding(t)
-    s2, s23, s234 = np.cos(q[:, 1]), np.cos(q[:, 1] + q[:, 2]), np.cos(q[:, 1] + q[:, 2] + q[:, 3])
+    s2, s23, s234 = (
+        np.cos(q[:, 1]),
+        np.cos(q[:, 1] + q[:, 2]),
+        np.cos(q[:, 1] + q[:, 2] + q[:, 3]),
+    )
     gravity = np.zeros_like(q)
-    gravity[:, 1] = 34.0 * s2 + 11.5 * s23 + (4.1 * payload) * (0.425 * s2 + 0.392 * s23)
+    gravity[:, 1] = (
+        34.0 * s2 + 11.5 * s23 + (4.1 * payload) * (0.425 * s2 + 0.392 * s23)
+    )
     gravity[:, 2] = 11.5 * s23 + 4.1 * payload * 0.392 * s23 + 0.8 * s234
     gravity[:, 3] = 0.8 * s234 + 0.3 * payload
     inertia = np.array([2.2, 2.6, 1.1, 0.25, 0.22, 0.08])
     friction = np.array([3.0, 3.4, 2.2, 0.9, 0.8, 0.4])
     eff = gravity + inertia * qdd + friction * np.tanh(qd / 0.05)
-    eff = _quantize(eff + rng.normal(0.0, 0.04, q.shape), 2.0**-8)
+    eff = _quantize(eff + rng.normal(0.0, 0.03, q.shape), 2.0**-6)
     topics["/joint_states"] = Topic(
-        header, log, np.arange(len(t)), {"position": pos, "velocity": vel, "effort": eff}
+        header,
+        log,
+        np.arange(len(t)),
+        {"position": pos, "velocity": vel, "effort": eff},
     )
 
     # IMU on the wrist (tool0 frame), with a constant clock offset on its stamps.
@@ -612,9 +744,15 @@ def simulate(
         log,
         np.arange(len(t)),
         {
-            "orientation": _quantize(quat + rng.normal(0.0, 2e-4, quat.shape), 2.0**-14),
-            "angular_velocity": _quantize(gyro + rng.normal(0.0, 0.003, gyro.shape), 2.0**-12),
-            "linear_acceleration": _quantize(acc + rng.normal(0.0, 0.03, acc.shape), 2.0**-9),
+            "orientation": _quantize(
+                quat + rng.normal(0.0, 1e-4, quat.shape), 2.0**-12
+            ),
+            "angular_velocity": _quantize(
+                gyro + rng.normal(0.0, 0.003, gyro.shape), 2.0**-9
+            ),
+            "linear_acceleration": _quantize(
+                acc + rng.normal(0.0, 0.02, acc.shape), 2.0**-7
+            ),
         },
     )
 
@@ -632,16 +770,20 @@ def simulate(
     opening = plan.opening(t)
     force[:, 1] += 6.0 * (1.0 - opening) * (held > 0)  # grip squeeze seen by the sensor
     torque = np.cross(np.array([0.0, 0.0, 0.09]), force)
-    force = _quantize(force + rng.normal(0.0, 0.05, force.shape), 2.0**-7)
-    torque = _quantize(torque + rng.normal(0.0, 0.004, torque.shape), 2.0**-10)
-    topics["/ft_sensor"] = Topic(header, log, np.arange(len(t)), {"force": force, "torque": torque})
+    force = _quantize(force + rng.normal(0.0, 0.05, force.shape), 2.0**-5)
+    torque = _quantize(torque + rng.normal(0.0, 0.004, torque.shape), 2.0**-8)
+    topics["/ft_sensor"] = Topic(
+        header, log, np.arange(len(t)), {"force": force, "torque": torque}
+    )
 
     # TF: base_link→tool0 from forward kinematics of the *measured* joints (as a
     # robot_state_publisher would), world→object from the simulation.
     t, header, log = stamps("/tf")
     js = topics["/joint_states"]
     js_t = (js.header_ns - spec.start_ns) / 1e9
-    q_meas = np.stack([np.interp(t, js_t, js.values["position"][:, j]) for j in range(6)], axis=1)
+    q_meas = np.stack(
+        [np.interp(t, js_t, js.values["position"][:, j]) for j in range(6)], axis=1
+    )
     tool = forward_kinematics(q_meas)
     obj_pos, obj_quat = motion.object_pose(t)
     topics["/tf"] = Topic(
@@ -650,7 +792,9 @@ def simulate(
         np.arange(len(t)),
         {
             "tool_translation": _quantize(tool[:, :3, 3], 2.0**-20),
-            "tool_rotation": _quantize(quaternion_from_matrix(tool[:, :3, :3]), 2.0**-20),
+            "tool_rotation": _quantize(
+                quaternion_from_matrix(tool[:, :3, :3]), 2.0**-20
+            ),
             "object_translation": _quantize(obj_pos, 2.0**-20),
             "object_rotation": _quantize(obj_quat, 2.0**-20),
         },
@@ -668,8 +812,7 @@ def simulate(
     topics[topic] = Topic(header, log, seq, {"frames": frames})
 
     events = [
-        (spec.start_ns + round(te * 1e9) + 1_000_000, json.dumps(ev, sort_keys=True))
-        for te, ev in plan.events
+        (spec.start_ns + round(te * 1e9), json.dumps(ev)) for te, ev in plan.events
     ]
     end_ns = spec.start_ns + round(plan.end_t * 1e9)
     return SimulatedRun(spec, plan, topics, events, end_ns)

@@ -1,0 +1,144 @@
+"""Statistics core: intervals against scipy, the gate's false-alarm rate, attribution."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+import workbench as wb
+from workbench.compare import (
+    bootstrap_mean,
+    cliffs_delta,
+    holm,
+    newcombe_interval,
+    wilson_interval,
+)
+from workbench.model import ConfigError
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (17, 40), (250, 1000)])
+def test_wilson_matches_scipy(k, n):
+    ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(ref.low, abs=1e-9) and hi == pytest.approx(ref.high, abs=1e-9)
+
+
+def test_newcombe_reference_values():
+    # Newcombe (1998), Table II, example (a): 56/70 vs 48/80 → difference 0.2, CI 0.0524 – 0.3339
+    lo, hi = newcombe_interval(48, 80, 56, 70)
+    assert lo == pytest.approx(0.0524, abs=5e-4) and hi == pytest.approx(0.3339, abs=5e-4)
+    assert all(math.isnan(v) for v in newcombe_interval(0, 0, 1, 2))
+
+
+def test_bootstrap_matches_scipy_percentile():
+    x = np.random.default_rng(7).gamma(2.0, 1.5, size=60)
+    reps = bootstrap_mean(x, n_boot=20000, rng=np.random.default_rng(1))
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    ref = stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", random_state=2).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=0.03) and hi == pytest.approx(ref.high, abs=0.03)
+
+
+def test_cliffs_delta_and_holm():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=40), rng.normal(0.5, size=35)
+    brute = np.mean([np.sign(b - a) for a in x for b in y])
+    assert cliffs_delta(x, y) == pytest.approx(brute)
+    assert cliffs_delta(np.array([1.0, 1.0]), np.array([1.0])) == 0.0
+    p = np.array([0.01, 0.02, 0.03, 0.5, np.nan])
+    adj = holm(p)
+    assert adj[:4].tolist() == pytest.approx([0.04, 0.06, 0.06, 0.5]) and np.isnan(adj[4])
+
+
+def campaign(rng, *, n=20, p_success=(0.8, 0.8), shift=0.0, cells=(("arm-a", "bright"), ("arm-a", "dim"), ("arm-b", "bright"), ("arm-b", "dim"))):
+    rows = []
+    i = 0
+    for robot, light in cells:
+        for version, p, sh in (("v1", p_success[0], 0.0), ("v2", p_success[1], shift)):
+            for seed in range(n):
+                rows.append(
+                    {
+                        "run_id": f"r{i}",
+                        "hardware.robot": robot,
+                        "environment.lighting": light,
+                        "model.version": version,
+                        "scenario.seed": seed,
+                        "metrics.success": float(rng.random() < p),
+                        "metrics.time_to_success": 5.0 + sh + rng.normal(0, 0.5),
+                    }
+                )
+                i += 1
+    return pl.DataFrame(rows)
+
+
+def test_null_campaigns_false_alarm_rate_is_nominal():
+    """≥ 200 campaigns with no real difference: the gate fails in at most 5 % (+ sampling margin)."""
+    rng = np.random.default_rng(2026)
+    alarms = 0
+    n_campaigns = 200
+    for _ in range(n_campaigns):
+        res = wb.compare(
+            campaign(rng),
+            by="model.version",
+            within=["hardware.robot", "environment.lighting"],
+            metrics=["success", "time_to_success"],
+            paired=False,
+            n_boot=400,
+            attribution_factors=[],
+        )
+        alarms += not res.passed
+    rate = alarms / n_campaigns
+    # 5 % nominal, plus 2 standard errors of a binomial proportion at 200 draws
+    assert rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n_campaigns), rate
+
+
+def test_planted_effects_are_found_and_traceable():
+    rng = np.random.default_rng(5)
+    cat = campaign(rng, n=30, p_success=(0.9, 0.9), shift=-1.0)
+    # plant a success drop for v2 on arm-b in dim light only
+    drop = (pl.col("hardware.robot") == "arm-b") & (pl.col("environment.lighting") == "dim") & (pl.col("model.version") == "v2")
+    cat = cat.with_columns(
+        pl.when(drop).then(pl.Series((rng.random(cat.height) < 0.2).astype(float))).otherwise(pl.col("metrics.success")).alias("metrics.success")
+    )
+    res = wb.compare(cat, by="model.version", within=["hardware.robot", "environment.lighting"], metrics=["success", "time_to_success"])
+    t = res.table
+    bad = t.filter((pl.col("metric") == "success") & (pl.col("verdict") == "regression"))
+    assert bad.select("hardware.robot", "environment.lighting").rows() == [("arm-b", "dim")]
+    row = bad.row(0, named=True)
+    assert row["paired"] and row["test"] == "mcnemar_exact" and row["n_pairs"] == 30
+    assert row["difference_hi"] < 0 and row["effect_size"] == pytest.approx(row["difference"])
+    assert set(row["runs_candidate"]) == set(cat.filter(drop)["run_id"].to_list())
+    assert set(t.filter(pl.col("metric") == "time_to_success")["verdict"]) == {"improvement"}
+    assert not res.passed
+    out = res.to_dict()
+    cell = next(c for c in out["cells"] if c["verdict"] == "regression")
+    assert cell["factors"] == {"hardware.robot": "arm-b", "environment.lighting": "dim"}
+    assert set(cell) >= {"baseline", "candidate", "difference", "p_value", "p_adjusted", "runs", "verdict"}
+    assert len(cell["runs"]["baseline"]) == 30
+    top = res.attribution.filter(pl.col("metric") == "time_to_success").row(0, named=True)
+    assert top["term"] == "model.version" and top["share"] > 0.3
+
+
+def test_no_change_when_the_interval_is_tight():
+    rng = np.random.default_rng(9)
+    cat = campaign(rng, n=200, p_success=(0.5, 0.5), cells=(("arm-a", "bright"),))
+    res = wb.compare(cat, by="model.version", metrics=["time_to_success"], margin=0.05)
+    assert res.table["verdict"].to_list() == ["no_change"]
+
+
+def test_min_grade_and_errors():
+    rng = np.random.default_rng(1)
+    cat = campaign(rng, n=5).with_columns(pl.Series("quality.grade", ["A", "D"] * 20))
+    res = wb.compare(cat, by="model.version", metrics=["success"], min_grade="B", attribution_factors=[])
+    assert res.table["n_baseline"][0] + res.table["n_candidate"][0] == 20 and len(res.excluded) == 20
+    with pytest.raises(ConfigError, match="no factor column 'hardware.colour'"):
+        wb.compare(cat, within=["hardware.colour"])
+    with pytest.raises(ConfigError, match="no metric 'speed'"):
+        wb.compare(cat, metrics=["speed"])
+    with pytest.raises(ConfigError, match="baseline 'v9' is not a value"):
+        wb.compare(cat, baseline="v9", candidate="v2", metrics=["success"])
+    with pytest.raises(ConfigError, match="min_grade needs data grades"):
+        wb.compare(cat.drop("quality.grade"), min_grade="B")

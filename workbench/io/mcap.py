@@ -1,0 +1,707 @@
+"""MCAP files (ROS 2 CDR, ROS 1, JSON) → one run per file.
+
+The file is memory-mapped and its records are parsed here, chunk by chunk: each chunk
+is decompressed (zstd, lz4) and checked against its CRC, its message records are
+located through the chunk's message indexes (or by walking the records when there
+are none) and each channel's payloads are copied out in one numpy gather. Messages are
+then decoded a whole topic at a time (see :mod:`workbench.io.cdr` and
+:mod:`workbench.io.messages`), never one Python object per message.
+
+Factors: MCAP metadata records named ``hardware``, ``environment``, ``model`` or
+``scenario`` map to those factor groups (values through
+:func:`workbench.model.parse_scalar`); keys of other records that start with a group
+and a dot (``scenario.task``) map too. Everything else — other metadata, attachments
+(name, media type, size), the file header, salvage facts — goes to ``RunData.extra``.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> McapReader().guess_can_open(Path("missing.mcap"))
+False
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.io import messages
+from workbench.io.cdr import gather_slices
+from workbench.io.messages import DEFAULT_EVENTS_TOPICS, TopicBuffer, TypeRegistry
+from workbench.io.registry import ReaderEntrypoint, RunData
+from workbench.model import FACTOR_GROUPS, ReaderError, parse_scalar
+
+__all__ = ["MAGIC", "McapContents", "McapReader", "decode_contents", "scan_mcap"]
+
+MAGIC = b"\x89MCAP0\r\n"
+
+_OP_HEADER = 0x01
+_OP_FOOTER = 0x02
+_OP_SCHEMA = 0x03
+_OP_CHANNEL = 0x04
+_OP_MESSAGE = 0x05
+_OP_CHUNK = 0x06
+_OP_MESSAGE_INDEX = 0x07
+_OP_ATTACHMENT = 0x09
+_OP_STATISTICS = 0x0B
+_OP_METADATA = 0x0C
+_OP_DATA_END = 0x0F
+
+_REC = struct.Struct("<BQ")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_FOOTER_SIZE = 1 + 8 + 20  # opcode, length, summary_start, summary_offset_start, crc
+_FACTOR_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+
+
+class _Truncated(Exception):
+    """Internal: the data section ends early (the caller decides: error or salvage)."""
+
+
+class _Corrupt(Exception):
+    """Internal: a record is malformed (bad length, bad CRC, bad index)."""
+
+
+@dataclass
+class _Schema:
+    id: int
+    name: str
+    encoding: str
+    data: bytes
+
+
+@dataclass
+class _Channel:
+    id: int
+    schema_id: int
+    topic: str
+    message_encoding: str
+    metadata: dict[str, str]
+
+
+@dataclass
+class McapContents:
+    """What :func:`scan_mcap` found in one file."""
+
+    path: Path
+    profile: str = ""
+    library: str = ""
+    schemas: dict[int, _Schema] = field(default_factory=dict)
+    channels: dict[int, _Channel] = field(default_factory=dict)
+    buffers: dict[int, TopicBuffer] = field(default_factory=dict)
+    """Channel id → its raw messages."""
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    statistics: dict[int, int] | None = None
+    """Channel id → message count from the summary's Statistics record, if any."""
+    salvaged: dict[str, Any] | None = None
+    chunks: int = 0
+    raw_counts: dict[int, int] = field(default_factory=dict)
+    """Channel id → messages found (selected or not)."""
+
+
+# --------------------------------------------------------------------------- record parsing
+
+
+def _str(buf: Any, pos: int) -> tuple[str, int]:
+    (n,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    return bytes(buf[pos : pos + n]).decode("utf-8", errors="replace"), pos + n
+
+
+def _bytes32(buf: Any, pos: int) -> tuple[bytes, int]:
+    (n,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    return bytes(buf[pos : pos + n]), pos + n
+
+
+def _str_map(buf: Any, pos: int) -> tuple[dict[str, str], int]:
+    (n,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    end = pos + n
+    out: dict[str, str] = {}
+    while pos < end:
+        k, pos = _str(buf, pos)
+        v, pos = _str(buf, pos)
+        out[k] = v
+    return out, end
+
+
+def _schema(buf: Any, pos: int) -> _Schema:
+    (sid,) = _U16.unpack_from(buf, pos)
+    name, p = _str(buf, pos + 2)
+    enc, p = _str(buf, p)
+    data, _ = _bytes32(buf, p)
+    return _Schema(sid, name, enc, data)
+
+
+def _channel(buf: Any, pos: int) -> _Channel:
+    cid, sid = struct.unpack_from("<HH", buf, pos)
+    topic, p = _str(buf, pos + 4)
+    enc, p = _str(buf, p)
+    meta, _ = _str_map(buf, p)
+    return _Channel(cid, sid, topic, enc, meta)
+
+
+def _gather_u(arr: np.ndarray, offs: np.ndarray, size: int, dtype: str) -> np.ndarray:
+    return arr[offs[:, None] + np.arange(size, dtype=np.int64)].view(dtype).reshape(len(offs))
+
+
+class _Scanner:
+    """Parses one MCAP file into :class:`McapContents`."""
+
+    def __init__(self, path: Path, *, salvage: bool, topics: set[str] | None) -> None:
+        self.path = path
+        self.p = str(path)
+        self.salvage = salvage
+        self.topics = topics
+        self.out = McapContents(path=path)
+        self.messages_read = 0
+        self._zstd: Any = None
+
+    # ---- helpers
+    def fail(self, what: str) -> ReaderError:
+        return ReaderError(f"{self.p!r}: {what}")
+
+    def _keep(self, cid: int) -> bool:
+        ch = self.out.channels.get(cid)
+        return ch is not None and (self.topics is None or ch.topic in self.topics)
+
+    def _buffer(self, cid: int) -> TopicBuffer:
+        buf = self.out.buffers.get(cid)
+        if buf is None:
+            ch = self.out.channels[cid]
+            sc = self.out.schemas.get(ch.schema_id)
+            if sc is None and ch.schema_id != 0:
+                raise self.fail(
+                    f"channel {cid} (topic {ch.topic!r}) refers to schema id {ch.schema_id}, "
+                    "which the file does not define (corrupt or unknown schema)"
+                )
+            buf = TopicBuffer(
+                topic=ch.topic,
+                message_type=sc.name if sc else "",
+                encoding=ch.message_encoding,
+                schema_encoding=sc.encoding if sc else "",
+            )
+            self.out.buffers[cid] = buf
+        return buf
+
+    # ---- top level
+    def run(self) -> McapContents:
+        try:
+            size = self.path.stat().st_size
+        except OSError as err:
+            raise self.fail(f"cannot be read: {err}") from err
+        if size == 0:
+            raise self.fail("is empty (0 bytes), not an MCAP file")
+        with open(self.path, "rb") as fh:
+            head = fh.read(len(MAGIC))
+            if head != MAGIC[: len(head)] or len(head) < len(MAGIC):
+                if head == MAGIC[: len(head)]:
+                    raise self.fail(f"is truncated: only {size} bytes, shorter than the MCAP magic")
+                raise self.fail(f"is not an MCAP file: starts with {head!r}, expected {MAGIC!r}")
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            self._run(mm, size)
+        finally:
+            try:
+                mm.close()
+            except BufferError:  # pragma: no cover - an exported view still alive; GC frees it
+                pass
+        return self.out
+
+    def _run(self, mm: mmap.mmap, size: int) -> None:
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        try:
+            summary_start, complete = self._footer(mm, size)
+            if complete and summary_start:
+                self._summary(mm, summary_start, size - len(MAGIC) - _FOOTER_SIZE)
+            data_end = summary_start if (complete and summary_start) else size
+            if not complete and not self.salvage:
+                raise self.fail(
+                    "is truncated (no footer and end magic: the recording was cut off); "
+                    "pass salvage=True to read the readable prefix"
+                )
+            try:
+                self._data_section(mm, arr, len(MAGIC), data_end, complete)
+                if not complete:
+                    raise _Truncated(f"the file ends at byte {size} without a footer")
+            except (_Truncated, _Corrupt) as err:
+                if not self.salvage:
+                    kind = "is truncated" if isinstance(err, _Truncated) else "is corrupt"
+                    hint = "; pass salvage=True to read the readable prefix"
+                    raise self.fail(f"{kind}: {err}{hint}") from err
+                self.out.salvaged = {"reason": str(err), "messages": self.messages_read}
+        finally:
+            del arr
+
+    def _footer(self, mm: mmap.mmap, size: int) -> tuple[int, bool]:
+        if size < 2 * len(MAGIC) + _FOOTER_SIZE:
+            return 0, False
+        if mm[size - len(MAGIC) : size] != MAGIC:
+            return 0, False
+        fpos = size - len(MAGIC) - _FOOTER_SIZE
+        op, ln = _REC.unpack_from(mm, fpos)
+        if op != _OP_FOOTER or ln != 20:
+            return 0, False
+        summary_start, _summary_offset_start, _crc = struct.unpack_from("<QQI", mm, fpos + 9)
+        if summary_start > fpos:
+            raise self.fail(f"footer points to a summary at {summary_start}, past the footer")
+        return int(summary_start), True
+
+    def _summary(self, mm: mmap.mmap, start: int, end: int) -> None:
+        pos = start
+        while pos + 9 <= end:
+            op, ln = _REC.unpack_from(mm, pos)
+            body = pos + 9
+            if body + ln > end:
+                raise self.fail(f"summary record at offset {pos} runs past the footer (corrupt)")
+            if op == _OP_SCHEMA:
+                sc = _schema(mm, body)
+                self.out.schemas.setdefault(sc.id, sc)
+            elif op == _OP_CHANNEL:
+                ch = _channel(mm, body)
+                self.out.channels.setdefault(ch.id, ch)
+            elif op == _OP_STATISTICS:
+                p = body + 8 + 2 + 4 * 4 + 16
+                (n,) = _U32.unpack_from(mm, p)
+                counts = np.frombuffer(
+                    mm, dtype=np.dtype([("c", "<u2"), ("n", "<u8")]), count=n // 10, offset=p + 4
+                )
+                self.out.statistics = {
+                    int(c): int(k) for c, k in zip(counts["c"], counts["n"], strict=True)
+                }
+                del counts
+            pos = body + ln
+
+    def _data_section(
+        self, mm: mmap.mmap, arr: np.ndarray, start: int, end: int, complete: bool
+    ) -> None:
+        pos = start
+        loose: list[int] = []  # message records outside chunks
+        pending: tuple[int, int] | None = None  # chunk waiting for its message indexes
+        indexes: list[tuple[int, np.ndarray]] = []
+        while pos < end:
+            if pos + 9 > end or pos + 9 + _REC.unpack_from(mm, pos)[1] > end:
+                # keep what came before the damage (used when salvaging)
+                if pending is not None:
+                    self._chunk(mm, *pending, indexes)
+                    pending = None
+                if loose:
+                    self._loose(arr, loose)
+                    loose = []
+                if pos + 9 > end:
+                    raise _Truncated(f"record header at offset {pos} is cut off")
+                op, ln = _REC.unpack_from(mm, pos)
+                if complete:
+                    raise _Corrupt(
+                        f"record (opcode {op:#x}) at offset {pos} claims {ln} bytes, "
+                        "past the end of the data section"
+                    )
+                reason = f"record (opcode {op:#x}) at offset {pos} is cut off"
+                if op == _OP_CHUNK and self.salvage:
+                    reason += self._partial_chunk(mm, pos, end)
+                raise _Truncated(reason)
+            op, ln = _REC.unpack_from(mm, pos)
+            body = pos + 9
+            if op != _OP_MESSAGE_INDEX and pending is not None:
+                self._chunk(mm, *pending, indexes)
+                pending, indexes = None, []
+            if op != _OP_MESSAGE and loose:
+                self._loose(arr, loose)
+                loose = []
+            if op == _OP_MESSAGE:
+                loose.append(pos)
+            elif op == _OP_CHUNK:
+                pending = (pos, body + ln)
+            elif op == _OP_MESSAGE_INDEX:
+                if pending is not None:
+                    (cid,) = _U16.unpack_from(mm, body)
+                    (nb,) = _U32.unpack_from(mm, body + 2)
+                    if nb % 16 or 6 + nb > ln:
+                        raise _Corrupt(f"message index at offset {pos} is malformed")
+                    pairs = np.frombuffer(mm, dtype="<u8", count=nb // 8, offset=body + 6)
+                    indexes.append((cid, pairs.reshape(-1, 2).astype(np.int64)))
+                    del pairs
+            elif op == _OP_SCHEMA:
+                sc = _schema(mm, body)
+                self.out.schemas.setdefault(sc.id, sc)
+            elif op == _OP_CHANNEL:
+                ch = _channel(mm, body)
+                self.out.channels.setdefault(ch.id, ch)
+            elif op == _OP_HEADER:
+                self.out.profile, p = _str(mm, body)
+                self.out.library, _ = _str(mm, p)
+            elif op == _OP_METADATA:
+                name, p = _str(mm, body)
+                meta, _ = _str_map(mm, p)
+                self.out.metadata.append({"name": name, "metadata": meta})
+            elif op == _OP_ATTACHMENT:
+                log_time, create_time = struct.unpack_from("<QQ", mm, body)
+                name, p = _str(mm, body + 16)
+                media, p = _str(mm, p)
+                (dlen,) = _U64.unpack_from(mm, p)
+                self.out.attachments.append(
+                    {
+                        "name": name,
+                        "media_type": media,
+                        "size": int(dlen),
+                        "log_time": int(log_time),
+                        "create_time": int(create_time),
+                    }
+                )
+            elif op in (_OP_DATA_END, _OP_FOOTER):
+                break
+            pos = body + ln
+        if pending is not None:
+            self._chunk(mm, *pending, indexes)
+        if loose:
+            self._loose(arr, loose)
+
+    def _loose(self, arr: np.ndarray, offsets: list[int]) -> None:
+        self._messages(arr, np.asarray(offsets, dtype=np.int64), where="data section")
+
+    def _chunk(
+        self, mm: mmap.mmap, pos: int, end: int, indexes: list[tuple[int, np.ndarray]]
+    ) -> None:
+        body = pos + 9
+        _start, _end, usize, crc = struct.unpack_from("<QQQI", mm, body)
+        compression, p = _str(mm, body + 28)
+        (clen,) = _U64.unpack_from(mm, p)
+        p += 8
+        if p + clen > end:
+            raise _Corrupt(f"chunk at offset {pos}: records ({clen} bytes) run past the chunk")
+        raw = mm[p : p + clen]
+        try:
+            if compression == "":
+                records = raw
+            elif compression == "zstd":
+                if self._zstd is None:
+                    import zstandard
+
+                    self._zstd = zstandard.ZstdDecompressor()
+                records = self._zstd.decompress(raw, max_output_size=usize)
+            elif compression == "lz4":
+                import lz4.frame
+
+                records = lz4.frame.decompress(raw)
+            else:
+                raise _Corrupt(
+                    f"chunk at offset {pos}: unknown compression {compression!r} "
+                    "(supported: none, zstd, lz4)"
+                )
+        except _Corrupt:
+            raise
+        except Exception as err:  # zstandard/lz4 raise their own error types
+            raise _Corrupt(
+                f"chunk at offset {pos}: cannot decompress ({compression}): {err}"
+            ) from err
+        if len(records) != usize:
+            raise _Corrupt(
+                f"chunk at offset {pos}: decompressed to {len(records)} bytes, header says {usize}"
+            )
+        if crc and zlib.crc32(records) != crc:
+            raise _Corrupt(
+                f"chunk at offset {pos}: CRC mismatch (stored {crc:#010x}, "
+                f"computed {zlib.crc32(records):#010x})"
+            )
+        self.out.chunks += 1
+        carr = np.frombuffer(records, dtype=np.uint8)
+        usable = indexes and all(cid in self.out.channels for cid, _ in indexes)
+        if usable:
+            offs = np.concatenate([pairs[:, 1] for _, pairs in indexes])
+            offs.sort()
+            if len(offs) and (offs[-1] + 31 > usize or offs[0] < 0):
+                raise _Corrupt(f"chunk at offset {pos}: message index points outside the chunk")
+        else:
+            offs = self._walk_chunk(records, pos)
+        self._messages(carr, offs, where=f"chunk at offset {pos}")
+
+    def _partial_chunk(self, mm: mmap.mmap, pos: int, end: int) -> str:
+        """Salvage the complete messages at the start of a chunk cut off by truncation."""
+        body = pos + 9
+        if body + 40 > end:
+            return ""
+        compression, p = _str(mm, body + 28)
+        p += 8
+        raw = mm[p:end]
+        try:
+            if compression == "":
+                records = raw
+            elif compression == "zstd":
+                import zstandard
+
+                records = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            elif compression == "lz4":
+                import lz4.frame
+
+                records = lz4.frame.LZ4FrameDecompressor().decompress(raw)
+            else:
+                return ""
+        except Exception:  # noqa: BLE001 - the cut may fall anywhere in the compressed frame
+            return ""
+        offs: list[int] = []
+        q = 0
+        while q + 9 <= len(records):
+            op, ln = _REC.unpack_from(records, q)
+            if q + 9 + ln > len(records):
+                break
+            if op == _OP_MESSAGE:
+                (cid,) = _U16.unpack_from(records, q + 9)
+                if cid in self.out.channels:
+                    offs.append(q)
+            elif op == _OP_SCHEMA:
+                sc = _schema(records, q + 9)
+                self.out.schemas.setdefault(sc.id, sc)
+            elif op == _OP_CHANNEL:
+                ch = _channel(records, q + 9)
+                self.out.channels.setdefault(ch.id, ch)
+            q += 9 + ln
+        if not offs:
+            return ""
+        self._messages(
+            np.frombuffer(records, dtype=np.uint8),
+            np.asarray(offs, dtype=np.int64),
+            where=f"partial chunk at offset {pos}",
+        )
+        return f"; {len(offs)} messages read from the start of that chunk (no CRC check)"
+
+    def _walk_chunk(self, records: bytes, pos: int) -> np.ndarray:
+        """Offsets of the message records in a chunk, reading schemas/channels on the way."""
+        out: list[int] = []
+        p = 0
+        n = len(records)
+        unpack = _REC.unpack_from
+        append = out.append
+        while p < n:
+            if p + 9 > n:
+                raise _Corrupt(f"chunk at offset {pos}: record header at {p} is cut off")
+            op, ln = unpack(records, p)
+            if p + 9 + ln > n:
+                raise _Corrupt(f"chunk at offset {pos}: record at {p} runs past the chunk")
+            if op == _OP_MESSAGE:
+                append(p)
+            elif op == _OP_SCHEMA:
+                sc = _schema(records, p + 9)
+                self.out.schemas.setdefault(sc.id, sc)
+            elif op == _OP_CHANNEL:
+                ch = _channel(records, p + 9)
+                self.out.channels.setdefault(ch.id, ch)
+            p += 9 + ln
+        return np.asarray(out, dtype=np.int64)
+
+    def _messages(self, arr: np.ndarray, offs: np.ndarray, *, where: str) -> None:
+        """Copy the payloads of the message records at *offs* into their channels' buffers."""
+        if len(offs) == 0:
+            return
+        if np.any(arr[offs] != _OP_MESSAGE):
+            raise _Corrupt(f"{where}: a message index points at a record that is not a message")
+        rec_len = _gather_u(arr, offs + 1, 8, "<u8").astype(np.int64)
+        cids = _gather_u(arr, offs + 9, 2, "<u2")
+        log_time = _gather_u(arr, offs + 15, 8, "<u8").astype(np.int64)
+        starts = offs + 31
+        lengths = rec_len - 22
+        if np.any(lengths < 0) or np.any(starts + lengths > len(arr)):
+            raise _Corrupt(f"{where}: a message record has an impossible length")
+        self.messages_read += len(offs)
+        uniq, per = np.unique(cids, return_counts=True)
+        for cid, k in zip(uniq.tolist(), per.tolist(), strict=True):
+            if cid not in self.out.channels:
+                raise _Corrupt(f"{where}: message on channel {cid}, which was never declared")
+            self.out.raw_counts[cid] = self.out.raw_counts.get(cid, 0) + k
+            if not self._keep(cid):
+                continue
+            sel = np.nonzero(cids == cid)[0] if len(uniq) > 1 else slice(None)
+            s, ln, t = starts[sel], lengths[sel], log_time[sel]
+            compact = gather_slices(arr, s, ln)
+            new_starts = np.cumsum(ln) - ln
+            self._buffer(cid).add_batch(t, compact, new_starts, ln)
+
+
+def scan_mcap(
+    path: Path, *, salvage: bool = False, topics: Sequence[str] | None = None
+) -> McapContents:
+    """Parse one MCAP file: schemas, channels, every message's payload, metadata, attachments.
+
+    Raises
+    ------
+    ReaderError
+        Empty file, wrong magic, truncated (unless *salvage*), corrupt chunk.
+    """
+    return _Scanner(path, salvage=salvage, topics=set(topics) if topics is not None else None).run()
+
+
+def decode_contents(
+    contents: Sequence[McapContents],
+    *,
+    events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+    vectorized: bool = True,
+) -> tuple[dict[str, Any], Any, list[dict[str, Any]], dict[str, int]]:
+    """Decode the channels of one or more files of a run (a split bag) together.
+
+    Returns ``(streams, events, skipped, counts)``, *counts* being messages per topic.
+    """
+    registries = {"ros2": TypeRegistry("ros2"), "ros1": TypeRegistry("ros1")}
+    merged: dict[tuple[str, str, str], TopicBuffer] = {}
+    for c in contents:
+        for sc in c.schemas.values():
+            text = sc.data.decode("utf-8", errors="replace")
+            if sc.encoding == "ros2msg":
+                registries["ros2"].add_msg(sc.name, text)
+            elif sc.encoding in ("ros2idl", "omgidl"):
+                registries["ros2"].add_idl(sc.name, text)
+            elif sc.encoding == "ros1msg":
+                registries["ros1"].add_msg(sc.name, text)
+        for buf in c.buffers.values():
+            key = (buf.topic, buf.message_type, buf.encoding)
+            if key in merged:
+                t, d, s, ln = buf.finish()
+                merged[key].add_batch(t, d, s, ln)
+            else:
+                merged[key] = buf
+    return messages.decode_buffers(
+        list(merged.values()),
+        lambda enc: registries["ros1" if enc == "ros1" else "ros2"],
+        events_topics=events_topics,
+        vectorized=vectorized,
+    )
+
+
+def split_factors(
+    records: Sequence[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """MCAP metadata records → (factors by group, other records, rejected keys).
+
+    >>> f, rest, bad = split_factors([{"name": "hardware", "metadata": {"robot": "arm-a"}},
+    ...                               {"name": "run", "metadata": {"scenario.seed": "3", "x": "1"}}])
+    >>> f, rest
+    ({'hardware': {'robot': 'arm-a'}, 'scenario': {'seed': 3}}, [{'name': 'run', 'metadata': {'x': '1'}}])
+    """
+    factors: dict[str, dict[str, Any]] = {}
+    rest: list[dict[str, Any]] = []
+    rejected: list[str] = []
+    for rec in records:
+        name, meta = rec["name"], rec["metadata"]
+        if name in FACTOR_GROUPS:
+            for k, v in meta.items():
+                if _FACTOR_KEY.match(k):
+                    factors.setdefault(name, {})[k] = parse_scalar(v)
+                else:
+                    rejected.append(f"{name}.{k}")
+            continue
+        left: dict[str, str] = {}
+        for k, v in meta.items():
+            group, dot, sub = k.partition(".")
+            if dot and group in FACTOR_GROUPS and _FACTOR_KEY.match(sub):
+                factors.setdefault(group, {})[sub] = parse_scalar(v)
+            else:
+                left[k] = v
+        if left:
+            rest.append({"name": name, "metadata": left})
+    return factors, rest, rejected
+
+
+class McapReader(ReaderEntrypoint):
+    """MCAP file (ROS 2 CDR, ROS 1 or JSON messages), one run per file."""
+
+    name: ClassVar[str] = "mcap"
+    description: ClassVar[str] = "MCAP log (.mcap) with ROS 2 (cdr), ROS 1 or JSON messages"
+    url: ClassVar[str] = "https://mcap.dev/spec"
+    version: ClassVar[str] = "1"
+
+    def guess_can_open(self, path: Path) -> bool:
+        """Claim files that start with the MCAP magic (any suffix) or end in ``.mcap``."""
+        if not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(len(MAGIC))
+        return head == MAGIC or (path.suffix.lower() == ".mcap" and len(head) == 0)
+
+    def read(
+        self,
+        path: Path,
+        *,
+        events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+        topics: Sequence[str] | None = None,
+        salvage: bool = False,
+    ) -> Iterator[RunData]:
+        """Read *path* as one run.
+
+        Parameters
+        ----------
+        events_topics
+            Topics whose text messages are events (JSON objects with a ``"kind"`` key).
+        topics
+            Only decode these topics (all when ``None``).
+        salvage
+            Read the readable prefix of a truncated or corrupt file instead of failing;
+            ``extra["salvaged"]`` then says why and how many messages were read.
+        """
+        path = Path(path)
+        contents = scan_mcap(path, salvage=salvage, topics=topics)
+        yield build_run(path.stem, [contents], events_topics=events_topics)
+
+
+def build_run(
+    name: str,
+    contents: Sequence[McapContents],
+    *,
+    events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+    extra: dict[str, Any] | None = None,
+) -> RunData:
+    """One :class:`RunData` from the scanned files of a run."""
+    streams, events, skipped, counts = decode_contents(contents, events_topics=events_topics)
+    records = [m for c in contents for m in c.metadata]
+    factors, rest, rejected = split_factors(records)
+    ex: dict[str, Any] = dict(extra or {})
+    first = contents[0]
+    ex["mcap_header"] = {"profile": first.profile, "library": first.library}
+    if rest:
+        ex["mcap_metadata"] = rest
+    if rejected:
+        ex["rejected_factor_keys"] = rejected
+    attachments = [a for c in contents for a in c.attachments]
+    if attachments:
+        ex["attachments"] = attachments
+    ex["message_counts"] = counts
+    salvaged = [c.salvaged for c in contents if c.salvaged]
+    if salvaged:
+        ex["salvaged"] = {
+            "reason": "; ".join(s["reason"] for s in salvaged),
+            "messages": sum(s["messages"] for s in salvaged),
+        }
+    declared: dict[str, int] = {}
+    read: dict[str, int] = {}
+    for c in contents:
+        for cid, ch in c.channels.items():
+            read[ch.topic] = read.get(ch.topic, 0) + c.raw_counts.get(cid, 0)
+            if c.statistics is not None and not c.salvaged:
+                declared[ch.topic] = declared.get(ch.topic, 0) + c.statistics.get(cid, 0)
+    empty = sorted(t for t, k in read.items() if k == 0)
+    if empty:
+        ex["empty_topics"] = empty
+    mismatch = {
+        t: {"declared": k, "read": read.get(t, 0)}
+        for t, k in declared.items()
+        if k != read.get(t, 0)
+    }
+    if mismatch:
+        ex["count_mismatch"] = mismatch
+    return RunData(
+        key="",
+        factors=factors,
+        streams=streams,
+        events=events,
+        skipped=skipped,
+        extra=ex,
+        name=name,
+    )

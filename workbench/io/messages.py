@@ -1,0 +1,1101 @@
+"""ROS / MCAP messages → typed streams: the mapping shared by the MCAP and bag readers.
+
+A reader collects each topic's raw payloads into a :class:`TopicBuffer`; :func:`decode_topic`
+turns it into streams (``xarray.Dataset``), events and "skipped" entries.
+
+Typed mappings (type names are normalized to ``pkg/msg/Name``):
+
+* ``sensor_msgs/JointState`` → ``position``, ``velocity``, ``effort`` on ``(time, joint)``;
+  a field empty in every message is omitted; joint names changing between messages
+  give the union of names with NaN where a message has no value.
+* ``sensor_msgs/Imu`` → ``orientation (time, quat)``, ``angular_velocity`` and
+  ``linear_acceleration (time, axis)``.
+* ``geometry_msgs`` Wrench, Pose, Twist, Accel, Vector3, Point, Quaternion, Transform
+  (plain, ``Stamped`` and ``WithCovariance``) and ``nav_msgs/Odometry`` → vectors on
+  ``axis = [x, y, z]`` and quaternions on ``quat = [x, y, z, w]``.
+* ``tf2_msgs/TFMessage`` / ``tf/tfMessage`` → one stream per child frame, named
+  ``<topic>.<child_frame>`` (``tf.base_link``), attrs ``parent_frame``/``child_frame``.
+* ``sensor_msgs/CompressedImage`` → an encoded-image stream (``frame_offset``,
+  ``frame_size`` on ``time``; ``data`` on ``byte``); ``sensor_msgs/Image`` → raw pixels
+  ``(time, y, x[, channel])`` for known encodings, else skipped with the reason.
+* ``std_msgs/String`` on an events topic → the events table (JSON objects with a
+  ``"kind"`` key); on other topics the topic is skipped with reason ``"text topic"``
+  (free text is not a time series; name the topic in ``events_topics`` to keep it).
+* anything else → every numeric leaf flattened into a variable named by its path
+  (``pose.position.x``, ``transforms[0].transform.translation.x``); fixed-size arrays
+  get an extra dimension ``<path>.index``; ``sec``/``nanosec`` pairs become one int64
+  nanosecond variable; strings are ignored and listed in the ``ignored`` attribute.
+
+Every stream has the int64 ns ``time`` coordinate (log time, sorted, stable), a
+``header_time`` coordinate when the message has a ``std_msgs/Header``, attrs ``source``
+(the topic), ``message_type``, ``encoding``, and a ``units`` attribute on each variable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workbench.io import cdr
+from workbench.io.cdr import Columns, Plan, Ragged
+from workbench.model import events_from_json, stream_name
+
+if TYPE_CHECKING:
+    import polars as pl
+    import xarray as xr
+
+__all__ = [
+    "DEFAULT_EVENTS_TOPICS",
+    "TopicBuffer",
+    "TopicResult",
+    "TypeRegistry",
+    "decode_buffers",
+    "decode_topic",
+    "normalize_type",
+]
+
+DEFAULT_EVENTS_TOPICS: tuple[str, ...] = ("/events",)
+AXIS = ["x", "y", "z"]
+QUAT = ["x", "y", "z", "w"]
+
+
+def normalize_type(name: str) -> str:
+    """``sensor_msgs/Imu`` and ``sensor_msgs/msg/Imu`` → ``sensor_msgs/msg/Imu``.
+
+    >>> normalize_type("sensor_msgs/Imu"), normalize_type("tf/tfMessage")
+    ('sensor_msgs/msg/Imu', 'tf/msg/tfMessage')
+    """
+    parts = name.strip().split("/")
+    if len(parts) == 2:
+        return f"{parts[0]}/msg/{parts[1]}"
+    return "/".join(parts)
+
+
+# --------------------------------------------------------------------------- type definitions
+
+
+class TypeRegistry:
+    """Message definitions found in one log, with a built-in store as fallback.
+
+    Definitions embedded in the log win over the built-in ones (a log records the
+    version of a message it was written with).
+    """
+
+    def __init__(self, flavor: str) -> None:
+        self.flavor = flavor  # "ros2" or "ros1"
+        self.defs: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self._plans: dict[str, Plan] = {}
+        self._fallback: dict[str, Any] | None = None
+
+    @property
+    def fallback(self) -> dict[str, Any]:
+        """Definitions of the built-in store (ROS 2 Humble or ROS 1 Noetic)."""
+        if self._fallback is None:
+            from rosbags.typesys import Stores, get_typestore
+
+            store = Stores.ROS2_HUMBLE if self.flavor == "ros2" else Stores.ROS1_NOETIC
+            self._fallback = dict(get_typestore(store).fielddefs)
+        return self._fallback
+
+    def add_msg(self, typename: str, text: str) -> None:
+        """Register a ``.msg`` definition (with its dependencies, ``MSG:`` separated)."""
+        key = normalize_type(typename)
+        defs, error = _parse_definition("msg", key, text)
+        self.defs.update(defs)
+        if error:
+            self.errors[key] = error
+
+    def add_idl(self, typename: str, text: str) -> None:
+        """Register an ``.idl`` definition (several ``IDL:`` sections allowed)."""
+        key = normalize_type(typename)
+        defs, error = _parse_definition("idl", key, text)
+        self.defs.update(defs)
+        if error:
+            self.errors[key] = error
+
+    def plan(self, typename: str, *, builtin: bool = False) -> Plan:
+        """Compiled plan of *typename*; raises :class:`cdr.UnsupportedTypeError`.
+
+        ``builtin=True`` ignores the definitions found in the log.
+        """
+        key = normalize_type(typename)
+        cache_key = f"builtin:{key}" if builtin else key
+        if cache_key in self._plans:
+            return self._plans[cache_key]
+        if not builtin and key in self.errors and key not in self.defs:
+            raise cdr.UnsupportedTypeError(self.errors[key])
+        plan = cdr.compile_plan(
+            key,
+            self.fallback if builtin else self.defs,
+            fallback=None if builtin else self.fallback,
+            empty_struct_byte=self.flavor == "ros2",
+        )
+        self._plans[cache_key] = plan
+        return plan
+
+    def has_own(self, typename: str) -> bool:
+        """Whether the log itself defined *typename*."""
+        return normalize_type(typename) in self.defs
+
+    def has_builtin(self, typename: str) -> bool:
+        """Whether the built-in store defines *typename*."""
+        return normalize_type(typename) in self.fallback
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_definition(kind: str, key: str, text: str) -> tuple[dict[str, Any], str]:
+    """Parse a message definition once per process (a campaign repeats the same schemas)."""
+    from rosbags.typesys import TypesysError, get_types_from_idl, get_types_from_msg
+
+    defs: dict[str, Any] = {}
+    try:
+        if kind == "msg":
+            defs.update(get_types_from_msg(text, key))
+        else:
+            sep = "=" * 80 + "\n"
+            if text.startswith(f"{sep}IDL: "):
+                for section in text.split(sep)[1:]:
+                    _hdr, idl = section.split("\n", 1)
+                    defs.update(get_types_from_idl(idl))
+            else:
+                defs.update(get_types_from_idl(text))
+    except (TypesysError, ValueError, KeyError, IndexError) as err:
+        return defs, f"cannot parse .{kind} definition: {err}"
+    return defs, ""
+
+
+# --------------------------------------------------------------------------- raw messages
+
+
+@dataclass
+class TopicBuffer:
+    """Raw payloads of one topic, collected batch by batch, in any time order.
+
+    Batches are ``(log_time, data, starts, lengths)`` with the payloads inside ``data``;
+    single messages can be added with :meth:`add`.
+    """
+
+    topic: str
+    message_type: str
+    encoding: str
+    schema_encoding: str = ""
+    declared: int = 0
+    """Message count the container declares (index/metadata), for cross-checks."""
+    _batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list, repr=False
+    )
+    _times: list[int] = field(default_factory=list, repr=False)
+    _payloads: list[bytes] = field(default_factory=list, repr=False)
+
+    def add_batch(
+        self, log_time: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        """Add payloads ``data[starts[i]:starts[i]+lengths[i]]`` logged at ``log_time[i]``."""
+        if len(log_time):
+            self._batches.append((log_time, data, starts, lengths))
+
+    def add(self, log_time: int, payload: bytes) -> None:
+        """Add one message."""
+        self._times.append(log_time)
+        self._payloads.append(payload)
+        if len(self._payloads) >= 65536:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._payloads:
+            return
+        lengths = np.fromiter(
+            (len(p) for p in self._payloads), dtype=np.int64, count=len(self._payloads)
+        )
+        starts = np.cumsum(lengths) - lengths
+        data = np.frombuffer(b"".join(self._payloads), dtype=np.uint8)
+        self._batches.append((np.array(self._times, dtype=np.int64), data, starts, lengths))
+        self._times, self._payloads = [], []
+
+    @property
+    def count(self) -> int:
+        """Messages collected so far."""
+        return sum(len(b[0]) for b in self._batches) + len(self._times)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(log_time, data, starts, lengths)`` sorted by log time (stable), payloads contiguous."""
+        self._flush()
+        if not self._batches:
+            e = np.empty(0, dtype=np.int64)
+            return e, np.empty(0, dtype=np.uint8), e, e
+        parts: list[np.ndarray] = []
+        for _t, data, starts, lengths in self._batches:
+            starts = starts.astype(np.int64, copy=False)
+            lengths = lengths.astype(np.int64, copy=False)
+            total = int(lengths.sum())
+            packed = len(starts) == 0 or (
+                starts[0] == 0
+                and len(data) == total
+                and bool(np.all(starts[1:] == np.cumsum(lengths[:-1])))
+            )
+            parts.append(data if packed else cdr.gather_slices(data, starts, lengths))
+        times = np.concatenate([b[0] for b in self._batches]).astype(np.int64, copy=False)
+        lengths = np.concatenate([b[3] for b in self._batches]).astype(np.int64, copy=False)
+        flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self._batches = []
+        starts = np.cumsum(lengths) - lengths
+        if len(times) > 1 and bool(np.any(times[1:] < times[:-1])):
+            order = np.argsort(times, kind="stable")
+            flat = cdr.gather_slices(flat, starts[order], lengths[order])
+            lengths = lengths[order]
+            starts = np.cumsum(lengths) - lengths
+            times = times[order]
+        self._batches = [(times, flat, starts, lengths)]
+        return times, flat, starts, lengths
+
+
+@dataclass
+class TopicResult:
+    """What one topic decoded into."""
+
+    streams: dict[str, xr.Dataset] = field(default_factory=dict)
+    events: pl.DataFrame | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    messages: int = 0
+    """Messages decoded into streams or events."""
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def decode_topic(
+    buf: TopicBuffer,
+    registry: TypeRegistry | None,
+    *,
+    events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+    vectorized: bool = True,
+) -> TopicResult:
+    """Decode one topic's messages into streams, events and skipped entries.
+
+    Parameters
+    ----------
+    buf
+        The topic's raw messages.
+    registry
+        Message definitions (for ``cdr``/``ros1`` encodings); ``None`` for JSON.
+    events_topics
+        Topics whose text messages are events (JSON objects with a ``"kind"`` key).
+    vectorized
+        ``False`` decodes message by message (slow; the reference for tests).
+    """
+    topic = buf.topic
+    log_time, data, starts, lengths = buf.finish()
+    n = len(log_time)
+    res = TopicResult()
+    if n == 0:
+        return res
+    mtype = normalize_type(buf.message_type)
+    is_events = topic in set(events_topics)
+    enc = buf.encoding.lower()
+
+    def skip(reason: str, count: int = n) -> TopicResult:
+        res.skipped.append({"topic": topic, "reason": reason, "count": int(count)})
+        return res
+
+    if enc == "json":
+        if is_events:
+            payloads = [
+                bytes(data[s : s + ln])
+                for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)
+            ]
+            return _events(res, topic, log_time, payloads)
+        return _json_topic(res, buf, log_time, data, starts, lengths)
+    if enc == "protobuf":
+        return skip(
+            "protobuf messages are not decoded (the optional mcap-protobuf-support "
+            "package is not a dependency)"
+        )
+    if enc not in ("cdr", "ros1"):
+        return skip(
+            f"message encoding {buf.encoding!r} is not supported (supported: cdr, ros1, json)"
+        )
+    if mtype.endswith("_Event") and "/srv/" in mtype:
+        return skip(
+            f"service event type {buf.message_type} is not decodable (no library "
+            "decodes rosbag2 service events)"
+        )
+    if registry is None:  # pragma: no cover - readers always pass one for cdr/ros1
+        return skip("no message definitions")
+    try:
+        plan = registry.plan(mtype)
+    except cdr.UnsupportedTypeError as err:
+        return skip(f"cannot decode type {buf.message_type}: {err}")
+
+    cols = cdr.decode(data, starts, lengths, plan, enc, vectorized=vectorized)
+    notes = ""
+    if len(cols.bad) == n and registry.has_own(mtype) and registry.has_builtin(mtype):
+        # the definition stored in the log is wrong (seen in real bags): try the built-in one
+        try:
+            alt = cdr.decode(
+                data,
+                starts,
+                lengths,
+                registry.plan(mtype, builtin=True),
+                enc,
+                vectorized=vectorized,
+            )
+        except cdr.UnsupportedTypeError:
+            alt = None
+        if alt is not None and len(alt.bad) < n:
+            notes = (
+                f"the definition of {buf.message_type} stored in the log does not match "
+                f"the data ({cols.bad[0][1]}); decoded with the built-in "
+                f"{'ROS 2 Humble' if registry.flavor == 'ros2' else 'ROS 1 Noetic'} "
+                "definition"
+            )
+            cols = alt
+    if cols.bad:
+        first = cols.bad[0]
+        skip(
+            f"cannot decode {buf.message_type} message (first at log time "
+            f"{int(log_time[first[0]])}): {first[1]}",
+            len(cols.bad),
+        )
+    if cols.n == 0:
+        return res
+    times = log_time[cols.rows]
+    attrs = {"source": topic, "message_type": buf.message_type, "encoding": buf.encoding}
+    if notes:
+        attrs["notes"] = notes
+    if mtype == "std_msgs/msg/String":
+        texts = cols.text.get("data")
+        if is_events and texts is not None:
+            return _events(res, topic, times, list(texts))
+        return skip(
+            "text topic (std_msgs/String outside the events topics; name it in "
+            "events_topics to read it as events)",
+            cols.n,
+        )
+    name = stream_name(topic)
+    mapper = _MAPPERS.get(mtype)
+    if mapper is None:
+        for spec_type, specs in _VECTOR_SPECS.items():
+            if spec_type == mtype:
+                mapper = _vector_mapper(specs)
+                break
+    if mapper is None:
+        mapper = _generic
+    out = mapper(name, times, cols, attrs, res)
+    res.streams.update(out)
+    res.messages += cols.n if out else 0
+    if not out and not any(s["topic"] == topic for s in res.skipped):
+        skip(f"{buf.message_type} has no numeric fields", cols.n)
+    return res
+
+
+def decode_buffers(
+    buffers: Sequence[TopicBuffer],
+    registry_for: Callable[[str], TypeRegistry | None],
+    *,
+    events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+    vectorized: bool = True,
+) -> tuple[dict[str, xr.Dataset], pl.DataFrame, list[dict[str, Any]], dict[str, int]]:
+    """Decode every topic of a run.
+
+    Returns ``(streams, events, skipped, counts)``: streams by name (a name already
+    taken gets a ``-2``, ``-3`` … suffix), the events of every events topic merged and
+    sorted by time, skipped entries, and the number of messages read per topic.
+    """
+    import polars as pl
+
+    from workbench.model import empty_events
+
+    streams: dict[str, xr.Dataset] = {}
+    skipped: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    event_parts: list[pl.DataFrame] = []
+    for buf in sorted(buffers, key=lambda b: (b.topic, b.message_type)):
+        counts[buf.topic] = counts.get(buf.topic, 0) + buf.count
+        res = decode_topic(
+            buf,
+            registry_for(buf.encoding.lower()),
+            events_topics=events_topics,
+            vectorized=vectorized,
+        )
+        for name, ds in res.streams.items():
+            unique = name
+            k = 2
+            while unique in streams:
+                unique = f"{name}-{k}"
+                k += 1
+            streams[unique] = ds
+        skipped.extend(res.skipped)
+        if res.events is not None and res.events.height:
+            event_parts.append(res.events)
+    if event_parts:
+        events = pl.concat(event_parts).sort("time", maintain_order=True)
+    else:
+        events = empty_events()
+    return streams, events, skipped, counts
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _events(
+    res: TopicResult, topic: str, times: np.ndarray, payloads: Sequence[Any]
+) -> TopicResult:
+    texts = ["" if p is None else p for p in payloads]
+    df, problems = events_from_json(times, texts, source=topic)
+    res.events = df
+    res.messages += df.height
+    if problems:
+        res.skipped.append(
+            {
+                "topic": topic,
+                "reason": "event message is not a JSON object with a 'kind' key "
+                f"(first: {problems[0]['reason']})",
+                "count": len(problems),
+            }
+        )
+    return res
+
+
+def _header_time(cols: Columns, prefix: str = "header") -> np.ndarray | None:
+    sec = cols.numeric.get(f"{prefix}.stamp.sec")
+    nsec = cols.numeric.get(f"{prefix}.stamp.nanosec")
+    if sec is None or nsec is None or sec.ndim != 1:
+        return None
+    if sec.dtype.kind == "f" or nsec.dtype.kind == "f":  # missing in some messages
+        ok = np.isfinite(sec) & np.isfinite(nsec)
+        out = np.zeros(len(sec), dtype=np.int64)
+        out[ok] = sec[ok].astype(np.int64) * 1_000_000_000 + nsec[ok].astype(np.int64)
+        return out
+    return sec.astype(np.int64) * 1_000_000_000 + nsec.astype(np.int64)
+
+
+def _const_text(cols: Columns, path: str) -> str | None:
+    arr = cols.text.get(path)
+    if arr is None or len(arr) == 0:
+        return None
+    first = arr[0]
+    if first is None:
+        return None
+    if len(arr) > 1 and not bool(np.all(arr == first)):
+        return None
+    return str(first)
+
+
+def _stack(cols: Columns, prefix: str, comps: Sequence[str]) -> np.ndarray | None:
+    keys = [f"{prefix}.{c}" if prefix else c for c in comps]
+    if not all(k in cols.numeric and cols.numeric[k].ndim == 1 for k in keys):
+        return None
+    return np.stack([cols.numeric[k].astype(np.float64, copy=False) for k in keys], axis=1)
+
+
+def _dataset(
+    times: np.ndarray,
+    header_time: np.ndarray | None,
+    data_vars: Mapping[str, tuple[tuple[str, ...], np.ndarray, str]],
+    coords: dict[str, Any],
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    import xarray as xr
+
+    all_coords: dict[str, Any] = {"time": ("time", np.asarray(times, dtype=np.int64))}
+    if header_time is not None:
+        all_coords["header_time"] = ("time", header_time)
+    all_coords.update(coords)
+    dv = {
+        name: xr.Variable(dims, values, attrs={"units": units})
+        for name, (dims, values, units) in data_vars.items()
+    }
+    return xr.Dataset(dv, coords=all_coords, attrs=attrs)
+
+
+def _add_note(attrs: dict[str, Any], text: str) -> None:
+    attrs["notes"] = f"{attrs['notes']}; {text}" if attrs.get("notes") else text
+
+
+def _base_attrs(cols: Columns, attrs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(attrs)
+    frame = _const_text(cols, "header.frame_id")
+    if frame is not None:
+        out["frame_id"] = frame
+    return out
+
+
+# --------------------------------------------------------------------------- typed mappers
+
+# message type → [(variable, field prefix, components, units)]
+_VecSpec = tuple[str, str, list[str], str]
+_VECTOR_SPECS: dict[str, list[_VecSpec]] = {
+    "sensor_msgs/msg/Imu": [
+        ("orientation", "orientation", QUAT, "1"),
+        ("angular_velocity", "angular_velocity", AXIS, "rad/s"),
+        ("linear_acceleration", "linear_acceleration", AXIS, "m/s^2"),
+    ],
+    "geometry_msgs/msg/Wrench": [
+        ("force", "force", AXIS, "N"),
+        ("torque", "torque", AXIS, "N*m"),
+    ],
+    "geometry_msgs/msg/WrenchStamped": [
+        ("force", "wrench.force", AXIS, "N"),
+        ("torque", "wrench.torque", AXIS, "N*m"),
+    ],
+    "nav_msgs/msg/Odometry": [
+        ("position", "pose.pose.position", AXIS, "m"),
+        ("orientation", "pose.pose.orientation", QUAT, "1"),
+        ("linear", "twist.twist.linear", AXIS, "m/s"),
+        ("angular", "twist.twist.angular", AXIS, "rad/s"),
+    ],
+    "geometry_msgs/msg/Pose": [
+        ("position", "position", AXIS, "m"),
+        ("orientation", "orientation", QUAT, "1"),
+    ],
+    "geometry_msgs/msg/PoseStamped": [
+        ("position", "pose.position", AXIS, "m"),
+        ("orientation", "pose.orientation", QUAT, "1"),
+    ],
+    "geometry_msgs/msg/PoseWithCovarianceStamped": [
+        ("position", "pose.pose.position", AXIS, "m"),
+        ("orientation", "pose.pose.orientation", QUAT, "1"),
+    ],
+    "geometry_msgs/msg/Twist": [
+        ("linear", "linear", AXIS, "m/s"),
+        ("angular", "angular", AXIS, "rad/s"),
+    ],
+    "geometry_msgs/msg/TwistStamped": [
+        ("linear", "twist.linear", AXIS, "m/s"),
+        ("angular", "twist.angular", AXIS, "rad/s"),
+    ],
+    "geometry_msgs/msg/TwistWithCovarianceStamped": [
+        ("linear", "twist.twist.linear", AXIS, "m/s"),
+        ("angular", "twist.twist.angular", AXIS, "rad/s"),
+    ],
+    "geometry_msgs/msg/Accel": [
+        ("linear", "linear", AXIS, "m/s^2"),
+        ("angular", "angular", AXIS, "rad/s^2"),
+    ],
+    "geometry_msgs/msg/AccelStamped": [
+        ("linear", "accel.linear", AXIS, "m/s^2"),
+        ("angular", "accel.angular", AXIS, "rad/s^2"),
+    ],
+    "geometry_msgs/msg/Vector3": [("vector", "", AXIS, "")],
+    "geometry_msgs/msg/Vector3Stamped": [("vector", "vector", AXIS, "")],
+    "geometry_msgs/msg/Point": [("position", "", AXIS, "m")],
+    "geometry_msgs/msg/PointStamped": [("position", "point", AXIS, "m")],
+    "geometry_msgs/msg/Quaternion": [("orientation", "", QUAT, "1")],
+    "geometry_msgs/msg/QuaternionStamped": [("orientation", "quaternion", QUAT, "1")],
+    "geometry_msgs/msg/Transform": [
+        ("translation", "translation", AXIS, "m"),
+        ("rotation", "rotation", QUAT, "1"),
+    ],
+    "geometry_msgs/msg/TransformStamped": [
+        ("translation", "transform.translation", AXIS, "m"),
+        ("rotation", "transform.rotation", QUAT, "1"),
+    ],
+}
+
+_Mapper = Any  # Callable[[str, np.ndarray, Columns, dict, TopicResult], dict[str, xr.Dataset]]
+
+
+def _vector_mapper(specs: list[_VecSpec]) -> _Mapper:
+    def mapper(
+        name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+    ) -> dict[str, xr.Dataset]:
+        dv: dict[str, tuple[tuple[str, ...], np.ndarray, str]] = {}
+        coords: dict[str, Any] = {}
+        for var, prefix, comps, units in specs:
+            vals = _stack(cols, prefix, comps)
+            if vals is None:  # the definition in the log lacks the field: flatten instead
+                return _generic(name, times, cols, attrs, res)
+            dim = "quat" if comps is QUAT else "axis"
+            coords[dim] = (dim, list(comps))
+            dv[var] = (("time", dim), vals, units)
+        a = _base_attrs(cols, attrs)
+        child = _const_text(cols, "child_frame_id")
+        if child is not None:
+            a["child_frame"] = child
+            if "frame_id" in a:
+                a["parent_frame"] = a["frame_id"]
+        return {name: _dataset(times, _header_time(cols), dv, coords, a)}
+
+    return mapper
+
+
+def _joint_state(
+    name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+) -> dict[str, xr.Dataset]:
+    fields = [("position", "rad|m"), ("velocity", "rad/s|m/s"), ("effort", "N*m|N")]
+    name_cols = []
+    k = 0
+    while f"name[{k}]" in cols.text:
+        name_cols.append(cols.text[f"name[{k}]"])
+        k += 1
+    n = cols.n
+    regular = all(f not in cols.ragged for f, _ in fields) and all(
+        c[0] is not None and bool(np.all(c == c[0])) for c in name_cols
+    )
+    dv: dict[str, tuple[tuple[str, ...], np.ndarray, str]] = {}
+    notes: list[str] = []
+    if regular:
+        names = [str(c[0]) for c in name_cols]
+        for f, units in fields:
+            arr = cols.numeric.get(f)
+            if arr is None or arr.ndim != 2 or arr.shape[1] == 0:
+                continue
+            if not names:
+                names = [f"joint_{i}" for i in range(arr.shape[1])]
+            if arr.shape[1] != len(names):
+                notes.append(f"{f} has {arr.shape[1]} values for {len(names)} joints: omitted")
+                continue
+            dv[f] = (("time", "joint"), arr.astype(np.float64, copy=False), units)
+    else:
+        # joint names (or counts) change between messages: union of names, NaN elsewhere
+        row_names: list[tuple[str, ...]] = []
+        for i in range(n):
+            row_names.append(tuple(str(c[i]) for c in name_cols if c[i] is not None))
+        names = []
+        index: dict[str, int] = {}
+        for tup in row_names:
+            for nm in tup:
+                if nm not in index:
+                    index[nm] = len(names)
+                    names.append(nm)
+        for f, units in fields:
+            rows_vals: list[np.ndarray] | None = None
+            if f in cols.ragged:
+                rg = cols.ragged[f]
+                rows_vals = [rg.row(i) for i in range(n)]
+            elif f in cols.numeric and cols.numeric[f].ndim == 2:
+                arr = cols.numeric[f]
+                rows_vals = [arr[i] for i in range(n)]
+            if rows_vals is None or not any(len(v) for v in rows_vals):
+                continue
+            out = np.full((n, len(names)), np.nan)
+            mismatched = 0
+            for i, vals in enumerate(rows_vals):
+                if len(vals) == 0:
+                    continue
+                tup = row_names[i]
+                if len(vals) != len(tup):
+                    mismatched += 1
+                    continue
+                out[i, [index[nm] for nm in tup]] = vals
+            if mismatched:
+                notes.append(f"{f}: {mismatched} messages with a value count unlike the names")
+            dv[f] = (("time", "joint"), out, units)
+    a = _base_attrs(cols, attrs)
+    if notes:
+        _add_note(a, "; ".join(notes))
+    if not dv:
+        return {}
+    return {name: _dataset(times, _header_time(cols), dv, {"joint": ("joint", names)}, a)}
+
+
+def _tf(
+    name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+) -> dict[str, xr.Dataset]:
+    entries_rows: list[np.ndarray] = []
+    entries_child: list[np.ndarray] = []
+    entries_parent: list[np.ndarray] = []
+    entries_stamp: list[np.ndarray] = []
+    entries_tr: list[np.ndarray] = []
+    entries_rot: list[np.ndarray] = []
+    k = 0
+    while f"transforms[{k}].child_frame_id" in cols.text:
+        p = f"transforms[{k}]"
+        child = cols.text[f"{p}.child_frame_id"]
+        ok = np.array([c is not None for c in child], dtype=bool)
+        rows = np.nonzero(ok)[0]
+        tr = _stack(cols, f"{p}.transform.translation", AXIS)
+        rot = _stack(cols, f"{p}.transform.rotation", QUAT)
+        stamp = _header_time(cols, f"{p}.header")
+        parent = cols.text.get(f"{p}.header.frame_id")
+        if tr is None or rot is None or stamp is None or parent is None:
+            k += 1
+            continue
+        entries_rows.append(rows)
+        entries_child.append(child[rows])
+        entries_parent.append(parent[rows])
+        entries_stamp.append(stamp[rows])
+        entries_tr.append(tr[rows])
+        entries_rot.append(rot[rows])
+        k += 1
+    if k > cdr.MAX_STRUCT_SEQUENCE:
+        res.skipped.append(
+            {
+                "topic": attrs["source"],
+                "reason": f"message with more than {cdr.MAX_STRUCT_SEQUENCE} transforms",
+                "count": 1,
+            }
+        )
+    if not entries_rows:
+        return {}
+    rows = np.concatenate(entries_rows)
+    child = np.concatenate(entries_child)
+    parent = np.concatenate(entries_parent)
+    stamp = np.concatenate(entries_stamp)
+    tr = np.concatenate(entries_tr)
+    rot = np.concatenate(entries_rot)
+    out: dict[str, xr.Dataset] = {}
+    for frame in sorted(set(child.tolist())):
+        sel = np.nonzero(child == frame)[0]
+        sel = sel[np.argsort(rows[sel], kind="stable")]
+        parents = parent[sel]
+        uniq, counts = np.unique(parents.astype(str), return_counts=True)
+        a = dict(attrs)
+        a["child_frame"] = frame
+        a["parent_frame"] = str(uniq[np.argmax(counts)])
+        if len(uniq) > 1:
+            _add_note(a, f"parent frame changes: {', '.join(map(str, uniq))}")
+        ds = _dataset(
+            times[rows[sel]],
+            stamp[sel],
+            {
+                "translation": (("time", "axis"), tr[sel], "m"),
+                "rotation": (("time", "quat"), rot[sel], "1"),
+            },
+            {"axis": ("axis", AXIS), "quat": ("quat", QUAT)},
+            a,
+        )
+        sname = f"{name}.{stream_name(frame)}"
+        out[sname] = ds
+    return out
+
+
+_IMAGE_ENCODINGS: dict[str, tuple[int, str, list[str] | None]] = {
+    "mono8": (1, "u1", None),
+    "8uc1": (1, "u1", None),
+    "mono16": (1, "u2", None),
+    "16uc1": (1, "u2", None),
+    "rgb8": (3, "u1", ["r", "g", "b"]),
+    "bgr8": (3, "u1", ["b", "g", "r"]),
+    "8uc3": (3, "u1", None),
+    "rgba8": (4, "u1", ["r", "g", "b", "a"]),
+    "bgra8": (4, "u1", ["b", "g", "r", "a"]),
+    "8uc4": (4, "u1", None),
+    "rgb16": (3, "u2", ["r", "g", "b"]),
+    "bgr16": (3, "u2", ["b", "g", "r"]),
+    "32fc1": (1, "f4", None),
+}
+
+
+def _blob(cols: Columns, path: str) -> Ragged | None:
+    if path in cols.ragged:
+        return cols.ragged[path]
+    arr = cols.numeric.get(path)
+    if arr is None or arr.ndim != 2:
+        return None
+    n, k = arr.shape
+    return Ragged(values=arr.reshape(-1), offsets=np.arange(n + 1, dtype=np.int64) * k)
+
+
+def _compressed_image(
+    name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+) -> dict[str, xr.Dataset]:
+    blob = _blob(cols, "data")
+    if blob is None:
+        return {}
+    fmt_col = cols.text.get("format")
+    formats = [] if fmt_col is None else [str(f).lower() for f in fmt_col]
+    fmt = ""
+    if formats:
+        values, counts = np.unique(np.array(formats), return_counts=True)
+        common = str(values[np.argmax(counts)])
+        fmt = (
+            "png"
+            if "png" in common
+            else "jpeg"
+            if ("jpeg" in common or "jpg" in common)
+            else common
+        )
+    a = _base_attrs(cols, attrs)
+    a["kind"] = "image_encoded"
+    a["format"] = fmt
+    offsets = blob.offsets.astype(np.int64)
+    dv = {
+        "frame_offset": (("time",), offsets[:-1].copy(), "byte"),
+        "frame_size": (("time",), np.diff(offsets), "byte"),
+        "data": (("byte",), blob.values.astype(np.uint8, copy=False), "1"),
+    }
+    return {name: _dataset(times, _header_time(cols), dv, {}, a)}
+
+
+def _raw_image(
+    name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+) -> dict[str, xr.Dataset]:
+    topic = attrs["source"]
+    n = cols.n
+
+    def skip(reason: str) -> dict[str, xr.Dataset]:
+        res.skipped.append({"topic": topic, "reason": reason, "count": n})
+        return {}
+
+    enc = _const_text(cols, "encoding")
+    h = cols.numeric.get("height")
+    w = cols.numeric.get("width")
+    step = cols.numeric.get("step")
+    big = cols.numeric.get("is_bigendian")
+    blob = _blob(cols, "data")
+    if enc is None or h is None or w is None or step is None or blob is None:
+        return skip("image encoding or size changes between messages (not supported)")
+    if not (np.all(h == h[0]) and np.all(w == w[0]) and np.all(step == step[0])):
+        return skip("image size changes between messages (not supported)")
+    spec = _IMAGE_ENCODINGS.get(enc.lower())
+    if spec is None:
+        return skip(
+            f"image encoding {enc!r} is not supported "
+            f"(supported: {', '.join(sorted(_IMAGE_ENCODINGS))})"
+        )
+    ch, code, labels = spec
+    height, width, stride = int(h[0]), int(w[0]), int(step[0])
+    itemsize = np.dtype(code).itemsize
+    row_bytes = width * ch * itemsize
+    sizes = np.diff(blob.offsets)
+    if stride < row_bytes or not np.all(sizes == height * stride):
+        return skip("image data size does not match height x step")
+    endian = ">" if big is not None and bool(big[0]) else "<"
+    raw = blob.values.reshape(n, height, stride)[:, :, :row_bytes]
+    pixels = np.ascontiguousarray(raw).view(np.dtype(endian + code)).reshape(n, height, width, ch)
+    if not pixels.dtype.isnative:
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    a = _base_attrs(cols, attrs)
+    a["kind"] = "image"
+    a["image_encoding"] = enc
+    coords: dict[str, Any] = {}
+    dv: dict[str, tuple[tuple[str, ...], np.ndarray, str]]
+    if ch == 1:
+        dv = {"image": (("time", "y", "x"), pixels[..., 0], "1")}
+    else:
+        dv = {"image": (("time", "y", "x", "channel"), pixels, "1")}
+        coords["channel"] = ("channel", labels or [str(i) for i in range(ch)])
+    return {name: _dataset(times, _header_time(cols), dv, coords, a)}
+
+
+# units of well-known scalar fields (type → path → units) and renames
+_FIELD_UNITS: dict[str, dict[str, str]] = {
+    "sensor_msgs/msg/BatteryState": {
+        "voltage": "V",
+        "temperature": "degC",
+        "current": "A",
+        "charge": "Ah",
+        "capacity": "Ah",
+        "design_capacity": "Ah",
+        "percentage": "1",
+        "cell_voltage": "V",
+        "cell_temperature": "degC",
+    },
+    "sensor_msgs/msg/NavSatFix": {
+        "latitude": "deg",
+        "longitude": "deg",
+        "altitude": "m",
+        "position_covariance": "m^2",
+        "status": "1",
+        "service": "1",
+    },
+    "sensor_msgs/msg/Temperature": {"temperature": "degC", "variance": "degC^2"},
+    "sensor_msgs/msg/FluidPressure": {"fluid_pressure": "Pa", "variance": "Pa^2"},
+    "sensor_msgs/msg/Range": {
+        "range": "m",
+        "min_range": "m",
+        "max_range": "m",
+        "field_of_view": "rad",
+    },
+    "sensor_msgs/msg/LaserScan": {
+        "ranges": "m",
+        "angle_min": "rad",
+        "angle_max": "rad",
+        "angle_increment": "rad",
+        "time_increment": "s",
+        "scan_time": "s",
+        "range_min": "m",
+        "range_max": "m",
+    },
+}
+_RENAMES: dict[str, dict[str, str]] = {
+    "sensor_msgs/msg/NavSatFix": {"status.status": "status", "status.service": "service"},
+}
+
+
+def _generic(
+    name: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any], res: TopicResult
+) -> dict[str, xr.Dataset]:
+    mtype = normalize_type(attrs.get("message_type", ""))
+    units_of = _FIELD_UNITS.get(mtype, {})
+    renames = _RENAMES.get(mtype, {})
+    dv: dict[str, tuple[tuple[str, ...], np.ndarray, str]] = {}
+    coords: dict[str, Any] = {}
+    ignored: list[str] = []
+    numeric = dict(cols.numeric)
+    # sec/nanosec pairs → one int64 ns variable
+    for path in list(numeric):
+        if path.endswith(".sec") and not path.startswith("header."):
+            stem = path[: -len(".sec")]
+            ns_path = f"{stem}.nanosec"
+            if ns_path in numeric and numeric[path].ndim == 1 and numeric[ns_path].ndim == 1:
+                sec, nsec = numeric.pop(path), numeric.pop(ns_path)
+                if sec.dtype.kind == "f" or nsec.dtype.kind == "f":
+                    val = np.where(np.isfinite(sec) & np.isfinite(nsec), sec * 1e9 + nsec, np.nan)
+                    dv[stem] = (("time",), val, "ns")
+                else:
+                    dv[stem] = (("time",), sec.astype(np.int64) * 1_000_000_000 + nsec, "ns")
+    for path, arr in numeric.items():
+        if path.startswith("header."):
+            continue
+        var = renames.get(path, path)
+        units = units_of.get(var, "")
+        if arr.ndim == 1:
+            dv[var] = (("time",), arr, units)
+        elif arr.shape[1] == 0:
+            continue
+        else:
+            dim = f"{var}.index"
+            coords[dim] = (dim, np.arange(arr.shape[1]))
+            dv[var] = (("time", dim), arr, units)
+    for path, rg in cols.ragged.items():
+        var = renames.get(path, path)
+        if rg.values.dtype.itemsize == 1 and rg.values.dtype.kind in "ui":
+            ignored.append(f"{path} (variable-length byte array)")
+            continue
+        lens = rg.lengths
+        width = int(lens.max()) if len(lens) else 0
+        if width == 0:
+            continue
+        out = np.full((cols.n, width), np.nan)
+        rows = np.repeat(np.arange(cols.n), lens)
+        within = np.arange(len(rg.values)) - np.repeat(rg.offsets[:-1], lens)
+        out[rows, within] = rg.values
+        dim = f"{var}.index"
+        coords[dim] = (dim, np.arange(width))
+        dv[var] = (("time", dim), out, units_of.get(var, ""))
+    for path in cols.text:
+        if not path.startswith("header."):
+            ignored.append(f"{path} (string)")
+    if not dv:
+        return {}
+    a = _base_attrs(cols, attrs)
+    if ignored:
+        a["ignored"] = ", ".join(ignored)
+    return {name: _dataset(times, _header_time(cols), dv, coords, a)}
+
+
+_MAPPERS: dict[str, _Mapper] = {
+    "sensor_msgs/msg/JointState": _joint_state,
+    "tf2_msgs/msg/TFMessage": _tf,
+    "tf/msg/tfMessage": _tf,
+    "sensor_msgs/msg/CompressedImage": _compressed_image,
+    "sensor_msgs/msg/Image": _raw_image,
+}
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _json_topic(
+    res: TopicResult,
+    buf: TopicBuffer,
+    times: np.ndarray,
+    data: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+) -> TopicResult:
+    """JSON messages: numeric fields (nested objects flattened with dots) become variables."""
+    import polars as pl
+
+    topic = buf.topic
+    n = len(times)
+    # newline-delimited JSON built without a Python object per message
+    total = int(lengths.sum())
+    ndjson = np.full(total + n, ord("\n"), dtype=np.uint8)
+    keep = np.ones(total + n, dtype=bool)
+    keep[starts + lengths + np.arange(n)] = False
+    ndjson[keep] = (
+        cdr.gather_slices(data, starts, lengths)
+        if (n and (starts[0] != 0 or len(data) != total))
+        else data[:total]
+    )
+    try:
+        df = pl.read_ndjson(ndjson.tobytes(), infer_schema_length=None)
+    except Exception:  # noqa: BLE001 - mixed schemas: fall back to json.loads per message
+        df = None
+    if df is None or df.height != n:
+        payloads = [
+            bytes(data[s : s + ln]) for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)
+        ]
+        rows: list[dict[str, Any]] = []
+        bad = 0
+        for p in payloads:
+            try:
+                obj = json.loads(p)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                obj = None
+            if not isinstance(obj, dict):
+                bad += 1
+                obj = {}
+            rows.append(_flatten_json(obj))
+        if bad:
+            res.skipped.append(
+                {"topic": topic, "reason": "message is not a JSON object", "count": bad}
+            )
+        df = pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    df = _unnest_all(df)
+    dv: dict[str, tuple[tuple[str, ...], np.ndarray, str]] = {}
+    coords: dict[str, Any] = {}
+    ignored: list[str] = []
+    for col in df.columns:
+        s = df[col]
+        if s.dtype.is_numeric() or s.dtype == pl.Boolean:
+            vals = s.cast(pl.Float64).to_numpy() if s.null_count() else s.to_numpy()
+            dv[col] = (("time",), vals, "")
+        elif isinstance(s.dtype, pl.List | pl.Array) and s.dtype.inner.is_numeric():  # type: ignore[union-attr]
+            lens = s.list.len().to_numpy() if isinstance(s.dtype, pl.List) else None
+            if lens is not None and (s.null_count() or not np.all(lens == lens[0])):
+                ignored.append(f"{col} (variable-length list)")
+                continue
+            arr = np.asarray(s.to_list(), dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] == 0:
+                continue
+            dim = f"{col}.index"
+            coords[dim] = (dim, np.arange(arr.shape[1]))
+            dv[col] = (("time", dim), arr, "")
+        else:
+            ignored.append(f"{col} ({s.dtype})")
+    if not dv:
+        res.skipped.append(
+            {"topic": topic, "reason": "JSON messages have no numeric fields", "count": n}
+        )
+        return res
+    attrs = {"source": topic, "message_type": buf.message_type, "encoding": buf.encoding}
+    if ignored:
+        attrs["ignored"] = ", ".join(ignored)
+    res.streams[stream_name(topic)] = _dataset(times, None, dv, coords, attrs)
+    res.messages += n
+    return res
+
+
+def _flatten_json(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten_json(v, f"{key}."))
+        elif isinstance(v, bool | int | float) or v is None:
+            out[key] = v
+        else:
+            out[key] = json.dumps(v)
+    return out
+
+
+def _unnest_all(df: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
+    while True:
+        structs = [c for c in df.columns if isinstance(df[c].dtype, pl.Struct)]
+        if not structs:
+            return df
+        for c in structs:
+            fields = df[c].struct.fields
+            df = df.with_columns([df[c].struct.field(f).alias(f"{c}.{f}") for f in fields]).drop(c)

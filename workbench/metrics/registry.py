@@ -1,0 +1,234 @@
+"""Behavior metrics as plugins: the interface, the registry, and per-run computation.
+
+A metric is a class with ``name``, ``description``, ``columns`` (the output columns
+with their kind: ``"rate"`` for 0/1 outcomes, ``"continuous"``, ``"count"`` or
+``"category"``, their unit, and whether higher is better) and
+``compute(run) -> dict[column, value]`` returning ``None`` where the run lacks
+what the metric needs. Metrics are found through the entry-point group
+``workbench.metrics``; the built-ins register the same way.
+
+Examples
+--------
+>>> sorted(metrics())[:3]
+['control_latency', 'effort', 'failure_mode']
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from workbench.model import ConfigError, Run
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.store import Store
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Column",
+    "Metric",
+    "metrics",
+    "get_metric",
+    "register_metric",
+    "columns",
+    "compute",
+    "compute_run",
+]
+
+ENTRY_POINT_GROUP = "workbench.metrics"
+KINDS = ("rate", "continuous", "count", "category")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column of a metric.
+
+    Attributes
+    ----------
+    name
+        Column name (in the catalog it becomes ``metrics.<name>``).
+    kind
+        ``rate`` (0/1 per run, compared as a proportion), ``continuous``, ``count``
+        (compared like continuous) or ``category`` (not compared, tabulated).
+    unit
+        Unit for display (``s``, ``rad``, ``N``…).
+    higher_is_better
+        Direction for verdicts; ``None`` when neither is better.
+    description
+        One line for reports.
+    """
+
+    name: str
+    kind: str
+    unit: str = ""
+    higher_is_better: bool | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            msg = f"column {self.name!r}: kind {self.kind!r} is not valid; choose from {KINDS}"
+            raise ConfigError(msg)
+
+
+class Metric:
+    """Base class of metric plugins (the protocol is what counts)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    columns: ClassVar[tuple[Column, ...]] = ()
+
+    def compute(self, run: Run) -> dict[str, Any]:  # pragma: no cover - interface
+        """Values of :attr:`columns` for *run* (``None`` where not computable)."""
+        raise NotImplementedError
+
+
+_RUNTIME: dict[str, type] = {}
+_CACHE: dict[str, Metric] | None = None
+
+
+def register_metric(cls: type, *, replace: bool = False) -> None:
+    """Register a metric class at run time (entry points are the normal way)."""
+    global _CACHE
+    name = getattr(cls, "name", "")
+    if not name:
+        msg = f"metric {cls!r} has no 'name'"
+        raise ConfigError(msg)
+    if not replace and name in metrics():
+        msg = f"a metric named {name!r} is already registered; pass replace=True to override"
+        raise ConfigError(msg)
+    _RUNTIME[name] = cls
+    _CACHE = None
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric registered with :func:`register_metric`."""
+    global _CACHE
+    _RUNTIME.pop(name, None)
+    _CACHE = None
+
+
+def metrics() -> dict[str, Metric]:
+    """Installed metrics by name."""
+    global _CACHE
+    if _CACHE is not None:
+        return _CACHE
+    found: dict[str, Metric] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            found[ep.name] = ep.load()()
+        except Exception as err:  # a broken plugin must not break the others
+            warnings.warn(f"metric plugin {ep.name!r} ({ep.value}) failed to load: {err!r}", RuntimeWarning, stacklevel=2)
+    for name, cls in _RUNTIME.items():
+        found[name] = cls()
+    _CACHE = found
+    return found
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called *name*; :class:`ConfigError` listing the installed ones otherwise."""
+    available = metrics()
+    if name not in available:
+        msg = f"no metric named {name!r}; installed metrics: {', '.join(sorted(available))}"
+        raise ConfigError(msg)
+    return available[name]
+
+
+def columns(names: Iterable[str] | None = None) -> dict[str, Column]:
+    """Output columns by column name, of the named metrics (default: all)."""
+    chosen = [get_metric(n) for n in names] if names is not None else list(metrics().values())
+    return {c.name: c for m in chosen for c in m.columns}
+
+
+def compute_run(run: Run, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """All chosen metrics of one run as one flat dict (plus ``run_id``).
+
+    A metric that raises records ``None`` for its columns and the error under
+    ``"<metric>.error"`` — one broken metric never hides the others.
+    """
+    row: dict[str, Any] = {"run_id": run.run_id}
+    chosen = [get_metric(n) for n in names] if names is not None else list(metrics().values())
+    for metric in chosen:
+        try:
+            values = metric.compute(run)
+        except Exception as err:  # plugin code: report, never crash the batch
+            values = {}
+            row[f"{metric.name}.error"] = f"{type(err).__name__}: {err}"
+        for col in metric.columns:
+            row[col.name] = values.get(col.name)
+    return row
+
+
+def _frame(rows: list[dict[str, Any]], cols: dict[str, Column]) -> pl.DataFrame:
+    import polars as pl
+
+    schema: dict[str, Any] = {"run_id": pl.String}
+    for name, col in cols.items():
+        schema[name] = pl.String if col.kind == "category" else pl.Float64
+    errors = sorted({k for r in rows for k in r if k.endswith(".error")})
+    for e in errors:
+        schema[e] = pl.String
+    data = {k: [r.get(k) for r in rows] for k in schema}
+    for name, col in cols.items():
+        if col.kind != "category":
+            data[name] = [None if v is None else float(v) for v in data[name]]
+    return pl.DataFrame(data, schema=schema)
+
+
+def compute(
+    source: Store | Iterable[Run],
+    metrics: Sequence[str] | None = None,
+    *,
+    run_ids: Iterable[str] | None = None,
+    scheduler: str | None = None,
+    store_results: bool = True,
+    progress: bool = False,
+) -> pl.DataFrame:
+    """Compute metrics, one row per run.
+
+    Parameters
+    ----------
+    source
+        A store (runs are loaded where the work runs) or runs already loaded.
+    metrics
+        Metric names (default: every installed metric).
+    run_ids
+        With a store: only these runs (default: all).
+    scheduler
+        Where per-run work runs: ``None``/``"threads"`` (local), ``"processes"``,
+        ``"sync"``, or a Dask scheduler address ``tcp://host:8786``
+        (see :mod:`workbench.parallel`).
+    store_results
+        With a store: keep the values in the catalog as ``metrics.<column>``.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``run_id`` and one column per metric output.
+    """
+    from workbench.parallel import map_runs
+    from workbench.store import Store
+
+    names = list(metrics) if metrics is not None else None
+    cols = columns(names)
+    if isinstance(source, Store):
+        ids = list(run_ids) if run_ids is not None else source.run_ids()
+        rows = map_runs(_compute_stored, ids, args=(source.url, names), scheduler=scheduler, progress=progress, label="metrics")
+        df = _frame(rows, cols)
+        if store_results and rows:
+            source.annotate_many("metrics", {r["run_id"]: {k: v for k, v in r.items() if k != "run_id"} for r in rows})
+        return df
+    rows = [compute_run(run, names) for run in source]
+    return _frame(rows, cols)
+
+
+def _compute_stored(run_id: str, store_url: str, names: Sequence[str] | None) -> dict[str, Any]:
+    from workbench.store import open_store
+
+    return compute_run(open_store(store_url, create=False).load(run_id), names)
