@@ -110,6 +110,7 @@ def test_planted_effects_are_found_and_traceable():
     row = bad.row(0, named=True)
     assert row["paired"] and row["test"] == "mcnemar_exact" and row["n_pairs"] == 30
     assert row["difference_hi"] < 0 and row["effect_size"] == pytest.approx(row["difference"])
+    assert row["difference_lo"] < row["difference"] < row["difference_hi"]
     assert set(row["runs_candidate"]) == set(cat.filter(drop)["run_id"].to_list())
     assert set(t.filter(pl.col("metric") == "time_to_success")["verdict"]) == {"improvement"}
     assert not res.passed

@@ -93,11 +93,15 @@ def test_nan_frozen_saturated():
     streams = {
         "a": xr.Dataset({"x": ("time", nan_v)}, coords={"time": t}),
         "b": xr.Dataset({"x": ("time", frozen)}, coords={"time": t}),
-        "c": xr.Dataset({"f": ("time", sat)}, coords={"time": t}),
+        "c": xr.Dataset({"f": ("time", sat, {"valid_range": [-1.5, 1.5]})}, coords={"time": t}),
+        "d": xr.Dataset({"f": ("time", sat)}, coords={"time": t}),  # no known limits: not judged
+        "tf.object": xr.Dataset({"x": ("time", frozen)}, coords={"time": t}),  # objects rest
     }
     result = grade(run_of(streams))
     got = {(r["stream"], r["check"]) for r in result.findings.iter_rows(named=True)}
     assert got == {("a", "nan"), ("b", "frozen"), ("c", "saturated")}
+    configured = grade(run_of({"d": streams["d"]}), thresholds={"limits": {"d.f": [-1.5, 1.5]}})
+    assert configured.findings["check"].to_list() == ["saturated", "saturated"]  # max and min
     frozen_row = result.findings.filter(result.findings["check"] == "frozen").row(0, named=True)
     assert frozen_row["value"] == pytest.approx(3.0, abs=0.02)
     all_nan = {"a": xr.Dataset({"x": ("time", np.full(n, np.nan))}, coords={"time": t})}

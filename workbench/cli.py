@@ -78,6 +78,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--pattern", default=None, metavar="P", help='Factors from paths, e.g. "{hardware.robot}/{model.version}/{scenario.seed}.csv".')
 @click.option("--reader", default=None, help="Force a reader by name (see `workbench readers`).")
 @click.option("--option", "options", multiple=True, metavar="K=V", help="Reader option, e.g. time_column=stamp (repeatable).")
+@click.option("--salvage", is_flag=True, help="Recover the readable prefix of truncated files (marked as salvaged).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
 def ingest(
@@ -87,6 +88,7 @@ def ingest(
     pattern: str | None,
     reader: str | None,
     options: tuple[str, ...],
+    salvage: bool,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -106,7 +108,13 @@ def ingest(
         opts[key] = parse_scalar(value)
     show_bar = sys.stderr.isatty() if progress is None else progress
     report = store.ingest(
-        list(paths), meta=list(meta), pattern=pattern, reader=reader, options=opts, progress=show_bar and not as_json
+        list(paths),
+        meta=list(meta),
+        pattern=pattern,
+        reader=reader,
+        options=opts,
+        salvage=salvage,
+        progress=show_bar and not as_json,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
@@ -118,6 +126,9 @@ def ingest(
 def _print_report(report: Any) -> None:
     click.echo(str(report))
     for warn in report.warnings:
+        if "salvaged" in warn:
+            click.secho(f"  salvaged: {warn['path']}: only its readable prefix was kept ({warn['salvaged']})", fg="yellow")
+            continue
         skipped = ", ".join(f"{s.get('topic')} ({s.get('reason')})" for s in warn["skipped"][:5])
         more = len(warn["skipped"]) - 5
         click.echo(f"  note: {warn['path']}: not decoded: {skipped}{f' and {more} more' if more > 0 else ''}")

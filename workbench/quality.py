@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench.model import ConfigError, Run
+from workbench.parallel import map_runs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -88,7 +89,12 @@ class Thresholds:
     frozen_s, frozen_min_samples
         A stream whose values stay identical this long (and this many samples) is frozen.
     saturation_fraction, saturation_min_samples
-        Samples pinned at the extreme value of a variable, as a fraction and a count.
+        Samples at or beyond a variable's limits, as a fraction and a count.
+    limits
+        Valid range per ``"<stream>.<variable>"`` (``[min, max]``); also read from the
+        variable's ``valid_min``/``valid_max``/``valid_range`` attributes (CF
+        conventions). Without limits a variable is not checked for saturation: an
+        arm resting at a joint angle is indistinguishable from a clipped sensor.
     calibration_offset_rad
         Commanded-vs-measured offset at rest worth reporting (info), and the change of
         that offset during the run that is flagged as drift (warning).
@@ -96,9 +102,9 @@ class Thresholds:
         Commanded joint speed (units/s) below which the arm is considered at rest.
     command_stream, measured_stream
         Streams compared for calibration (JointState-like, with ``position``).
-    command_streams
-        Streams of setpoints, which legitimately hold still or dwell at their limits:
-        exempt from the frozen and saturated checks.
+    frozen_exempt
+        Stream name patterns (``fnmatch``) never flagged as frozen: setpoints and
+        transforms of objects at rest legitimately hold still.
     """
 
     gap_factor: float = 3.0
@@ -113,11 +119,12 @@ class Thresholds:
     frozen_min_samples: int = 20
     saturation_fraction: float = 0.02
     saturation_min_samples: int = 10
+    limits: dict[str, list[float]] = field(default_factory=dict)
     calibration_offset_rad: float = 0.01
     rest_speed: float = 0.01
     command_stream: str = "joint_commands"
     measured_stream: str = "joint_states"
-    command_streams: tuple[str, ...] = ("joint_commands",)
+    frozen_exempt: tuple[str, ...] = ("joint_commands", "*command*", "tf.*", "tf_static.*")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "thresholds") -> Thresholds:
@@ -128,8 +135,8 @@ class Thresholds:
             msg = f"{origin}: unknown quality threshold(s) {unknown}; valid: {', '.join(sorted(valid))}"
             raise ConfigError(msg)
         kwargs = dict(data)
-        if "command_streams" in kwargs:
-            kwargs["command_streams"] = tuple(kwargs["command_streams"])
+        if "frozen_exempt" in kwargs:
+            kwargs["frozen_exempt"] = tuple(kwargs["frozen_exempt"])
         try:
             return cls(**kwargs)
         except TypeError as err:
@@ -327,13 +334,6 @@ def _check_clocks(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> 
                 f"({len(runs)} episode(s), worst +{worst:.1f} ms)")
 
 
-def _numeric_vars(ds: xr.Dataset) -> Iterable[tuple[str, np.ndarray]]:
-    for vname, var in ds.data_vars.items():
-        if "time" in var.dims and var.dtype.kind in "fiu" and var.dtype.itemsize > 1:
-            values = np.asarray(var.transpose("time", ...).values)
-            yield str(vname), values.reshape(values.shape[0], -1)
-
-
 def _level_jumps(d: np.ndarray, t: np.ndarray, limit: float) -> list[int]:
     """Indices where *d* steps persistently by more than *limit*.
 
@@ -373,16 +373,36 @@ def _level_jumps(d: np.ndarray, t: np.ndarray, limit: float) -> list[int]:
     return jumps
 
 
+def _numeric_vars(ds: xr.Dataset) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+    for vname, var in ds.data_vars.items():
+        if "time" in var.dims and var.dtype.kind in "fiu" and var.dtype.itemsize > 1:
+            values = np.asarray(var.transpose("time", ...).values)
+            yield str(vname), values.reshape(values.shape[0], -1), dict(var.attrs)
+
+
+def _limits(name: str, vname: str, attrs: dict[str, Any], th: Thresholds) -> tuple[float, float] | None:
+    configured = th.limits.get(f"{name}.{vname}")
+    if configured is not None:
+        return float(configured[0]), float(configured[1])
+    if "valid_range" in attrs:
+        lo, hi = attrs["valid_range"]
+        return float(lo), float(hi)
+    if "valid_min" in attrs or "valid_max" in attrs:
+        return float(attrs.get("valid_min", -np.inf)), float(attrs.get("valid_max", np.inf))
+    return None
+
+
 def _check_values(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> None:
+    import fnmatch
+
     if ds.attrs.get("kind") in {"image_encoded", "video_ref", "image"}:
         return
-    setpoints = name in th.command_streams
     t = _times(ds)
     if t.size < 3:
         return
     rows_same = np.ones(t.size - 1, dtype=bool)
     any_var = False
-    for vname, v in _numeric_vars(ds):
+    for vname, v, attrs in _numeric_vars(ds):
         any_var = True
         if v.dtype.kind == "f":
             nan = np.isnan(v)
@@ -392,22 +412,24 @@ def _check_values(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> 
                 idx = np.flatnonzero(nan.any(axis=1))
                 out.add(name, "nan", sev, frac, th.nan_warning if sev == "warning" else th.nan_error,
                         t[idx[0]], t[idx[-1]], f"{vname}: {100 * frac:.1f} % NaN")
-        rows_same &= np.all((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])) if v.dtype.kind == "f" else v[1:] == v[:-1], axis=1)
-        for col in range(0 if setpoints else v.shape[1]):
-            c = v[:, col]
-            finite = c[np.isfinite(c)] if c.dtype.kind == "f" else c
-            if finite.size < th.saturation_min_samples:
-                continue
-            lo_v, hi_v = finite.min(), finite.max()
-            if lo_v == hi_v:
-                continue
-            for label, extreme in (("max", hi_v), ("min", lo_v)):
-                pinned = int(np.sum(finite == extreme))
-                if pinned >= th.saturation_min_samples and pinned / finite.size >= th.saturation_fraction:
-                    idx = np.flatnonzero(c == extreme)
-                    out.add(name, "saturated", "warning", pinned / finite.size, th.saturation_fraction,
-                            t[idx[0]], t[idx[-1]], f"{vname}[{col}] pinned at its {label} {extreme:g} in {pinned} samples")
-    if not any_var or setpoints:
+            same = (v[1:] == v[:-1]) | (nan[1:] & nan[:-1])
+        else:
+            same = v[1:] == v[:-1]
+        rows_same &= np.all(same, axis=1)
+        limits = _limits(name, vname, attrs, th)
+        if limits is None:
+            continue
+        lo_lim, hi_lim = limits
+        for col in range(v.shape[1]):
+            c = v[:, col].astype(np.float64)
+            for label, pinned_mask in (("max", c >= hi_lim), ("min", c <= lo_lim)):
+                pinned = int(pinned_mask.sum())
+                if pinned >= th.saturation_min_samples and pinned / c.size >= th.saturation_fraction:
+                    idx = np.flatnonzero(pinned_mask)
+                    limit = hi_lim if label == "max" else lo_lim
+                    out.add(name, "saturated", "warning", pinned / c.size, th.saturation_fraction,
+                            t[idx[0]], t[idx[-1]], f"{vname}[{col}] at its {label} limit {limit:g} in {pinned} samples")
+    if not any_var or any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt):
         return
     for lo, hi in _runs_of_true(rows_same):
         if hi - lo + 1 >= th.frozen_min_samples and (t[hi] - t[lo]) / 1e9 >= th.frozen_s:
@@ -499,14 +521,23 @@ def grade(run: Run, *, thresholds: Thresholds | Mapping[str, Any] | None = None)
     return Grade(run.run_id, grade_letter(sev.count("warning"), sev.count("error")), findings)
 
 
+def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds) -> Grade:
+    from workbench.store import open_store
+
+    return grade(open_store(store_url, create=False).load(run_id, lazy=False), thresholds=thresholds)
+
+
 def grade_store(
     store: Store,
     *,
     run_ids: Iterable[str] | None = None,
     thresholds: Thresholds | Mapping[str, Any] | None = None,
+    scheduler: str | None = None,
     progress: bool = False,
 ) -> pl.DataFrame:
     """Grade runs of a store, keep grades in the catalog and findings beside each run.
+
+    Per-run work is mapped with :func:`workbench.parallel.map_runs` (*scheduler*).
 
     Thresholds default to the ``quality:`` section of ``workbench.yaml`` in the
     store folder (local stores), else in the current folder, else the defaults.
@@ -519,15 +550,11 @@ def grade_store(
         local_cfg = Path(store.root) / "workbench.yaml" if store.local else None
         thresholds = load_thresholds(local_cfg if local_cfg and local_cfg.is_file() else None)
     ids = list(run_ids) if run_ids is not None else store.run_ids()
+    th = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds or {})
+    results = map_runs(_grade_stored, ids, args=(store.url, th), scheduler=scheduler, progress=progress, label="grading")
     rows = []
-    iterator: Iterable[str] = ids
-    if progress:
-        from rich.progress import track
-
-        iterator = track(ids, description="grading")
     summaries: dict[str, dict[str, Any]] = {}
-    for rid in iterator:
-        result = grade(store.load(rid), thresholds=thresholds)
+    for rid, result in zip(ids, results, strict=True):
         summary = result.summary()
         store.put_table(rid, "quality_findings", result.findings)
         summaries[rid] = summary

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -101,6 +102,8 @@ SOURCES_DIR = "sources"
 TMP_DIR = ".tmp"
 LOCK_NAME = ".lock"
 DEFAULT_STORE = "./workbench-store"
+ADDRESS_NEUTRAL_OPTIONS = frozenset({"salvage"})
+"""Reader options that do not change what a complete file reads as (not part of run ids)."""
 MANIFEST_FORMAT = 1
 _CHUNK_BYTES = 8 * 1024 * 1024
 _BASE_COLUMNS = (
@@ -637,8 +640,8 @@ class Store:
 
         return FsspecStore.from_url(f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}")
 
-    def load(self, run_id: str, *, streams: Iterable[str] | None = None) -> Run:
-        """Open a run: streams as lazy (dask-backed) xarray, events as polars.
+    def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True) -> Run:
+        """Open a run: streams as xarray, events as polars.
 
         Parameters
         ----------
@@ -646,6 +649,9 @@ class Store:
             The run to open.
         streams
             Only these streams (default: all).
+        lazy
+            ``True``: dask-backed arrays, read on demand (for runs larger than memory);
+            ``False``: read everything into memory now (faster for small runs).
         """
         import io
 
@@ -664,11 +670,20 @@ class Store:
                 msg = f"run {run_id!r} has no stream(s) {unknown}; it has {names}"
                 raise StoreError(msg)
             names = wanted
+        from workbench.zarr_io import UnsupportedLayout, read_stream
+
         opened: dict[str, xr.Dataset] = {}
         for name in names:
-            target = self._zarr_target(self._p(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr"))
+            path = self._p(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr")
             try:
-                opened[name] = xr.open_zarr(target, chunks={}, consolidated=False)
+                if not lazy:
+                    try:
+                        opened[name] = read_stream(path, fs=None if self.local else self.fs)
+                        continue
+                    except UnsupportedLayout:
+                        pass
+                ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False)
+                opened[name] = ds if lazy else ds.load()
             except Exception as err:  # zarr/xarray raise many types for a damaged array
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
                 raise StoreError(msg) from err
@@ -750,7 +765,7 @@ class Store:
         return True
 
     def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
-        from workbench.zarr_writer import supported, write_stream
+        from workbench.zarr_io import supported, write_stream
 
         check_stream(name, ds)
         ds = ds.copy()
@@ -783,6 +798,7 @@ class Store:
         pattern: str | None = None,
         reader: str | None = None,
         options: dict[str, Any] | None = None,
+        salvage: bool = False,
         progress: bool | Callable[[str, int], None] = False,
     ) -> IngestReport:
         """Read logs into the store.
@@ -804,6 +820,9 @@ class Store:
             Force a reader by name (default: guessed per file).
         options
             Reader options (validated against the reader's signature).
+        salvage
+            Recover the readable prefix of truncated files, for readers that can
+            (the run is marked as salvaged in its provenance and graded down).
         progress
             ``True`` for a progress bar (by bytes), or a callback ``(path, nbytes)``.
 
@@ -825,8 +844,11 @@ class Store:
         with bar_ctx as advance:
             for src, root, size, rdr in sources:
                 try:
+                    opts = dict(options)
+                    if salvage and "salvage" in inspect.signature(rdr.read).parameters:
+                        opts["salvage"] = True
                     ids, present = self._ingest_source(
-                        src, root, rdr, options, meta_factors, path_pattern, report
+                        src, root, rdr, opts, meta_factors, path_pattern, report
                     )
                     report.ingested.extend(ids)
                     report.present.extend(present)
@@ -908,7 +930,7 @@ class Store:
         key_material = json.dumps(
             {
                 "reader": reader.name,
-                "options": _json_safe(opts),
+                "options": _json_safe({k: v for k, v in opts.items() if k not in ADDRESS_NEUTRAL_OPTIONS}),
                 "files": sorted(s.sha256 for s in sources),
             },
             sort_keys=True,
@@ -958,6 +980,10 @@ class Store:
                 if data.skipped:
                     report.warnings.append(
                         {"path": str(path), "run_id": run_id, "skipped": _json_safe(data.skipped)}
+                    )
+                if data.extra.get("salvaged"):
+                    report.warnings.append(
+                        {"path": str(path), "run_id": run_id, "salvaged": _json_safe(data.extra["salvaged"])}
                     )
         except WorkbenchError:
             if ingested:

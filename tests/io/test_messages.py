@@ -230,6 +230,26 @@ def test_variable_length_sequences_become_ragged() -> None:
     assert_same_columns(vec, columns(raws, "sensor_msgs/msg/BatteryState", vectorized=False))
 
 
+def test_images_with_varying_sizes_decode_in_one_layout() -> None:
+    """Messages that differ only in their trailing byte array (images) stay vectorized."""
+    msgs = [
+        T["sensor_msgs/msg/CompressedImage"](
+            header=header(i, "cam"), format="jpeg", data=np.full(100 + 7 * i, i, np.uint8)
+        )
+        for i in range(40)
+    ]
+    raws = serialize(msgs, "sensor_msgs/msg/CompressedImage")
+    vec = columns(raws, "sensor_msgs/msg/CompressedImage")
+    assert vec.groups == 1 and "data" in vec.ragged
+    assert_same_columns(vec, columns(raws, "sensor_msgs/msg/CompressedImage", vectorized=False))
+    assert assert_matches(vec, msgs, ROS2.fielddefs) == 40 * 5
+    msgs[5].format = "png"  # a different prefix: falls back to the general grouping
+    raws = serialize(msgs, "sensor_msgs/msg/CompressedImage")
+    vec = columns(raws, "sensor_msgs/msg/CompressedImage")
+    assert list(vec.text["format"][4:7]) == ["jpeg", "png", "jpeg"]
+    assert assert_matches(vec, msgs, ROS2.fielddefs) == 40 * 5
+
+
 def test_bad_payloads_are_reported_not_hidden() -> None:
     raws = serialize(joint_states(10), "sensor_msgs/msg/JointState")
     raws[3] = raws[3][:20]  # cut short

@@ -379,3 +379,25 @@ def test_ros2_bad_input_and_guessing(tmp_path: Path, real_data: Path) -> None:
         registry.guess_reader(real_data / "ros1_bag" / "plotjuggler" / "example.bag").name
         == "rosbag1"
     )
+
+
+def test_ros2_truncated_mcap_storage_salvage(tmp_path: Path) -> None:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    path = tmp_path / "crashed"
+    tt = ROS2.types
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/v", "geometry_msgs/msg/Vector3", typestore=ROS2)
+        for i in range(5000):
+            v = tt["geometry_msgs/msg/Vector3"](x=float(i), y=0.0, z=0.0)
+            w.write(conn, T0 + i, ROS2.serialize_cdr(v, conn.msgtype))
+    storage = next(path.glob("*.mcap"))
+    raw = storage.read_bytes()
+    storage.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(ReaderError, match=r"\.mcap.*truncated.*salvage=True"):
+        read2(path)
+    run = read2(path, salvage=True)
+    got = run.streams["v"]["vector"].values[:, 0]
+    assert 0 < len(got) < 5000 and got.tolist() == [float(i) for i in range(len(got))]
+    assert run.extra["salvaged"]["messages"] == len(got)
+    assert run.extra["metadata_mismatch"]["topics"]["/v"] == {"declared": 5000, "read": len(got)}

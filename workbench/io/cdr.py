@@ -493,6 +493,10 @@ def decode(
     groups: list[tuple[np.ndarray, Layout]] = []
     bad: list[tuple[int, str]] = []
     if n:
+        if vectorized and n > 1 and _has_byte_tail(plan) and not np.all(lengths == lengths[0]):
+            cols = _decode_byte_tail(data, starts, lengths, plan, encoding)
+            if cols is not None:
+                return cols
         if vectorized:
             _group_by_layout(data, starts, lengths, plan, encoding, groups, bad)
         else:
@@ -505,6 +509,56 @@ def decode(
                     continue
                 groups.append((np.array([i], dtype=np.int64), lay))
     return _assemble(data, starts, lengths, groups, bad, n)
+
+
+def _has_byte_tail(plan: Plan) -> bool:
+    """Whether the message ends with a byte sequence (images, point clouds' data, blobs)."""
+    fields = plan.root[2]
+    if not fields:
+        return False
+    last = fields[-1]
+    return last[0] == _SEQ and last[2][0] == _PRIM and last[2][3] == 1
+
+
+def _decode_byte_tail(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, plan: Plan, encoding: str
+) -> Columns | None:
+    """Decode messages that differ only in the length of their final byte sequence.
+
+    Typical of images: header, format and sizes identical, ``data`` of varying size.
+    Returns ``None`` when the messages do not all share the prefix layout.
+    """
+    n = len(starts)
+    ref = int(starts[0])
+    try:
+        lay = walk(data, ref, ref + int(lengths[0]), plan, encoding)
+    except DecodeError:
+        return None
+    tail_path, tail_off, tail_dtype, _count = lay.leaves[-1]
+    count_off, count_len = lay.structural[-1]
+    if count_len != 4 or count_off + 4 != tail_off or tail_path != plan.root[2][-1][1]:
+        return None  # pragma: no cover - guaranteed by the walker for a trailing sequence
+    prefix = Layout(lay.leaves[:-1], lay.strings, lay.structural[:-1], count_off)
+    rows = np.arange(n, dtype=np.int64)
+    if np.any(lengths < tail_off) or not bool(
+        np.all(_same_structure(data, starts, rows, ref, prefix))
+    ):
+        return None
+    big = encoding == "cdr" and bytes(data[ref : ref + 2]) == b"\x00\x00"
+    counts = gather_rows(data, starts + count_off, 4).view(">u4" if big else "<u4")
+    counts = counts.reshape(n).astype(np.int64)
+    spare = lengths - (tail_off + counts)
+    if np.any(spare < 0) or np.any(spare > (3 if encoding == "cdr" else 0)):
+        return None
+    cols = _assemble(data, starts, lengths, [(rows, prefix)], [], n)
+    values = gather_slices(data, starts + tail_off, counts).view(np.dtype(tail_dtype))
+    if np.all(counts == counts[0]):
+        cols.numeric[tail_path] = values.reshape(n, int(counts[0]))
+    else:
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        cols.ragged[tail_path] = Ragged(values=values, offsets=offsets)
+    return cols
 
 
 def _group_by_layout(

@@ -501,17 +501,44 @@ def _dataset(
     coords: dict[str, Any],
     attrs: dict[str, Any],
 ) -> xr.Dataset:
+    """Build a stream; indexes are made directly (xarray's inference is the slow part)."""
     import xarray as xr
 
-    all_coords: dict[str, Any] = {"time": ("time", np.asarray(times, dtype=np.int64))}
+    variables: dict[str, Any] = {}
+    indexes: dict[str, Any] = {}
+    for name, values in [("time", np.asarray(times, dtype=np.int64)),
+                         *((k, v[1]) for k, v in coords.items())]:  # fmt: skip
+        index = _index(name, values)
+        indexes[name] = index
+        variables.update(index.create_variables())
     if header_time is not None:
-        all_coords["header_time"] = ("time", header_time)
-    all_coords.update(coords)
+        variables["header_time"] = xr.Variable("time", header_time)
     dv = {
         name: xr.Variable(dims, values, attrs={"units": units})
         for name, (dims, values, units) in data_vars.items()
     }
-    return xr.Dataset(dv, coords=all_coords, attrs=attrs)
+    return xr.Dataset(dv, coords=xr.Coordinates(variables, indexes=indexes), attrs=attrs)
+
+
+_INDEX_CACHE: dict[tuple[str, tuple[Any, ...], str], Any] = {}
+
+
+def _index(name: str, values: Any) -> Any:
+    """A pandas-backed xarray index for a dimension coordinate (small label sets cached)."""
+    import pandas as pd
+    import xarray as xr
+
+    arr = np.asarray(values)
+    key = None
+    if arr.dtype.kind in "USi" and len(arr) <= 64 and name != "time":
+        key = (name, tuple(arr.tolist()), arr.dtype.str)
+        cached = _INDEX_CACHE.get(key)
+        if cached is not None:
+            return cached
+    index = xr.indexes.PandasIndex(pd.Index(arr, name=name), name, coord_dtype=arr.dtype)
+    if key is not None and len(_INDEX_CACHE) < 4096:
+        _INDEX_CACHE[key] = index
+    return index
 
 
 def _add_note(attrs: dict[str, Any], text: str) -> None:

@@ -478,6 +478,7 @@ class Rosbag2Reader(ReaderEntrypoint):
         *,
         events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
         topics: Sequence[str] | None = None,
+        salvage: bool = False,
     ) -> Iterator[RunData]:
         """Read the bag at *path* (a folder, or one ``.db3`` file) as one run.
 
@@ -487,6 +488,9 @@ class Rosbag2Reader(ReaderEntrypoint):
             Topics whose ``std_msgs/String`` messages are events (JSON with a ``"kind"`` key).
         topics
             Only decode these topics (all when ``None``).
+        salvage
+            For ``.mcap`` storage: read the readable prefix of a truncated file (a
+            recorder that crashed) instead of failing; see ``extra["salvaged"]``.
         """
         path = Path(path)
         p = str(path)
@@ -522,12 +526,18 @@ class Rosbag2Reader(ReaderEntrypoint):
                     if fh.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                         msg = f"{str(f)!r}: storage file of bag {p!r} is not an MCAP file"
                         raise ReaderError(msg)
-                contents.append(scan_mcap(f, topics=wanted))
+                contents.append(scan_mcap(f, topics=wanted, salvage=salvage))
             from workbench.io.mcap import decode_contents
 
             streams, events, skipped, counts = decode_contents(
                 contents, events_topics=events_topics
             )
+            salvaged = [f"{c.path.name}: {c.salvaged['reason']}" for c in contents if c.salvaged]
+            if salvaged:
+                extra["salvaged"] = {
+                    "reason": "; ".join(salvaged),
+                    "messages": sum(c.salvaged["messages"] for c in contents if c.salvaged),
+                }
             records = [m for c in contents for m in c.metadata if m["name"] != "rosbag2"]
             factors, rest, _rejected = split_factors(records)
             if rest:

@@ -231,4 +231,4 @@ def compute(
 def _compute_stored(run_id: str, store_url: str, names: Sequence[str] | None) -> dict[str, Any]:
     from workbench.store import open_store
 
-    return compute_run(open_store(store_url, create=False).load(run_id), names)
+    return compute_run(open_store(store_url, create=False).load(run_id, lazy=False), names)

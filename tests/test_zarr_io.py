@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 import zarr
 
-import workbench.zarr_writer as zw
+import workbench.zarr_io as zw
 
 
 def sample_stream(n=37):
@@ -73,3 +73,21 @@ def test_empty_stream(tmp_path):
     zw.write_stream(ds, str(tmp_path / "e.zarr"))
     back = xr.open_zarr(tmp_path / "e.zarr", consolidated=False).load()
     assert back.sizes["time"] == 0 and back["v"].dtype == np.float64
+
+
+@pytest.mark.parametrize("chunk_bytes", [zw.CHUNK_BYTES, 64])
+def test_direct_reader_equals_xarray(tmp_path, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(zw, "CHUNK_BYTES", chunk_bytes)
+    ds = sample_stream()
+    zw.write_stream(ds, str(tmp_path / "s.zarr"))
+    eager = zw.read_stream(str(tmp_path / "s.zarr"))
+    xr.testing.assert_identical(eager, ds)
+    # a group written by xarray itself (zstd codec) reads the same
+    ds.to_zarr(tmp_path / "x.zarr", zarr_format=3, consolidated=False)
+    xr.testing.assert_identical(zw.read_stream(str(tmp_path / "x.zarr")), ds)
+
+
+def test_direct_reader_refuses_what_it_does_not_know(tmp_path):
+    xr.Dataset({"s": ((), 1.0)}).to_zarr(tmp_path / "scalar.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(zw.UnsupportedLayout):
+        zw.read_stream(str(tmp_path / "scalar.zarr"))
