@@ -22,7 +22,7 @@ from PIL import Image
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from workbench.model import ConfigError
+from workbench.model import parse_scalar, ConfigError
 from workbench.samples import GRID, TOPICS, cdr, checkpoint_id, generate
 from workbench.samples.campaign import PROFILES
 from workbench.samples.writers import IMU_COVARIANCES, TF_FRAMES
@@ -623,7 +623,8 @@ def test_rosbag1_runs_match_truth(samples_dir: Path, truth: dict[str, Any]) -> N
         # an extra seed of its cell, not a second copy of an MCAP run
         assert (run["name"].rsplit("_s", 1)[0], run["factors"]["scenario"]["seed"]) not in grid
         factors = yaml.safe_load((samples_dir / bag["sidecar"]).read_text())
-        assert factors == run["factors"]
+        assert factors == {g: {k: parse_scalar(v) for k, v in kv.items()} for g, kv in run["factors"].items()}
+        assert factors["scenario"]["seed"] == 10  # typed, as MCAP metadata values read back
         with AnyReader([samples_dir / bag["file"]]) as reader:
             assert reader.is2 is False
             conns = {c.topic: c for c in reader.connections}

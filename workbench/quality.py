@@ -458,7 +458,7 @@ def _check_calibration(run: Run, th: Thresholds, out: _Findings) -> None:
         return
     speed = np.abs(np.gradient(c, tc / 1e9, axis=0)).max(axis=1)
     rest = speed < th.rest_speed
-    periods = [(lo, hi) for lo, hi in _runs_of_true(rest) if (tc[hi - 1] - tc[lo]) / 1e9 >= 0.3]
+    periods = [(lo, hi) for lo, hi in _runs_of_true(rest) if hi - lo >= 3 and (tc[hi - 1] - tc[lo]) / 1e9 >= 0.15]
     if not periods:
         return
     offsets = []

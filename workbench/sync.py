@@ -385,13 +385,18 @@ def _offset_in(grid: np.ndarray, ga: np.ndarray, gb: np.ndarray, step: float, ma
     db = np.gradient(gb)
     coarse = _xcorr_lag(da, db, min(max_lag, da.size - 2))
     # fine search: shift b continuously around the coarse lag, parabola on the best
-    margin = int(np.ceil(abs(coarse))) + 8  # clear of the smoothing and shift edges
+    margin = int(np.ceil(abs(coarse))) + 20  # clear of the smoothing and shift edges
     inner = slice(margin, grid.size - margin)
     if grid[inner].size < 8:
         return coarse * step, 0.0
-    cands = (coarse + np.linspace(-1.5, 1.5, 31)) * step
-    scores = np.array([_corr(da[inner], np.interp(grid[inner] - c, grid, db)) for c in cands])
-    k = int(np.argmax(scores))
+    center = float(coarse)
+    for _ in range(6):  # re-center while the best shift sits at the edge of the search
+        cands = (center + np.linspace(-1.5, 1.5, 31)) * step
+        scores = np.array([_corr(da[inner], np.interp(grid[inner] - c, grid, db)) for c in cands])
+        k = int(np.argmax(scores))
+        if 0 < k < cands.size - 1 or abs(center - coarse) >= max_lag:
+            break
+        center += 1.5 if k == cands.size - 1 else -1.5
     best = cands[k]
     if 0 < k < cands.size - 1:
         y0, y1, y2 = scores[k - 1], scores[k], scores[k + 1]

@@ -562,9 +562,13 @@ def _progress(
 def _write_sidecar(path: Path, factors: dict[str, dict[str, str]]) -> None:
     import yaml
 
+    from workbench.model import parse_scalar
+
+    # typed like the MCAP metadata values once read (scenario.seed is a number)
+    typed = {g: {k: parse_scalar(v) for k, v in kv.items()} for g, kv in factors.items()}
     text = (
         "# Factors of the ROS 1 bag beside this file (ROS 1 bags have no metadata records).\n"
-        + yaml.safe_dump(factors, sort_keys=True, default_flow_style=False)
+        + yaml.safe_dump(typed, sort_keys=True, default_flow_style=False)
     )
     path.write_text(text)
 
