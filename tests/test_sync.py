@@ -180,3 +180,12 @@ def test_to_ns_duration():
     with pytest.raises(ConfigError, match="not valid"):
         to_ns_duration("soon")
     assert wb.sync is not None
+
+
+@pytest.mark.parametrize("method", ["nearest", "previous", "linear"])
+def test_resample_keeps_the_layout_of_3d_variables(method):
+    t = np.arange(0, 100, 10)
+    cube = np.arange(t.size * 2 * 3, dtype=np.float64).reshape(t.size, 2, 3)
+    ds = xr.Dataset({"img": (("time", "y", "x"), cube)}, coords={"time": t})
+    out = resample(ds, t, method=method, tolerance="inf")
+    np.testing.assert_array_equal(out["img"].values, cube)

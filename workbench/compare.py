@@ -109,8 +109,8 @@ def bootstrap_mean(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> n
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
         return np.full(n_boot, np.nan)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    return x[idx].mean(axis=1)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size), dtype=np.int32 if x.size < 2**31 else np.int64)
+    return np.take(x, idx).mean(axis=1)
 
 
 def _pct(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -342,15 +342,15 @@ def _pairs(b_rows: pl.DataFrame, c_rows: pl.DataFrame, keys: list[str], col: str
 
 
 def _windows(rows: pl.DataFrame, metric: str) -> list[dict[str, Any]]:
-    out = []
-    has_outcome = "outcome_ns" in rows.columns
-    for r in rows.iter_rows(named=True):
-        start = r.get("start_ns")
-        end = r.get("end_ns")
-        if metric in {"success", "time_to_success"} and has_outcome and r.get("outcome_ns") is not None:
-            end = r["outcome_ns"]
-        out.append({"run_id": r["run_id"], "start_ns": start, "end_ns": end})
-    return out
+    """Per run, the time window behind the number: start → outcome event for outcome
+    metrics, the whole run otherwise."""
+    import polars as pl
+
+    end = pl.col("end_ns") if "end_ns" in rows.columns else pl.lit(None, dtype=pl.Int64)
+    if metric in {"success", "time_to_success"} and "outcome_ns" in rows.columns:
+        end = pl.coalesce(pl.col("outcome_ns"), end)
+    start = pl.col("start_ns") if "start_ns" in rows.columns else pl.lit(None, dtype=pl.Int64)
+    return rows.select(pl.col("run_id"), start.alias("start_ns"), end.alias("end_ns")).to_dicts()
 
 
 def compare(
@@ -365,7 +365,7 @@ def compare(
     alpha: float = 0.05,
     margin: float | Mapping[str, float] = 0.1,
     paired: bool | str = "auto",
-    n_boot: int = 2000,
+    n_boot: int = 1000,
     seed: int = 0,
     attribution_factors: Sequence[str] | None = None,
 ) -> CompareResult:
@@ -621,15 +621,28 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 
-def _design(cat: pl.DataFrame, terms: list[tuple[str, ...]]) -> np.ndarray:
-    cols = [np.ones(cat.height)]
+def _codes(cat: pl.DataFrame, factors: Sequence[str]) -> dict[str, np.ndarray]:
+    """Integer level codes per factor (computed once per attribution)."""
+    import polars as pl
+
+    out = {}
+    for f in factors:
+        _, inv = np.unique(cat[f].cast(pl.String).fill_null("∅").to_numpy(), return_inverse=True)
+        out[f] = inv.astype(np.int64)
+    return out
+
+
+def _design(codes: Mapping[str, np.ndarray], n: int, terms: list[tuple[str, ...]]) -> np.ndarray:
+    cols = [np.ones((n, 1))]
     for term in terms:
-        codes = [cat[f].cast(str).fill_null("∅").to_numpy() for f in term]
-        combo = codes[0] if len(codes) == 1 else np.array(["|".join(x) for x in zip(*codes, strict=True)])
-        levels = np.unique(combo)
-        for lev in levels[1:]:
-            cols.append((combo == lev).astype(np.float64))
-    return np.column_stack(cols)
+        combo = np.zeros(n, dtype=np.int64)
+        for f in term:
+            combo = combo * (int(codes[f].max()) + 1) + codes[f]
+        _, inv = np.unique(combo, return_inverse=True)
+        onehot = np.zeros((n, int(inv.max()) + 1))
+        onehot[np.arange(n), inv] = 1.0
+        cols.append(onehot[:, 1:])  # first level is the reference
+    return np.hstack(cols)
 
 
 def _ols_rss(X: np.ndarray, y: np.ndarray) -> float:
@@ -681,17 +694,19 @@ def attribution(
             continue
         y = sub[col].cast(pl.Float64).to_numpy()
         fit = (lambda X: _logit_deviance(X, y)) if kind == "rate" else (lambda X: _ols_rss(X, y))
-        null = fit(_design(sub, []))
+        usable = [f for f in factors if f in sub.columns and sub[f].n_unique() > 1]
+        codes = _codes(sub, usable)
+        n = sub.height
+        null = fit(_design(codes, n, []))
         if null <= 1e-12:
             continue
-        usable = [f for f in factors if f in sub.columns and sub[f].n_unique() > 1]
         for f in usable:
-            gain = null - fit(_design(sub, [(f,)]))
+            gain = null - fit(_design(codes, n, [(f,)]))
             rows.append({"metric": m, "term": f, "order": 1, "share": max(0.0, gain / null), "measure": "deviance" if kind == "rate" else "sum_of_squares"})
         if interactions:
             for f1, f2 in itertools.combinations(usable, 2):
-                main = fit(_design(sub, [(f1,), (f2,)]))
-                full = fit(_design(sub, [(f1,), (f2,), (f1, f2)]))
+                main = fit(_design(codes, n, [(f1,), (f2,)]))
+                full = fit(_design(codes, n, [(f1,), (f2,), (f1, f2)]))
                 rows.append({"metric": m, "term": f"{f1} × {f2}", "order": 2, "share": max(0.0, (main - full) / null), "measure": "deviance" if kind == "rate" else "sum_of_squares"})
     schema = {"metric": pl.String, "term": pl.String, "order": pl.Int64, "share": pl.Float64, "measure": pl.String}
     df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)

@@ -122,6 +122,7 @@ _BASE_COLUMNS = (
     "ingested_at",
     "start_ns",
     "end_ns",
+    "outcome_ns",
 )
 
 
@@ -234,6 +235,13 @@ def _span(streams: dict[str, xr.Dataset], events: pl.DataFrame) -> tuple[int, in
     return min(lo), max(hi)
 
 
+def _outcome_time(events: pl.DataFrame) -> int | None:
+    import polars as pl
+
+    ends = events.filter(pl.col("kind").is_in(["success", "failure"]))
+    return int(ends["time"].max()) if ends.height else None  # type: ignore[arg-type]
+
+
 def _column_values(values: list[Any]) -> tuple[list[Any], Any]:
     """Pick one polars dtype for a catalog column; mixed types become strings."""
     import polars as pl
@@ -299,6 +307,7 @@ def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]
         "run_id": info.run_id,
         "name": info.name,
         "outcome": manifest.get("outcome"),
+        "outcome_ns": manifest.get("outcome_ns"),
         "start": info.start_ns,
         "duration_s": info.duration_s,
         "n_streams": len(manifest.get("streams", {})),
@@ -718,6 +727,7 @@ class Store:
                 "streams": stream_list,
                 "n_events": events.height,
                 "outcome": run_outcome(events),
+                "outcome_ns": _outcome_time(events),
             }
             self._put(self._join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
             return self._publish(tmp, final)

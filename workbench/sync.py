@@ -138,24 +138,59 @@ def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _linear(values: np.ndarray, src: np.ndarray, target: np.ndarray, tol: int | None) -> np.ndarray:
-    i0 = asof_index(src, target, strategy="backward")
-    n = src.size
-    valid = i0 >= 0
-    i0c = np.clip(i0, 0, n - 1)
-    i1 = np.minimum(i0c + 1, n - 1)
-    t0 = src[i0c]
-    t1 = src[i1]
-    exact = valid & (t0 == target)
-    inside = valid & (i0c < n - 1) & (t1 > t0)
-    valid = exact | inside
-    if tol is not None:
-        valid &= exact | ((t1 - t0) <= tol)
-    span = np.where(t1 > t0, t1 - t0, 1).astype(np.float64)
-    w = np.where(inside & ~exact, (target - t0) / span, 0.0)
-    v = values.astype(np.float64, copy=False)
-    w_shape = (-1,) + (1,) * (v.ndim - 1)
-    out = v[i0c] + (v[i1] - v[i0c]) * w.reshape(w_shape)
-    out[~valid] = np.nan
+    """np.interp per column, NaN outside the source span and inside gaps wider than *tol*."""
+    flat = values.reshape(values.shape[0], -1, order="F").astype(np.float64, copy=False)
+    out = np.empty((target.size, flat.shape[1]), dtype=np.float64, order="F")  # contiguous columns
+    for j in range(flat.shape[1]):
+        out[:, j] = np.interp(target, src, flat[:, j], left=np.nan, right=np.nan)
+    if tol is not None and src.size > 1:
+        gaps = np.flatnonzero(np.diff(src) > tol)
+        if gaps.size:
+            sorted_target = target.size < 2 or bool(np.all(target[1:] >= target[:-1]))
+            if sorted_target:
+                lo = np.searchsorted(target, src[gaps], side="right")
+                hi = np.searchsorted(target, src[gaps + 1], side="left")
+                for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+                    out[a:b] = np.nan
+            else:
+                i0 = np.clip(np.searchsorted(src, target, side="right") - 1, 0, src.size - 2)
+                inside = (target > src[i0]) & (target < src[i0 + 1])
+                out[inside & (np.diff(src)[i0] > tol)] = np.nan
+    return out.reshape((target.size, *values.shape[1:]), order="F")
+
+
+def _asof_columns(
+    variables: list[tuple[str, np.ndarray]], src: np.ndarray, target: np.ndarray, strategy: str, tol: int | None
+) -> dict[str, np.ndarray]:
+    """As-of join of several variables at once in polars (parallel), NaN where no match."""
+    import polars as pl
+
+    cols: dict[str, np.ndarray] = {"t": src}
+    layout: list[tuple[str, tuple[int, ...], list[str], np.dtype]] = []
+    for name, values in variables:
+        flat = values.reshape(values.shape[0], -1, order="F")  # F: matches the reshape back
+        keys = [f"c{len(cols) + k}" for k in range(flat.shape[1])]
+        for k, key in enumerate(keys):
+            cols[key] = flat[:, k]
+        layout.append((name, values.shape[1:], keys, values.dtype))
+    order = None
+    if target.size > 1 and np.any(target[1:] < target[:-1]):
+        order = np.argsort(target, kind="stable")
+        target = target[order]
+    joined = pl.DataFrame({"t": target}).join_asof(
+        pl.DataFrame(cols), on="t", strategy=strategy, tolerance=tol, check_sortedness=False
+    )
+    out: dict[str, np.ndarray] = {}
+    for name, shape, keys, dtype in layout:
+        sub = joined.select(keys)
+        if any(sub[k].null_count() for k in keys):
+            sub = sub.select(sub[k].cast(pl.Float64) if dtype.kind != "f" else sub[k] for k in keys)
+        stacked = sub.to_numpy(order="fortran")  # one parallel copy, columns stay contiguous
+        if order is not None:
+            back = np.empty_like(stacked)
+            back[order] = stacked
+            stacked = back
+        out[name] = stacked.reshape((target.size, *shape), order="F") if shape else stacked[:, 0]
     return out
 
 
@@ -198,28 +233,36 @@ def resample(
         if m not in METHODS:
             msg = f"method {m!r} for {name!r} is not valid; choose from {', '.join(METHODS)}"
             raise ConfigError(msg)
-    cache: dict[str, np.ndarray] = {}
-
-    def index(strategy: str) -> np.ndarray:
-        if strategy not in cache:
-            cache[strategy] = asof_index(src, target, strategy=strategy, tolerance_ns=tol)
-        return cache[strategy]
-
-    out_vars = {}
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {"nearest": [], "backward": []}
+    out_vars: dict[Any, Any] = {}
+    dims: dict[str, tuple[Any, ...]] = {}
     for name, var in ds.data_vars.items():
         if "time" not in var.dims:
             continue
         var = var.transpose("time", ...)
+        dims[str(name)] = (var.dims, var.attrs)
         values = np.asarray(var.values)
         m = methods[str(name)]
         if m == "linear" and values.dtype.kind == "f":
-            new = _linear(values, src, target, tol)
-        else:
-            new = _take(values, index("backward" if m == "previous" else "nearest"))
-        out_vars[name] = (var.dims, new, var.attrs)
+            out_vars[name] = (var.dims, _linear(values, src, target, tol), var.attrs)
+        elif values.dtype.kind in "biuf":
+            groups["backward" if m == "previous" else "nearest"].append((str(name), values))
+        else:  # text or other objects: gather by index
+            idx = asof_index(src, target, strategy="backward" if m == "previous" else "nearest", tolerance_ns=tol)
+            out_vars[name] = (var.dims, _take(values, idx), var.attrs)
+    if src.size:
+        for strategy, variables in groups.items():
+            if variables:
+                for name, values in _asof_columns(variables, src, target, strategy, tol).items():
+                    out_vars[name] = (dims[name][0], values, dims[name][1])
+    else:
+        for variables in groups.values():
+            for name, values in variables:
+                out_vars[name] = (dims[name][0], np.full((target.size, *values.shape[1:]), np.nan), dims[name][1])
+    ordered = {name: out_vars[name] for name in ds.data_vars if name in out_vars}
     coords = {c: ds.coords[c] for c in ds.coords if "time" not in ds.coords[c].dims}
     coords["time"] = ("time", target)
-    return xr.Dataset(out_vars, coords=coords, attrs=ds.attrs)
+    return xr.Dataset(ordered, coords=coords, attrs=ds.attrs)
 
 
 def _target_axis(streams: Mapping[str, xr.Dataset], to: Any) -> np.ndarray:
