@@ -383,11 +383,14 @@ def readers_cmd() -> None:
 @cli.command()
 @store_option
 @click.option("--samples", type=click.Path(path_type=Path), default=None, help="Sample folder [default: data/samples].")
-def demo(store_path: str | None, samples: Path | None) -> None:
-    """The guided tour: ingest the bundled samples and show what the workbench sees."""
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Where the report and the Rerun recording go.")
+def demo(store_path: str | None, samples: Path | None, out_dir: Path) -> None:
+    """The guided tour: ingest the samples, grade, compare, report, replay."""
     from workbench.demo import tour
 
-    code = tour(store_path or "workbench-store", samples=samples, echo=click.echo, progress=sys.stderr.isatty())
+    code = tour(store_path or "workbench-store", samples=samples, out_dir=out_dir, echo=click.echo,
+                progress=sys.stderr.isatty())
     sys.exit(code)
 
 
