@@ -239,9 +239,10 @@ def rebuild(store_path: str | None) -> None:
 @store_option
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
 @click.option("--findings", is_flag=True, help="Also list every finding (stream, check, time window, detail).")
+@click.option("--scheduler", default=None, help="threads (default), processes, sync, or a Dask address tcp://host:8786.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-def grade(store_path: str | None, where: str | None, findings: bool, fmt: str, progress: bool | None) -> None:
+def grade(store_path: str | None, where: str | None, findings: bool, scheduler: str | None, fmt: str, progress: bool | None) -> None:
     """Grade the data of every run (A–F) and keep grades in the catalog."""
     import polars as pl
 
@@ -250,7 +251,7 @@ def grade(store_path: str | None, where: str | None, findings: bool, fmt: str, p
     store = _open(store_path)
     ids = store.runs(where=where)["run_id"].to_list() if where else None
     show_bar = sys.stderr.isatty() if progress is None else progress
-    table = grade_store(store, run_ids=ids, progress=show_bar and fmt == "table")
+    table = grade_store(store, run_ids=ids, scheduler=scheduler, progress=show_bar and fmt == "table")
     names = store.runs().select("run_id", "name")
     table = names.join(table, on="run_id", how="inner")
     detail = None

@@ -640,6 +640,25 @@ class Store:
             msg = f"cannot filter runs with {where!r}: {err}. Columns: {', '.join(df.columns)}"
             raise ConfigError(msg) from err
 
+    def scan(self) -> pl.LazyFrame:
+        """The catalog as a polars lazy scan: only the columns and rows a query needs
+        are read (useful when the catalog of a fleet is large or remote).
+
+        >>> import workbench as wb, polars as pl
+        >>> wb.open_store("memory://doc-scan").scan().select("run_id").collect().height
+        0
+        """
+        import polars as pl
+
+        self._reconciled_catalog()
+        path = self._catalog_path()
+        if self.local:
+            return pl.scan_parquet(path)
+        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
+        if protocol == "memory":  # not a polars cloud scheme: read through fsspec
+            return self._read_catalog().lazy()  # type: ignore[union-attr]
+        return pl.scan_parquet(f"{protocol}://{path}", storage_options=getattr(self.fs, "storage_options", None) or None)
+
     # ------------------------------------------------------------------ loading
 
     def _zarr_target(self, path: str) -> Any:
