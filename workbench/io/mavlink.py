@@ -161,6 +161,18 @@ def _column(values: list[Any]) -> np.ndarray | None:
     return arr
 
 
+@contextlib.contextmanager
+def _decode_guard(p: str, what: str) -> Iterator[None]:
+    """pymavlink and numpy raise assorted errors on corrupt logs: name the file."""
+    try:
+        yield
+    except ReaderError:
+        raise
+    except Exception as err:
+        msg = f"{p!r}: cannot decode {what}: {type(err).__name__}: {err}"
+        raise ReaderError(msg) from err
+
+
 def _build_streams(
     accs: dict[str, _Acc], source: str, skipped: list[dict[str, Any]], clock: str
 ) -> dict[str, xr.Dataset]:
@@ -318,11 +330,13 @@ class DataFlashReader(ReaderEntrypoint):
         try:
             with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
                 log = DFReader_binary(p, zero_time_base=False)
-        except (ValueError, OSError, struct.error, IndexError, KeyError) as err:
-            msg = f"{p!r}: cannot open DataFlash log: {err}"
+        except Exception as err:  # pymavlink raises bare Exception for corrupt FMT records
+            msg = f"{p!r}: cannot open DataFlash log: {type(err).__name__}: {err}"
             raise ReaderError(msg) from err
         try:
-            yield self._read(log, path, factor_params)
+            with _decode_guard(p, "DataFlash log"):
+                run = self._read(log, path, factor_params)
+            yield run
         finally:
             with contextlib.suppress(Exception):
                 log.close()
@@ -547,18 +561,13 @@ class TlogReader(ReaderEntrypoint):
                 conn = mavutil.mavlink_connection(
                     p, dialect=dialect, notimestamps=False, robust_parsing=True
                 )
-        except (
-            ValueError,
-            OSError,
-            struct.error,
-            IndexError,
-            KeyError,
-            ImportError,
-        ) as err:
-            msg = f"{p!r}: cannot open MAVLink log (dialect {dialect!r}): {err}"
+        except Exception as err:  # pymavlink raises bare Exception for many bad inputs
+            msg = f"{p!r}: cannot open MAVLink log (dialect {dialect!r}): {type(err).__name__}: {err}"
             raise ReaderError(msg) from err
         try:
-            yield self._read(conn, path, factor_params)
+            with _decode_guard(p, "MAVLink log"):
+                run = self._read(conn, path, factor_params)
+            yield run
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
