@@ -415,6 +415,10 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
     click.echo(f"wrote {len(truth['runs'])} runs to {out} (truth in {out / 'truth.json'})")
 
 
+from workbench.viz.rerun_cli import view  # noqa: E402  (feature commands live with their feature)
+
+cli.add_command(view)
+
 # --------------------------------------------------------------------------- entry
 
 

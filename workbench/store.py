@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import errno
 import hashlib
@@ -281,7 +282,7 @@ def _finalize(df: pl.DataFrame) -> pl.DataFrame:
     """Canonical column order and row order; empty catalogs keep the base columns."""
     import polars as pl
 
-    if df.width == 0:
+    if df.width == 0 or df.height == 0:  # every empty catalog has the same schema
         return pl.DataFrame(
             {
                 "run_id": pl.Series([], dtype=pl.String),
@@ -580,7 +581,7 @@ class Store:
             else:
                 df = current
                 if drop:
-                    df = df.filter(~pl.col("run_id").is_in(sorted(drop)))
+                    df = _finalize(df.filter(~pl.col("run_id").is_in(sorted(drop))))
                 have = set(df["run_id"].to_list())
                 add = [r for r in add if r not in have and r not in drop]
                 if add:
@@ -722,9 +723,24 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     def _write_run(
-        self, info: RunInfo, streams: dict[str, xr.Dataset], events: pl.DataFrame
+        self,
+        info: RunInfo,
+        streams: Mapping[str, xr.Dataset] | Iterable[tuple[str, xr.Dataset]],
+        events: pl.DataFrame,
+        *,
+        complete: Callable[[tuple[int, int] | None], tuple[RunInfo, pl.DataFrame]] | None = None,
     ) -> bool:
-        """Write a run atomically; False when it was already present."""
+        """Write a run atomically; False when it was already present.
+
+        *streams* is either a mapping of whole streams (written in parallel threads) or
+        an iterable of ``(name, part)`` pairs: the parts of a stream read piece by piece,
+        appended along time as they come (see :class:`workbench.zarr_io.StreamWriter`),
+        written by a background thread while the next part is decoded, so memory is
+        bounded by a few parts. *complete*, when given, is called once every stream is
+        written, with their overall time span (``None`` when empty), and returns the
+        final ``(info, events)`` — for a streamed log, whose metadata is known only
+        after its last part; *info* then only gives the run id.
+        """
         import io
 
         final = self._p(RUNS_DIR, info.run_id)
@@ -734,9 +750,13 @@ class Store:
         self.fs.makedirs(self._p(TMP_DIR), exist_ok=True)
         try:
             self.fs.makedirs(tmp + "/" + STREAMS_DIR if not self.local else os.path.join(tmp, STREAMS_DIR), exist_ok=True)
-            stream_list: dict[str, Any] = {}
-            for name, ds in streams.items():
-                stream_list[name] = self._write_stream(tmp, name, ds)
+            if isinstance(streams, Mapping):
+                stream_list = self._write_streams(tmp, streams)
+                span = None
+            else:
+                stream_list, span = self._write_parts(tmp, streams)
+            if complete is not None:
+                info, events = complete(span)
             buf = io.BytesIO()
             events.write_parquet(buf)
             self._put(self._join(tmp, EVENTS_NAME), buf.getvalue())
@@ -753,6 +773,74 @@ class Store:
         except BaseException:
             self._rmtree(tmp)
             raise
+
+    def _write_streams(self, run_dir: str, streams: Mapping[str, xr.Dataset]) -> dict[str, Any]:
+        """Write whole streams, several at once (compression and file writes release the GIL)."""
+        if len(streams) < 2:
+            return {name: self._write_stream(run_dir, name, ds) for name, ds in streams.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(streams), os.cpu_count() or 1)) as pool:
+            futures = {name: pool.submit(self._write_stream, run_dir, name, ds) for name, ds in streams.items()}
+            return {name: fut.result() for name, fut in futures.items()}
+
+    def _write_parts(
+        self, run_dir: str, parts: Iterable[tuple[str, xr.Dataset]]
+    ) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        """Append the parts of streams as they come; returns the stream list and time span."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        from workbench.zarr_io import StreamWriter
+
+        writers: dict[str, StreamWriter] = {}
+        inflight: deque[Future[Any]] = deque()
+
+        def wait(fut: Future[Any], name: str) -> None:
+            try:
+                fut.result()
+            except (TypeError, ValueError) as err:
+                msg = f"a stream{f' near {name!r}' if name else ''} cannot be stored: {err}"
+                raise SchemaError(msg) from err
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-write") as pool:
+            try:
+                for name, ds in parts:
+                    ds = self._stream_for_storage(name, ds)
+                    writer = writers.get(name)
+                    if writer is None:
+                        path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
+                        writer = writers[name] = StreamWriter(
+                            path,
+                            fs=None if self.local else self.fs,
+                            write_whole=lambda whole, p, name=name: self._store_whole(name, whole, p),
+                        )
+                    inflight.append(pool.submit(writer.append, ds))
+                    while len(inflight) > 2:  # at most two parts waiting: bounded memory
+                        wait(inflight.popleft(), name)
+                while inflight:
+                    wait(inflight.popleft(), "")
+            except BaseException:
+                for fut in inflight:
+                    fut.cancel()
+                raise
+        stream_list: dict[str, Any] = {}
+        lo: list[int] = []
+        hi: list[int] = []
+        for name, writer in writers.items():
+            try:
+                summary = writer.close()
+            except (TypeError, ValueError) as err:
+                msg = f"stream {name!r} cannot be stored: {err}"
+                raise SchemaError(msg) from err
+            if summary["span"] is not None:
+                lo.append(summary["span"][0])
+                hi.append(summary["span"][1])
+            stream_list[name] = {
+                "dims": summary["dims"],
+                "variables": summary["variables"],
+                "attrs": _json_safe(summary["attrs"]),
+            }
+        return stream_list, ((min(lo), max(hi)) if lo else None)
 
     def _join(self, *parts: str) -> str:
         return os.path.join(*parts) if self.local else "/".join(parts)
@@ -794,15 +882,28 @@ class Store:
         return True
 
     def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
-        from workbench.zarr_io import supported, write_stream
+        ds = self._stream_for_storage(name, ds)
+        self._store_whole(name, ds, self._join(run_dir, STREAMS_DIR, f"{name}.zarr"))
+        return {
+            "dims": {str(k): int(v) for k, v in ds.sizes.items()},
+            "variables": sorted(str(v) for v in ds.data_vars),
+            "attrs": ds.attrs,
+        }
 
+    @staticmethod
+    def _stream_for_storage(name: str, ds: xr.Dataset) -> xr.Dataset:
+        """A validated shallow copy of *ds* with JSON-safe attributes and no encodings."""
         check_stream(name, ds)
         ds = ds.copy()
         ds.attrs = _json_safe(dict(ds.attrs))
         for var in ds.variables.values():
             var.attrs = _json_safe(dict(var.attrs))
             var.encoding = {}
-        path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
+        return ds
+
+    def _store_whole(self, name: str, ds: xr.Dataset, path: str) -> None:
+        from workbench.zarr_io import supported, write_stream
+
         try:
             if supported(ds):
                 write_stream(ds, path, fs=None if self.local else self.fs)
@@ -811,11 +912,6 @@ class Store:
         except (TypeError, ValueError) as err:
             msg = f"stream {name!r} cannot be stored: {err}"
             raise SchemaError(msg) from err
-        return {
-            "dims": {str(k): int(v) for k, v in ds.sizes.items()},
-            "variables": sorted(str(v) for v in ds.data_vars),
-            "attrs": ds.attrs,
-        }
 
     # ------------------------------------------------------------------ ingest
 
@@ -853,7 +949,10 @@ class Store:
             Recover the readable prefix of truncated files, for readers that can
             (the run is marked as salvaged in its provenance and graded down).
         progress
-            ``True`` for a progress bar (by bytes), or a callback ``(path, nbytes)``.
+            ``True`` for a progress bar (by bytes), or a callback ``(path, nbytes)``
+            called with the bytes done since its last call (readers that report their
+            progress, like MCAP, advance it during a big file; the sizes of a source's
+            calls add up to the source's size).
 
         Returns
         -------
@@ -872,12 +971,24 @@ class Store:
         new_ids: list[str] = []
         with bar_ctx as advance:
             for src, root, size, rdr in sources:
+                done = 0
+
+                def step(so_far: int, src: Path = src, size: int = size) -> None:
+                    # readers that report progress call this with the bytes read so far
+                    nonlocal done
+                    k = min(int(so_far), size) - done
+                    if k > 0:
+                        done += k
+                        if callable(progress):
+                            progress(str(src), k)
+                        advance(k, src.name)
+
                 try:
                     opts = dict(options)
                     if salvage and "salvage" in inspect.signature(rdr.read).parameters:
                         opts["salvage"] = True
                     ids, present = self._ingest_source(
-                        src, root, rdr, opts, meta_factors, path_pattern, report
+                        src, root, rdr, opts, meta_factors, path_pattern, report, progress=step
                     )
                     report.ingested.extend(ids)
                     report.present.extend(present)
@@ -888,9 +999,9 @@ class Store:
                     report.failed.append(
                         {"path": str(src), "error": f"unexpected {type(err).__name__}: {err}"}
                     )
-                if callable(progress):
-                    progress(str(src), size)
-                advance(size, src.name)
+                if callable(progress) and size - done:
+                    progress(str(src), size - done)
+                advance(size - done, src.name)
         if new_ids or not self._exists(self._catalog_path()):
             self._update_catalog(add=new_ids)
         return report
@@ -950,8 +1061,34 @@ class Store:
         meta: dict[str, Scalar],
         pattern: PathPattern | None,
         report: IngestReport,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[list[str], list[str]]:
+        """Read one source into runs.
+
+        Two keyword-only parameters of a reader's ``read`` are not options but ways of
+        calling it, detected by signature and never part of a run's address or
+        provenance: ``progress`` (given *progress*, called with the bytes of the source
+        read so far) and ``parts`` (set to True: the reader may yield runs whose streams
+        arrive in parts, :class:`~workbench.io.messages.StreamingRunData`, written
+        part by part so that a log larger than memory can be ingested).
+        """
+        params = inspect.signature(reader.read).parameters
+        calling = [
+            n for n in ("progress", "parts")
+            if n in params and params[n].kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        for name in calling:
+            if name in options:
+                msg = f"{name!r} is not an option of the {reader.name} reader (the store sets it)"
+                raise ConfigError(msg)
         opts = check_options(reader, options)
+        call: dict[str, Any] = {}
+        for name in calling:
+            opts.pop(name, None)
+            if name == "parts":
+                call["parts"] = True
+            elif progress is not None:
+                call["progress"] = progress
         files = reader.source_files(path)
         sources = tuple(
             SourceFile(path=str(f.resolve()), size=f.stat().st_size, sha256=_sha256(f)) for f in files
@@ -990,19 +1127,40 @@ class Store:
         present: list[str] = []
         all_ids: list[str] = []
         try:
-            runs_iter = reader.read(path, **opts)
+            runs_iter = reader.read(path, **opts, **call)
             for data in runs_iter:
                 if not isinstance(data, RunData):
                     msg = f"reader {reader.name!r} yielded {type(data).__name__}, not RunData"
                     raise ReaderError(msg)
                 run_id = hashlib.sha256(f"{source_key}\0{data.key}".encode()).hexdigest()[:16]
                 all_ids.append(run_id)
+                parts = getattr(data, "parts", None)
                 if run_id in self:
                     present.append(run_id)
+                    if parts is not None and hasattr(parts, "close"):
+                        parts.close()
                     continue
-                info = self._make_info(run_id, data, layers_base, reader, opts, sources)
-                events = check_events(data.events)
-                if self._write_run(info, data.streams, events):
+                if parts is None:
+                    info = self._make_info(run_id, data, layers_base, reader, opts, sources)
+                    events = check_events(data.events)
+                    written = self._write_run(info, data.streams, events)
+                else:
+
+                    def complete(
+                        span: tuple[int, int] | None, data: RunData = data, run_id: str = run_id
+                    ) -> tuple[RunInfo, pl.DataFrame]:
+                        # a streamed run's metadata and events are complete only now
+                        info = self._make_info(run_id, data, layers_base, reader, opts, sources)
+                        events = check_events(data.events)
+                        if span is not None:
+                            lo, hi = span
+                            if events.height:
+                                lo, hi = min(lo, info.start_ns), max(hi, info.end_ns)
+                            info = dataclasses.replace(info, start_ns=lo, end_ns=hi)
+                        return info, events
+
+                    written = self._write_run(RunInfo(run_id=run_id), parts, data.events, complete=complete)
+                if written:
                     ingested.append(run_id)
                 else:
                     present.append(run_id)

@@ -32,7 +32,16 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["CHUNK_BYTES", "write_stream", "read_stream", "supported", "UnsupportedLayout"]
+__all__ = [
+    "APPEND_DIMS",
+    "CHUNK_BYTES",
+    "StreamWriter",
+    "concat_parts",
+    "UnsupportedLayout",
+    "read_stream",
+    "supported",
+    "write_stream",
+]
 
 CHUNK_BYTES = 8 * 1024 * 1024
 _NUMERIC = {"b": "bool", "i": "int", "u": "uint", "f": "float"}
@@ -90,6 +99,158 @@ def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return _json_safe(dict(attrs))
 
 
+class _Sink:
+    """Where bytes go: the local filesystem or an fsspec filesystem."""
+
+    def __init__(self, fs: Any = None) -> None:
+        self.fs = fs
+        self._made: set[str] = set()
+
+    def put(self, p: str, data: bytes | memoryview) -> None:
+        if self.fs is None:
+            with open(p, "wb") as fh:
+                fh.write(data)
+        else:
+            self.fs.pipe_file(p, bytes(data))
+
+    def makedirs(self, p: str) -> None:
+        if p in self._made:
+            return
+        if self.fs is None:
+            os.makedirs(p, exist_ok=True)
+        else:
+            self.fs.makedirs(p, exist_ok=True)
+        self._made.add(p)
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(*parts) if self.fs is None else "/".join(parts)
+
+    def rmtree(self, p: str) -> None:
+        if self.fs is None:
+            import shutil
+
+            shutil.rmtree(p, ignore_errors=True)
+        elif self.fs.exists(p):
+            self.fs.rm(p, recursive=True)
+        self._made = {d for d in self._made if not d.startswith(p)}
+
+    def chunk_key(self, arr_dir: str, index: list[int]) -> str:
+        parts = [str(i) for i in index]
+        folder = self.join(arr_dir, "c", *parts[:-1])
+        self.makedirs(folder)
+        return self.join(folder, parts[-1])
+
+
+def _coordinates_attr(ds: xr.Dataset, name: str, var: Any) -> str:
+    coord_names = [str(c) for c in ds.coords if str(c) not in ds.dims]
+    if name in ds.data_vars and coord_names:
+        shared = [c for c in coord_names if set(ds[c].dims) <= set(var.dims)]
+        return " ".join(shared)
+    return ""
+
+
+def _base_meta(shape: tuple[int, ...], attrs: dict[str, Any], dims: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "shape": list(shape),
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "attributes": attrs,
+        "dimension_names": [str(d) for d in dims],
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+
+
+def _numeric_meta(
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: np.dtype,
+    attrs: dict[str, Any],
+    dims: tuple[str, ...],
+    clevel: int,
+) -> dict[str, Any]:
+    meta = _base_meta(shape, attrs, dims)
+    bytes_codec: dict[str, Any] = (
+        {"name": "bytes"} if dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
+    )
+    meta.update(
+        data_type=_dtype_name(dtype),
+        chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+        fill_value=_fill(dtype),
+        codecs=[
+            bytes_codec,
+            {
+                "name": "blosc",
+                "configuration": {
+                    "typesize": dtype.itemsize,
+                    "cname": "lz4",
+                    "clevel": clevel,
+                    "shuffle": "shuffle",
+                    "blocksize": 0,
+                },
+            },
+        ],
+    )
+    return meta
+
+
+def _little(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values)
+    if values.dtype.byteorder == ">":
+        values = values.astype(values.dtype.newbyteorder("<"))
+    return values
+
+
+def _encode_chunks(
+    sink: _Sink, arr_dir: str, values: np.ndarray, rows: int, first_index: int, clevel: int, *, pad: bool
+) -> int:
+    """Write ``values`` as chunks of *rows* rows starting at chunk *first_index*.
+
+    Only whole chunks are written unless *pad* (then the last one is padded, as zarr
+    stores edge chunks); returns the number of rows written.
+    """
+    import numcodecs
+
+    codec = numcodecs.Blosc(cname="lz4", clevel=clevel, shuffle=numcodecs.Blosc.SHUFFLE)
+    n = values.shape[0]
+    full = n // rows
+    tail = n - full * rows
+    zeros = [0] * (values.ndim - 1)
+    for i in range(full):
+        block = values[i * rows : (i + 1) * rows]
+        sink.put(sink.chunk_key(arr_dir, [first_index + i, *zeros]), codec.encode(np.ascontiguousarray(block)))
+    if tail and pad:
+        block = values[full * rows :]
+        padding = np.zeros((rows - tail, *block.shape[1:]), dtype=values.dtype)
+        if values.dtype.kind == "f":
+            padding[...] = np.nan
+        block = np.concatenate([block, padding])
+        sink.put(sink.chunk_key(arr_dir, [first_index + full, *zeros]), codec.encode(block))
+        return n
+    return full * rows
+
+
+def _write_text(sink: _Sink, arr_dir: str, values: np.ndarray, meta: dict[str, Any]) -> None:
+    import numcodecs
+
+    flat = np.array([str(v) for v in values.ravel().tolist()], dtype=object)
+    chunk = values.shape if values.shape else ()
+    meta.update(
+        data_type="string",
+        chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunk) or []}},
+        fill_value="",
+        codecs=[
+            {"name": "vlen-utf8", "configuration": {}},
+            {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+        ],
+    )
+    sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
+    if flat.size:
+        raw = numcodecs.VLenUTF8().encode(flat)
+        data = numcodecs.Zstd(level=0).encode(raw)
+        sink.put(sink.chunk_key(arr_dir, [0] * values.ndim), bytes(data))
+
+
 def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) -> None:
     """Write *ds* as a Zarr v3 group at *path*.
 
@@ -100,107 +261,319 @@ def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) 
     clevel
         Blosc (lz4, byte shuffle) compression level.
     """
-    import numcodecs
-
-    if fs is None:
-
-        def put(p: str, data: bytes) -> None:
-            with open(p, "wb") as fh:
-                fh.write(data)
-
-        def makedirs(p: str) -> None:
-            os.makedirs(p, exist_ok=True)
-
-        join: Callable[..., str] = os.path.join
-    else:
-
-        def put(p: str, data: bytes) -> None:
-            fs.pipe_file(p, data)
-
-        def makedirs(p: str) -> None:
-            fs.makedirs(p, exist_ok=True)
-
-        def join(*parts: str) -> str:
-            return "/".join(parts)
-
-    makedirs(path)
-    put(join(path, "zarr.json"), _dumps({"attributes": _json_attrs(ds.attrs), "zarr_format": 3, "node_type": "group"}))
-    coord_names = [str(c) for c in ds.coords if str(c) not in ds.dims]
+    sink = _Sink(fs)
+    sink.makedirs(path)
+    sink.put(
+        sink.join(path, "zarr.json"),
+        _dumps({"attributes": _json_attrs(ds.attrs), "zarr_format": 3, "node_type": "group"}),
+    )
     for name, var in ds.variables.items():
         name = str(name)
         attrs = _json_attrs(var.attrs)
-        if name in ds.data_vars and coord_names:
-            shared = [c for c in coord_names if set(ds[c].dims) <= set(var.dims)]
-            if shared:
-                attrs["coordinates"] = " ".join(shared)
+        coords = _coordinates_attr(ds, name, var)
+        if coords:
+            attrs["coordinates"] = coords
         values = np.asarray(var.values)
-        arr_dir = join(path, name)
-        makedirs(arr_dir)
-        meta: dict[str, Any] = {
-            "shape": list(values.shape),
-            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-            "attributes": attrs,
-            "dimension_names": [str(d) for d in var.dims],
-            "zarr_format": 3,
-            "node_type": "array",
-            "storage_transformers": [],
-        }
+        arr_dir = sink.join(path, name)
+        sink.makedirs(arr_dir)
         if values.dtype.kind in "OUS":
-            flat = np.array([str(v) for v in values.ravel().tolist()], dtype=object)
-            chunk = values.shape if values.shape else ()
-            meta.update(
-                data_type="string",
-                chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunk) or []}},
-                fill_value="",
-                codecs=[{"name": "vlen-utf8", "configuration": {}}, {"name": "zstd", "configuration": {"level": 0, "checksum": False}}],
-            )
-            put(join(arr_dir, "zarr.json"), _dumps(meta))
-            if flat.size:
-                raw = numcodecs.VLenUTF8().encode(flat)
-                data = numcodecs.Zstd(level=0).encode(raw)
-                put(_chunk_key(arr_dir, [0] * values.ndim, join, makedirs), bytes(data))
+            _write_text(sink, arr_dir, values, _base_meta(values.shape, attrs, var.dims))
             continue
-        values = np.ascontiguousarray(values)
-        if values.dtype.byteorder == ">":
-            values = values.astype(values.dtype.newbyteorder("<"))
-        dtype_name = _dtype_name(values.dtype)
-        if dtype_name is None:  # pragma: no cover - callers check supported() first
+        values = _little(values)
+        if _dtype_name(values.dtype) is None:  # pragma: no cover - callers check supported() first
             msg = f"variable {name!r}: dtype {values.dtype} is not supported"
             raise TypeError(msg)
         chunks = _chunk_shape(values.shape, values.dtype.itemsize)
-        bytes_codec: dict[str, Any] = {"name": "bytes"} if values.dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
-        meta.update(
-            data_type=dtype_name,
-            chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
-            fill_value=_fill(values.dtype),
-            codecs=[
-                bytes_codec,
-                {
-                    "name": "blosc",
-                    "configuration": {"typesize": values.dtype.itemsize, "cname": "lz4", "clevel": clevel, "shuffle": "shuffle", "blocksize": 0},
-                },
-            ],
-        )
-        put(join(arr_dir, "zarr.json"), _dumps(meta))
+        meta = _numeric_meta(values.shape, chunks, values.dtype, attrs, var.dims, clevel)
+        sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
         if values.size == 0:
             continue
-        codec = numcodecs.Blosc(cname="lz4", clevel=clevel, shuffle=numcodecs.Blosc.SHUFFLE)
-        n_first = math.ceil(values.shape[0] / chunks[0])
-        for i in range(n_first):
-            block = values[i * chunks[0] : (i + 1) * chunks[0]]
-            if block.shape[0] < chunks[0]:  # edge chunk: zarr stores full chunks
-                pad = np.zeros((chunks[0] - block.shape[0], *block.shape[1:]), dtype=values.dtype)
-                if values.dtype.kind == "f":
-                    pad[...] = np.nan
-                block = np.concatenate([block, pad])
-            put(_chunk_key(arr_dir, [i] + [0] * (values.ndim - 1), join, makedirs), bytes(codec.encode(np.ascontiguousarray(block))))
+        _encode_chunks(sink, arr_dir, values, chunks[0], 0, clevel, pad=True)
 
 
-def _chunk_key(arr_dir: str, index: list[int], join: Callable[..., str], makedirs: Callable[[str], None]) -> str:
-    parts = [str(i) for i in index]
-    folder = join(arr_dir, "c", *parts[:-1])
-    makedirs(folder)
-    return join(folder, parts[-1])
+# --------------------------------------------------------------------------- appending
+
+
+APPEND_DIMS = ("time", "byte")
+"""Dimensions along which parts of a stream are appended (``byte``: encoded frames)."""
+
+
+class StreamWriter:
+    """Write one stream that arrives in parts (consecutive pieces along ``time``).
+
+    Memory stays bounded by about one chunk per array: each array's rows are buffered
+    until a whole chunk (:data:`CHUNK_BYTES`) is ready, which is compressed and written
+    at once; shapes and array metadata are written by :meth:`close`. A stream that
+    arrives in a single part is written exactly as :func:`write_stream` writes it.
+    Variables whose first dimension is in :data:`APPEND_DIMS` grow; the others (the
+    ``joint`` coordinate …) must be equal in every part. For encoded frames the
+    producer shifts ``frame_offset`` so that it indexes the appended ``data``.
+
+    Parts must share variables, dims and dtypes and follow each other in time. When a
+    part breaks that (joint names that change mid-log, out-of-order chunks, a dtype
+    this writer does not handle), the writer falls back to collecting the stream in
+    memory and writes it whole at :meth:`close` (aligned with
+    ``xarray.concat(join="outer")`` and sorted by time, through *write_whole*): correct,
+    but bounded by the stream's size rather than a chunk's.
+
+    Parameters
+    ----------
+    path
+        The group to create.
+    fs
+        fsspec filesystem for non-local stores.
+    write_whole
+        How to write a complete in-memory Dataset (default :func:`write_stream`).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, tempfile, os
+    >>> part = lambda t: xr.Dataset({"v": ("time", np.ones(len(t)))}, coords={"time": np.array(t)})
+    >>> w = StreamWriter(os.path.join(tempfile.mkdtemp(), "s.zarr"))
+    >>> w.append(part([1, 2])); w.append(part([3]))
+    >>> w.close()["dims"]
+    {'time': 3}
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        fs: Any = None,
+        clevel: int = 5,
+        write_whole: Callable[[xr.Dataset, str], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.fs = fs
+        self.clevel = clevel
+        self._sink = _Sink(fs)
+        self._write_whole = write_whole or (lambda ds, p: write_stream(ds, p, fs=fs, clevel=clevel))
+        self._first: xr.Dataset | None = None  # held until a second part arrives
+        self._attrs: dict[str, Any] = {}
+        self._vars: dict[str, dict[str, Any]] = {}
+        self._span: tuple[int, int] | None = None
+        self._spill: list[xr.Dataset] | None = None
+        self._closed = False
+
+    # ---- public
+    def append(self, ds: xr.Dataset) -> None:
+        """Add the next part."""
+        if self._closed:
+            msg = f"stream writer for {self.path!r} is closed"
+            raise ValueError(msg)
+        if self._spill is not None:
+            self._spill.append(ds)
+        elif self._first is None and not self._vars:
+            self._first = ds
+        else:
+            if self._first is not None:
+                first, self._first = self._first, None
+                if not self._start(first):
+                    self._spill = [first, ds]
+                    return
+            if self._compatible(ds):
+                self._add(ds)
+            else:
+                self._to_memory()
+                assert self._spill is not None
+                self._spill.append(ds)
+
+    def close(self) -> dict[str, Any]:
+        """Finish the group; returns ``{"dims", "variables", "attrs", "span"}`` of the stream."""
+        self._closed = True
+        if self._first is not None or self._spill is not None:
+            parts = [self._first] if self._first is not None else list(self._spill or [])
+            if not parts:
+                msg = f"stream {self.path!r} received no part"
+                raise ValueError(msg)
+            ds = parts[0] if len(parts) == 1 else concat_parts(parts)
+            self._write_whole(ds, self.path)
+            return _summary(ds)
+        return self._finalize()
+
+    # ---- internals
+    def _start(self, ds: xr.Dataset) -> bool:
+        """Take the layout from the first part; False when it cannot be appended to."""
+        if "time" not in ds.dims or not supported(ds) or not _sorted(ds):
+            return False
+        for name, var in ds.variables.items():
+            name = str(name)
+            dims = tuple(str(d) for d in var.dims)
+            grows = bool(dims) and dims[0] in APPEND_DIMS
+            if (grows and var.dtype.kind in "OUS") or any(d in APPEND_DIMS for d in dims[1:]):
+                return False
+            attrs = _json_attrs(var.attrs)
+            coords = _coordinates_attr(ds, name, var)
+            if coords:
+                attrs["coordinates"] = coords
+            tail = tuple(int(k) for k in var.shape[1:])
+            self._vars[name] = {
+                "dims": dims,
+                "dtype": np.dtype(var.dtype).newbyteorder("="),
+                "tail": tail,
+                "grows": grows,
+                "attrs": attrs,
+                "data_var": name in ds.data_vars,
+                "values": None if grows else np.asarray(var.values),
+                "rows": _chunk_rows(tail, var.dtype.itemsize),
+                "pending": [],
+                "pending_rows": 0,
+                "written": 0,
+            }
+        self._attrs = dict(ds.attrs)
+        self._sink.makedirs(self.path)
+        self._add(ds)
+        return True
+
+    def _compatible(self, ds: xr.Dataset) -> bool:
+        if set(map(str, ds.variables)) != set(self._vars) or not supported(ds) or not _sorted(ds):
+            return False
+        for name, var in ds.variables.items():
+            v = self._vars[str(name)]
+            if tuple(map(str, var.dims)) != v["dims"] or np.dtype(var.dtype).newbyteorder("=") != v["dtype"]:
+                return False
+            if v["grows"]:
+                if tuple(var.shape[1:]) != v["tail"]:
+                    return False
+            elif not np.array_equal(np.asarray(var.values), v["values"]):
+                return False
+        if ds.sizes.get("time", 0) and self._span is not None:
+            if int(np.asarray(ds["time"].values[0])) < self._span[1]:
+                return False
+        for key, value in ds.attrs.items():
+            if key not in self._attrs:
+                self._attrs[key] = value
+            elif key == "notes" and str(value) not in str(self._attrs[key]):
+                self._attrs[key] = f"{self._attrs[key]}; {value}"
+        return True
+
+    def _add(self, ds: xr.Dataset) -> None:
+        if ds.sizes.get("time", 0):
+            t = np.asarray(ds["time"].values)
+            t0, t1 = int(t[0]), int(t[-1])
+            self._span = (t0, t1) if self._span is None else (self._span[0], t1)
+        for name, v in self._vars.items():
+            if not v["grows"]:
+                continue
+            values = np.asarray(ds.variables[name].values)
+            if len(values):
+                v["pending"].append(values)
+                v["pending_rows"] += len(values)
+            if v["pending_rows"] >= v["rows"]:
+                self._flush(name, v, final=False)
+
+    def _flush(self, name: str, v: dict[str, Any], *, final: bool) -> None:
+        if not v["pending_rows"]:
+            return
+        parts = v["pending"]
+        values = _little(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        arr_dir = self._sink.join(self.path, name)
+        self._sink.makedirs(arr_dir)
+        done = _encode_chunks(
+            self._sink, arr_dir, values, v["rows"], v["written"] // v["rows"], self.clevel, pad=final
+        )
+        v["written"] += done
+        v["pending"] = [values[done:]] if done < len(values) else []
+        v["pending_rows"] = len(values) - done
+
+    def _finalize(self) -> dict[str, Any]:
+        sink = self._sink
+        sizes: dict[str, int] = {}
+        for name, v in self._vars.items():
+            self._flush(name, v, final=True)
+            arr_dir = sink.join(self.path, name)
+            sink.makedirs(arr_dir)
+            if v["grows"]:
+                shape = (v["written"], *v["tail"])
+                meta = _numeric_meta(shape, (v["rows"], *v["tail"]), v["dtype"], v["attrs"], v["dims"], self.clevel)
+                sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
+            else:
+                values = v["values"]
+                shape = values.shape
+                if values.dtype.kind in "OUS":
+                    _write_text(sink, arr_dir, values, _base_meta(values.shape, v["attrs"], v["dims"]))
+                else:
+                    values = _little(values)
+                    chunks = _chunk_shape(values.shape, values.dtype.itemsize)
+                    meta = _numeric_meta(values.shape, chunks, values.dtype, v["attrs"], v["dims"], self.clevel)
+                    sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
+                    if values.size:
+                        _encode_chunks(sink, arr_dir, values, chunks[0], 0, self.clevel, pad=True)
+            for d, k in zip(v["dims"], shape, strict=True):
+                sizes[d] = int(k)
+        sink.put(
+            sink.join(self.path, "zarr.json"),
+            _dumps({"attributes": _json_attrs(self._attrs), "zarr_format": 3, "node_type": "group"}),
+        )
+        return {
+            "dims": sizes,
+            "variables": sorted(n for n, v in self._vars.items() if v["data_var"]),
+            "attrs": dict(self._attrs),
+            "span": self._span,
+        }
+
+    def _to_memory(self) -> None:
+        """Fall back: read back what was written, keep the stream in memory from now on."""
+        attrs = dict(self._attrs)
+        self._finalize()
+        back = read_stream(self.path, fs=self.fs)
+        self._sink.rmtree(self.path)
+        self._vars = {}
+        self._spill = [back.assign_attrs(attrs)]
+
+
+def _chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
+    row = int(np.prod(tail, dtype=np.int64)) if tail else 1
+    return max(1, CHUNK_BYTES // max(1, row * itemsize))
+
+
+def _sorted(ds: xr.Dataset) -> bool:
+    if "time" not in ds.variables or ds.sizes.get("time", 0) < 2:
+        return True
+    t = np.asarray(ds["time"].values)
+    return not bool(np.any(t[1:] < t[:-1]))
+
+
+def concat_parts(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Join parts of one stream along ``time`` (outer join of other dims), sorted by time."""
+    import xarray as xr
+
+    if len(parts) == 1:
+        return parts[0]
+    other = [
+        str(n) for n, v in parts[0].variables.items() if v.dims[:1] and v.dims[0] in APPEND_DIMS[1:]
+    ]
+    ds = xr.concat(
+        [p.drop_vars(other, errors="ignore") for p in parts] if other else parts,
+        dim="time",
+        join="outer",
+        data_vars="all",
+        coords="different",
+        compat="equals",
+        combine_attrs="drop_conflicts",
+    )
+    for name in other:
+        dim = parts[0][name].dims[0]
+        ds[name] = xr.concat([p[name] for p in parts if name in p.variables], dim=dim)
+    t = np.asarray(ds["time"].values)
+    if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):
+        ds = ds.isel(time=np.argsort(t, kind="stable"))
+    return ds
+
+
+def _summary(ds: xr.Dataset) -> dict[str, Any]:
+    span = None
+    if ds.sizes.get("time", 0):
+        t = np.asarray(ds["time"].values)
+        if t.dtype.kind == "M":
+            t = t.astype("datetime64[ns]").astype(np.int64)
+        span = (int(t.min()), int(t.max()))
+    return {
+        "dims": {str(k): int(v) for k, v in ds.sizes.items()},
+        "variables": sorted(str(v) for v in ds.data_vars),
+        "attrs": dict(ds.attrs),
+        "span": span,
+    }
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ Examples
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -376,6 +376,31 @@ def walk(buf: Any, start: int, end: int, plan: Plan, encoding: str) -> Layout:
 
 
 # --------------------------------------------------------------------------- many messages
+#
+# Byte ranges of many messages are moved with numpy "void" items: a window of ``w`` bytes
+# is one ``|V<w>`` element, so gathering ``n`` ranges is a 1-D fancy index (one memcpy
+# per message) and comparing them is one ``==`` — several times faster than the 2-D
+# ``(n, w)`` uint8 indexing that treats every byte as an element. When the messages sit
+# at a constant stride (one topic's payloads packed back to back), ranges are read as a
+# strided view without any index at all.
+
+
+def _void(width: int) -> np.dtype:
+    return np.dtype((np.void, width))
+
+
+def _contiguous(buf: np.ndarray) -> np.ndarray:
+    buf = np.asarray(buf)
+    if buf.dtype != np.uint8:
+        buf = buf.view(np.uint8)
+    return buf if buf.flags.c_contiguous else np.ascontiguousarray(buf)
+
+
+def _void_windows(buf: np.ndarray, width: int) -> np.ndarray:
+    """Every ``buf[i:i+width]`` as one void element of a read-only 1-D view."""
+    return np.ndarray(
+        (len(buf) - width + 1,), dtype=_void(width), buffer=buf, strides=(1,)
+    )
 
 
 def _windows(buf: np.ndarray, width: int) -> np.ndarray:
@@ -385,15 +410,25 @@ def _windows(buf: np.ndarray, width: int) -> np.ndarray:
     )
 
 
+def _gather_void(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """``buf[s:s+width]`` for every start as a 1-D void array (a copy)."""
+    buf = _contiguous(buf)
+    if width > len(buf):
+        msg = f"cannot read {width} bytes from a buffer of {len(buf)}"
+        raise DecodeError(msg)
+    starts = np.asarray(starts, dtype=np.int64)
+    if len(starts) and (int(starts.min()) < 0 or int(starts.max()) + width > len(buf)):
+        msg = f"cannot read {width} bytes at offsets up to {int(starts.max())} from a buffer of {len(buf)}"
+        raise DecodeError(msg)
+    return _void_windows(buf, width)[starts]
+
+
 def gather_rows(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     """``buf[s:s+width]`` for every start, as an (n, width) uint8 array (one row copy each)."""
     n = len(starts)
     if n == 0 or width == 0:
         return np.empty((n, width), dtype=np.uint8)
-    if width > len(buf):
-        msg = f"cannot read {width} bytes from a buffer of {len(buf)}"
-        raise DecodeError(msg)
-    return _windows(buf, width)[starts]
+    return _gather_void(buf, starts, width).view(np.uint8).reshape(n, width)
 
 
 def gather_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -401,39 +436,98 @@ def gather_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> n
     n = len(starts)
     if n == 0:
         return np.empty(0, dtype=np.uint8)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
     total = int(lengths.sum())
     if total == 0:
         return np.empty(0, dtype=np.uint8)
     first = int(lengths[0])
     if np.all(lengths == first):
         return gather_rows(buf, starts, first).reshape(-1)
+    buf = _contiguous(buf)
     uniq = np.unique(lengths)
+    out = np.empty(total, dtype=np.uint8)
     if len(uniq) * 8 > n:  # mostly distinct lengths (images, text): copy slice by slice
-        out = np.empty(total, dtype=np.uint8)
         o = 0
         for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True):
             out[o : o + ln] = buf[s : s + ln]
             o += ln
         return out
-    out = np.empty(total, dtype=np.uint8)
     out_off = np.cumsum(lengths) - lengths
     for ln in uniq.tolist():
         if ln == 0:
             continue
         sel = np.nonzero(lengths == ln)[0]
-        target = as_strided(out, shape=(total - ln + 1, ln), strides=(1, 1))
-        target[out_off[sel]] = _windows(buf, ln)[starts[sel]]
+        target = _void_windows(out, ln)
+        target.flags.writeable = True
+        target[out_off[sel]] = _gather_void(buf, starts[sel], ln)
     return out
 
 
-def _rows_matrix(
-    data: np.ndarray, starts: np.ndarray, width: int, contiguous: bool
-) -> np.ndarray | None:
-    """The payloads as an (n, width) matrix view when they are back to back, else None."""
-    if contiguous and len(starts):
-        s0 = int(starts[0])
-        return data[s0 : s0 + width * len(starts)].reshape(len(starts), width)
-    return None
+def _stride_of(starts: np.ndarray) -> int | None:
+    """The constant step of *starts* (messages of one length back to back), else None."""
+    if len(starts) < 2:
+        return 0 if len(starts) == 1 else None
+    step = int(starts[1] - starts[0])
+    if step <= 0:
+        return None
+    if len(starts) > 2 and not bool(np.all(np.diff(starts) == step)):
+        return None
+    return step
+
+
+def _column_void(
+    data: np.ndarray, starts: np.ndarray, off: int, nbytes: int, stride: int | None, *, copy: bool
+) -> np.ndarray:
+    """Bytes ``[off, off+nbytes)`` of every message as a 1-D void array.
+
+    With a constant *stride* this is a strided view of *data* (copied when *copy*);
+    otherwise a gather.
+    """
+    n = len(starts)
+    if stride is not None and n:
+        first = int(starts[0]) + off
+        if first >= 0 and first + stride * (n - 1) + nbytes <= len(data):
+            view = np.ndarray(
+                (n,), dtype=_void(nbytes), buffer=data, offset=first, strides=(stride,)
+            )
+            return view.copy() if copy else view
+    return _gather_void(data, starts + off, nbytes)
+
+
+def _leaf_view(block: np.ndarray, rel: int, dtype: str, count: int) -> np.ndarray:
+    """One leaf of an (n, width) byte block as values in native byte order (a view if possible)."""
+    n, width = block.shape
+    dt = np.dtype(dtype)
+    if count < 0:
+        vals = np.ndarray((n,), dtype=dt, buffer=block, offset=rel, strides=(width,))
+    else:
+        vals = np.ndarray(
+            (n, count), dtype=dt, buffer=block, offset=rel, strides=(width, dt.itemsize)
+        )
+    if not dt.isnative:
+        vals = vals.astype(dt.newbyteorder("="))
+    return vals
+
+
+def _leaf_runs(
+    leaves: Sequence[tuple[str, int, str, int]],
+) -> list[tuple[int, int, list[tuple[str, int, str, int]]]]:
+    """Group leaves that follow each other without padding: ``(offset, nbytes, members)``.
+
+    Each run is read as one block; its leaves are views of the block (so ``x, y, z`` of a
+    vector come out as adjacent columns of one array).
+    """
+    runs: list[tuple[int, int, list[tuple[str, int, str, int]]]] = []
+    for path, off, dtype, count in leaves:
+        nb = np.dtype(dtype).itemsize * max(count, 1)
+        if runs and runs[-1][0] + runs[-1][1] == off:
+            start, size, members = runs[-1]
+            members.append((path, off - start, dtype, count))
+            runs[-1] = (start, size + nb, members)
+        else:
+            runs.append((off, nb, [(path, 0, dtype, count)]))
+    return runs
 
 
 def _read_fixed(
@@ -441,12 +535,15 @@ def _read_fixed(
     starts: np.ndarray,
     off: int,
     nbytes: int,
-    matrix: np.ndarray | None,
+    stride: int | None,
 ) -> np.ndarray:
-    """Bytes ``[off, off+nbytes)`` of every row as an (n, nbytes) uint8 array."""
-    if matrix is not None:
-        return np.ascontiguousarray(matrix[:, off : off + nbytes])
-    return gather_rows(data, starts + off, nbytes)
+    """Bytes ``[off, off+nbytes)`` of every row as an (n, nbytes) uint8 array (a copy)."""
+    n = len(starts)
+    if n == 0 or nbytes == 0:
+        return np.empty((n, nbytes), dtype=np.uint8)
+    return _column_void(data, starts, off, nbytes, stride, copy=True).view(np.uint8).reshape(
+        n, nbytes
+    )
 
 
 def _as_dtype(raw: np.ndarray, dtype: str, count: int) -> np.ndarray:
@@ -470,6 +567,7 @@ def decode(
     encoding: str,
     *,
     vectorized: bool = True,
+    keep: Callable[[str], bool] | None = None,
 ) -> Columns:
     """Decode every message ``data[starts[i]:starts[i]+lengths[i]]`` of one type.
 
@@ -486,15 +584,19 @@ def decode(
     vectorized
         ``False`` walks every message on its own (the reference the vectorized path
         is tested against).
+    keep
+        Only read the numeric leaves whose path it accepts (all when ``None``); the
+        message structure is still checked in full, strings are always read.
     """
     n = len(starts)
+    data = _contiguous(data)
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     groups: list[tuple[np.ndarray, Layout]] = []
     bad: list[tuple[int, str]] = []
     if n:
         if vectorized and n > 1 and _has_byte_tail(plan) and not np.all(lengths == lengths[0]):
-            cols = _decode_byte_tail(data, starts, lengths, plan, encoding)
+            cols = _decode_byte_tail(data, starts, lengths, plan, encoding, keep)
             if cols is not None:
                 return cols
         if vectorized:
@@ -508,7 +610,7 @@ def decode(
                     bad.append((i, str(err)))
                     continue
                 groups.append((np.array([i], dtype=np.int64), lay))
-    return _assemble(data, starts, lengths, groups, bad, n)
+    return _assemble(data, starts, lengths, groups, bad, n, keep)
 
 
 def _has_byte_tail(plan: Plan) -> bool:
@@ -521,7 +623,12 @@ def _has_byte_tail(plan: Plan) -> bool:
 
 
 def _decode_byte_tail(
-    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, plan: Plan, encoding: str
+    data: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    plan: Plan,
+    encoding: str,
+    keep: Callable[[str], bool] | None = None,
 ) -> Columns | None:
     """Decode messages that differ only in the length of their final byte sequence.
 
@@ -550,7 +657,7 @@ def _decode_byte_tail(
     spare = lengths - (tail_off + counts)
     if np.any(spare < 0) or np.any(spare > (3 if encoding == "cdr" else 0)):
         return None
-    cols = _assemble(data, starts, lengths, [(rows, prefix)], [], n)
+    cols = _assemble(data, starts, lengths, [(rows, prefix)], [], n, keep)
     values = gather_slices(data, starts + tail_off, counts).view(np.dtype(tail_dtype))
     if np.all(counts == counts[0]):
         cols.numeric[tail_path] = values.reshape(n, int(counts[0]))
@@ -604,6 +711,9 @@ def _group_by_layout(
                 groups.append((remaining, lay))
                 break
             same = _same_structure(data, starts, remaining, s, lay)
+            if bool(same.all()):
+                groups.append((remaining, lay))
+                break
             members = remaining[same]
             groups.append((members, lay))
             remaining = remaining[~same]
@@ -628,9 +738,10 @@ def _same_structure(
         else:
             ranges.append([o, ln])
     row_starts = starts[rows]
+    stride = _stride_of(row_starts)
     for o, ln in ranges:
-        ref = data[ref_start + o : ref_start + o + ln]
-        same &= (gather_rows(data, row_starts + o, ln) == ref).all(axis=1)
+        ref = np.frombuffer(data[ref_start + o : ref_start + o + ln].tobytes(), dtype=_void(ln))[0]
+        same &= _column_void(data, row_starts, o, ln, stride, copy=False) == ref
     return same
 
 
@@ -641,58 +752,53 @@ def _assemble(
     groups: list[tuple[np.ndarray, Layout]],
     bad: list[tuple[int, str]],
     n: int,
+    keep: Callable[[str], bool] | None = None,
 ) -> Columns:
     """Read every leaf of every group into aligned columns."""
     if bad:
         bad_rows = np.array(sorted(i for i, _ in bad), dtype=np.int64)
-        keep = np.setdiff1d(np.arange(n, dtype=np.int64), bad_rows)
+        keep_rows = np.setdiff1d(np.arange(n, dtype=np.int64), bad_rows)
     else:
-        keep = np.arange(n, dtype=np.int64)
-    m = len(keep)
-    cols = Columns(rows=keep, bad=sorted(bad), groups=len(groups))
+        keep_rows = np.arange(n, dtype=np.int64)
+    m = len(keep_rows)
+    cols = Columns(rows=keep_rows, bad=sorted(bad), groups=len(groups))
     if not groups:
         return cols
-    # position of each original message index in the output
-    pos_of = np.full(n, -1, dtype=np.int64)
-    pos_of[keep] = np.arange(m, dtype=np.int64)
 
-    contiguous_all = bool(
-        n > 0 and np.all(lengths == lengths[0]) and np.all(np.diff(starts) == lengths[0])
-    )
+    def wanted(leaves: list[tuple[str, int, str, int]]) -> list[tuple[str, int, str, int]]:
+        return leaves if keep is None else [leaf for leaf in leaves if keep(leaf[0])]
 
     # one group covering everything: the common fast path
     if len(groups) == 1 and len(groups[0][0]) == m:
         rows, lay = groups[0]
-        rows_sorted = np.array_equal(rows, keep)
-        if not rows_sorted:  # pragma: no cover - groups are built in index order
-            order = np.argsort(rows)
-            rows = rows[order]
+        if not np.array_equal(rows, keep_rows):  # pragma: no cover - groups are built in index order
+            rows = np.sort(rows)
         row_starts = starts[rows]
-        matrix = (
-            _rows_matrix(data, row_starts, int(lengths[0]), contiguous_all)
-            if contiguous_all and m == n
-            else None
-        )
-        for path, off, dtype, count in lay.leaves:
-            nbytes = np.dtype(dtype).itemsize * max(count, 1)
+        stride = _stride_of(row_starts)
+        leaves = wanted(lay.leaves)
+        for path, _off, dtype, count in leaves:
             if count == 0:
                 cols.numeric[path] = np.empty((m, 0), dtype=np.dtype(dtype).newbyteorder("="))
-                continue
-            raw = _read_fixed(data, row_starts, off, nbytes, matrix)
-            cols.numeric[path] = _as_dtype(raw, dtype, count)
+        for off, nbytes, members in _leaf_runs([lf for lf in leaves if lf[3] != 0]):
+            block = _read_fixed(data, row_starts, off, nbytes, stride)
+            for path, rel, dtype, count in members:
+                cols.numeric[path] = _leaf_view(block, rel, dtype, count)
         for path, value in lay.strings:
             arr = np.empty(m, dtype=object)
             arr[:] = value
             cols.text[path] = arr
         return cols
 
+    # position of each original message index in the output
+    pos_of = np.full(n, -1, dtype=np.int64)
+    pos_of[keep_rows] = np.arange(m, dtype=np.int64)
     # several layouts: collect per leaf (output rows, absolute start, dtype, count)
     num_parts: dict[str, list[tuple[np.ndarray, np.ndarray, str, int]]] = {}
     str_parts: dict[str, list[tuple[np.ndarray, str]]] = {}
     for rows, lay in groups:
         out_rows = pos_of[rows]
         row_starts = starts[rows]
-        for path, off, dtype, count in lay.leaves:
+        for path, off, dtype, count in wanted(lay.leaves):
             num_parts.setdefault(path, []).append((out_rows, row_starts + off, dtype, count))
         for path, value in lay.strings:
             str_parts.setdefault(path, []).append((out_rows, value))

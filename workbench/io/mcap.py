@@ -25,8 +25,9 @@ from __future__ import annotations
 import mmap
 import re
 import struct
+import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,12 +35,24 @@ from typing import Any, ClassVar
 import numpy as np
 
 from workbench.io import messages
-from workbench.io.cdr import gather_slices
-from workbench.io.messages import DEFAULT_EVENTS_TOPICS, TopicBuffer, TypeRegistry
+from workbench.io.cdr import gather_rows, gather_slices
+from workbench.io.messages import (
+    DEFAULT_EVENTS_TOPICS,
+    StreamingRunData,
+    TopicBuffer,
+    TypeRegistry,
+)
 from workbench.io.registry import ReaderEntrypoint, RunData
 from workbench.model import FACTOR_GROUPS, ReaderError, parse_scalar
 
-__all__ = ["MAGIC", "McapContents", "McapReader", "decode_contents", "scan_mcap"]
+__all__ = [
+    "MAGIC",
+    "PART_BYTES",
+    "McapContents",
+    "McapReader",
+    "decode_contents",
+    "scan_mcap",
+]
 
 MAGIC = b"\x89MCAP0\r\n"
 
@@ -153,20 +166,34 @@ def _channel(buf: Any, pos: int) -> _Channel:
 
 
 def _gather_u(arr: np.ndarray, offs: np.ndarray, size: int, dtype: str) -> np.ndarray:
-    return arr[offs[:, None] + np.arange(size, dtype=np.int64)].view(dtype).reshape(len(offs))
+    return gather_rows(arr, offs, size).view(dtype).reshape(len(offs))
 
 
 class _Scanner:
     """Parses one MCAP file into :class:`McapContents`."""
 
-    def __init__(self, path: Path, *, salvage: bool, topics: set[str] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        salvage: bool,
+        topics: set[str] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.path = path
         self.p = str(path)
         self.salvage = salvage
         self.topics = topics
+        self.progress = progress
         self.out = McapContents(path=path)
         self.messages_read = 0
-        self._zstd: Any = None
+        self.buffered = 0
+        """Payload bytes held in ``out.buffers`` (reset by :meth:`take_buffers`)."""
+        self._mm: mmap.mmap | None = None
+        self._size = 0
+        self._pool: Any = None
+        self._ahead: dict[int, Any] = {}  # chunk offset -> future of its records
+        self._peek = 0
 
     # ---- helpers
     def fail(self, what: str) -> ReaderError:
@@ -197,6 +224,13 @@ class _Scanner:
 
     # ---- top level
     def run(self) -> McapContents:
+        """Scan the whole file."""
+        for _ in self.steps():
+            pass
+        return self.out
+
+    def open(self) -> None:
+        """Check the file (size, magic) and map it; the data section is read by :meth:`steps`."""
         try:
             size = self.path.stat().st_size
         except OSError as err:
@@ -209,17 +243,37 @@ class _Scanner:
                 if head == MAGIC[: len(head)]:
                     raise self.fail(f"is truncated: only {size} bytes, shorter than the MCAP magic")
                 raise self.fail(f"is not an MCAP file: starts with {head!r}, expected {MAGIC!r}")
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            self._run(mm, size)
-        finally:
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._size = size
+
+    def close(self) -> None:
+        """Stop the decompression thread and unmap the file."""
+        self._stop_prefetch()
+        if self._mm is not None:
             try:
-                mm.close()
+                self._mm.close()
             except BufferError:  # pragma: no cover - an exported view still alive; GC frees it
                 pass
-        return self.out
+            self._mm = None
 
-    def _run(self, mm: mmap.mmap, size: int) -> None:
+    def steps(self) -> Iterator[int]:
+        """Read the file, yielding the byte offset reached after each chunk (or batch of
+        loose messages), so a caller can take the buffers before they grow too large."""
+        if self._mm is None:
+            self.open()
+        assert self._mm is not None
+        try:
+            yield from self._run(self._mm, self._size)
+        finally:
+            self.close()
+
+    def take_buffers(self) -> dict[int, TopicBuffer]:
+        """The channels' buffers so far; the scanner starts new, empty ones."""
+        taken, self.out.buffers = self.out.buffers, {}
+        self.buffered = 0
+        return taken
+
+    def _run(self, mm: mmap.mmap, size: int) -> Iterator[int]:
         arr = np.frombuffer(mm, dtype=np.uint8)
         try:
             summary_start, complete = self._footer(mm, size)
@@ -232,7 +286,7 @@ class _Scanner:
                     "pass salvage=True to read the readable prefix"
                 )
             try:
-                self._data_section(mm, arr, len(MAGIC), data_end, complete)
+                yield from self._data_section(mm, arr, len(MAGIC), data_end, complete)
                 if not complete:
                     raise _Truncated(f"the file ends at byte {size} without a footer")
             except (_Truncated, _Corrupt) as err:
@@ -243,6 +297,9 @@ class _Scanner:
                 self.out.salvaged = {"reason": str(err), "messages": self.messages_read}
         finally:
             del arr
+        if self.progress is not None:
+            self.progress(size)
+        yield size
 
     def _footer(self, mm: mmap.mmap, size: int) -> tuple[int, bool]:
         if size < 2 * len(MAGIC) + _FOOTER_SIZE:
@@ -283,9 +340,40 @@ class _Scanner:
                 del counts
             pos = body + ln
 
+    def _prefetch(self, mm: mmap.mmap, pos: int, end: int) -> None:
+        """Start decompressing the chunks after *pos* in a worker thread (zstd, lz4 and
+        crc32 release the GIL), so the next chunks are ready when they are reached."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcap-inflate")
+        q = max(pos, self._peek)
+        while len(self._ahead) < PREFETCH_CHUNKS and q + 9 <= end:
+            op, ln = _REC.unpack_from(mm, q)
+            if q + 9 + ln > end:
+                break  # damaged: the main loop reports it when it gets there
+            if op == _OP_CHUNK and q not in self._ahead:
+                self._ahead[q] = self._pool.submit(_inflate, mm, q, q + 9 + ln)
+            elif op in (_OP_DATA_END, _OP_FOOTER):
+                q = end
+                break
+            q += 9 + ln
+        self._peek = q
+
+    def _stop_prefetch(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._ahead.clear()
+
+    def _reached(self, pos: int) -> int:
+        if self.progress is not None:
+            self.progress(pos)
+        return pos
+
     def _data_section(
         self, mm: mmap.mmap, arr: np.ndarray, start: int, end: int, complete: bool
-    ) -> None:
+    ) -> Iterator[int]:
         pos = start
         loose: list[int] = []  # message records outside chunks
         pending: tuple[int, int] | None = None  # chunk waiting for its message indexes
@@ -316,13 +404,16 @@ class _Scanner:
             if op != _OP_MESSAGE_INDEX and pending is not None:
                 self._chunk(mm, *pending, indexes)
                 pending, indexes = None, []
+                yield self._reached(pos)
             if op != _OP_MESSAGE and loose:
                 self._loose(arr, loose)
                 loose = []
+                yield self._reached(pos)
             if op == _OP_MESSAGE:
                 loose.append(pos)
             elif op == _OP_CHUNK:
                 pending = (pos, body + ln)
+                self._prefetch(mm, pos, end)
             elif op == _OP_MESSAGE_INDEX:
                 if pending is not None:
                     (cid,) = _U16.unpack_from(mm, body)
@@ -373,47 +464,9 @@ class _Scanner:
     def _chunk(
         self, mm: mmap.mmap, pos: int, end: int, indexes: list[tuple[int, np.ndarray]]
     ) -> None:
-        body = pos + 9
-        _start, _end, usize, crc = struct.unpack_from("<QQQI", mm, body)
-        compression, p = _str(mm, body + 28)
-        (clen,) = _U64.unpack_from(mm, p)
-        p += 8
-        if p + clen > end:
-            raise _Corrupt(f"chunk at offset {pos}: records ({clen} bytes) run past the chunk")
-        raw = mm[p : p + clen]
-        try:
-            if compression == "":
-                records = raw
-            elif compression == "zstd":
-                if self._zstd is None:
-                    import zstandard
-
-                    self._zstd = zstandard.ZstdDecompressor()
-                records = self._zstd.decompress(raw, max_output_size=usize)
-            elif compression == "lz4":
-                import lz4.frame
-
-                records = lz4.frame.decompress(raw)
-            else:
-                raise _Corrupt(
-                    f"chunk at offset {pos}: unknown compression {compression!r} "
-                    "(supported: none, zstd, lz4)"
-                )
-        except _Corrupt:
-            raise
-        except Exception as err:  # zstandard/lz4 raise their own error types
-            raise _Corrupt(
-                f"chunk at offset {pos}: cannot decompress ({compression}): {err}"
-            ) from err
-        if len(records) != usize:
-            raise _Corrupt(
-                f"chunk at offset {pos}: decompressed to {len(records)} bytes, header says {usize}"
-            )
-        if crc and zlib.crc32(records) != crc:
-            raise _Corrupt(
-                f"chunk at offset {pos}: CRC mismatch (stored {crc:#010x}, "
-                f"computed {zlib.crc32(records):#010x})"
-            )
+        fut = self._ahead.pop(pos, None)
+        records = fut.result() if fut is not None else _inflate(mm, pos, end)
+        usize = len(records)
         self.out.chunks += 1
         carr = np.frombuffer(records, dtype=np.uint8)
         usable = indexes and all(cid in self.out.channels for cid, _ in indexes)
@@ -513,7 +566,9 @@ class _Scanner:
         if np.any(lengths < 0) or np.any(starts + lengths > len(arr)):
             raise _Corrupt(f"{where}: a message record has an impossible length")
         self.messages_read += len(offs)
-        uniq, per = np.unique(cids, return_counts=True)
+        binned = np.bincount(cids)
+        uniq = np.nonzero(binned)[0]
+        per = binned[uniq]
         for cid, k in zip(uniq.tolist(), per.tolist(), strict=True):
             if cid not in self.out.channels:
                 raise _Corrupt(f"{where}: message on channel {cid}, which was never declared")
@@ -525,19 +580,83 @@ class _Scanner:
             compact = gather_slices(arr, s, ln)
             new_starts = np.cumsum(ln) - ln
             self._buffer(cid).add_batch(t, compact, new_starts, ln)
+            self.buffered += len(compact)
+
+
+PREFETCH_CHUNKS = 4
+"""Chunks decompressed ahead of the one being read."""
+
+_LOCAL = threading.local()
+
+
+def _inflate(mm: mmap.mmap, pos: int, end: int) -> bytes:
+    """The records of the chunk record at *pos*: decompressed, length- and CRC-checked."""
+    body = pos + 9
+    _start, _end, usize, crc = struct.unpack_from("<QQQI", mm, body)
+    compression, p = _str(mm, body + 28)
+    (clen,) = _U64.unpack_from(mm, p)
+    p += 8
+    if p + clen > end:
+        raise _Corrupt(f"chunk at offset {pos}: records ({clen} bytes) run past the chunk")
+    raw = mm[p : p + clen]
+    try:
+        if compression == "":
+            records = raw
+        elif compression == "zstd":
+            dctx = getattr(_LOCAL, "zstd", None)
+            if dctx is None:
+                import zstandard
+
+                dctx = _LOCAL.zstd = zstandard.ZstdDecompressor()
+            records = dctx.decompress(raw, max_output_size=usize)
+        elif compression == "lz4":
+            import lz4.frame
+
+            records = lz4.frame.decompress(raw)
+        else:
+            raise _Corrupt(
+                f"chunk at offset {pos}: unknown compression {compression!r} "
+                "(supported: none, zstd, lz4)"
+            )
+    except _Corrupt:
+        raise
+    except Exception as err:  # zstandard/lz4 raise their own error types
+        raise _Corrupt(f"chunk at offset {pos}: cannot decompress ({compression}): {err}") from err
+    if len(records) != usize:
+        raise _Corrupt(
+            f"chunk at offset {pos}: decompressed to {len(records)} bytes, header says {usize}"
+        )
+    if crc:
+        computed = zlib.crc32(records)
+        if computed != crc:
+            raise _Corrupt(
+                f"chunk at offset {pos}: CRC mismatch (stored {crc:#010x}, computed {computed:#010x})"
+            )
+    return records
 
 
 def scan_mcap(
-    path: Path, *, salvage: bool = False, topics: Sequence[str] | None = None
+    path: Path,
+    *,
+    salvage: bool = False,
+    topics: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> McapContents:
     """Parse one MCAP file: schemas, channels, every message's payload, metadata, attachments.
+
+    *progress* is called with the number of bytes read so far, after every chunk.
 
     Raises
     ------
     ReaderError
         Empty file, wrong magic, truncated (unless *salvage*), corrupt chunk.
     """
-    return _Scanner(path, salvage=salvage, topics=set(topics) if topics is not None else None).run()
+    return _Scanner(
+        path,
+        salvage=salvage,
+        topics=set(topics) if topics is not None else None,
+        progress=progress,
+    ).run()
 
 
 def decode_contents(
@@ -551,29 +670,38 @@ def decode_contents(
     Returns ``(streams, events, skipped, counts)``, *counts* being messages per topic.
     """
     registries = {"ros2": TypeRegistry("ros2"), "ros1": TypeRegistry("ros1")}
-    merged: dict[tuple[str, str, str], TopicBuffer] = {}
     for c in contents:
-        for sc in c.schemas.values():
-            text = sc.data.decode("utf-8", errors="replace")
-            if sc.encoding == "ros2msg":
-                registries["ros2"].add_msg(sc.name, text)
-            elif sc.encoding in ("ros2idl", "omgidl"):
-                registries["ros2"].add_idl(sc.name, text)
-            elif sc.encoding == "ros1msg":
-                registries["ros1"].add_msg(sc.name, text)
-        for buf in c.buffers.values():
-            key = (buf.topic, buf.message_type, buf.encoding)
-            if key in merged:
-                t, d, s, ln = buf.finish()
-                merged[key].add_batch(t, d, s, ln)
-            else:
-                merged[key] = buf
+        _register(registries, c.schemas.values())
     return messages.decode_buffers(
-        list(merged.values()),
+        _merge_buffers(b for c in contents for b in c.buffers.values()),
         lambda enc: registries["ros1" if enc == "ros1" else "ros2"],
         events_topics=events_topics,
         vectorized=vectorized,
     )
+
+
+def _register(registries: dict[str, TypeRegistry], schemas: Iterable[_Schema]) -> None:
+    for sc in schemas:
+        text = sc.data.decode("utf-8", errors="replace")
+        if sc.encoding == "ros2msg":
+            registries["ros2"].add_msg(sc.name, text)
+        elif sc.encoding in ("ros2idl", "omgidl"):
+            registries["ros2"].add_idl(sc.name, text)
+        elif sc.encoding == "ros1msg":
+            registries["ros1"].add_msg(sc.name, text)
+
+
+def _merge_buffers(buffers: Iterable[TopicBuffer]) -> list[TopicBuffer]:
+    """One buffer per (topic, type, encoding): channels of one topic decode together."""
+    merged: dict[tuple[str, str, str], TopicBuffer] = {}
+    for buf in buffers:
+        key = (buf.topic, buf.message_type, buf.encoding)
+        if key in merged:
+            t, d, s, ln = buf.finish()
+            merged[key].add_batch(t, d, s, ln)
+        else:
+            merged[key] = buf
+    return list(merged.values())
 
 
 def split_factors(
@@ -633,6 +761,8 @@ class McapReader(ReaderEntrypoint):
         events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
         topics: Sequence[str] | None = None,
         salvage: bool = False,
+        progress: Callable[[int], None] | None = None,
+        parts: bool = False,
     ) -> Iterator[RunData]:
         """Read *path* as one run.
 
@@ -645,10 +775,86 @@ class McapReader(ReaderEntrypoint):
         salvage
             Read the readable prefix of a truncated or corrupt file instead of failing;
             ``extra["salvaged"]`` then says why and how many messages were read.
+        progress
+            Called with the number of bytes of the file read so far (not an option of
+            the run: it does not change what is read).
+        parts
+            Yield a :class:`~workbench.io.messages.StreamingRunData` whose streams
+            arrive in parts of about :data:`PART_BYTES` of messages each, so memory
+            stays bounded whatever the file's size (not an option of the run either).
         """
         path = Path(path)
-        contents = scan_mcap(path, salvage=salvage, topics=topics)
-        yield build_run(path.stem, [contents], events_topics=events_topics)
+        wanted = set(topics) if topics is not None else None
+        scanner = _Scanner(path, salvage=salvage, topics=wanted, progress=progress)
+        if not parts:
+            yield build_run(path.stem, [scanner.run()], events_topics=events_topics)
+            return
+        scanner.open()  # a file that is not an MCAP fails here, before any part
+        run = StreamingRunData(key="", name=path.stem)
+        run.parts = _stream_parts(scanner, run, events_topics=events_topics)
+        yield run
+
+
+PART_BYTES = 32 * 1024 * 1024
+"""Message bytes a streaming read decodes at once (:meth:`McapReader.read` with ``parts``)."""
+
+
+def _stream_parts(
+    scanner: _Scanner,
+    run: StreamingRunData,
+    *,
+    events_topics: Sequence[str],
+    part_bytes: int | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Decode the file a group of chunks at a time; fill *run*'s other fields at the end."""
+    import polars as pl
+
+    from workbench.model import empty_events
+
+    limit = PART_BYTES if part_bytes is None else part_bytes
+    registries = {"ros2": TypeRegistry("ros2"), "ros1": TypeRegistry("ros1")}
+    registered: set[int] = set()
+    names: dict[tuple[str, str, str], str] = {}
+    byte_offsets: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    skipped: list[dict[str, Any]] = []
+    event_parts: list[Any] = []
+
+    def decode(buffers: dict[int, TopicBuffer]) -> Iterator[tuple[str, Any]]:
+        new = [sc for sid, sc in scanner.out.schemas.items() if sid not in registered]
+        registered.update(sc.id for sc in new)
+        _register(registries, new)
+        streams, events, sk, cnt = messages.decode_buffers(
+            _merge_buffers(buffers.values()),
+            lambda enc: registries["ros1" if enc == "ros1" else "ros2"],
+            events_topics=events_topics,
+            names=names,
+        )
+        buffers.clear()
+        for topic, k in cnt.items():
+            counts[topic] = counts.get(topic, 0) + k
+        skipped.extend(sk)
+        if events.height:
+            event_parts.append(events)
+        for name in list(streams):
+            ds = streams.pop(name)
+            if ds.attrs.get("kind") == "image_encoded" and "frame_offset" in ds:
+                shift = byte_offsets.get(name, 0)
+                byte_offsets[name] = shift + int(ds.sizes.get("byte", 0))
+                if shift:
+                    ds = ds.assign(frame_offset=ds["frame_offset"] + shift)
+            yield name, ds
+
+    for _ in scanner.steps():
+        if scanner.buffered >= limit:
+            yield from decode(scanner.take_buffers())
+    yield from decode(scanner.take_buffers())
+    contents = scanner.out
+    run.events = (
+        pl.concat(event_parts).sort("time", maintain_order=True) if event_parts else empty_events()
+    )
+    run.skipped = messages.merge_skipped(skipped)
+    _describe(run, [contents], counts)
 
 
 def build_run(
@@ -660,6 +866,18 @@ def build_run(
 ) -> RunData:
     """One :class:`RunData` from the scanned files of a run."""
     streams, events, skipped, counts = decode_contents(contents, events_topics=events_topics)
+    run = RunData(key="", streams=streams, events=events, skipped=skipped, name=name)
+    _describe(run, contents, counts, extra)
+    return run
+
+
+def _describe(
+    run: RunData,
+    contents: Sequence[McapContents],
+    counts: dict[str, int],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Set *run*'s factors and extra (header, metadata, attachments, counts, salvage)."""
     records = [m for c in contents for m in c.metadata]
     factors, rest, rejected = split_factors(records)
     ex: dict[str, Any] = dict(extra or {})
@@ -696,12 +914,5 @@ def build_run(
     }
     if mismatch:
         ex["count_mismatch"] = mismatch
-    return RunData(
-        key="",
-        factors=factors,
-        streams=streams,
-        events=events,
-        skipped=skipped,
-        extra=ex,
-        name=name,
-    )
+    run.factors = factors
+    run.extra = ex

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from workbench.io import cdr
 from workbench.io.cdr import Columns, Plan, Ragged
+from workbench.io.registry import RunData
 from workbench.model import events_from_json, stream_name
 
 if TYPE_CHECKING:
@@ -51,11 +52,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EVENTS_TOPICS",
+    "StreamingRunData",
     "TopicBuffer",
     "TopicResult",
     "TypeRegistry",
     "decode_buffers",
     "decode_topic",
+    "merge_skipped",
     "normalize_type",
 ]
 
@@ -256,6 +259,55 @@ class TopicBuffer:
 
 
 @dataclass
+class StreamingRunData(RunData):
+    """A :class:`RunData` whose streams arrive in parts, for logs larger than memory.
+
+    ``parts`` yields ``(stream name, Dataset)`` pairs as the log is read, a bounded
+    piece of the file at a time. The parts of one stream have the same variables and
+    non-time coordinates and follow each other in time, so a consumer appends them
+    along ``time`` (see :class:`workbench.zarr_io.StreamWriter`); ``frame_offset`` of
+    encoded-image parts already counts the bytes of the earlier parts. ``streams`` stays
+    empty, and ``events``, ``skipped``, ``extra`` and ``factors`` are complete only once
+    ``parts`` is exhausted (an MCAP file may keep its metadata records at the end).
+
+    Readers yield it only when asked (``read(..., parts=True)``); :meth:`materialize`
+    turns it into an ordinary in-memory run.
+    """
+
+    parts: Iterator[tuple[str, xr.Dataset]] = field(default_factory=lambda: iter(()), repr=False)
+
+    def materialize(self) -> RunData:
+        """Read every part into memory: an ordinary :class:`RunData` with ``streams``."""
+        from workbench.zarr_io import concat_parts
+
+        collected: dict[str, list[xr.Dataset]] = {}
+        for name, ds in self.parts:
+            collected.setdefault(name, []).append(ds)
+        streams = {name: concat_parts(dss) for name, dss in collected.items()}
+        return RunData(
+            key=self.key,
+            factors=self.factors,
+            streams=streams,
+            events=self.events,
+            skipped=self.skipped,
+            extra=self.extra,
+            name=self.name,
+        )
+
+
+def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sum the counts of skipped entries with the same topic and reason (order kept)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in entries:
+        key = (str(e.get("topic")), str(e.get("reason")))
+        if key in out:
+            out[key]["count"] = int(out[key].get("count", 0)) + int(e.get("count", 0))
+        else:
+            out[key] = dict(e)
+    return list(out.values())
+
+
+@dataclass
 class TopicResult:
     """What one topic decoded into."""
 
@@ -332,7 +384,12 @@ def decode_topic(
     except cdr.UnsupportedTypeError as err:
         return skip(f"cannot decode type {buf.message_type}: {err}")
 
-    cols = cdr.decode(data, starts, lengths, plan, enc, vectorized=vectorized)
+    keep = _needed_leaves(mtype)
+    cols = cdr.decode(data, starts, lengths, plan, enc, vectorized=vectorized, keep=keep)
+    if keep is not None and not _has_needed(cols, mtype):
+        # the definition lacks a field the typed mapping needs: flatten everything instead
+        keep = None
+        cols = cdr.decode(data, starts, lengths, plan, enc, vectorized=vectorized)
     notes = ""
     if len(cols.bad) == n and registry.has_own(mtype) and registry.has_builtin(mtype):
         # the definition stored in the log is wrong (seen in real bags): try the built-in one
@@ -344,6 +401,7 @@ def decode_topic(
                 registry.plan(mtype, builtin=True),
                 enc,
                 vectorized=vectorized,
+                keep=keep,
             )
         except cdr.UnsupportedTypeError:
             alt = None
@@ -394,18 +452,36 @@ def decode_topic(
     return res
 
 
+def _needed_leaves(mtype: str) -> Callable[[str], bool] | None:
+    """The numeric leaves a typed vector mapping reads (``None``: every leaf is needed)."""
+    needed = _NEEDED.get(mtype)
+    if needed is None:
+        return None
+    return lambda path: path in needed or path.startswith("header.")
+
+
+def _has_needed(cols: Columns, mtype: str) -> bool:
+    if cols.n == 0:
+        return True
+    return all(p in cols.numeric and cols.numeric[p].ndim == 1 for p in _NEEDED.get(mtype, ()))
+
+
 def decode_buffers(
     buffers: Sequence[TopicBuffer],
     registry_for: Callable[[str], TypeRegistry | None],
     *,
     events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
     vectorized: bool = True,
+    names: dict[tuple[str, str, str], str] | None = None,
 ) -> tuple[dict[str, xr.Dataset], pl.DataFrame, list[dict[str, Any]], dict[str, int]]:
-    """Decode every topic of a run.
+    """Decode every topic of a run (or one part of a run read in parts).
 
     Returns ``(streams, events, skipped, counts)``: streams by name (a name already
     taken gets a ``-2``, ``-3`` … suffix), the events of every events topic merged and
     sorted by time, skipped entries, and the number of messages read per topic.
+
+    *names* carries the stream names given so far, ``(topic, type, name) → unique
+    name``, so that the parts of a run read piece by piece keep the same names.
     """
     import polars as pl
 
@@ -424,11 +500,17 @@ def decode_buffers(
             vectorized=vectorized,
         )
         for name, ds in res.streams.items():
-            unique = name
-            k = 2
-            while unique in streams:
-                unique = f"{name}-{k}"
-                k += 1
+            key = (buf.topic, buf.message_type, name)
+            unique = names.get(key, "") if names is not None else ""
+            if not unique:
+                taken = set(streams) | (set(names.values()) if names is not None else set())
+                unique = name
+                k = 2
+                while unique in taken:
+                    unique = f"{name}-{k}"
+                    k += 1
+                if names is not None:
+                    names[key] = unique
             streams[unique] = ds
         skipped.extend(res.skipped)
         if res.events is not None and res.events.height:
@@ -491,7 +573,37 @@ def _stack(cols: Columns, prefix: str, comps: Sequence[str]) -> np.ndarray | Non
     keys = [f"{prefix}.{c}" if prefix else c for c in comps]
     if not all(k in cols.numeric and cols.numeric[k].ndim == 1 for k in keys):
         return None
-    return np.stack([cols.numeric[k].astype(np.float64, copy=False) for k in keys], axis=1)
+    arrs = [cols.numeric[k] for k in keys]
+    joined = _adjacent_columns(arrs)
+    if joined is not None:
+        return joined
+    return np.stack([a.astype(np.float64, copy=False) for a in arrs], axis=1)
+
+
+def _adjacent_columns(arrs: Sequence[np.ndarray]) -> np.ndarray | None:
+    """``(n, k)`` view of float64 columns that lie side by side in one block, else None.
+
+    The decoder reads fields that follow each other (``x, y, z``) as one block, so a
+    vector needs no copy here.
+    """
+    first = arrs[0]
+    if first.dtype != np.float64 or first.ndim != 1 or not isinstance(first.base, np.ndarray):
+        return None
+    addr = first.__array_interface__["data"][0]
+    for j, a in enumerate(arrs):
+        if (
+            a.dtype != np.float64
+            or a.base is not first.base
+            or a.strides != first.strides
+            or a.__array_interface__["data"][0] != addr + 8 * j
+        ):
+            return None
+    return np.lib.stride_tricks.as_strided(
+        first,
+        shape=(len(first), len(arrs)),
+        strides=(first.strides[0], 8),
+        writeable=bool(first.flags.writeable),
+    )
 
 
 def _dataset(
@@ -624,6 +736,12 @@ _VECTOR_SPECS: dict[str, list[_VecSpec]] = {
         ("rotation", "transform.rotation", QUAT, "1"),
     ],
 }
+
+_NEEDED: dict[str, frozenset[str]] = {
+    mtype: frozenset(f"{prefix}.{c}" if prefix else c for _, prefix, comps, _ in specs for c in comps)
+    for mtype, specs in _VECTOR_SPECS.items()
+}
+"""Leaves each typed vector mapping reads; the others (covariances…) are not decoded."""
 
 _Mapper = Any  # Callable[[str, np.ndarray, Columns, dict, TopicResult], dict[str, xr.Dataset]]
 
