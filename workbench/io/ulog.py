@@ -204,7 +204,6 @@ class ULogReader(ReaderEntrypoint):
             Parameter names copied into ``hardware.param.<NAME>`` factors.
         """
         from pyulog import ULog
-        from pyulog.exceptions import ULogException
 
         p = str(path)
         try:
@@ -218,14 +217,21 @@ class ULogReader(ReaderEntrypoint):
             raise ReaderError(msg)
         try:
             ulog = ULog(p, list(topics) if topics is not None else None, True)
-        except (ULogException, struct.error, ValueError, IndexError, KeyError) as err:
-            msg = f"{p!r}: cannot parse ULog: {err}"
+        except Exception as err:  # pyulog raises assorted errors on corrupt input
+            msg = f"{p!r}: cannot parse ULog: {type(err).__name__}: {err}"
             raise ReaderError(msg) from err
         if not ulog.data_list:
             why = " (pyulog detected corruption)" if ulog.file_corruption else ""
             msg = f"{p!r}: ULog holds no data messages{why}; truncated or empty log?"
             raise ReaderError(msg)
-        yield self._run(ulog, path, factor_params)
+        try:
+            run = self._run(ulog, path, factor_params)
+        except ReaderError:
+            raise
+        except Exception as err:  # corrupt values pyulog let through (types, overflows)
+            msg = f"{p!r}: cannot decode ULog contents: {type(err).__name__}: {err}"
+            raise ReaderError(msg) from err
+        yield run
 
     # ----------------------------------------------------------------- run
 
