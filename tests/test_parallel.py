@@ -63,3 +63,55 @@ def test_lazy_catalog_scan(small_store):
     lazy = small_store.scan().filter(pl.col("hardware.robot") == "arm-b").select("run_id", "model.version")
     out = lazy.collect()
     assert out.height == 24 and out.columns == ["run_id", "model.version"]
+
+
+def test_parallel_ingest_equals_serial(cluster, tmp_path, samples_dir):
+    files = sorted((samples_dir / "campaign").glob("arm-b_*_s0[0-1].mcap")) + [samples_dir / "rosbag1"]
+    serial = wb.open_store(tmp_path / "serial")
+    s_rep = serial.ingest(files)
+    par = wb.open_store(tmp_path / "par")
+    p_rep = par.ingest(files, scheduler=cluster)
+    assert sorted(p_rep.ingested) == sorted(s_rep.ingested) and p_rep.failed == s_rep.failed == []
+    cols = [c for c in serial.runs().columns if c not in {"ingested_at", "source"}]
+    assert par.runs().select(cols).equals(serial.runs().select(cols))
+    again = par.ingest(files, scheduler=cluster)
+    assert again.ingested == [] and sorted(again.present) == sorted(s_rep.ingested)
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(b"\x89MCAP0\r\n" + b"\x00" * 64)
+    mixed = par.ingest([bad, files[0]], scheduler="threads")
+    assert [f["path"] for f in mixed.failed] == [str(bad)] and len(mixed.present) == 1
+
+
+def test_a_worker_killed_during_ingest_loses_and_duplicates_nothing(tmp_path, samples_dir):
+    """Kill one worker process mid-ingest: Dask retries its tasks, every run lands once."""
+    import os
+    import signal
+    import threading
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    files = sorted(p for p in (samples_dir / "campaign").glob("*.mcap") if "truncated" not in p.name)[:60]
+    store = wb.open_store(tmp_path / "store")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        pids = list(client.run(os.getpid).values())
+        runs_dir = tmp_path / "store" / "runs"
+        killed_at: list[int] = []
+
+        def killer() -> None:
+            deadline = time.time() + 120
+            while time.time() < deadline and (not runs_dir.exists() or len(os.listdir(runs_dir)) < 10):
+                time.sleep(0.02)
+            killed_at.append(len(os.listdir(runs_dir)))
+            os.kill(pids[0], signal.SIGKILL)
+
+        t = threading.Thread(target=killer)
+        t.start()
+        report = store.ingest(files, scheduler=client)
+        t.join()
+    assert killed_at and killed_at[0] < len(files)  # the worker died mid-ingest
+    assert report.failed == []
+    assert len(report.ingested) + len(report.present) >= len(files)
+    cat = wb.open_store(tmp_path / "store").runs()
+    assert cat.height == len(files) and cat["run_id"].is_unique().all()
+    assert sorted(cat["name"].to_list()) == sorted(p.stem for p in files)

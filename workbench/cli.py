@@ -79,6 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--reader", default=None, help="Force a reader by name (see `workbench readers`).")
 @click.option("--option", "options", multiple=True, metavar="K=V", help="Reader option, e.g. time_column=stamp (repeatable).")
 @click.option("--salvage", is_flag=True, help="Recover the readable prefix of truncated files (marked as salvaged).")
+@click.option("--scheduler", default=None, help="Read files in parallel: threads, processes, or a Dask address tcp://host:8786 [default: in this process, or $WORKBENCH_SCHEDULER].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
 def ingest(
@@ -89,6 +90,7 @@ def ingest(
     reader: str | None,
     options: tuple[str, ...],
     salvage: bool,
+    scheduler: str | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -115,6 +117,7 @@ def ingest(
         options=opts,
         salvage=salvage,
         progress=show_bar and not as_json,
+        scheduler=scheduler or os.environ.get("WORKBENCH_SCHEDULER") or None,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
