@@ -795,6 +795,7 @@ class Store:
 
         writers: dict[str, StreamWriter] = {}
         inflight: deque[Future[Any]] = deque()
+        pool: ThreadPoolExecutor | None = None  # started when a stream gets a second part
 
         def wait(fut: Future[Any], name: str) -> None:
             try:
@@ -802,27 +803,29 @@ class Store:
             except (TypeError, ValueError) as err:
                 msg = f"a stream{f' near {name!r}' if name else ''} cannot be stored: {err}"
                 raise SchemaError(msg) from err
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-write") as pool:
-            try:
-                for name, ds in parts:
-                    ds = self._stream_for_storage(name, ds)
-                    writer = writers.get(name)
-                    if writer is None:
-                        path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
-                        writer = writers[name] = StreamWriter(
-                            path,
-                            fs=None if self.local else self.fs,
-                            write_whole=lambda whole, p, name=name: self._store_whole(name, whole, p),
-                        )
-                    inflight.append(pool.submit(writer.append, ds))
-                    while len(inflight) > 2:  # at most two parts waiting: bounded memory
-                        wait(inflight.popleft(), name)
-                while inflight:
-                    wait(inflight.popleft(), "")
-            except BaseException:
-                for fut in inflight:
-                    fut.cancel()
-                raise
+        try:
+            for name, ds in parts:
+                ds = self._stream_for_storage(name, ds)
+                writer = writers.get(name)
+                if writer is None:
+                    path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
+                    writer = writers[name] = StreamWriter(
+                        path,
+                        fs=None if self.local else self.fs,
+                        write_whole=lambda whole, p, name=name: self._store_whole(name, whole, p),
+                    )
+                    writer.append(ds)  # a first part is only held: no need for a thread
+                    continue
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-write")
+                inflight.append(pool.submit(writer.append, ds))
+                while len(inflight) > 2:  # at most two parts waiting: bounded memory
+                    wait(inflight.popleft(), name)
+            while inflight:
+                wait(inflight.popleft(), "")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         stream_list: dict[str, Any] = {}
         lo: list[int] = []
         hi: list[int] = []
@@ -925,6 +928,7 @@ class Store:
         options: dict[str, Any] | None = None,
         salvage: bool = False,
         progress: bool | Callable[[str, int], None] = False,
+        scheduler: Any = None,
     ) -> IngestReport:
         """Read logs into the store.
 
@@ -953,6 +957,11 @@ class Store:
             called with the bytes done since its last call (readers that report their
             progress, like MCAP, advance it during a big file; the sizes of a source's
             calls add up to the source's size).
+        scheduler
+            ``None`` (default): read in this process. Otherwise sources are read in
+            parallel by :func:`workbench.parallel.map_runs` (``"threads"``,
+            ``"processes"``, a Dask address or client); runs land exactly once
+            whatever the retries, and the catalog is updated once at the end.
 
         Returns
         -------
@@ -966,6 +975,13 @@ class Store:
         options = dict(options or {})
         report = IngestReport()
         sources = self._collect_sources([Path(p) for p in paths], reader, report)
+        if scheduler is not None:
+            from workbench.parallel import ingest_sources
+
+            return ingest_sources(
+                self, sources, report, options=options, meta=meta_factors, pattern=pattern,
+                salvage=salvage, scheduler=scheduler, progress=progress is True,
+            )
         total = sum(size for _, _, size, _ in sources)
         bar_ctx = _progress_bar(total, enabled=progress is True)
         new_ids: list[str] = []

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 8 * 1024 * 1024
+SEPARATOR = "."
+"""Chunk key separator: ``c.0.0`` files beside ``zarr.json``, no ``c/0/`` folders (a run
+has dozens of small arrays; folders cost as much as files on ingest)."""
 _NUMERIC = {"b": "bool", "i": "int", "u": "uint", "f": "float"}
 
 
@@ -117,7 +120,12 @@ class _Sink:
         if p in self._made:
             return
         if self.fs is None:
-            os.makedirs(p, exist_ok=True)
+            try:
+                os.mkdir(p)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(p, exist_ok=True)
         else:
             self.fs.makedirs(p, exist_ok=True)
         self._made.add(p)
@@ -135,10 +143,7 @@ class _Sink:
         self._made = {d for d in self._made if not d.startswith(p)}
 
     def chunk_key(self, arr_dir: str, index: list[int]) -> str:
-        parts = [str(i) for i in index]
-        folder = self.join(arr_dir, "c", *parts[:-1])
-        self.makedirs(folder)
-        return self.join(folder, parts[-1])
+        return self.join(arr_dir, SEPARATOR.join(["c", *map(str, index)]))
 
 
 def _coordinates_attr(ds: xr.Dataset, name: str, var: Any) -> str:
@@ -152,7 +157,7 @@ def _coordinates_attr(ds: xr.Dataset, name: str, var: Any) -> str:
 def _base_meta(shape: tuple[int, ...], attrs: dict[str, Any], dims: tuple[str, ...]) -> dict[str, Any]:
     return {
         "shape": list(shape),
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": SEPARATOR}},
         "attributes": attrs,
         "dimension_names": [str(d) for d in dims],
         "zarr_format": 3,
@@ -473,7 +478,8 @@ class StreamWriter:
             self._sink, arr_dir, values, v["rows"], v["written"] // v["rows"], self.clevel, pad=final
         )
         v["written"] += done
-        v["pending"] = [values[done:]] if done < len(values) else []
+        # copy the rest (less than a chunk): a view would keep the whole block alive
+        v["pending"] = [values[done:].copy()] if done < len(values) else []
         v["pending_rows"] = len(values) - done
 
     def _finalize(self) -> dict[str, Any]:
@@ -670,14 +676,14 @@ def read_stream(path: str, *, fs: Any = None) -> xr.Dataset:
         if chunks[1:] != shape[1:] and int(np.prod(shape)) > 0:
             raise UnsupportedLayout(f"{name}: chunked along more than the first axis")
         sep = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
-        if sep != "/":
+        if sep not in ("/", "."):
             raise UnsupportedLayout(f"{name}: chunk key separator {sep!r}")
         dtype = object if text else fixed_text if fixed_text is not None else _DTYPES[dtype_name]
         per_chunk = int(np.prod(chunks))
         n_chunks = math.ceil(shape[0] / chunks[0]) if shape[0] else 0
         parts = []
         for i in range(n_chunks):
-            key = join(path, name, "c", str(i), *(["0"] * (len(shape) - 1)))
+            key = join(path, name, sep.join(["c", str(i), *(["0"] * (len(shape) - 1))]))
             try:
                 raw = get(key)
             except FileNotFoundError:

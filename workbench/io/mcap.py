@@ -194,6 +194,7 @@ class _Scanner:
         self._pool: Any = None
         self._ahead: dict[int, Any] = {}  # chunk offset -> future of its records
         self._peek = 0
+        self._released = 0
 
     # ---- helpers
     def fail(self, what: str) -> ReaderError:
@@ -343,6 +344,8 @@ class _Scanner:
     def _prefetch(self, mm: mmap.mmap, pos: int, end: int) -> None:
         """Start decompressing the chunks after *pos* in a worker thread (zstd, lz4 and
         crc32 release the GIL), so the next chunks are ready when they are reached."""
+        if self._size < PREFETCH_MIN_BYTES:
+            return  # a small file: starting a thread costs more than it saves
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -369,6 +372,14 @@ class _Scanner:
     def _reached(self, pos: int) -> int:
         if self.progress is not None:
             self.progress(pos)
+        if pos - self._released >= _RELEASE_BYTES and self._mm is not None:
+            # pages of the mapping already read count in this process's RSS: hand them
+            # back (they stay in the page cache) so a big file does not fill the RSS
+            start = self._released - self._released % mmap.PAGESIZE
+            stop = pos - pos % mmap.PAGESIZE
+            if stop > start and hasattr(mmap, "MADV_DONTNEED"):
+                self._mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+            self._released = stop
         return pos
 
     def _data_section(
@@ -583,8 +594,11 @@ class _Scanner:
             self.buffered += len(compact)
 
 
+_RELEASE_BYTES = 64 * 1024 * 1024
 PREFETCH_CHUNKS = 4
-"""Chunks decompressed ahead of the one being read."""
+"""Chunks decompressed ahead of the one being read (in a worker thread)."""
+PREFETCH_MIN_BYTES = 8 * 1024 * 1024
+"""Files smaller than this are decompressed in the reading thread."""
 
 _LOCAL = threading.local()
 
@@ -795,7 +809,7 @@ class McapReader(ReaderEntrypoint):
         yield run
 
 
-PART_BYTES = 32 * 1024 * 1024
+PART_BYTES = 16 * 1024 * 1024
 """Message bytes a streaming read decodes at once (:meth:`McapReader.read` with ``parts``)."""
 
 

@@ -647,7 +647,7 @@ def _index(name: str, values: Any) -> Any:
         cached = _INDEX_CACHE.get(key)
         if cached is not None:
             return cached
-    index = xr.indexes.PandasIndex(pd.Index(arr, name=name), name, coord_dtype=arr.dtype)
+    index = xr.indexes.PandasIndex(pd.Index(arr, name=name, copy=False), name, coord_dtype=arr.dtype)
     if key is not None and len(_INDEX_CACHE) < 4096:
         _INDEX_CACHE[key] = index
     return index
