@@ -21,7 +21,18 @@ from workbench.model import (
 from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
 from workbench.compare import CompareResult as CompareResult, compare as compare  # noqa: E402  (after the submodule import, so `wb.compare` is the function)
 
-_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "report", "ui"}
+_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui"}
+
+
+def report(store: Store, **kwargs: object) -> object:
+    """Write the self-contained HTML report (see :func:`workbench.report.report`).
+
+    Once ``workbench.report`` is imported, ``wb.report`` is that module, which is
+    callable the same way.
+    """
+    from workbench.report import report as _report
+
+    return _report(store, **kwargs)  # type: ignore[arg-type]
 
 
 def __getattr__(name: str) -> object:

@@ -418,9 +418,11 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
     click.echo(f"wrote {len(truth['runs'])} runs to {out} (truth in {out / 'truth.json'})")
 
 
-from workbench.viz.rerun_cli import view  # noqa: E402  (feature commands live with their feature)
+from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
+from workbench.viz.rerun_cli import view  # noqa: E402
 
 cli.add_command(view)
+cli.add_command(report)
 
 # --------------------------------------------------------------------------- entry
 

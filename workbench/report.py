@@ -1,0 +1,445 @@
+"""The comparison report: one self-contained HTML file that opens with no network.
+
+:func:`report` compares two variants of a store (:func:`workbench.compare.compare`) and
+writes what a reviewer needs to judge the result without the workbench installed:
+
+* the question and the answer (regressions with confidence, the CI gate),
+* the comparison table with intervals, tests, adjusted p-values and verdicts,
+* interactive plots (HoloViews rendered to Bokeh; Bokeh's JavaScript and CSS inlined),
+* what explains each metric (attribution) and how reproducible runs are,
+* the data grades, with the quality findings of every run graded below A,
+* the provenance manifest of every run (source files with sha256, reader, factors),
+* a methods section (taken from :mod:`workbench.compare`'s documentation, so it
+  cannot drift from the code) with the parameters used.
+
+Every value that comes from the logs or the user (factor values, names, paths) is
+HTML-escaped, so a factor value ``<script>…</script>`` is shown as text.
+
+Examples
+--------
+>>> import workbench as wb
+>>> from workbench.report import report
+>>> store = wb.open_store("data/store")                        # doctest: +SKIP
+>>> report(store, by="model.version", within=["hardware.robot"],
+...        out="report.html")                                   # doctest: +SKIP
+PosixPath('report.html')
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import datetime as _dt
+import html
+import importlib
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.model import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.compare import CompareResult
+    from workbench.store import Store
+
+__all__ = ["report", "render_report", "methods_html"]
+
+GRADE_COLORS = {"A": "#2ca02c", "B": "#8fbc3f", "C": "#ffbf00", "D": "#ff7f0e", "F": "#d62728"}
+"""Badge color of each data grade."""
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1200px;margin:0 auto;padding:1.5rem 2rem 4rem;background:#fff}
+h1{font-size:1.6rem;margin:.2rem 0 1rem} h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
+h3{font-size:1.05rem;margin-top:1.4rem}
+table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;width:100%}
+th,td{border:1px solid #e3e3e3;padding:.25rem .45rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3;position:sticky;top:0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.78rem;word-break:break-all}
+.badge{display:inline-block;padding:0 .45rem;border-radius:.7rem;color:#fff;font-weight:600;font-size:.78rem}
+.verdict-regression{background:#d62728}.verdict-improvement{background:#2ca02c}.verdict-no_change{background:#7f7f7f}
+.verdict-inconclusive{background:#ff7f0e}.verdict-changed{background:#1f77b4}
+.summary{padding:.8rem 1rem;border-radius:.4rem;margin:1rem 0}.pass{background:#e8f5e9}.fail{background:#fdecea}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
+.muted{color:#666}.scroll{max-height:36rem;overflow:auto}
+nav a{margin-right:1rem}
+"""
+
+
+def _e(value: Any) -> str:
+    """HTML-escaped text of any value (None → empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else html.escape(f"{value:.4g}")
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return _e(value)
+
+
+def _interval(v: Any, lo: Any, hi: Any, digits: int = 3) -> str:
+    return f"{_num(v, digits)} <span class=muted>[{_num(lo, digits)}, {_num(hi, digits)}]</span>"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, cls: str = "") -> str:
+    """An HTML table; *rows* hold already-escaped cell HTML."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="scroll {cls}"><table>{thead}<tbody>{body}</tbody></table></div>'
+
+
+def _rst_to_html(text: str) -> str:
+    """Escape a docstring paragraph and turn its ``literals`` and *emphasis* into HTML."""
+    out = _e(text)
+    out = re.sub(r"``(.+?)``", r"<code>\1</code>", out)
+    out = re.sub(r":\w+:`~?(?:[\w.]+\.)?([\w]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*(\w[^*]*?)\*", r"<em>\1</em>", out)
+    return out
+
+
+def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, seed: int = 0, margin: Any = 0.1) -> str:
+    """The methods section, built from :mod:`workbench.compare`'s documentation.
+
+    The module docstring up to its examples (tests, intervals, corrections, verdicts)
+    and the docstrings of :func:`~workbench.compare.attribution` and
+    :func:`~workbench.compare.reproducibility`, followed by the parameters used.
+    """
+    mod = importlib.import_module("workbench.compare")
+    doc = (mod.__doc__ or "").split("\nExamples\n")[0].strip()
+    parts: list[str] = []
+    for block in re.split(r"\n\s*\n", doc):
+        lines = [ln.strip() for ln in block.strip().splitlines()]
+        if lines and lines[0].startswith("* "):
+            items: list[str] = []
+            for ln in lines:
+                if ln.startswith("* "):
+                    items.append(ln[2:])
+                elif items:
+                    items[-1] += " " + ln
+            parts.append("<ul>" + "".join(f"<li>{_rst_to_html(i)}</li>" for i in items) + "</ul>")
+        else:
+            parts.append(f"<p>{_rst_to_html(' '.join(lines))}</p>")
+    for fn in (mod.attribution, mod.reproducibility):
+        text = (fn.__doc__ or "").strip()
+        paras = [" ".join(ln.strip() for ln in p.splitlines()) for p in re.split(r"\n\s*\n", text)]
+        parts.append(f"<h3><code>{_e(fn.__name__)}</code></h3>" + "".join(f"<p>{_rst_to_html(p)}</p>" for p in paras))
+    params = [("bootstrap replicates", n_boot), ("bootstrap seed", seed), ("equivalence margin", margin)]
+    if result is not None:
+        params = [("compared factor", result.by), ("baseline", result.baseline), ("candidate", result.candidate),
+                  ("cells within", ", ".join(result.within) or "one cell with every run"),
+                  ("family-wise error rate α (Holm)", result.alpha),
+                  ("tests in the family", result.table.filter(~result.table["p_value"].is_nan()).height),
+                  *params]
+    parts.append("<h3>Parameters of this comparison</h3>" + _table(["parameter", "value"], [[_e(k), _e(v)] for k, v in params]))
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _verdict_badge(verdict: str) -> str:
+    return f'<span class="badge verdict-{_e(verdict)}">{_e(verdict)}</span>'
+
+
+def _grade_badge(grade: Any) -> str:
+    g = str(grade) if grade is not None else "?"
+    return f'<span class="badge" style="background:{GRADE_COLORS.get(g, "#999")}">{_e(g)}</span>'
+
+
+def _comparison_section(res: CompareResult) -> str:
+    rows = []
+    for r in res.table.iter_rows(named=True):
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        rows.append([
+            *[_e(r[w]) for w in res.within],
+            f"{_e(r['metric'])}{_e(unit)}",
+            f"<span class=num>{_e(r['n_baseline'])}</span>",
+            f"<span class=num>{_e(r['n_candidate'])}</span>" + (f" <span class=muted>({_e(r['n_pairs'])} pairs)</span>" if r["paired"] else ""),
+            _interval(r["baseline"], r["baseline_lo"], r["baseline_hi"]),
+            _interval(r["candidate"], r["candidate_lo"], r["candidate_hi"]),
+            _interval(r["difference"], r["difference_lo"], r["difference_hi"]),
+            _e(r["test"]),
+            _num(r["p_value"], 4),
+            _num(r["p_adjusted"], 4),
+            f"{_e(r['effect_name'])} {_num(r['effect_size'], 2)}",
+            _verdict_badge(r["verdict"]),
+        ])
+    header = [*res.within, "metric", "n baseline", "n candidate", f"baseline {res.baseline}", f"candidate {res.candidate}",
+              "difference [95 % CI]", "test", "p", "p (Holm)", "effect size", "verdict"]
+    return _table(header, rows, cls="comparison")
+
+
+def _attribution_section(res: CompareResult) -> str:
+    if res.attribution.height == 0:
+        return "<p class=muted>Not enough varied runs to attribute variation to factors.</p>"
+    rows = [[_e(r["metric"]), _e(r["term"]), _e(r["order"]), _num(r["share"]), _e(r["measure"])]
+            for r in res.attribution.iter_rows(named=True)]
+    return _table(["metric", "factor / interaction", "order", "share", "measure"], rows)
+
+
+def _reproducibility_section(res: CompareResult) -> str:
+    if res.reproducibility.height == 0:
+        return "<p class=muted>No configuration has two runs or more.</p>"
+    rows = [[_e(r["metric"]), _e(r["unit"]), _e(r["n_configs"]), _num(r["median_sd"]), _num(r["pooled_sd"]), _num(r["share_within"])]
+            for r in res.reproducibility.iter_rows(named=True)]
+    return _table(["metric", "unit", "configurations", "median SD", "pooled SD", "share of variance within"], rows)
+
+
+def _quality_section(store: Store, cat: pl.DataFrame) -> str:
+    import polars as pl
+
+    if "quality.grade" not in cat.columns:
+        return "<p>Runs have not been graded (run <code>workbench grade</code>).</p>"
+    counts = cat.group_by("quality.grade").len().sort("quality.grade")
+    summary = " ".join(f"{_grade_badge(g)} {n}" for g, n in counts.iter_rows())
+    rows = []
+    for r in cat.filter(pl.col("quality.grade").fill_null("?") != "A").sort("quality.grade", "name").iter_rows(named=True):
+        findings = store.get_table(r["run_id"], "quality_findings")
+        items = []
+        if findings is not None:
+            for f in findings.iter_rows(named=True):
+                items.append(
+                    f"<li><b>{_e(f.get('severity'))}</b> {_e(f.get('stream'))} / {_e(f.get('check'))}: "
+                    f"{_e(f.get('detail'))} <span class=muted>(value {_num(f.get('value'))}, threshold {_num(f.get('threshold'))})</span></li>"
+                )
+        rows.append([_grade_badge(r["quality.grade"]), f"<span class=mono>{_e(r['run_id'])}</span>", _e(r.get("name")),
+                     "<ul>" + "".join(items) + "</ul>" if items else "<span class=muted>no findings stored</span>"])
+    table = _table(["grade", "run", "name", "findings"], rows) if rows else "<p>Every run is graded A.</p>"
+    return f"<p>Data grades: {summary}</p>{table}"
+
+
+def _provenance_section(store: Store, run_ids: Sequence[str], cat: pl.DataFrame) -> str:
+    names = dict(zip(cat["run_id"].to_list(), cat["name"].to_list(), strict=True)) if "name" in cat.columns else {}
+    rows = []
+    for rid in run_ids:
+        info = store.info(rid)
+        prov = info.provenance
+        sources = "<br>".join(
+            f"<span class=mono>{_e(s.path)}</span><br><span class=mono muted>sha256 {_e(s.sha256)}</span> <span class=muted>({_e(s.size)} B)</span>"
+            for s in prov.sources
+        ) or "<span class=muted>–</span>"
+        factors = "<br>".join(f"{_e(k)} = {_e(v)}" for k, v in info.factors().items())
+        reader = f"{_e(prov.reader)} {_e(prov.reader_version)}"
+        extra = []
+        if prov.key:
+            extra.append(f"key {_e(prov.key)}")
+        if prov.options:
+            extra.append(f"options <span class=mono>{_e(json.dumps(prov.options, sort_keys=True, default=str))}</span>")
+        if prov.skipped:
+            extra.append(f"{len(prov.skipped)} skipped: " + ", ".join(_e(s.get('topic')) for s in prov.skipped))
+        if prov.overrides:
+            extra.append(f"{len(prov.overrides)} factor override(s)")
+        rows.append([f"<span class=mono>{_e(rid)}</span><br>{_e(names.get(rid, info.name))}", sources,
+                     reader + ("<br>" + "<br>".join(extra) if extra else ""), factors,
+                     f"{_e(prov.workbench_version)}<br><span class=muted>{_e(prov.ingested_at)}</span>"])
+    return _table(["run", "source files", "reader", "factors", "ingested by"], rows, cls="provenance")
+
+
+def _plots(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
+    """(caption, HoloViews object) for each plot of the report."""
+    import polars as pl
+
+    from workbench.viz import plots
+
+    sides = cat.filter(pl.col(res.by).is_in([res.baseline, res.candidate]))
+    out: list[tuple[str, Any]] = []
+    rate_metrics = res.table.filter(pl.col("kind") == "rate")["metric"].unique(maintain_order=True).to_list()
+    for m in rate_metrics:
+        out.append((f"{m} rate per cell and variant (Wilson 95 % interval)",
+                    plots.success_heatmap(sides, x=res.within, y=[res.by], metric=m, height=300)))
+    for m in res.table["metric"].unique(maintain_order=True).to_list():
+        out.append((f"{m}: candidate − baseline per cell", plots.difference_intervals(res, m, height=300)))
+    for m in res.table.filter(pl.col("kind") != "rate")["metric"].unique(maintain_order=True).to_list():
+        out.append((f"{m} per variant", plots.metric_distribution(sides, m, by=res.by, group=res.within, height=300)))
+    for m in res.attribution["metric"].unique(maintain_order=True).to_list():
+        out.append((f"what explains {m}", plots.attribution_bars(res.attribution, m, height=300)))
+    return out
+
+
+def _bokeh_embed(objects: Sequence[Any]) -> tuple[str, list[str], str]:
+    """(script, divs, resources) for HoloViews objects, Bokeh's JS/CSS inlined."""
+    from bokeh.embed import components
+    from bokeh.embed.bundle import bundle_for_objs_and_resources
+    from bokeh.resources import INLINE
+
+    from workbench.viz.plots import holoviews
+
+    hv = holoviews()
+    models = [hv.render(obj, backend="bokeh") for obj in objects]
+    script, divs = components(models)
+    # only what these models need (INLINE.render_js() would also list every loaded
+    # extension, e.g. Panel's, some by relative URL)
+    bundle = bundle_for_objs_and_resources(models, INLINE)
+    # Panel (imported by HoloViews) adds its module shim to every Resources; these
+    # Bokeh-only models do not use it
+    bundle.js_files = [u for u in bundle.js_files if "extensions/panel/" not in str(u)]
+    external = [*bundle.js_urls, *bundle.css_urls]
+    if external:
+        msg = f"the report's plots need external resources {external}; they must be inlined"
+        raise ConfigError(msg)
+    resources = bundle._render_js() + bundle._render_css()
+    return script, list(divs), resources
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def render_report(
+    store: Store,
+    *,
+    by: str = "model.version",
+    baseline: Any = None,
+    candidate: Any = None,
+    within: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    where: str | None = None,
+    min_grade: str | None = None,
+    alpha: float = 0.05,
+    title: str | None = None,
+) -> str:
+    """The report's HTML text (see :func:`report`)."""
+    from workbench._version import __version__
+    from workbench.compare import compare
+
+    cat = store.runs(where=where)
+    if cat.height == 0:
+        msg = f"no runs in {store!r}" + (f" match {where!r}" if where else "")
+        raise ConfigError(msg)
+    res = compare(cat, by=by, baseline=baseline, candidate=candidate, within=list(within or []),
+                  metrics=list(metrics) if metrics else None, min_grade=min_grade, alpha=alpha)
+    title = title or f"{res.by}: {res.candidate} vs {res.baseline}"
+    plot_items = _plots(cat, res)
+    script, divs, resources = _bokeh_embed([obj for _, obj in plot_items])
+    figures = "".join(f"<figure><figcaption>{_e(cap)}</figcaption>{div}</figure>" for (cap, _), div in zip(plot_items, divs, strict=True))
+
+    regress = res.regressions
+    if res.passed:
+        summary = f'<div class="summary pass"><b>No regression with confidence</b> (Holm-adjusted, α = {_e(alpha)}).</div>'
+    else:
+        cells = "; ".join(
+            " · ".join(_e(r[w]) for w in res.within) + f" <b>{_e(r['metric'])}</b>" for r in regress.iter_rows(named=True)
+        )
+        summary = f'<div class="summary fail"><b>{regress.height} regression(s) with confidence:</b> {cells}</div>'
+    counts = res.table["verdict"].value_counts().sort("verdict")
+    verdicts = " ".join(f"{_verdict_badge(v)} {n}" for v, n in counts.iter_rows())
+    compared = cat.filter(~cat["run_id"].is_in(res.excluded))
+    run_ids = compared["run_id"].to_list() + [r for r in res.excluded if r in set(cat["run_id"].to_list())]
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    question = _table(["", ""], [
+        ["store", f"<span class=mono>{_e(store.url if hasattr(store, 'url') else store)}</span>"],
+        ["filter", _e(where or "all runs")],
+        ["compared", f"{_e(res.by)}: candidate <b>{_e(res.candidate)}</b> against baseline <b>{_e(res.baseline)}</b>"],
+        ["cells", _e(", ".join(res.within) or "one cell with every run")],
+        ["metrics", _e(", ".join(res.table["metric"].unique(maintain_order=True).to_list()))],
+        ["runs", f"{compared.height} compared, {len(res.excluded)} left out" + (f" (below grade {_e(min_grade)} or other variants)" if res.excluded else "")],
+        ["generated", f"{_e(now)} by workbench {_e(__version__)}"],
+    ])
+    body = f"""
+<main>
+<h1>{_e(title)}</h1>
+<nav><a href="#comparison">comparison</a><a href="#plots">plots</a><a href="#attribution">attribution</a>
+<a href="#quality">data quality</a><a href="#provenance">provenance</a><a href="#methods">methods</a></nav>
+{question}
+{summary}
+<p>Verdicts: {verdicts}</p>
+<h2 id="comparison">Comparison per cell and metric</h2>
+{_comparison_section(res)}
+<h2 id="plots">Plots</h2>
+<p class=muted>Interactive: hover for values, drag to pan, scroll to zoom.</p>
+<div class="plots">{figures}</div>
+<h2 id="attribution">What explains each metric</h2>
+{_attribution_section(res)}
+<h3>Reproducibility (runs of identical configuration)</h3>
+{_reproducibility_section(res)}
+<h2 id="quality">Data quality</h2>
+{_quality_section(store, cat)}
+<h2 id="provenance">Provenance of every run ({len(run_ids)})</h2>
+{_provenance_section(store, run_ids, cat)}
+<h2 id="methods">Methods</h2>
+{methods_html(res)}
+</main>"""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' blob:; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; worker-src blob:; connect-src 'none'">
+<title>{_e(title)}</title>
+{resources}
+<style>{_CSS}</style>
+</head>
+<body>
+{body}
+{script}
+</body>
+</html>
+"""
+
+
+def report(
+    store: Store,
+    *,
+    by: str = "model.version",
+    baseline: Any = None,
+    candidate: Any = None,
+    within: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    where: str | None = None,
+    min_grade: str | None = None,
+    alpha: float = 0.05,
+    title: str | None = None,
+    out: str | Path = "report.html",
+) -> Path:
+    """Compare two variants of *store* and write a self-contained HTML report.
+
+    Parameters
+    ----------
+    store
+        A store with metrics computed (``wb.metrics.compute``) and, for the data
+        quality section, grades (``wb.quality.grade_store``).
+    by, baseline, candidate, within, metrics, min_grade, alpha
+        The comparison, see :func:`workbench.compare.compare`.
+    where
+        Only runs matching this condition (see :meth:`workbench.store.Store.runs`).
+    title
+        Title of the report (default: ``"<by>: <candidate> vs <baseline>"``).
+    out
+        The HTML file to write (its folder is created).
+
+    Returns
+    -------
+    pathlib.Path
+        *out*.
+    """
+    text = render_report(store, by=by, baseline=baseline, candidate=candidate, within=within, metrics=metrics,
+                         where=where, min_grade=min_grade, alpha=alpha, title=title)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+class _CallableModule(types.ModuleType):
+    """``wb.report(...)`` calls :func:`report` even after ``import workbench.report``
+    has bound the package attribute ``report`` to this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
