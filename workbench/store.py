@@ -788,6 +788,7 @@ class Store:
         self, run_dir: str, parts: Iterable[tuple[str, xr.Dataset]]
     ) -> tuple[dict[str, Any], tuple[int, int] | None]:
         """Append the parts of streams as they come; returns the stream list and time span."""
+        import functools
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -812,7 +813,7 @@ class Store:
                     writer = writers[name] = StreamWriter(
                         path,
                         fs=None if self.local else self.fs,
-                        write_whole=lambda whole, p, name=name: self._store_whole(name, whole, p),
+                        write_whole=functools.partial(self._store_whole, name),
                     )
                     writer.append(ds)  # a first part is only held: no need for a thread
                     continue
@@ -829,9 +830,16 @@ class Store:
         stream_list: dict[str, Any] = {}
         lo: list[int] = []
         hi: list[int] = []
+        # closing writes what is still buffered (all of a stream read in one part):
+        # several streams at once, as for whole streams
+        if len(writers) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, len(writers))) as closer:
+                closing = {name: closer.submit(w.close) for name, w in writers.items()}
+        else:
+            closing = {}
         for name, writer in writers.items():
             try:
-                summary = writer.close()
+                summary = closing[name].result() if name in closing else writer.close()
             except (TypeError, ValueError) as err:
                 msg = f"stream {name!r} cannot be stored: {err}"
                 raise SchemaError(msg) from err

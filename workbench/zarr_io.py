@@ -9,6 +9,13 @@ handle (datetimes, complex numbers, non-string objects) goes through xarray.
 :func:`read_stream` reads such a group eagerly into memory the same direct way,
 and defers to ``xarray.open_zarr`` for codecs it does not know.
 
+:class:`StreamWriter` writes a stream that arrives in parts (a log read piece by piece,
+see :mod:`workbench.io.mcap`): whole chunks are compressed and written as soon as they
+are complete and the array metadata at the end, so memory is bounded by one chunk per
+array. Chunk keys use the ``.`` separator (``c.0.0`` beside ``zarr.json``): no folder
+per chunk row, which matters when a run has dozens of tiny arrays; :func:`read_stream`
+reads both separators.
+
 Examples
 --------
 >>> import numpy as np, xarray as xr, tempfile, os
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "APPEND_CHUNK_BYTES",
     "APPEND_DIMS",
     "CHUNK_BYTES",
     "StreamWriter",
@@ -44,6 +52,9 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 8 * 1024 * 1024
+APPEND_CHUNK_BYTES = 2 * 1024 * 1024
+"""Chunk size of arrays written part by part (:class:`StreamWriter`): each array buffers
+up to one chunk, so a log with many topics keeps many such buffers at once."""
 SEPARATOR = "."
 """Chunk key separator: ``c.0.0`` files beside ``zarr.json``, no ``c/0/`` folders (a run
 has dozens of small arrays; folders cost as much as files on ingest)."""
@@ -279,17 +290,18 @@ def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) 
         if coords:
             attrs["coordinates"] = coords
         values = np.asarray(var.values)
+        dims = tuple(str(d) for d in var.dims)
         arr_dir = sink.join(path, name)
         sink.makedirs(arr_dir)
         if values.dtype.kind in "OUS":
-            _write_text(sink, arr_dir, values, _base_meta(values.shape, attrs, var.dims))
+            _write_text(sink, arr_dir, values, _base_meta(values.shape, attrs, dims))
             continue
         values = _little(values)
         if _dtype_name(values.dtype) is None:  # pragma: no cover - callers check supported() first
             msg = f"variable {name!r}: dtype {values.dtype} is not supported"
             raise TypeError(msg)
         chunks = _chunk_shape(values.shape, values.dtype.itemsize)
-        meta = _numeric_meta(values.shape, chunks, values.dtype, attrs, var.dims, clevel)
+        meta = _numeric_meta(values.shape, chunks, values.dtype, attrs, dims, clevel)
         sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
         if values.size == 0:
             continue
@@ -307,7 +319,7 @@ class StreamWriter:
     """Write one stream that arrives in parts (consecutive pieces along ``time``).
 
     Memory stays bounded by about one chunk per array: each array's rows are buffered
-    until a whole chunk (:data:`CHUNK_BYTES`) is ready, which is compressed and written
+    until a whole chunk (:data:`APPEND_CHUNK_BYTES`) is ready, which is compressed and written
     at once; shapes and array metadata are written by :meth:`close`. A stream that
     arrives in a single part is written exactly as :func:`write_stream` writes it.
     Variables whose first dimension is in :data:`APPEND_DIMS` grow; the others (the
@@ -468,19 +480,34 @@ class StreamWriter:
                 self._flush(name, v, final=False)
 
     def _flush(self, name: str, v: dict[str, Any], *, final: bool) -> None:
+        """Write the whole chunks buffered for one array (and the padded rest if *final*)."""
         if not v["pending_rows"]:
             return
-        parts = v["pending"]
-        values = _little(parts[0] if len(parts) == 1 else np.concatenate(parts))
         arr_dir = self._sink.join(self.path, name)
         self._sink.makedirs(arr_dir)
-        done = _encode_chunks(
-            self._sink, arr_dir, values, v["rows"], v["written"] // v["rows"], self.clevel, pad=final
-        )
-        v["written"] += done
-        # copy the rest (less than a chunk): a view would keep the whole block alive
-        v["pending"] = [values[done:].copy()] if done < len(values) else []
-        v["pending_rows"] = len(values) - done
+        rows = v["rows"]
+        pending: list[np.ndarray] = v["pending"]
+        while v["pending_rows"] >= rows or (final and v["pending_rows"]):
+            # one chunk at a time: never a second copy of everything buffered
+            take, got = [], 0
+            while got < rows and pending:
+                head = pending[0]
+                k = min(rows - got, len(head))
+                take.append(head[:k])
+                got += k
+                if k == len(head):
+                    pending.pop(0)
+                else:
+                    pending[0] = head[k:]
+            block = _little(take[0] if len(take) == 1 else np.concatenate(take))
+            done = _encode_chunks(
+                self._sink, arr_dir, block, rows, v["written"] // rows, self.clevel, pad=final
+            )
+            v["written"] += done
+            v["pending_rows"] -= done
+        if pending:  # the rest (less than a chunk): copied, a view keeps a whole part alive
+            rest = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            v["pending"] = [rest.copy() if rest.base is not None else rest]
 
     def _finalize(self) -> dict[str, Any]:
         sink = self._sink
@@ -530,7 +557,7 @@ class StreamWriter:
 
 def _chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
     row = int(np.prod(tail, dtype=np.int64)) if tail else 1
-    return max(1, CHUNK_BYTES // max(1, row * itemsize))
+    return max(1, APPEND_CHUNK_BYTES // max(1, row * itemsize))
 
 
 def _sorted(ds: xr.Dataset) -> bool:

@@ -1,11 +1,26 @@
 """MCAP files (ROS 2 CDR, ROS 1, JSON) → one run per file.
 
 The file is memory-mapped and its records are parsed here, chunk by chunk: each chunk
-is decompressed (zstd, lz4) and checked against its CRC, its message records are
+is decompressed (zstd, lz4) and checked against its CRC — in a worker thread, a few
+chunks ahead, for files over :data:`PREFETCH_MIN_BYTES` — its message records are
 located through the chunk's message indexes (or by walking the records when there
 are none) and each channel's payloads are copied out in one numpy gather. Messages are
 then decoded a whole topic at a time (see :mod:`workbench.io.cdr` and
 :mod:`workbench.io.messages`), never one Python object per message.
+
+Streaming (files larger than memory). ``McapReader.read(path, parts=True)`` — what the
+store asks for — yields a :class:`~workbench.io.messages.StreamingRunData`: the scanner
+is a generator that stops after each chunk; whenever the payloads it holds reach
+:data:`PART_BYTES`, they are decoded into one partial ``Dataset`` per stream and handed
+out, and the buffers start empty again. Stream names are kept from part to part, and the
+store appends each part to its Zarr arrays (:class:`workbench.zarr_io.StreamWriter`),
+so memory is bounded by a few parts and one chunk per array, whatever the file's size;
+pages of the mapping already read are handed back to the OS as the scan advances.
+Metadata, events, skipped-message counts and the cross-checks are complete once the
+last part is out. ``read(path)`` without ``parts`` returns the whole run in memory as
+before. ``read(..., progress=f)`` calls ``f(bytes_read_so_far)`` after every chunk
+(the store's progress bar uses it); neither ``parts`` nor ``progress`` is an option of
+the run (they do not change what is read, nor the run's id).
 
 Factors: MCAP metadata records named ``hardware``, ``environment``, ``model`` or
 ``scenario`` map to those factor groups (values through
@@ -74,6 +89,10 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _FOOTER_SIZE = 1 + 8 + 20  # opcode, length, summary_start, summary_offset_start, crc
 _FACTOR_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+
+
+_DECODE_ERRORS = (struct.error, ValueError, IndexError, OverflowError, KeyError)
+"""What malformed bytes raise while parsing records (length fields out of bounds …)."""
 
 
 class _Truncated(Exception):
@@ -265,6 +284,8 @@ class _Scanner:
         assert self._mm is not None
         try:
             yield from self._run(self._mm, self._size)
+        except _DECODE_ERRORS as err:  # a length or offset field that points nowhere
+            raise self.fail(f"is corrupt: malformed record ({type(err).__name__}: {err})") from err
         finally:
             self.close()
 
@@ -290,7 +311,7 @@ class _Scanner:
                 yield from self._data_section(mm, arr, len(MAGIC), data_end, complete)
                 if not complete:
                     raise _Truncated(f"the file ends at byte {size} without a footer")
-            except (_Truncated, _Corrupt) as err:
+            except (_Truncated, _Corrupt, *_DECODE_ERRORS) as err:
                 if not self.salvage:
                     kind = "is truncated" if isinstance(err, _Truncated) else "is corrupt"
                     hint = "; pass salvage=True to read the readable prefix"
@@ -594,7 +615,7 @@ class _Scanner:
             self.buffered += len(compact)
 
 
-_RELEASE_BYTES = 64 * 1024 * 1024
+_RELEASE_BYTES = 16 * 1024 * 1024
 PREFETCH_CHUNKS = 4
 """Chunks decompressed ahead of the one being read (in a worker thread)."""
 PREFETCH_MIN_BYTES = 8 * 1024 * 1024

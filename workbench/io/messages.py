@@ -1,7 +1,10 @@
 """ROS / MCAP messages → typed streams: the mapping shared by the MCAP and bag readers.
 
 A reader collects each topic's raw payloads into a :class:`TopicBuffer`; :func:`decode_topic`
-turns it into streams (``xarray.Dataset``), events and "skipped" entries.
+turns it into streams (``xarray.Dataset``), events and "skipped" entries. A reader that
+decodes a big log piece by piece yields a :class:`StreamingRunData` (streams in parts)
+and calls :func:`decode_buffers` once per piece with the same ``names``.
+Only the fields a typed mapping uses are read (an Imu's covariances are not decoded).
 
 Typed mappings (type names are normalized to ``pkg/msg/Name``):
 
