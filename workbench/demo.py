@@ -129,8 +129,9 @@ def tour(
         ids = " ".join(r.run_id for r in runs)
         echo(f"   {', '.join(r.info.name for r in runs)} on one timeline, 0 = the grasp")
         echo(f"   wrote {logged.path}  (open with `rerun {logged.path}`, or `workbench view {ids} --serve`)")
+    serve = f", `workbench serve --store {store_path}`" if importlib.util.find_spec("workbench.ui") else ""
     echo(f"\nNext: `workbench runs --store {store_path} --where \"hardware.robot = 'arm-b'\"`, "
-         f"`workbench show RUN_ID --store {store_path}`, `workbench serve --store {store_path}`.")
+         f"`workbench show RUN_ID --store {store_path}`{serve}.")
     return 0
 
 
