@@ -48,7 +48,7 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
     cat = sample_store.runs()
     # the comparison table, with the planted regression (policy-v2 on arm-b in dim light)
     table = text[text.index('id="comparison"'):text.index('id="plots"')]
-    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.DOTALL)
     regress = [r for r in rows if "verdict-regression" in r]
     assert len(regress) == 1
     assert "arm-b" in regress[0] and ">dim<" in regress[0] and ">success" in regress[0]

@@ -420,9 +420,11 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
 
 from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
 from workbench.viz.rerun_cli import view  # noqa: E402
+from workbench.ui.cli import serve  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)
+cli.add_command(serve)
 
 # --------------------------------------------------------------------------- entry
 

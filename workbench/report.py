@@ -27,15 +27,14 @@ PosixPath('report.html')
 
 from __future__ import annotations
 
-import sys
-import types
-
 import datetime as _dt
 import html
 import importlib
 import json
 import math
 import re
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from workbench.compare import CompareResult
     from workbench.store import Store
 
-__all__ = ["report", "render_report", "methods_html"]
+__all__ = ["methods_html", "render_report", "report"]
 
 GRADE_COLORS = {"A": "#2ca02c", "B": "#8fbc3f", "C": "#ffbf00", "D": "#ff7f0e", "F": "#d62728"}
 """Badge color of each data grade."""
@@ -283,9 +282,15 @@ def _bokeh_embed(objects: Sequence[Any]) -> tuple[str, list[str], str]:
     # only what these models need (INLINE.render_js() would also list every loaded
     # extension, e.g. Panel's, some by relative URL)
     bundle = bundle_for_objs_and_resources(models, INLINE)
-    # Panel (imported by HoloViews) adds its module shim to every Resources; these
-    # Bokeh-only models do not use it
-    bundle.js_files = [u for u in bundle.js_files if "extensions/panel/" not in str(u)]
+    # Panel (imported by HoloViews) adds its module shim, and once a Panel widget such
+    # as Tabulator has been used in the process, that widget's stylesheets, to every
+    # Resources; these Bokeh-only models use neither
+    def _not_panel(u: Any) -> bool:
+        text = str(getattr(u, "url", u))
+        return "extensions/panel/" not in text and "cdn.holoviz.org/panel/" not in text
+
+    bundle.js_files = [u for u in bundle.js_files if _not_panel(u)]
+    bundle.css_files = [u for u in bundle.css_files if _not_panel(u)]
     external = [*bundle.js_urls, *bundle.css_urls]
     if external:
         msg = f"the report's plots need external resources {external}; they must be inlined"

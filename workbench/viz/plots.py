@@ -43,17 +43,17 @@ if TYPE_CHECKING:
     from workbench.model import Run
 
 __all__ = [
-    "holoviews",
-    "metric_expr",
-    "rate_cells",
-    "rate_heatmap",
-    "success_heatmap",
-    "metric_distribution",
-    "metric_summary",
     "attribution_bars",
     "difference_intervals",
+    "holoviews",
+    "metric_distribution",
+    "metric_expr",
+    "metric_summary",
+    "rate_cells",
+    "rate_heatmap",
     "signal_names",
     "signals",
+    "success_heatmap",
 ]
 
 MISSING_LABEL = "∅"
@@ -81,7 +81,7 @@ def holoviews() -> Any:
     'bokeh'
     """
     import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh renderer and options)
+    import holoviews.plotting.bokeh
 
     if hv.Store.current_backend != "bokeh":
         hv.Store.set_current_backend("bokeh")

@@ -1,0 +1,270 @@
+"""Panel components: documented parameters, shared selection, and the served app in Chromium."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import param
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import workbench as wb
+
+ui = pytest.importorskip("workbench.ui")
+
+XSS = "<script>alert(1)</script>"
+CELL = ("arm-b · dim", "policy-v2")  # the planted regression: 6/21 successes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(sample_store) -> Iterator[str]:
+    port = free_port()
+    server = ui.serve(sample_store, port=port, threaded=True)
+    _wait_port(port)
+    yield f"http://127.0.0.1:{port}/"
+    server.stop()
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(port)
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    log = {"errors": [], "external": [], "dialogs": []}
+    page.on("console", lambda m: log["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: log["errors"].append(str(e)))
+    page.on("request", lambda r: log["external"].append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) and r.frame == page.main_frame else None)
+    page.on("dialog", lambda d: (log["dialogs"].append(d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector(".wb-run-count p", timeout=90_000)
+    page.wait_for_selector(".wb-fg-cell", timeout=60_000)
+    return page, log
+
+
+def _count(page) -> str:
+    return page.locator(".wb-run-count p").inner_text()
+
+
+def _plot_frames(page) -> list[dict]:
+    """Title and viewport box of the data frame of every Bokeh plot on the page."""
+    return page.evaluate("""() => {
+      const out = []; const queue = [...Bokeh.index]; const seen = new Set();
+      while (queue.length) {
+        const v = queue.shift(); if (seen.has(v)) continue; seen.add(v);
+        for (const c of v.children()) queue.push(c);
+        if (v.frame && v.model.title && v.model.title.text) {
+          const r = (v.canvas_view ?? v.canvas).el.getBoundingClientRect(); const bb = v.frame.bbox;
+          out.push({title: v.model.title.text, left: r.left + bb.left, top: r.top + bb.top, width: bb.width, height: bb.height});
+        }
+      }
+      return out; }""")
+
+
+# --------------------------------------------------------------------------- without a browser
+
+
+def test_every_parameter_of_the_ui_has_a_doc():
+    import workbench.ui as pkg
+
+    missing = []
+    classes = {obj for mod in (pkg.app, pkg.compare_view, pkg.datastore, pkg.factor_grid, pkg.replay_view, pkg.run_browser, pkg.run_detail)
+               for _, obj in inspect.getmembers(mod, inspect.isclass) if issubclass(obj, param.Parameterized)}
+    ours = [c for c in classes if c.__module__.startswith("workbench.")]
+    assert len(ours) >= 7
+    for cls in ours:
+        for name, p in cls.param.objects("existing").items():
+            if p.owner.__module__.startswith("workbench.") and not (p.doc or "").strip():
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, f"parameters without doc=: {missing}"
+
+
+def test_no_parameter_names_a_path():
+    """The browser can only reach runs of the store: no string parameter is a path or URL input."""
+    for cls in (ui.DataStore, ui.RunBrowser, ui.CompareView, ui.RunDetail, ui.ReplayView, ui.App):
+        for name, p in cls.param.objects("existing").items():
+            if p.owner.__module__.startswith("workbench.") and isinstance(p, param.String | param.Path | param.Filename | param.Foldername):
+                assert not isinstance(p, param.Path), f"{cls.__name__}.{name}"
+                assert name in {"name", "text", "title", "url"}, f"{cls.__name__}.{name}"
+    assert ui.ReplayView.param.url.constant
+
+
+def test_selection_flows_between_views(sample_store):
+    data = ui.DataStore(store=sample_store)
+    browser, compare, detail = ui.RunBrowser(data=data), ui.CompareView(data=data), ui.RunDetail(data=data)
+    assert compare.by == "model.version" and compare.x == ["hardware.robot", "environment.lighting"]
+    cell = compare.cells.filter((pl.col("x") == CELL[0]) & (pl.col("y") == CELL[1]))
+    assert (cell["k"][0], cell["n"][0]) == (6, 21)
+    runs = compare.select_cell(*CELL)
+    assert len(runs) == 21 and data.selection == runs
+    assert sorted(browser.table.selection) == list(range(21))  # moved to the top and selected
+    assert set(browser.table.value["run_id"][:21]) == set(runs)
+    assert len(detail.runs) == detail.max_runs and detail.provenance.value.shape[0] == detail.max_runs
+    assert detail.plot.object is not None and detail.signals
+    # filtering drops selected runs outside the filter and shrinks every view
+    data.filters = {"hardware.robot": ["arm-a"]}
+    assert data.filtered.height == 82 and data.selection == []
+    assert browser.table.value.shape[0] == 82
+    assert set(compare.cells["x"]) == {"arm-a · bright", "arm-a · dim"}
+    assert detail.runs == []
+    # a click in the factor grid selects like a heatmap click
+    compare.grid.selected = {"x": "arm-a · dim", "y": "policy-v1", "t": 1}
+    assert len(data.selection) == 20
+    # runs outside the store cannot be loaded
+    with pytest.raises(wb.ConfigError):
+        data.load_runs(["not-a-run"])
+
+
+def test_factor_grid_loads_its_module_from_widgets():
+    from workbench.ui.factor_grid import widgets_dir
+
+    src = (widgets_dir() / "factor_grid.js").read_text()
+    assert ui.FactorGrid._render_esm() == src.strip("\n") or "export default { render }" in ui.FactorGrid._render_esm()
+    assert "textContent" in src and "innerHTML" not in src
+    assert ui.FactorGrid._process_importmap() == {"imports": {}, "scopes": {}}
+
+
+def test_serve_command_binds_localhost_by_default():
+    from workbench.ui.cli import serve
+
+    params = {p.name: p for p in serve.params}
+    assert params["address"].default == "127.0.0.1"
+    assert params["port"].default == 5006
+    assert params["show"].default is False
+    assert "--store" in CliRunner().invoke(serve, ["--help"]).output
+
+
+# --------------------------------------------------------------------------- in Chromium
+
+
+def test_app_loads_filters_and_selects(served, browser, artifacts):
+    page, log = _open(browser, served)
+    assert _count(page).startswith("164 of 164 runs")
+    page.screenshot(path=str(artifacts / "app_loaded.png"))
+
+    # filtering the RunBrowser by a facet changes its rows
+    facet = page.locator("select[multiple]").filter(has=page.locator("option", has_text="arm-a (82)"))
+    facet.select_option(label="arm-a (82)")
+    page.wait_for_function("() => true")
+    page.locator(".wb-run-count p", has_text="82 of 164").wait_for(timeout=20_000)
+    robots = page.locator(".wb-run-browser .tabulator-row .tabulator-cell[tabulator-field='hardware.robot']").all_inner_texts()
+    assert robots and set(robots) == {"arm-a"}
+    facet.select_option([])
+    page.locator(".wb-run-count p", has_text="164 of 164").wait_for(timeout=20_000)
+
+    # clicking a heatmap cell selects its runs in the RunBrowser and the RunDetail
+    page.locator(".wb-heatmap").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    heat = next(f for f in _plot_frames(page) if "click a cell" in f["title"])
+    columns = sorted(["arm-a · bright", "arm-a · dim", "arm-b · bright", "arm-b · dim"])
+    col = columns.index(CELL[0])
+    page.mouse.click(heat["left"] + heat["width"] * (col + 0.5) / 4, heat["top"] + heat["height"] * 0.25)  # top row: policy-v2
+    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=20_000)
+    selected = page.locator(".wb-run-browser .tabulator-row.tabulator-selected")
+    assert selected.count() == 15  # the first page, all selected runs moved to the top
+    names = selected.locator(".tabulator-cell[tabulator-field='name']").all_inner_texts()
+    assert all(n.startswith("arm-b_dim_") and "policy-v2" in n for n in names)
+    page.screenshot(path=str(artifacts / "app_heatmap_click.png"))
+
+    # the factor grid (custom anywidget) selects too
+    page.locator(".wb-fg-cell[data-x='arm-a · dim'][data-y='policy-v1']").click()
+    page.locator(".wb-run-count p", has_text="20 selected").wait_for(timeout=20_000)
+
+    page.get_by_text("Run detail", exact=True).click()
+    status = page.locator(".wb-run-detail-status p", has_text="first 6 of 20 selected")
+    status.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    titles = [f["title"] for f in _plot_frames(page)]
+    assert any("joint_states.position" in t for t in titles)
+    prov = page.locator(".wb-provenance .tabulator-row").all_inner_texts()
+    assert len(prov) == 6 and all(".mcap" in r for r in prov)
+    page.screenshot(path=str(artifacts / "app_run_detail.png"), full_page=True)
+    page.close()
+    assert not log["errors"], log["errors"]
+    assert not log["external"], log["external"]
+
+
+def _xss_store(root: Path, samples_dir: Path) -> wb.Store:
+    csv = root / "run.csv"
+    pl.DataFrame({"time": np.arange(100) * 0.01, "x": np.sin(np.arange(100) / 10)}).write_csv(csv)
+    marked = sorted((samples_dir / "campaign").glob("arm-b_dim_rubber_policy-v*_s00.mcap"))
+    plain = sorted((samples_dir / "campaign").glob("arm-b_dim_rubber_policy-v*_s01.mcap"))
+    store = wb.open_store(root / "store")
+    store.ingest([csv, *marked], meta=[f"hardware.robot={XSS}", "environment.surface=<b>steel</b>"])
+    store.ingest(plain)
+    wb.quality.grade_store(store)
+    wb.metrics.compute(store)
+    return store
+
+
+def test_app_shows_html_metadata_as_text(tmp_path, samples_dir, browser, artifacts):
+    store = _xss_store(tmp_path, samples_dir)
+    port = free_port()
+    server = ui.serve(store, port=port, threaded=True)
+    try:
+        _wait_port(port)
+        page, log = _open(browser, f"http://127.0.0.1:{port}/")
+        page.wait_for_timeout(1500)
+        cells = page.locator(".wb-run-browser .tabulator-cell[tabulator-field='hardware.robot']").all_inner_texts()
+        assert cells and set(cells) == {XSS, "arm-b"}
+        options = page.locator("select[multiple] option").all_inner_texts()
+        assert f"{XSS} (3)" in options
+        surfaces = page.locator(".wb-run-browser .tabulator-cell[tabulator-field='environment.surface']").all_inner_texts()
+        assert "<b>steel</b>" in surfaces
+        grid_heads = page.locator(".wb-fg-colhead").all_inner_texts()
+        assert any(XSS in h for h in grid_heads)
+        page.screenshot(path=str(artifacts / "app_xss.png"))
+        page.close()
+        assert log["dialogs"] == []
+        assert not log["errors"], log["errors"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
+def test_replay_embeds_the_local_rerun_viewer(served, browser, artifacts):
+    page, log = _open(browser, served)
+    # the machine is offline: anything not local is refused (and recorded), the replay must still work
+    blocked: list[str] = []
+    local = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:")
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
+               else (blocked.append(route.request.url), route.abort()))
+    page.locator(".wb-fg-cell[data-x='arm-b · dim'][data-y='policy-v2']").click()
+    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=20_000)
+    page.get_by_text("Replay", exact=True).click()
+    page.locator(".wb-replay-button button").click()
+    frame_el = page.locator("iframe.wb-rerun")
+    frame_el.wait_for(state="attached", timeout=60_000)
+    src = frame_el.get_attribute("src")
+    assert src.startswith("http://localhost:") and "url=rerun%2Bhttp" in src
+    page.locator(".wb-replay-status p", has_text="Replaying 4 run(s)").wait_for(timeout=10_000)
+    frame = frame_el.content_frame
+    frame.locator("canvas").first.wait_for(state="attached", timeout=60_000)
+    page.wait_for_timeout(20_000)  # the wasm viewer needs a while in software rendering
+    page.screenshot(path=str(artifacts / "app_replay.png"), full_page=True)
+    box = frame.locator("canvas").first.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 300
+    page.close()
+    # the app itself asked nothing of the internet; the Rerun viewer's own tries (fonts,
+    # version check) were refused and did not stop the replay
+    app_external = [u for u in log["external"] if not u.startswith(local) and u not in blocked]
+    assert not app_external, app_external
+    assert all("rerun" in u or "fonts.g" in u or "github" in u for u in blocked), blocked

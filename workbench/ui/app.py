@@ -1,0 +1,108 @@
+"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView.
+
+:class:`App` is a Viewer like the components it lays out, so the same object renders
+in a notebook cell and in the served app. :func:`serve` runs it with Panel's server
+(``pn.serve``), bound to 127.0.0.1 unless told otherwise; one App (one DataStore) is
+made per browser session, all on the one store given on the command line.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import panel as pn
+import param
+
+from workbench.store import Store
+from workbench.ui.compare_view import CompareView
+from workbench.ui.datastore import DataStore
+from workbench.ui.replay_view import ReplayView
+from workbench.ui.run_browser import RunBrowser
+from workbench.ui.run_detail import RunDetail
+
+__all__ = ["App", "serve"]
+
+TITLE = "RobotOps Workbench"
+"""Title of the app's page."""
+
+
+class App(pn.viewable.Viewer):
+    """Every component on one page, sharing one :class:`DataStore`.
+
+    Examples
+    --------
+    >>> import workbench as wb                      # doctest: +SKIP
+    >>> app = App.from_store(wb.open_store("workbench-store"))  # doctest: +SKIP
+    >>> app  # renders in a notebook                # doctest: +SKIP
+    """
+
+    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state of every component.")
+    title = param.String(default=TITLE, doc="Heading of the page.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.browser = RunBrowser(data=self.data)
+        self.compare = CompareView(data=self.data)
+        self.detail = RunDetail(data=self.data)
+        self.replay = ReplayView(data=self.data)
+
+    @classmethod
+    def from_store(cls, store: Store, **params: Any) -> App:
+        """An app on *store* (its catalog read now)."""
+        return cls(data=DataStore(store=store), **params)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        store = self.data.store
+        where = f" · <code>{html.escape(str(store.url))}</code>" if store is not None else ""
+        header = pn.pane.HTML(f"<h2 style='margin:4px 0'>{html.escape(self.title)}</h2><span>{where}</span>",
+                              sizing_mode="stretch_width", css_classes=["wb-header"])
+        tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
+                       dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+        # plots drawn while their tab was hidden have no size: redraw the run detail when shown
+        tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
+        side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])
+        main = pn.Column(self.browser, tabs, sizing_mode="stretch_width")
+        return pn.Column(header, pn.Row(side, main, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    def close(self) -> None:
+        """Release what the app started (a served replay)."""
+        self.replay.close()
+
+
+def serve(
+    store: Store,
+    *,
+    address: str = "127.0.0.1",
+    port: int = 5006,
+    show: bool = False,
+    threaded: bool = False,
+    **_never: Any,
+) -> Any:
+    """Serve the app on *store* with Panel's server; blocks unless *threaded*.
+
+    Parameters
+    ----------
+    store
+        The only store the app reads; the browser cannot name another.
+    address, port
+        Where to listen (default 127.0.0.1:5006, this machine only).
+    show
+        Open a browser tab.
+    threaded
+        Run the server in a thread and return it (``server.stop()`` ends it).
+    """
+    if _never:
+        msg = f"unexpected options {sorted(_never)}"
+        raise TypeError(msg)
+
+    def session() -> pn.viewable.Viewable:
+        app = App.from_store(store)
+        pn.state.on_session_destroyed(lambda _ctx: app.close())
+        return app.__panel__()
+
+    origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    return pn.serve(
+        {"/": session}, address=address, port=port, show=show, threaded=threaded, title=TITLE,
+        websocket_origin=origins, start=True, verbose=False,
+    )

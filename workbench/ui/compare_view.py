@@ -1,0 +1,241 @@
+"""CompareView: success rate per cell, metric distributions per variant, attribution.
+
+The heatmap's rows are the variants (``by``), its columns the cells (``x``, one or
+more factors). Clicking a heatmap cell, or a cell of the :class:`FactorGrid`, selects
+that cell's runs in the shared :class:`DataStore`. The full comparison (intervals,
+tests, verdicts) is computed by :func:`workbench.compare.compare` on demand
+(button), or automatically for catalogs up to ``auto_compare_max`` runs.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import panel as pn
+import param
+import polars as pl
+
+from workbench.model import FACTOR_GROUPS
+from workbench.ui.datastore import DataStore
+from workbench.ui.factor_grid import FactorGrid, cells_records
+from workbench.viz import plots
+
+__all__ = ["CompareView"]
+
+
+def _empty_cells() -> pl.DataFrame:
+    return pl.DataFrame(schema={"x": pl.String, "y": pl.String, "n": pl.Int64, "k": pl.Int64, "rate": pl.Float64,
+                                "lo": pl.Float64, "hi": pl.Float64})
+
+
+def _empty_attribution() -> pl.DataFrame:
+    return pl.DataFrame(schema={"metric": pl.String, "term": pl.String, "order": pl.Int64, "share": pl.Float64,
+                                "measure": pl.String})
+
+
+class CompareView(pn.viewable.Viewer):
+    """Plots of a comparison between the variants of one factor.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from workbench.ui import CompareView, DataStore
+    >>> cat = pl.DataFrame({"run_id": list("abcd"), "name": list("abcd"),
+    ...                     "hardware.robot": ["arm-a", "arm-a", "arm-b", "arm-b"],
+    ...                     "model.version": ["v1", "v2", "v1", "v2"],
+    ...                     "metrics.success": [1.0, 0.0, 1.0, 1.0]})
+    >>> view = CompareView(data=DataStore(catalog=cat), by="model.version", x=["hardware.robot"])
+    >>> view.select_cell("arm-a", "v2")
+    ['b']
+    """
+
+    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state this view reads and selects in.")
+    by = param.Selector(default=None, objects=[], allow_None=True, doc="Factor whose values are the variants (heatmap rows).")
+    x = param.ListSelector(default=[], objects=[], doc="Factor(s) whose levels are the heatmap columns (combined when several).")
+    rate = param.Selector(default="success", objects=["success"], doc="Rate metric (0/1 per run) of the heatmap and grid.")
+    metric = param.Selector(default=None, objects=[], allow_None=True, doc="Continuous metric shown as distributions per variant.")
+    interactions = param.Boolean(default=False, doc="Include two-factor interactions in the attribution chart (slower).")
+    auto_compare_max = param.Integer(default=2000, bounds=(0, None), doc="""
+        Run the full comparison (bootstrap intervals, tests, verdicts) automatically when
+        the filtered catalog has at most this many runs; above, use the button.""")
+    n_boot = param.Integer(default=500, bounds=(100, 20000), doc="Bootstrap replicates of the comparison in the view.")
+    cell = param.Dict(default={}, doc="The last clicked cell: {'x': column label, 'y': variant label}.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        with param.parameterized.discard_events(self):  # no update() before the panes exist
+            self._defaults()
+        self.cells = pl.DataFrame()
+        self.result: Any = None
+        self._tap: Any = None
+        self._pipes: dict[str, Any] = {}
+        hv_opts = {"sizing_mode": "stretch_width", "min_height": 300}
+        self.heatmap = pn.pane.HoloViews(None, **hv_opts, css_classes=["wb-heatmap"])
+        self.grid = FactorGrid(sizing_mode="stretch_width", css_classes=["wb-factor-grid-pane"])
+        self.distribution = pn.pane.HoloViews(None, **hv_opts)
+        self._attr_panes = [pn.pane.HoloViews(None, **hv_opts) for _ in range(2)]
+        self.attribution = pn.Row(*self._attr_panes, sizing_mode="stretch_width")
+        self.verdicts = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                             layout="fit_data_table", css_classes=["wb-verdicts"])
+        self.compare_button = pn.widgets.Button(label="Compare variants (intervals, tests, verdicts)", color="primary")
+        self.compare_button.on_click(lambda _e: self.run_compare())
+        self.status = pn.pane.Markdown("", margin=(0, 10))
+        self.grid.param.watch(self._on_grid, "selected")
+        self.data.param.watch(lambda _e: self.update(), "filtered")
+        self.rebuild()
+
+    def _defaults(self) -> None:
+        """Choose ``by``, ``x``, ``rate`` and ``metric`` from the catalog where not given."""
+        factors = self.data.factors
+        cat = self.data.catalog
+        order = {g: i for i, g in enumerate(FACTOR_GROUPS)}
+        varying = sorted((f for f in factors if 2 <= cat[f].n_unique() <= 60), key=lambda f: order.get(f.split(".", 1)[0], 9))
+        self.param.by.objects = factors
+        self.param.x.objects = factors
+        if self.by is None:
+            self.by = "model.version" if "model.version" in varying else (varying[0] if varying else None)
+        if not self.x:
+            self.x = [f for f in varying if f != self.by and not f.startswith("scenario.")][:2]
+        metrics = self.data.metrics
+        rates = [m for m in metrics if m == "success" or set(cat[f"metrics.{m}"].drop_nulls().unique().to_list()) <= {0.0, 1.0}]
+        self.param.rate.objects = rates or ["success"]
+        if self.rate not in self.param.rate.objects:
+            self.rate = self.param.rate.objects[0]
+        continuous = [m for m in metrics if m not in rates]
+        self.param.metric.objects = continuous
+        if self.metric is None and continuous:
+            self.metric = "time_to_success" if "time_to_success" in continuous else continuous[0]
+
+    # ------------------------------------------------------------------ updates
+
+    @param.depends("by", "x", "rate", "metric", "interactions", watch=True)
+    def rebuild(self) -> None:
+        """Redraw everything for new axes or metrics (same as :meth:`update`)."""
+        self.update()
+
+    def _attr_metrics(self) -> list[str]:
+        cat = self.data.catalog
+        return [m for m in (self.rate, self.metric) if m and f"metrics.{m}" in cat.columns]
+
+    def update(self) -> None:
+        """Recompute cells, heatmap, grid, distributions and attribution from ``data.filtered``."""
+        cat = self.data.filtered
+        if self.by is None or cat.height == 0:
+            self.cells = pl.DataFrame()
+            self.grid.cells = []
+            self.status.object = "No runs to compare."
+            return
+        x = [f for f in self.x if f != self.by]
+        self.cells = plots.rate_cells(cat, x=x, y=[self.by], metric=self.rate)
+        x_title = plots.LABEL_SEPARATOR.join(x) or "all"
+        # the heatmap is redrawn (its factors change with the filter); a Tap stream on it selects
+        heat = plots.rate_heatmap(self.cells, x_label=x_title, y_label=self.by, title=f"{self.rate} rate [95 % CI] · click a cell")
+        self._tap = plots.holoviews().streams.Tap(source=heat.get(0), x=None, y=None)
+        self._tap.add_subscriber(self._on_tap)
+        self.heatmap.object = heat
+        self.grid.param.update(cells=cells_records(self.cells), x_title=x_title, y_title=self.by)
+        self.distribution.object = (plots.metric_summary(cat, self.metric, by=self.by, group=x, width=900)
+                                    if self.metric is not None else None)
+        attr = self._attribution(cat)
+        metrics = self._attr_metrics()
+        for i, pane in enumerate(self._attr_panes):
+            pane.object = plots.attribution_bars(attr, metrics[i], height=300) if i < len(metrics) else None
+            pane.visible = i < len(metrics)
+        self.result = None
+        if cat.height <= self.auto_compare_max:
+            self.run_compare()
+        else:
+            self.verdicts.value = None
+            self.status.object = f"{cat.height} runs: press the button for intervals, tests and verdicts."
+
+    def _attribution(self, cat: pl.DataFrame) -> pl.DataFrame:
+        from workbench.compare import attribution
+
+        metrics = {m: f"metrics.{m}" for m in self._attr_metrics()}
+        factors = [f for f in self.data.factors if 2 <= cat[f].n_unique() <= 60 and f != "scenario.seed"]
+        return attribution(cat, factors=factors, metrics=metrics, interactions=self.interactions)
+
+    def run_compare(self) -> None:
+        """The full comparison of the filtered runs (``wb.compare``), shown as a table of verdicts."""
+        from workbench.compare import compare
+        from workbench.model import WorkbenchError
+
+        cat = self.data.filtered
+        values = cat[self.by].drop_nulls().unique().sort().to_list() if self.by else []
+        if len(values) != 2:
+            self.verdicts.value = None
+            self.status.object = (f"The comparison needs exactly two variants of {html.escape(str(self.by))}; "
+                                  f"the filtered runs have {len(values)}. Filter to two.")
+            return
+        metrics = [m for m in (self.rate, self.metric) if m]
+        try:
+            self.result = compare(cat, by=self.by, within=[f for f in self.x if f != self.by], metrics=metrics, n_boot=self.n_boot)
+        except WorkbenchError as err:
+            self.verdicts.value = None
+            self.status.object = f"Comparison not possible: {html.escape(str(err))}"
+            return
+        tab = self.result.table
+        within = self.result.within
+        view = tab.select(
+            *within, "metric", "n_baseline", "n_candidate",
+            *(pl.col(c).round(3) for c in ("baseline", "candidate", "difference", "difference_lo", "difference_hi")),
+            pl.col("p_adjusted").round(4), "verdict",
+        )
+        self.verdicts.value = view.to_pandas()
+        n_reg = self.result.regressions.height
+        esc = html.escape
+        self.status.object = (
+            f"**{esc(str(self.result.candidate))}** vs **{esc(str(self.result.baseline))}** ({esc(str(self.by))}): "
+            + (f"**{n_reg} regression(s)** with confidence." if n_reg else "no regression with confidence.")
+        )
+
+    # ------------------------------------------------------------------ selection
+
+    def select_cell(self, x: Any, y: Any) -> list[str]:
+        """Select the runs of the cell (column label *x*, variant label *y*); returns their ids."""
+        if self.cells.height == 0:
+            return []
+        hit = self.cells.filter((pl.col("x") == str(x)) & (pl.col("y") == str(y)))
+        if hit.height == 0:
+            return []
+        runs = hit["runs"][0].to_list()
+        self.cell = {"x": str(x), "y": str(y)}
+        self.data.select(runs)
+        return runs
+
+    def _on_tap(self, x: Any = None, y: Any = None) -> None:
+        if x is None or y is None:
+            return
+        xs = self.cells["x"].unique().sort().to_list()
+        ys = self.cells["y"].unique().sort().to_list()
+        # categorical axes report the factor; numeric fallbacks map to the nearest level
+        if not isinstance(x, str) and isinstance(x, int | float) and not math.isnan(x) and xs:
+            x = xs[min(max(int(x), 0), len(xs) - 1)]
+        if not isinstance(y, str) and isinstance(y, int | float) and not math.isnan(y) and ys:
+            y = ys[min(max(int(y), 0), len(ys) - 1)]
+        self.select_cell(x, y)
+
+    def _on_grid(self, event: Any) -> None:
+        sel = event.new or {}
+        if "x" in sel and "y" in sel:
+            self.select_cell(sel["x"], sel["y"])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        controls = pn.Row(
+            pn.widgets.Select.from_param(self.param.by, label="variants (by)", width=200),
+            pn.widgets.MultiChoice.from_param(self.param.x, label="cells (x)", width=320),
+            pn.widgets.Select.from_param(self.param.rate, label="rate", width=160),
+            pn.widgets.Select.from_param(self.param.metric, label="distribution of", width=200),
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            controls,
+            pn.Row(self.heatmap, pn.Column(self.grid, sizing_mode="stretch_width", max_width=520), sizing_mode="stretch_width"),
+            self.distribution,
+            self.attribution,
+            pn.Row(self.compare_button, self.status, sizing_mode="stretch_width"),
+            self.verdicts,
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,139 @@
+"""RunDetail: aligned time series of the selected runs, events, findings, provenance.
+
+The selected runs (the first ``max_runs``) are loaded from the store and plotted on
+one timeline aligned on their start or on an event (``event:grasp``): one panel per
+chosen signal, the runs' events as vertical lines, quality findings shaded. Below,
+the provenance of each run (source files with sha256, reader, factors).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import panel as pn
+import param
+import polars as pl
+
+from workbench.ui.datastore import DataStore
+from workbench.viz import plots
+
+__all__ = ["DEFAULT_SIGNALS", "RunDetail"]
+
+DEFAULT_SIGNALS = ("joint_states.position[joint_2]", "ft_sensor.force[z]", "joint_states.velocity[joint_2]")
+"""Signals shown first when the runs have them (else the first two of the run)."""
+ALIGN_CHOICES = ("start", "event:grasp", "event:slip", "event:success", "event:failure")
+"""Alignments offered (``workbench.sync.align_runs``)."""
+
+
+class RunDetail(pn.viewable.Viewer):
+    """Time series, events, findings and provenance of the selected runs.
+
+    Examples
+    --------
+    >>> import workbench as wb                                  # doctest: +SKIP
+    >>> data = DataStore(store=wb.open_store("workbench-store"))  # doctest: +SKIP
+    >>> detail = RunDetail(data=data, align="event:grasp")      # doctest: +SKIP
+    >>> data.selection = data.filtered["run_id"][:3].to_list()  # doctest: +SKIP
+    """
+
+    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state whose selected runs are shown.")
+    signals = param.ListSelector(default=[], objects=[], doc="Signals plotted, as stream.variable[component].")
+    align = param.Selector(default="start", objects=list(ALIGN_CHOICES), doc="""
+        Anchor of the common timeline: each run's start or its first event of a kind.""")
+    max_runs = param.Integer(default=6, bounds=(1, 24), doc="At most this many selected runs are loaded and drawn.")
+    plot_width = param.Integer(default=1000, bounds=(300, 4000), doc="Width of each time-series panel in pixels (legend included).")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.runs: list[Any] = []
+        self._hold = False
+        self.plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=250, css_classes=["wb-run-detail-plot"])
+        self.provenance = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                               layout="fit_data_table", css_classes=["wb-provenance"])
+        self.status = pn.pane.Markdown("Select runs (table, heatmap cell or grid cell) to see them here.",
+                                       margin=(0, 10), css_classes=["wb-run-detail-status"])
+        self.data.param.watch(lambda _e: self.update(), "selection")
+        self.update()
+
+    def _signal_options(self) -> None:
+        if not self.runs:
+            return
+        names: list[str] = []
+        for run in self.runs[:3]:
+            names += [n for n in plots.signal_names(run) if n not in names]
+        # labels escaped: the multi-choice widget (Choices.js) renders option labels as HTML
+        self.param.signals.objects = {html.escape(n): n for n in names}
+        chosen = [s for s in self.signals if s in names]
+        if not chosen:
+            chosen = [s for s in DEFAULT_SIGNALS if s in names][:2] or names[:2]
+        if chosen != self.signals:
+            self._hold = True  # update() redraws once, after the provenance
+            try:
+                self.signals = chosen
+            finally:
+                self._hold = False
+
+    @param.depends("max_runs", watch=True)
+    def _more_runs(self) -> None:
+        self.update()
+
+    @param.depends("signals", "align", watch=True)
+    def redraw(self) -> None:
+        """Redraw the time series of the loaded runs (no reload)."""
+        if self._hold:
+            return
+        if not self.runs:
+            self.plot.object = None
+            return
+        findings = {r.run_id: f for r in self.runs if (f := self.data.findings(r.run_id)) is not None}
+        kinds = {k for r in self.runs for k in r.events["kind"].unique().to_list()}
+        on = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
+        self.plot.object = plots.signals(self.runs, self.signals, on=on, findings=findings, height=220, width=self.plot_width)
+
+    def update(self) -> None:
+        """Load the selected runs (cached) and redraw plots and provenance."""
+        ids = list(self.data.selection)[: self.max_runs]
+        if not ids:
+            self.runs = []
+            self.plot.object = None
+            self.provenance.value = None
+            self.status.object = "Select runs (table, heatmap cell or grid cell) to see them here."
+            return
+        self.runs = self.data.load_runs(ids)
+        self._signal_options()
+        more = len(self.data.selection) - len(ids)
+        self.status.object = f"**{len(ids)}** run(s) shown" + (f" (first {len(ids)} of {len(self.data.selection)} selected)" if more > 0 else "")
+        self.provenance.value = self.provenance_frame().to_pandas()
+        self.redraw()
+
+    def provenance_frame(self) -> pl.DataFrame:
+        """One row per shown run: id, name, source path, sha256, size, reader, factors."""
+        rows = []
+        for run in self.runs:
+            info = run.info
+            prov = info.provenance
+            for src in prov.sources or [None]:
+                rows.append({
+                    "run_id": info.run_id,
+                    "name": info.name,
+                    "source": src.path if src else "",
+                    "sha256": src.sha256 if src else "",
+                    "size_bytes": src.size if src else None,
+                    "reader": f"{prov.reader} {prov.reader_version}".strip(),
+                    "factors": "; ".join(f"{k}={v}" for k, v in info.factors().items()),
+                    "ingested_at": prov.ingested_at,
+                })
+        schema = {"run_id": pl.String, "name": pl.String, "source": pl.String, "sha256": pl.String, "size_bytes": pl.Int64,
+                  "reader": pl.String, "factors": pl.String, "ingested_at": pl.String}
+        return pl.DataFrame(rows, schema=schema)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        controls = pn.Row(
+            pn.widgets.MultiChoice.from_param(self.param.signals, label="signals", width=520),
+            pn.widgets.Select.from_param(self.param.align, label="align on", width=180),
+            pn.widgets.IntInput.from_param(self.param.max_runs, label="max runs", width=100),
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(self.status, controls, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
+                         self.provenance, sizing_mode="stretch_width")
