@@ -143,3 +143,91 @@ def test_min_grade_and_errors():
         wb.compare(cat, baseline="v9", candidate="v2", metrics=["success"])
     with pytest.raises(ConfigError, match="min_grade needs data grades"):
         wb.compare(cat.drop("quality.grade"), min_grade="B")
+
+
+def test_shared_bootstrap_resamples_match_scipy_percentile():
+    from workbench.compare import _boot_means
+
+    rng = np.random.default_rng(7)
+    x = rng.gamma(2.0, 1.5, size=60)
+    z = rng.normal(size=45)
+    reps = _boot_means([x, 2 * x + 1, z, np.append(x[:59], np.inf)], np.random.default_rng(1), 20000)
+    assert reps.shape == (20000, 4)
+    np.testing.assert_allclose(reps[:, 1], 2 * reps[:, 0] + 1, rtol=1e-12)  # same size: the same resamples
+    for col, data in ((0, x), (2, z)):
+        lo, hi = np.percentile(reps[:, col], [2.5, 97.5])
+        ref = stats.bootstrap((data,), np.mean, n_resamples=20000, method="percentile", random_state=2).confidence_interval
+        assert lo == pytest.approx(ref.low, abs=0.03) and hi == pytest.approx(ref.high, abs=0.03)
+    assert np.isinf(reps[:, 3]).any() and np.isfinite(reps[:, 3]).any()  # inf stays in the resamples that draw it
+    again = _boot_means([x, 2 * x + 1, z, np.append(x[:59], np.inf)], np.random.default_rng(1), 20000)
+    np.testing.assert_array_equal(reps, again)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "zeros"])
+def test_wilcoxon_large_sample_path_matches_scipy(kind):
+    from workbench.compare import _wilcoxon
+
+    rng = np.random.default_rng(3)
+    for n in (51, 200, 1500):
+        d = {"continuous": rng.normal(0.1, 1, n), "ties": rng.integers(-3, 4, n).astype(float),
+             "zeros": np.where(rng.random(n) < 0.3, 0.0, np.round(rng.normal(-0.1, 1, n), 1))}[kind]
+        ref = stats.wilcoxon(d, zero_method="zsplit").pvalue
+        assert _wilcoxon(d) == pytest.approx(ref, rel=1e-12, abs=1e-300)
+
+
+def test_attribution_matches_a_fit_on_every_run():
+    """The grouped fits (counts and sums per level combination) equal fits on the runs."""
+    from workbench.compare import _codes, _design, attribution
+
+    rng = np.random.default_rng(11)
+    n = 600
+    cat = pl.DataFrame({
+        "hardware.robot": rng.choice(["arm-a", "arm-b", "arm-c"], n),
+        "environment.lighting": rng.choice(["bright", "dim", None], n),
+        "model.version": rng.choice(["v1", "v2"], n),
+    })
+    eff = (cat["hardware.robot"] == "arm-b").to_numpy() * 0.8 + (cat["model.version"] == "v2").to_numpy() * 0.5
+    cat = cat.with_columns(
+        pl.Series("metrics.time_to_success", 5 + eff + rng.normal(0, 1, n)),
+        pl.Series("metrics.success", (rng.random(n) < 1 / (1 + np.exp(-(eff - 0.3)))).astype(float)),
+    )
+    factors = ["model.version", "hardware.robot", "environment.lighting"]
+    got = attribution(cat, factors=factors, metrics={"time_to_success": "metrics.time_to_success", "success": "metrics.success"})
+    codes = _codes(cat, factors)
+
+    def rss(terms, y):
+        X = _design(codes, n, terms)
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        return float(np.sum((y - X @ beta) ** 2))
+
+    def deviance(terms, y, ridge=1e-4):
+        X = _design(codes, n, terms)
+        beta = np.zeros(X.shape[1])
+        for _ in range(50):
+            mu = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+            w = np.clip(mu * (1 - mu), 1e-9, None)
+            step = np.linalg.solve(X.T @ (X * w[:, None]) + ridge * np.eye(X.shape[1]), X.T @ (y - mu) - ridge * beta)
+            beta += step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        mu = np.clip(1 / (1 + np.exp(-np.clip(X @ beta, -30, 30))), 1e-12, 1 - 1e-12)
+        return float(-2 * np.sum(y * np.log(mu) + (1 - y) * np.log(1 - mu)))
+
+    for metric, fit in (("time_to_success", rss), ("success", deviance)):
+        y = cat[f"metrics.{metric}"].to_numpy()
+        null = fit([], y)
+        rows = {r["term"]: r["share"] for r in got.filter(pl.col("metric") == metric).iter_rows(named=True)}
+        assert len(rows) == 6
+        for f in factors:
+            assert rows[f] == pytest.approx(max(0.0, (null - fit([(f,)], y)) / null), abs=1e-9)
+        f1, f2 = "hardware.robot", "environment.lighting"
+        inter = (fit([(f1,), (f2,)], y) - fit([(f1,), (f2,), (f1, f2)], y)) / null
+        assert rows[f"{f1} × {f2}"] == pytest.approx(max(0.0, inter), abs=1e-9)
+
+
+def test_compare_is_deterministic_for_a_seed():
+    cat = campaign(np.random.default_rng(4), n=60, shift=0.2)
+    kw = {"by": "model.version", "within": ["hardware.robot", "environment.lighting"], "metrics": ["success", "time_to_success"], "attribution_factors": []}
+    a, b = wb.compare(cat, seed=3, **kw).table, wb.compare(cat, seed=3, **kw).table
+    assert a.equals(b)
+    assert not a.equals(wb.compare(cat, seed=4, **kw).table)

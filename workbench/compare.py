@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,14 +113,6 @@ def bootstrap_mean(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> n
     return np.take(x, idx).mean(axis=1)
 
 
-def _pct(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    if np.all(np.isnan(reps)):
-        return (math.nan, math.nan)
-    a = (1 - level) / 2
-    lo, hi = np.percentile(reps, [100 * a, 100 * (1 - a)])
-    return (float(lo), float(hi))
-
-
 def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
     """Cliff's delta P(y > x) − P(y < x) of candidate *y* against baseline *x*.
 
@@ -180,13 +172,29 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _wilcoxon(d: np.ndarray) -> float:
-    from scipy.stats import wilcoxon
-
     if d.size == 0:
         return math.nan
     if np.all(d == 0):
         return 1.0
-    return float(wilcoxon(d, zero_method="zsplit").pvalue)
+    if d.size <= 50 or not np.all(np.isfinite(d)):
+        from scipy.stats import wilcoxon
+
+        return float(wilcoxon(d, zero_method="zsplit").pvalue)
+    # Above 50 pairs scipy's wilcoxon(zero_method="zsplit") is the normal approximation
+    # with the tie correction and no continuity correction: the same arithmetic here,
+    # without its per-call overhead (the rank sums are exact: multiples of ½).
+    from scipy.special import ndtr
+
+    n = d.size
+    a = np.abs(d)
+    s = np.sort(a)
+    first = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    t = np.diff(np.append(first, n)).astype(np.float64)  # size of each tie group
+    rank = (first + (t + 1) / 2)[np.searchsorted(s[first], a)]  # average ranks
+    r_plus = float(rank[d > 0].sum() + rank[d == 0].sum() / 2)
+    mean = n * (n + 1.0) * 0.25
+    se = math.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - float(np.sum(t**3 - t)) / 2) / 24)
+    return float(2 * ndtr(-abs((r_plus - mean) / se)))
 
 
 # --------------------------------------------------------------------------- result
@@ -326,31 +334,76 @@ def _pair_keys(sub: pl.DataFrame, by: str, within: Sequence[str], b_rows: pl.Dat
     return keys
 
 
-def _pairs(b_rows: pl.DataFrame, c_rows: pl.DataFrame, keys: list[str], col: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _key_codes(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """One integer per row for its combination of *keys*; −1 where a key is null."""
     import polars as pl
 
-    if not keys:
-        return None
-    b = b_rows.select([*keys, pl.col(col).alias("_b")]).drop_nulls()
-    c = c_rows.select([*keys, pl.col(col).alias("_c")]).drop_nulls()
-    if b.select(keys).is_duplicated().any() or c.select(keys).is_duplicated().any():
-        return None
-    j = b.join(c, on=keys, how="inner")
-    if j.height < 0.8 * max(b.height, c.height) or j.height < 3:
-        return None
-    return j["_b"].to_numpy().astype(np.float64), j["_c"].to_numpy().astype(np.float64)
+    code = np.zeros(frame.height, dtype=np.int64)
+    valid = np.ones(frame.height, dtype=bool)
+    for k in keys:
+        rank = frame[k].rank("dense")
+        valid &= rank.is_not_null().to_numpy()
+        r = rank.fill_null(0).cast(pl.Int64).to_numpy()
+        code = code * (int(r.max(initial=0)) + 1) + r
+        _, code = np.unique(code, return_inverse=True)  # stays dense: no overflow
+    return np.where(valid, code.reshape(-1), -1)
 
 
-def _windows(rows: pl.DataFrame, metric: str) -> list[dict[str, Any]]:
+def _pair_index(kb: np.ndarray, kc: np.ndarray, mb: np.ndarray, mc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Positions of the baseline and candidate runs paired by their key codes *kb*, *kc*
+    among those with a value (*mb*, *mc*); None when a key repeats on a side or fewer
+    than 80 % of the runs (or fewer than 3) find a partner."""
+    ib = np.flatnonzero(mb & (kb >= 0))
+    ic = np.flatnonzero(mc & (kc >= 0))
+    cb, cc = kb[ib], kc[ic]
+    if np.unique(cb).size < cb.size or np.unique(cc).size < cc.size:
+        return None
+    common, pb, pc = np.intersect1d(cb, cc, assume_unique=True, return_indices=True)
+    if common.size < 0.8 * max(ib.size, ic.size) or common.size < 3:
+        return None
+    return ib[pb], ic[pc]
+
+
+def _window_frame(rows: pl.DataFrame, outcome: bool) -> pl.DataFrame:
     """Per run, the time window behind the number: start → outcome event for outcome
-    metrics, the whole run otherwise."""
+    metrics (*outcome*), the whole run otherwise."""
     import polars as pl
 
     end = pl.col("end_ns") if "end_ns" in rows.columns else pl.lit(None, dtype=pl.Int64)
-    if metric in {"success", "time_to_success"} and "outcome_ns" in rows.columns:
+    if outcome and "outcome_ns" in rows.columns:
         end = pl.coalesce(pl.col("outcome_ns"), end)
     start = pl.col("start_ns") if "start_ns" in rows.columns else pl.lit(None, dtype=pl.Int64)
-    return rows.select(pl.col("run_id"), start.alias("start_ns"), end.alias("end_ns")).to_dicts()
+    return rows.select(pl.col("run_id").cast(pl.String), start.cast(pl.Int64).alias("start_ns"), end.cast(pl.Int64).alias("end_ns"))
+
+
+def _boot_means(arrays: Sequence[np.ndarray], rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap replicates of the mean of each array, as columns of an (n_boot, k) matrix.
+
+    Arrays of the same size share one set of resample indices (each metric's replicates
+    are still an ordinary bootstrap of its own mean; separate calls draw independently,
+    so the two sides of a comparison stay independent). The mean of a resample is its
+    count vector times the values, so every further metric costs one matrix product.
+    """
+    out = np.full((n_boot, len(arrays)), np.nan)
+    by_size: dict[int, list[int]] = {}
+    for j, a in enumerate(arrays):
+        if a.size:
+            by_size.setdefault(a.size, []).append(j)
+    for n, js in by_size.items():
+        mat = np.column_stack([arrays[j] for j in js])
+        finite = np.isfinite(mat).all(axis=0)
+        cols = np.asarray(js)
+        step = max(1, (1 << 16) // n)  # blocks of replicates small enough to stay in cache
+        for r0 in range(0, n_boot, step):
+            r1 = min(n_boot, r0 + step)
+            idx = rng.integers(0, n, size=(r1 - r0, n), dtype=np.int64)
+            for k in np.flatnonzero(~finite):  # inf/NaN: the mean of the drawn values, as is
+                out[r0:r1, cols[k]] = np.take(mat[:, k], idx).mean(axis=1)
+            if finite.any():
+                idx += np.arange(0, (r1 - r0) * n, n, dtype=np.int64)[:, None]  # row r counts into [r·n, (r+1)·n)
+                counts = np.bincount(idx.ravel(), minlength=(r1 - r0) * n).reshape(r1 - r0, n)
+                out[r0:r1, cols[finite]] = counts @ mat[:, finite] / n
+    return out
 
 
 def compare(
@@ -448,38 +501,16 @@ def compare(
         names = list(metrics)
     mcols = {m: _metric_column(cat, m) for m in names}
     rng = np.random.default_rng(seed)
+    infos = {m: _metric_info(m) for m in names}
+    margins = {m: margin.get(m, 0.1) if isinstance(margin, Mapping) else margin for m in names}
     rows: list[dict[str, Any]] = []
     cells = sides.partition_by(within, as_dict=True, maintain_order=True) if within else {(): sides}
     for key in sorted(cells, key=lambda k: tuple(str(x) for x in k)):
-        sub = cells[key]
-        b_rows = sub.filter(pl.col(by) == b_val)
-        c_rows = sub.filter(pl.col(by) == c_val)
-        pair_keys = _pair_keys(sub, by, within, b_rows, c_rows) if paired else []
-        for m in names:
-            col = mcols[m]
-            kind, better, unit = _metric_info(m)
-            if kind == "category":
-                continue
-            bx = b_rows.filter(pl.col(col).is_not_null())
-            cx = c_rows.filter(pl.col(col).is_not_null())
-            x = bx[col].cast(pl.Float64).to_numpy()
-            y = cx[col].cast(pl.Float64).to_numpy()
-            pairs = _pairs(b_rows, c_rows, pair_keys, col) if paired else None
-            mg = margin.get(m, 0.1) if isinstance(margin, Mapping) else margin
-            row = _cell(kind, x, y, pairs, mg, rng, n_boot)
+        cell_rows = _cell_rows(cells[key], by=by, b_val=b_val, c_val=c_val, within=within, paired=bool(paired),
+                               names=names, mcols=mcols, infos=infos, margins=margins, rng=rng, n_boot=n_boot)
+        for row in cell_rows:
             row.update({k: v for k, v in zip(within, key, strict=True)})
-            row.update(
-                {
-                    "metric": m,
-                    "kind": kind,
-                    "unit": unit,
-                    "higher_is_better": better,
-                    "runs_baseline": bx["run_id"].to_list(),
-                    "runs_candidate": cx["run_id"].to_list(),
-                    "windows": _windows(pl.concat([bx, cx], how="diagonal_relaxed"), m),
-                }
-            )
-            rows.append(row)
+        rows += cell_rows
     adjusted = holm([r["p_value"] for r in rows])
     for r, pa in zip(rows, adjusted, strict=True):
         r["p_adjusted"] = float(pa)
@@ -491,15 +522,87 @@ def compare(
     return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, excluded)
 
 
+def _cell_rows(
+    sub: pl.DataFrame,
+    *,
+    by: str,
+    b_val: Any,
+    c_val: Any,
+    within: Sequence[str],
+    paired: bool,
+    names: Sequence[str],
+    mcols: Mapping[str, str],
+    infos: Mapping[str, tuple[str, bool | None, str]],
+    margins: Mapping[str, float],
+    rng: np.random.Generator,
+    n_boot: int,
+) -> list[dict[str, Any]]:
+    """Every metric of one cell: the rows are split and paired once, the metric columns
+    read once, and the bootstrap of all continuous metrics drawn together."""
+    import polars as pl
+
+    bi = np.flatnonzero((sub[by] == b_val).fill_null(False).to_numpy())
+    ci = np.flatnonzero((sub[by] == c_val).fill_null(False).to_numpy())
+    pair_keys = _pair_keys(sub, by, within, sub[bi], sub[ci]) if paired else []
+    codes = _key_codes(sub, pair_keys) if pair_keys else None
+    ids = sub["run_id"].cast(pl.String)
+    frames: dict[bool, pl.DataFrame] = {}
+    items = []
+    for m in names:
+        kind, better, unit = infos[m]
+        if kind == "category":
+            continue
+        s = sub[mcols[m]]
+        ok = s.is_not_null().to_numpy()
+        v = s.cast(pl.Float64).to_numpy()
+        vb, vc, mb, mc = v[bi], v[ci], ok[bi], ok[ci]
+        pairs = None
+        if codes is not None:
+            pi = _pair_index(codes[bi], codes[ci], mb, mc)
+            if pi is not None:
+                pairs = (vb[pi[0]], vc[pi[1]])
+        outcome = m in {"success", "time_to_success"}
+        if outcome not in frames:
+            frames[outcome] = _window_frame(sub, outcome)
+        rb, rc = bi[mb], ci[mc]
+        items.append({
+            "metric": m, "kind": kind, "unit": unit, "higher_is_better": better,
+            "x": vb[mb], "y": vc[mc], "pairs": pairs, "margin": margins[m], "ci": {},
+            "runs_baseline": ids.gather(rb).implode(),
+            "runs_candidate": ids.gather(rc).implode(),
+            "windows": frames[outcome][np.concatenate([rb, rc])].select(pl.struct(pl.all()).implode()).to_series(),
+        })
+    cont = [it for it in items if it["kind"] != "rate"]
+    if cont:
+        a = 2.5  # percent in each tail of the 95 % percentile interval
+        reps_b = _boot_means([it["x"] for it in cont], rng, n_boot)
+        reps_c = _boot_means([it["y"] for it in cont], rng, n_boot)
+        diff = reps_c - reps_b
+        paired_at = [j for j, it in enumerate(cont) if it["pairs"] is not None]
+        if paired_at:
+            diff[:, paired_at] = _boot_means([cont[j]["pairs"][1] - cont[j]["pairs"][0] for j in paired_at], rng, n_boot)
+        q = [a, 100 - a]
+        for name, reps in (("baseline", reps_b), ("candidate", reps_c), ("difference", diff)):
+            lo, hi = np.percentile(reps, q, axis=0) if n_boot > 0 else np.full((2, len(cont)), np.nan)
+            for it, lv, hv in zip(cont, lo.tolist(), hi.tolist(), strict=True):
+                it["ci"][f"{name}_lo"], it["ci"][f"{name}_hi"] = lv, hv
+    rows = []
+    for it in items:
+        x, y, pairs, mg, ci = (it.pop(k) for k in ("x", "y", "pairs", "margin", "ci"))
+        rows.append(_cell(it["kind"], x, y, pairs, mg, ci) | it)
+    return rows
+
+
 def _cell(
     kind: str,
     x: np.ndarray,
     y: np.ndarray,
     pairs: tuple[np.ndarray, np.ndarray] | None,
     margin: float,
-    rng: np.random.Generator,
-    n_boot: int,
+    ci: Mapping[str, float],
 ) -> dict[str, Any]:
+    """Estimates, test and effect size of one cell and metric; *ci* holds the bootstrap
+    percentile intervals (``baseline_lo`` … ``difference_hi``) of a continuous metric."""
     out: dict[str, Any] = {"n_baseline": int(x.size), "n_candidate": int(y.size), "paired": pairs is not None, "n_pairs": 0 if pairs is None else int(pairs[0].size)}
     if kind == "rate":
         kx, ky = int(round(x.sum())), int(round(y.sum()))
@@ -524,25 +627,20 @@ def _cell(
         out.update(difference=diff, difference_lo=lo, difference_hi=hi, p_value=p, test=test,
                    effect_name="risk_difference", effect_size=diff, margin_abs=margin)
         return out
-    rb = bootstrap_mean(x, n_boot=n_boot, rng=rng)
-    rc = bootstrap_mean(y, n_boot=n_boot, rng=rng)
-    bl, bh = _pct(rb)
-    cl, ch = _pct(rc)
     base = float(x.mean()) if x.size else math.nan
     cand = float(y.mean()) if y.size else math.nan
-    out.update(baseline=base, candidate=cand, baseline_lo=bl, baseline_hi=bh, candidate_lo=cl, candidate_hi=ch)
+    out.update(baseline=base, candidate=cand, baseline_lo=ci["baseline_lo"], baseline_hi=ci["baseline_hi"],
+               candidate_lo=ci["candidate_lo"], candidate_hi=ci["candidate_hi"])
     if pairs is not None:
         d = pairs[1] - pairs[0]
-        lo, hi = _pct(bootstrap_mean(d, n_boot=n_boot, rng=rng))
         diff = float(d.mean())
         p = _wilcoxon(d)
         test = "wilcoxon_signed_rank"
     else:
-        lo, hi = _pct(rc - rb)
         diff = cand - base
         p = _mannwhitney(x, y)
         test = "mann_whitney_u"
-    out.update(difference=diff, difference_lo=lo, difference_hi=hi, p_value=p, test=test,
+    out.update(difference=diff, difference_lo=ci["difference_lo"], difference_hi=ci["difference_hi"], p_value=p, test=test,
                effect_name="cliffs_delta", effect_size=cliffs_delta(x, y),
                margin_abs=abs(base) * margin if math.isfinite(base) else math.nan)
     return out
@@ -579,12 +677,14 @@ def _table(rows: list[dict[str, Any]], within: list[str]) -> pl.DataFrame:
     data = {c: [r.get(c) for r in rows] for c in cols}
     floats = {"baseline", "baseline_lo", "baseline_hi", "candidate", "candidate_lo", "candidate_hi",
               "difference", "difference_lo", "difference_hi", "p_value", "p_adjusted", "effect_size"}
+    lists = {"runs_baseline": pl.List(pl.String), "runs_candidate": pl.List(pl.String),
+             "windows": pl.List(pl.Struct({"run_id": pl.String, "start_ns": pl.Int64, "end_ns": pl.Int64}))}
     series = []
     for c in cols:
         if c in floats:
             series.append(pl.Series(c, [float(v) if v is not None else None for v in data[c]], dtype=pl.Float64))
-        elif c == "windows":
-            series.append(pl.Series(c, data[c], dtype=pl.List(pl.Struct({"run_id": pl.String, "start_ns": pl.Int64, "end_ns": pl.Int64}))))
+        elif c in lists:  # one-row list Series per row, built by _cell_rows
+            series.append(pl.concat([v for v in data[c] if v is not None]).cast(lists[c]).alias(c))
         elif c == "higher_is_better":
             series.append(pl.Series(c, data[c], dtype=pl.Boolean))
         else:
@@ -604,11 +704,10 @@ def _attribution_factors(cat: pl.DataFrame, by: str, within: Sequence[str]) -> l
     for c in cands:
         if c not in cat.columns:
             continue
-        codes = cat[c].cast(str).fill_null("∅").to_numpy()
-        levels = np.unique(codes)
-        if levels.size < 2 or levels.size > max(2, cat.height // 3):
+        inv = _codes(cat, [c])[c]
+        n_levels = int(inv.max(initial=-1)) + 1
+        if n_levels < 2 or n_levels > max(2, cat.height // 3):
             continue
-        _, inv = np.unique(codes, return_inverse=True)
         if any(_same_partition(inv, p) for p in partitions):
             continue  # aliased with a factor already chosen (e.g. checkpoint ≡ version)
         chosen.append(c)
@@ -622,14 +721,11 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _codes(cat: pl.DataFrame, factors: Sequence[str]) -> dict[str, np.ndarray]:
-    """Integer level codes per factor (computed once per attribution)."""
+    """Integer level codes per factor, in the sorted order of the levels as text (a
+    missing value is the level "∅")."""
     import polars as pl
 
-    out = {}
-    for f in factors:
-        _, inv = np.unique(cat[f].cast(pl.String).fill_null("∅").to_numpy(), return_inverse=True)
-        out[f] = inv.astype(np.int64)
-    return out
+    return {f: cat[f].cast(pl.String).fill_null("∅").rank("dense").cast(pl.Int64).to_numpy() - 1 for f in factors}
 
 
 def _design(codes: Mapping[str, np.ndarray], n: int, terms: list[tuple[str, ...]]) -> np.ndarray:
@@ -645,27 +741,66 @@ def _design(codes: Mapping[str, np.ndarray], n: int, terms: list[tuple[str, ...]
     return np.hstack(cols)
 
 
-def _ols_rss(X: np.ndarray, y: np.ndarray) -> float:
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    r = y - X @ beta
-    return float(r @ r)
+class _Groups:
+    """Runs grouped by the level combination of some factors: a design built from those
+    factors is constant within a group, so a fit needs only each group's count and sums."""
+
+    def __init__(self, codes: Mapping[str, np.ndarray], factors: Sequence[str], y: np.ndarray) -> None:
+        combo = np.zeros(y.size, dtype=np.int64)
+        for f in factors:
+            combo = combo * (int(codes[f].max()) + 1) + codes[f]
+            _, combo = np.unique(combo, return_inverse=True)  # stays dense: no overflow
+        _, first, inv = np.unique(combo.reshape(-1), return_index=True, return_inverse=True)
+        self.codes = {f: codes[f][first] for f in factors}  # one row per group
+        self.size = first.size
+        self.n = np.bincount(inv, minlength=self.size).astype(np.float64)
+        self.k = np.bincount(inv, weights=y, minlength=self.size)  # sum of y
+        self.mean = self.k / self.n
+        r = y - self.mean[inv]
+        self.within = float(r @ r)  # sum of squares inside the groups
 
 
-def _logit_deviance(X: np.ndarray, y: np.ndarray, ridge: float = 1e-4) -> float:
-    """Deviance of a (lightly ridge-penalized) logistic regression fitted by IRLS."""
+def _ols_rss(X: np.ndarray, g: _Groups) -> float:
+    """Residual sum of squares of the OLS fit of y on *X* (one row per group of *g*):
+    the within-group part plus the weighted fit of the group means."""
+    w = np.sqrt(g.n)
+    beta, *_ = np.linalg.lstsq(X * w[:, None], g.mean * w, rcond=None)
+    r = (g.mean - X @ beta) * w
+    return g.within + float(r @ r)
+
+
+def _logit_deviance(X: np.ndarray, g: _Groups, ridge: float = 1e-4) -> float:
+    """Deviance of a (lightly ridge-penalized) logistic regression fitted by IRLS, from
+    the binomial counts of the groups (one row of *X* per group of *g*)."""
     beta = np.zeros(X.shape[1])
     for _ in range(50):
         eta = np.clip(X @ beta, -30, 30)
         mu = 1 / (1 + np.exp(-eta))
         w = np.clip(mu * (1 - mu), 1e-9, None)
-        grad = X.T @ (y - mu) - ridge * beta
-        hess = X.T @ (X * w[:, None]) + ridge * np.eye(X.shape[1])
+        grad = X.T @ (g.k - g.n * mu) - ridge * beta
+        hess = X.T @ (X * (g.n * w)[:, None]) + ridge * np.eye(X.shape[1])
         step = np.linalg.solve(hess, grad)
         beta += step
         if np.max(np.abs(step)) < 1e-8:
             break
     mu = np.clip(1 / (1 + np.exp(-np.clip(X @ beta, -30, 30))), 1e-12, 1 - 1e-12)
-    return float(-2 * np.sum(y * np.log(mu) + (1 - y) * np.log(1 - mu)))
+    return float(-2 * np.sum(g.k * np.log(mu) + (g.n - g.k) * np.log(1 - mu)))
+
+
+def _fitter(codes: Mapping[str, np.ndarray], y: np.ndarray, kind: str) -> Callable[[list[tuple[str, ...]]], float]:
+    """``fit(terms)``: the residual sum of squares (deviance for a rate) of *y* on the
+    design of *terms*; models over the same factors share their grouping."""
+    groups: dict[tuple[str, ...], _Groups] = {}
+
+    def fit(terms: list[tuple[str, ...]]) -> float:
+        fs = tuple(dict.fromkeys(f for t in terms for f in t))
+        g = groups.get(fs)
+        if g is None:
+            g = groups[fs] = _Groups(codes, fs, y)
+        X = _design(g.codes, g.size, terms)
+        return _logit_deviance(X, g) if kind == "rate" else _ols_rss(X, g)
+
+    return fit
 
 
 def attribution(
@@ -685,28 +820,30 @@ def attribution(
     import polars as pl
 
     rows: list[dict[str, Any]] = []
+    all_codes = _codes(cat, [f for f in dict.fromkeys(factors) if f in cat.columns])
     for m, col in metrics.items():
         kind, _, _ = _metric_info(m)
         if kind == "category" or col not in cat.columns:
             continue
-        sub = cat.filter(pl.col(col).is_not_null() & pl.col(col).is_not_nan()) if cat.schema[col].is_float() else cat.filter(pl.col(col).is_not_null())
-        if sub.height < 4:
+        s = cat[col]
+        keep = ((s.is_not_null() & s.is_not_nan()) if s.dtype.is_float() else s.is_not_null()).fill_null(False).to_numpy()
+        n = int(keep.sum())
+        if n < 4:
             continue
-        y = sub[col].cast(pl.Float64).to_numpy()
-        fit = (lambda X: _logit_deviance(X, y)) if kind == "rate" else (lambda X: _ols_rss(X, y))
-        usable = [f for f in factors if f in sub.columns and sub[f].n_unique() > 1]
-        codes = _codes(sub, usable)
-        n = sub.height
-        null = fit(_design(codes, n, []))
+        y = s.filter(keep).cast(pl.Float64).to_numpy()
+        codes = {f: c[keep] for f, c in all_codes.items()}
+        usable = [f for f in factors if f in codes and np.unique(codes[f]).size > 1]
+        fit = _fitter(codes, y, kind)
+        null = fit([])
         if null <= 1e-12:
             continue
         for f in usable:
-            gain = null - fit(_design(codes, n, [(f,)]))
+            gain = null - fit([(f,)])
             rows.append({"metric": m, "term": f, "order": 1, "share": max(0.0, gain / null), "measure": "deviance" if kind == "rate" else "sum_of_squares"})
         if interactions:
             for f1, f2 in itertools.combinations(usable, 2):
-                main = fit(_design(codes, n, [(f1,), (f2,)]))
-                full = fit(_design(codes, n, [(f1,), (f2,), (f1, f2)]))
+                main = fit([(f1,), (f2,)])
+                full = fit([(f1,), (f2,), (f1, f2)])
                 rows.append({"metric": m, "term": f"{f1} × {f2}", "order": 2, "share": max(0.0, (main - full) / null), "measure": "deviance" if kind == "rate" else "sum_of_squares"})
     schema = {"metric": pl.String, "term": pl.String, "order": pl.Int64, "share": pl.Float64, "measure": pl.String}
     df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
@@ -726,17 +863,25 @@ def reproducibility(cat: pl.DataFrame, *, metrics: Mapping[str, str], config: It
     cfg = list(config) if config is not None else [
         c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS and c != "scenario.seed" and cat[c].n_unique() > 1
     ]
-    rows = []
+    schema = {"metric": pl.String, "unit": pl.String, "n_configs": pl.Int64, "median_sd": pl.Float64, "pooled_sd": pl.Float64, "share_within": pl.Float64}
+    used: dict[str, tuple[str, str]] = {}
     for m, col in metrics.items():
         kind, _, unit = _metric_info(m)
-        if kind == "category" or col not in cat.columns:
+        if kind != "category" and col in cat.columns:
+            used[m] = (col, unit)
+    if not used:
+        return pl.DataFrame(schema=schema)
+    # one pass for every metric: a missing value (null or NaN) does not count
+    frame = cat.select([*cfg, *(pl.col(col).cast(pl.Float64).fill_nan(None).alias(f"_y{i}") for i, (col, _) in enumerate(used.values()))])
+    aggs = [a for i in range(len(used)) for a in (pl.col(f"_y{i}").std().alias(f"sd{i}"), pl.col(f"_y{i}").var().alias(f"var{i}"), pl.col(f"_y{i}").count().alias(f"n{i}"))]
+    groups_all = frame.group_by(cfg).agg(aggs) if cfg else frame.select(aggs)
+    rows = []
+    for i, (m, (_, unit)) in enumerate(used.items()):
+        y = frame[f"_y{i}"]
+        if y.count() < 3:
             continue
-        sub = cat.select([*cfg, pl.col(col).cast(pl.Float64).alias("_y")]).drop_nulls("_y").filter(pl.col("_y").is_not_nan())
-        if sub.height < 3:
-            continue
-        groups = sub.group_by(cfg).agg(pl.col("_y").std().alias("sd"), pl.col("_y").var().alias("var"), pl.len().alias("n")) if cfg else sub.select(pl.col("_y").std().alias("sd"), pl.col("_y").var().alias("var"), pl.len().alias("n"))
-        groups = groups.filter(pl.col("n") >= 2)
-        total = float(sub["_y"].var() or 0.0)
+        groups = groups_all.select(pl.col(f"sd{i}").alias("sd"), pl.col(f"var{i}").alias("var"), pl.col(f"n{i}").alias("n")).filter(pl.col("n") >= 2)
+        total = float(y.var() or 0.0)
         if groups.height == 0:
             continue
         pooled_var = float((groups["var"] * (groups["n"] - 1)).sum() / (groups["n"] - 1).sum())
@@ -748,5 +893,4 @@ def reproducibility(cat: pl.DataFrame, *, metrics: Mapping[str, str], config: It
             "pooled_sd": math.sqrt(pooled_var),
             "share_within": pooled_var / total if total > 0 else math.nan,
         })
-    schema = {"metric": pl.String, "unit": pl.String, "n_configs": pl.Int64, "median_sd": pl.Float64, "pooled_sd": pl.Float64, "share_within": pl.Float64}
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
