@@ -164,11 +164,11 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     facet = page.locator("select[multiple]").filter(has=page.locator("option", has_text="arm-a (82)"))
     facet.select_option(label="arm-a (82)")
     page.wait_for_function("() => true")
-    page.locator(".wb-run-count p", has_text="82 of 164").wait_for(timeout=20_000)
+    page.locator(".wb-run-count p", has_text="82 of 164").wait_for(timeout=60_000)
     robots = page.locator(".wb-run-browser .tabulator-row .tabulator-cell[tabulator-field='hardware.robot']").all_inner_texts()
     assert robots and set(robots) == {"arm-a"}
     facet.select_option([])
-    page.locator(".wb-run-count p", has_text="164 of 164").wait_for(timeout=20_000)
+    page.locator(".wb-run-count p", has_text="164 of 164").wait_for(timeout=60_000)
 
     # clicking a heatmap cell selects its runs in the RunBrowser and the RunDetail
     page.locator(".wb-heatmap").scroll_into_view_if_needed()
@@ -177,7 +177,7 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     columns = sorted(["arm-a · bright", "arm-a · dim", "arm-b · bright", "arm-b · dim"])
     col = columns.index(CELL[0])
     page.mouse.click(heat["left"] + heat["width"] * (col + 0.5) / 4, heat["top"] + heat["height"] * 0.25)  # top row: policy-v2
-    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=20_000)
+    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=60_000)
     selected = page.locator(".wb-run-browser .tabulator-row.tabulator-selected")
     assert selected.count() == 15  # the first page, all selected runs moved to the top
     names = selected.locator(".tabulator-cell[tabulator-field='name']").all_inner_texts()
@@ -186,7 +186,7 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
 
     # the factor grid (custom anywidget) selects too
     page.locator(".wb-fg-cell[data-x='arm-a · dim'][data-y='policy-v1']").click()
-    page.locator(".wb-run-count p", has_text="20 selected").wait_for(timeout=20_000)
+    page.locator(".wb-run-count p", has_text="20 selected").wait_for(timeout=60_000)
 
     page.get_by_text("Run detail", exact=True).click()
     status = page.locator(".wb-run-detail-status p", has_text="first 6 of 20 selected")
@@ -248,7 +248,7 @@ def test_replay_embeds_the_local_rerun_viewer(served, browser, artifacts):
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
                else (blocked.append(route.request.url), route.abort()))
     page.locator(".wb-fg-cell[data-x='arm-b · dim'][data-y='policy-v2']").click()
-    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=20_000)
+    page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=60_000)
     page.get_by_text("Replay", exact=True).click()
     page.locator(".wb-replay-button button").click()
     frame_el = page.locator("iframe.wb-rerun")

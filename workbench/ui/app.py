@@ -9,6 +9,7 @@ made per browser session, all on the one store given on the command line.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import panel as pn
@@ -77,6 +78,8 @@ def serve(
     port: int = 5006,
     show: bool = False,
     threaded: bool = False,
+    token: str | None = None,
+    allow_origin: Sequence[str] = (),
     **_never: Any,
 ) -> Any:
     """Serve the app on *store* with Panel's server; blocks unless *threaded*.
@@ -91,18 +94,44 @@ def serve(
         Open a browser tab.
     threaded
         Run the server in a thread and return it (``server.stop()`` ends it).
+    token
+        Access token every page and websocket request must carry (``?token=…`` once,
+        then a cookie). Required off this machine: when *address* is not a loopback
+        address and no token is given, a random one is made. The server's
+        ``workbench_url`` attribute is the address to open, token included.
+    allow_origin
+        Extra ``host[:port]`` names the browser may use to reach the app (for its
+        websocket origin check), e.g. a DNS name of this machine.
     """
     if _never:
         msg = f"unexpected options {sorted(_never)}"
         raise TypeError(msg)
+    from workbench.ui.auth import TokenAuth, is_loopback, new_token
+
+    local = is_loopback(address)
+    if token is None and not local:
+        token = new_token()
 
     def session() -> pn.viewable.Viewable:
         app = App.from_store(store)
         pn.state.on_session_destroyed(lambda _ctx: app.close())
         return app.__panel__()
 
-    origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    return pn.serve(
+    origins = [f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}"]
+    if not local:
+        import socket
+
+        origins += [f"{socket.gethostname()}:{port}", f"{socket.getfqdn()}:{port}"]
+    origins += [o if ":" in o else f"{o}:{port}" for o in allow_origin]
+    extra: dict[str, Any] = {"auth_provider": TokenAuth(token)} if token else {}
+    server = pn.serve(
         {"/": session}, address=address, port=port, show=show, threaded=threaded, title=TITLE,
-        websocket_origin=origins, start=True, verbose=False,
+        websocket_origin=sorted(set(origins)), start=True, verbose=False, **extra,
     )
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    try:
+        server.workbench_url = url
+    except AttributeError:  # pragma: no cover  (a server object without a __dict__)
+        pass
+    return server
