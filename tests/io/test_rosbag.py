@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections import Counter
@@ -401,3 +402,224 @@ def test_ros2_truncated_mcap_storage_salvage(tmp_path: Path) -> None:
     assert 0 < len(got) < 5000 and got.tolist() == [float(i) for i in range(len(got))]
     assert run.extra["salvaged"]["messages"] == len(got)
     assert run.extra["metadata_mismatch"]["topics"]["/v"] == {"declared": 5000, "read": len(got)}
+
+
+# --------------------------------------------------------------------------- compressed ROS 2 bags
+
+
+def write_ros2_bag(path: Path, storage: str, mode: str | None, n: int = 300) -> None:
+    """A JointState + Vector3 + events bag, optionally zstd-compressed (file or message)."""
+    from rosbags.rosbag2 import (
+        CompressionFormat,
+        CompressionMode,
+        StoragePlugin,
+        Writer,
+    )
+
+    tt = ROS2.types
+    w = Writer(path, version=8, storage_plugin=getattr(StoragePlugin, storage))
+    if mode is not None:
+        w.set_compression(getattr(CompressionMode, mode), CompressionFormat.ZSTD)
+    with w:
+        js = w.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ROS2)
+        vec = w.add_connection("/v", "geometry_msgs/msg/Vector3", typestore=ROS2)
+        ev = w.add_connection("/events", "std_msgs/msg/String", typestore=ROS2)
+        for i in range(n):
+            t = T0 + i * 5_000_000
+            stamp = tt["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9)
+            msg = tt["sensor_msgs/msg/JointState"](
+                header=tt["std_msgs/msg/Header"](stamp=stamp, frame_id="base"),
+                name=["a", "b"],
+                position=np.array([float(i), -0.5 * i]),
+                velocity=np.array([1.0, 2.0]),
+                effort=np.zeros(2),
+            )
+            w.write(js, t, ROS2.serialize_cdr(msg, js.msgtype))
+            v = tt["geometry_msgs/msg/Vector3"](x=np.sin(i), y=float(i), z=0.0)
+            w.write(vec, t + 1, ROS2.serialize_cdr(v, vec.msgtype))
+            if i in (10, 200):
+                kind = "grasp" if i == 10 else "success"
+                s = tt["std_msgs/msg/String"](data=json.dumps({"kind": kind}))
+                w.write(ev, t + 2, ROS2.serialize_cdr(s, ev.msgtype))
+
+
+@pytest.mark.parametrize("storage", ["SQLITE3", "MCAP"])
+@pytest.mark.parametrize("mode", ["FILE", "MESSAGE"])
+def test_ros2_compressed_bag_equals_uncompressed(tmp_path: Path, storage: str, mode: str) -> None:
+    import workbench as wb
+
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    write_ros2_bag(plain, storage, None)
+    write_ros2_bag(packed, storage, mode)
+    suffix = ".db3" if storage == "SQLITE3" else ".mcap"
+    stored_as = f"packed{suffix}" + (".zstd" if mode == "FILE" else "")
+    assert sorted(f.name for f in packed.iterdir()) == sorted(["metadata.yaml", stored_as])
+    assert Rosbag2Reader().guess_can_open(packed)
+    direct = read2(packed)
+    assert direct.extra["rosbag2"]["compression"] == {"format": "zstd", "mode": mode.lower()}
+    assert not direct.skipped and "metadata_mismatch" not in direct.extra
+    store = wb.open_store(tmp_path / "store")
+    report = store.ingest([plain, packed])
+    assert not report.failed and len(report.ingested) == 2
+    a, b = (store.load(r) for r in report.ingested)
+    assert sorted(a.streams) == sorted(b.streams) == ["joint_states", "v"]
+    for name in a.streams:
+        xa, xb = a.streams[name].load(), b.streams[name].load()
+        assert xa.sizes["time"] == 300
+        assert xa.identical(xb.assign_attrs(xa.attrs)), name
+    assert b.events["kind"].to_list() == ["grasp", "success"]
+    # the compressed files themselves are the run's sources
+    assert stored_as in {Path(s.path).name for s in b.info.provenance.sources}
+
+
+def test_ros2_compressed_bad_input(tmp_path: Path) -> None:
+    import yaml
+
+    bag = tmp_path / "bag"
+    write_ros2_bag(bag, "SQLITE3", "FILE", n=2000)
+    storage = next(bag.glob("*.zstd"))
+    raw = storage.read_bytes()
+    storage.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ReaderError, match=r"bag\.db3\.zstd.*truncated"):
+        read2(bag)
+    storage.write_bytes(b"not zstd at all" * 20)
+    with pytest.raises(ReaderError, match=r"bag\.db3\.zstd.*cannot decompress"):
+        read2(bag)
+    import zstandard
+
+    # valid zstd around a file that is not a database: the error names the bag's file
+    storage.write_bytes(zstandard.ZstdCompressor().compress(b"not a database" * 50))
+    with pytest.raises(ReaderError, match=r"'[^']*/bag/bag\.db3\.zstd'.*not an SQLite database"):
+        read2(bag)
+    # a format other than zstd is refused, naming the bag and the valid choice
+    meta_path = bag / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["rosbag2_bagfile_information"]["compression_format"] = "lz4"
+    meta_path.write_text(yaml.safe_dump(meta))
+    with pytest.raises(ReaderError, match=r"bag.*'lz4'.*supported: zstd"):
+        read2(bag)
+    # metadata says message compression but the payloads are plain
+    plain = tmp_path / "plainbag"
+    write_ros2_bag(plain, "SQLITE3", None, n=5)
+    meta_path = plain / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["rosbag2_bagfile_information"].update(compression_format="zstd", compression_mode="MESSAGE")
+    meta_path.write_text(yaml.safe_dump(meta))
+    with pytest.raises(ReaderError, match=r"plainbag\.db3.*cannot be decompressed"):
+        read2(plain)
+
+
+# --------------------------------------------------------------------------- streaming bags
+
+
+def write_ros1_bag(path: Path, n: int = 3000) -> None:
+    """JointState + Vector3 + events, many small lz4 chunks."""
+    from rosbags.rosbag1 import Writer
+
+    tt = ROS1.types
+    writer = Writer(path)
+    writer.set_compression(Writer.CompressionFormat.LZ4)
+    writer.chunk_threshold = 16 * 1024
+    with writer as w:
+        js = w.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ROS1)
+        vec = w.add_connection("/v", "geometry_msgs/msg/Vector3", typestore=ROS1)
+        ev = w.add_connection("/events", "std_msgs/msg/String", typestore=ROS1)
+        for i in range(n):
+            t = T0 + i * 5_000_000
+            w.write(js, t, ROS1.serialize_ros1(_ros1_joint(ROS1, i, t), js.msgtype))
+            v = tt["geometry_msgs/msg/Vector3"](x=np.sin(i), y=float(i), z=0.0)
+            w.write(vec, t + 1, ROS1.serialize_ros1(v, vec.msgtype))
+            if i in (10, n - 5):
+                kind = "grasp" if i == 10 else "success"
+                s = tt["std_msgs/msg/String"](data=json.dumps({"kind": kind}))
+                w.write(ev, t + 2, ROS1.serialize_ros1(s, ev.msgtype))
+
+
+def rechunk(path: Path, chunk_size: int) -> None:
+    """Rewrite an MCAP file with small chunks (rosbags writes 1 MiB ones)."""
+    from mcap.reader import make_reader
+    from mcap.writer import CompressionType, Writer
+
+    with open(path, "rb") as fh:
+        reader = make_reader(fh)
+        summary = reader.get_summary()
+        assert summary is not None
+        msgs = [(m.channel_id, m.log_time, m.publish_time, m.data) for _s, _c, m in reader.iter_messages()]
+        meta = [(r.name, dict(r.metadata)) for r in reader.iter_metadata()]
+    out = path.with_suffix(".tmp")
+    with open(out, "wb") as fh:
+        w = Writer(fh, chunk_size=chunk_size, compression=CompressionType.ZSTD)
+        w.start(profile="ros2", library="rechunk")
+        for sc in summary.schemas.values():
+            w.register_schema(name=sc.name, encoding=sc.encoding, data=sc.data)
+        ids = {}
+        for ch in summary.channels.values():
+            ids[ch.id] = w.register_channel(topic=ch.topic, message_encoding=ch.message_encoding,
+                                            schema_id=ch.schema_id, metadata=dict(ch.metadata))
+        for cid, t, pt, data in msgs:
+            w.add_message(ids[cid], log_time=t, data=data, publish_time=pt)
+        for name, m in meta:
+            w.add_metadata(name, m)
+        w.finish()
+    out.replace(path)
+
+
+@pytest.mark.parametrize("kind", ["ros1", "SQLITE3", "MCAP", "SQLITE3-message", "MCAP-message"])
+def test_bags_stream_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import workbench as wb
+    from workbench.io import rosbag
+
+    if kind == "ros1":
+        path, reader = tmp_path / "run.bag", Rosbag1Reader()
+        write_ros1_bag(path)
+    else:
+        storage, _, mode = kind.partition("-")
+        path, reader = tmp_path / "bag", Rosbag2Reader()
+        write_ros2_bag(path, storage, mode.upper() or None, n=3000)
+        if storage == "MCAP":
+            rechunk(next(path.glob("*.mcap")), 8 * 1024)
+    whole = next(reader.read(path))
+    monkeypatch.setattr(rosbag, "PART_BYTES", 40_000)
+    run = next(reader.read(path, parts=True))
+    parts = list(run.parts)
+    per_stream: dict[str, list[Any]] = {}
+    for name, ds in parts:
+        per_stream.setdefault(name, []).append(ds)
+    assert sorted(per_stream) == ["joint_states", "v"]
+    assert len(per_stream["joint_states"]) >= 5  # really read a piece at a time
+    for dss in per_stream.values():  # the parts follow each other in time
+        ends = [(int(d["time"].values[0]), int(d["time"].values[-1])) for d in dss]
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(ends))
+    run.parts = iter(parts)
+    streamed = run.materialize()
+    assert streamed.extra == whole.extra and streamed.skipped == whole.skipped
+    assert streamed.events.equals(whole.events) and streamed.events.height == 2
+    for name, ds in whole.streams.items():
+        assert streamed.streams[name].identical(ds), name
+    # the store asks for parts: same values on disk
+    store = wb.open_store(tmp_path / "store")
+    report = store.ingest(path)
+    assert not report.failed
+    loaded = store.load(report.ingested[0])
+    for name, ds in whole.streams.items():
+        got = loaded.streams[name].load()
+        for var in ds.data_vars:
+            np.testing.assert_array_equal(got[var].values, ds[var].values)
+        np.testing.assert_array_equal(got["time"].values.astype("int64"), ds["time"].values)
+
+
+def test_streamed_bag_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.io import rosbag
+
+    path = tmp_path / "run.bag"
+    write_ros1_bag(path, n=2000)
+    raw = bytearray(path.read_bytes())
+    # damage a chunk in the middle (the index at the end stays readable)
+    pos = raw.index(b"compression=lz4", len(raw) // 2)
+    end = pos + 400
+    raw[pos + 100 : end] = b"\x00" * (end - pos - 100)
+    path.write_bytes(bytes(raw))
+    monkeypatch.setattr(rosbag, "PART_BYTES", 40_000)
+    run = next(Rosbag1Reader().read(path, parts=True))
+    with pytest.raises(ReaderError, match=r"run\.bag"):
+        list(run.parts)

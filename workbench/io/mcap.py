@@ -1,4 +1,4 @@
-"""MCAP files (ROS 2 CDR, ROS 1, JSON) → one run per file.
+"""MCAP files (ROS 2 CDR, ROS 1, JSON, protobuf) → one run per file.
 
 The file is memory-mapped and its records are parsed here, chunk by chunk: each chunk
 is decompressed (zstd, lz4) and checked against its CRC — in a worker thread, a few
@@ -57,6 +57,7 @@ from workbench.io.messages import (
     TopicBuffer,
     TypeRegistry,
 )
+from workbench.io.protobuf import ProtobufRegistry
 from workbench.io.registry import ReaderEntrypoint, RunData
 from workbench.model import FACTOR_GROUPS, ReaderError, parse_scalar
 
@@ -65,7 +66,10 @@ __all__ = [
     "PART_BYTES",
     "McapContents",
     "McapReader",
+    "McapScanner",
+    "SchemaRegistries",
     "decode_contents",
+    "merge_buffers",
     "scan_mcap",
 ]
 
@@ -188,8 +192,8 @@ def _gather_u(arr: np.ndarray, offs: np.ndarray, size: int, dtype: str) -> np.nd
     return gather_rows(arr, offs, size).view(dtype).reshape(len(offs))
 
 
-class _Scanner:
-    """Parses one MCAP file into :class:`McapContents`."""
+class McapScanner:
+    """Parses one MCAP file into :class:`McapContents`, a chunk at a time (:meth:`steps`)."""
 
     def __init__(
         self,
@@ -686,7 +690,7 @@ def scan_mcap(
     ReaderError
         Empty file, wrong magic, truncated (unless *salvage*), corrupt chunk.
     """
-    return _Scanner(
+    return McapScanner(
         path,
         salvage=salvage,
         topics=set(topics) if topics is not None else None,
@@ -704,29 +708,47 @@ def decode_contents(
 
     Returns ``(streams, events, skipped, counts)``, *counts* being messages per topic.
     """
-    registries = {"ros2": TypeRegistry("ros2"), "ros1": TypeRegistry("ros1")}
+    registries = SchemaRegistries()
     for c in contents:
-        _register(registries, c.schemas.values())
+        registries.add(c.schemas.values())
     return messages.decode_buffers(
-        _merge_buffers(b for c in contents for b in c.buffers.values()),
-        lambda enc: registries["ros1" if enc == "ros1" else "ros2"],
+        merge_buffers(b for c in contents for b in c.buffers.values()),
+        registries.for_encoding,
         events_topics=events_topics,
         vectorized=vectorized,
     )
 
 
-def _register(registries: dict[str, TypeRegistry], schemas: Iterable[_Schema]) -> None:
-    for sc in schemas:
-        text = sc.data.decode("utf-8", errors="replace")
-        if sc.encoding == "ros2msg":
-            registries["ros2"].add_msg(sc.name, text)
-        elif sc.encoding in ("ros2idl", "omgidl"):
-            registries["ros2"].add_idl(sc.name, text)
-        elif sc.encoding == "ros1msg":
-            registries["ros1"].add_msg(sc.name, text)
+class SchemaRegistries:
+    """The message definitions of a run's schemas, one registry per message encoding."""
+
+    def __init__(self) -> None:
+        self.ros2 = TypeRegistry("ros2")
+        self.ros1 = TypeRegistry("ros1")
+        self.protobuf = ProtobufRegistry()
+
+    def add(self, schemas: Iterable[_Schema]) -> None:
+        """Register the definitions of *schemas* (ROS 2 msg/idl, ROS 1 msg, protobuf)."""
+        for sc in schemas:
+            if sc.encoding == "protobuf":
+                self.protobuf.add(sc.name, sc.data)
+                continue
+            text = sc.data.decode("utf-8", errors="replace")
+            if sc.encoding == "ros2msg":
+                self.ros2.add_msg(sc.name, text)
+            elif sc.encoding in ("ros2idl", "omgidl"):
+                self.ros2.add_idl(sc.name, text)
+            elif sc.encoding == "ros1msg":
+                self.ros1.add_msg(sc.name, text)
+
+    def for_encoding(self, encoding: str) -> TypeRegistry | ProtobufRegistry:
+        """The registry that decodes messages of *encoding*."""
+        if encoding == "protobuf":
+            return self.protobuf
+        return self.ros1 if encoding == "ros1" else self.ros2
 
 
-def _merge_buffers(buffers: Iterable[TopicBuffer]) -> list[TopicBuffer]:
+def merge_buffers(buffers: Iterable[TopicBuffer]) -> list[TopicBuffer]:
     """One buffer per (topic, type, encoding): channels of one topic decode together."""
     merged: dict[tuple[str, str, str], TopicBuffer] = {}
     for buf in buffers:
@@ -774,12 +796,14 @@ def split_factors(
 
 
 class McapReader(ReaderEntrypoint):
-    """MCAP file (ROS 2 CDR, ROS 1 or JSON messages), one run per file."""
+    """MCAP file (ROS 2 CDR, ROS 1, JSON or protobuf messages), one run per file."""
 
     name: ClassVar[str] = "mcap"
-    description: ClassVar[str] = "MCAP log (.mcap) with ROS 2 (cdr), ROS 1 or JSON messages"
+    description: ClassVar[str] = (
+        "MCAP log (.mcap) with ROS 2 (cdr), ROS 1, JSON or protobuf messages"
+    )
     url: ClassVar[str] = "https://mcap.dev/spec"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: protobuf channels decoded
 
     def guess_can_open(self, path: Path) -> bool:
         """Claim files that start with the MCAP magic (any suffix) or end in ``.mcap``."""
@@ -820,7 +844,7 @@ class McapReader(ReaderEntrypoint):
         """
         path = Path(path)
         wanted = set(topics) if topics is not None else None
-        scanner = _Scanner(path, salvage=salvage, topics=wanted, progress=progress)
+        scanner = McapScanner(path, salvage=salvage, topics=wanted, progress=progress)
         if not parts:
             yield build_run(path.stem, [scanner.run()], events_topics=events_topics)
             return
@@ -835,61 +859,37 @@ PART_BYTES = 16 * 1024 * 1024
 
 
 def _stream_parts(
-    scanner: _Scanner,
+    scanner: McapScanner,
     run: StreamingRunData,
     *,
     events_topics: Sequence[str],
     part_bytes: int | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Decode the file a group of chunks at a time; fill *run*'s other fields at the end."""
-    import polars as pl
-
-    from workbench.model import empty_events
-
     limit = PART_BYTES if part_bytes is None else part_bytes
-    registries = {"ros2": TypeRegistry("ros2"), "ros1": TypeRegistry("ros1")}
+    registries = SchemaRegistries()
     registered: set[int] = set()
-    names: dict[tuple[str, str, str], str] = {}
-    byte_offsets: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    skipped: list[dict[str, Any]] = []
-    event_parts: list[Any] = []
 
-    def decode(buffers: dict[int, TopicBuffer]) -> Iterator[tuple[str, Any]]:
+    def batch(buffers: dict[int, TopicBuffer]) -> list[TopicBuffer]:
         new = [sc for sid, sc in scanner.out.schemas.items() if sid not in registered]
         registered.update(sc.id for sc in new)
-        _register(registries, new)
-        streams, events, sk, cnt = messages.decode_buffers(
-            _merge_buffers(buffers.values()),
-            lambda enc: registries["ros1" if enc == "ros1" else "ros2"],
-            events_topics=events_topics,
-            names=names,
-        )
-        buffers.clear()
-        for topic, k in cnt.items():
-            counts[topic] = counts.get(topic, 0) + k
-        skipped.extend(sk)
-        if events.height:
-            event_parts.append(events)
-        for name in list(streams):
-            ds = streams.pop(name)
-            if ds.attrs.get("kind") == "image_encoded" and "frame_offset" in ds:
-                shift = byte_offsets.get(name, 0)
-                byte_offsets[name] = shift + int(ds.sizes.get("byte", 0))
-                if shift:
-                    ds = ds.assign(frame_offset=ds["frame_offset"] + shift)
-            yield name, ds
+        registries.add(new)
+        return merge_buffers(buffers.values())
 
-    for _ in scanner.steps():
-        if scanner.buffered >= limit:
-            yield from decode(scanner.take_buffers())
-    yield from decode(scanner.take_buffers())
-    contents = scanner.out
-    run.events = (
-        pl.concat(event_parts).sort("time", maintain_order=True) if event_parts else empty_events()
+    def batches() -> Iterator[list[TopicBuffer]]:
+        for _ in scanner.steps():
+            if scanner.buffered >= limit:
+                yield batch(scanner.take_buffers())
+        yield batch(scanner.take_buffers())
+
+    def done(events: Any, skipped: list[dict[str, Any]], counts: dict[str, int]) -> None:
+        run.events = events
+        run.skipped = skipped
+        _describe(run, [scanner.out], counts)
+
+    yield from messages.decode_parts(
+        batches(), registries.for_encoding, events_topics=events_topics, done=done
     )
-    run.skipped = messages.merge_skipped(skipped)
-    _describe(run, [contents], counts)
 
 
 def build_run(

@@ -24,6 +24,10 @@ Typed mappings (type names are normalized to ``pkg/msg/Name``):
 * ``std_msgs/String`` on an events topic → the events table (JSON objects with a
   ``"kind"`` key); on other topics the topic is skipped with reason ``"text topic"``
   (free text is not a time series; name the topic in ``events_topics`` to keep it).
+* protobuf messages (MCAP ``protobuf`` encoding, schema embedded) are flattened by
+  :mod:`workbench.io.protobuf` into the same leaf paths and mapped like the rest
+  (``foxglove.CompressedImage`` / ``RawImage`` as images; a top-level ``timestamp``
+  becomes ``header_time``); on an events topic their ``data`` (or only) string is the event.
 * anything else → every numeric leaf flattened into a variable named by its path
   (``pose.position.x``, ``transforms[0].transform.translation.x``); fixed-size arrays
   get an extra dimension ``<path>.index``; ``sec``/``nanosec`` pairs become one int64
@@ -44,8 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.io import cdr
+from workbench.io import cdr, protobuf
 from workbench.io.cdr import Columns, Plan, Ragged
+from workbench.io.protobuf import ProtobufRegistry
 from workbench.io.registry import RunData
 from workbench.model import events_from_json, stream_name
 
@@ -60,6 +65,7 @@ __all__ = [
     "TopicResult",
     "TypeRegistry",
     "decode_buffers",
+    "decode_parts",
     "decode_topic",
     "merge_skipped",
     "normalize_type",
@@ -326,7 +332,7 @@ class TopicResult:
 
 def decode_topic(
     buf: TopicBuffer,
-    registry: TypeRegistry | None,
+    registry: TypeRegistry | ProtobufRegistry | None,
     *,
     events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
     vectorized: bool = True,
@@ -338,7 +344,8 @@ def decode_topic(
     buf
         The topic's raw messages.
     registry
-        Message definitions (for ``cdr``/``ros1`` encodings); ``None`` for JSON.
+        Message definitions: a :class:`TypeRegistry` for ``cdr``/``ros1`` encodings, a
+        :class:`~workbench.io.protobuf.ProtobufRegistry` for ``protobuf``; ``None`` for JSON.
     events_topics
         Topics whose text messages are events (JSON objects with a ``"kind"`` key).
     vectorized
@@ -367,25 +374,94 @@ def decode_topic(
             return _events(res, topic, log_time, payloads)
         return _json_topic(res, buf, log_time, data, starts, lengths)
     if enc == "protobuf":
-        return skip(
-            "protobuf messages are not decoded (the optional mcap-protobuf-support "
-            "package is not a dependency)"
+        got = _decode_protobuf(buf, registry, data, starts, lengths, skip)
+        if got is None:
+            return res
+        cols, notes = got, ""
+    else:
+        decoded = _decode_ros(buf, registry, mtype, enc, data, starts, lengths, vectorized, skip)
+        if decoded is None:
+            return res
+        cols, notes = decoded
+    if cols.bad:
+        first = cols.bad[0]
+        skip(
+            f"cannot decode {buf.message_type} message (first at log time "
+            f"{int(log_time[first[0]])}): {first[1]}",
+            len(cols.bad),
         )
+    if cols.n == 0:
+        return res
+    times = log_time[cols.rows]
+    attrs = {"source": topic, "message_type": buf.message_type, "encoding": buf.encoding}
+    if notes:
+        attrs["notes"] = notes
+    if enc == "protobuf" and is_events and cols.text:
+        # a protobuf text message on an events topic: its ``data`` field, else its only string
+        texts = cols.text.get("data")
+        if texts is None and len(cols.text) == 1:
+            texts = next(iter(cols.text.values()))
+        if texts is not None:
+            return _events(res, topic, times, list(texts))
+    if mtype == "std_msgs/msg/String":
+        texts = cols.text.get("data")
+        if is_events and texts is not None:
+            return _events(res, topic, times, list(texts))
+        return skip(
+            "text topic (std_msgs/String outside the events topics; name it in "
+            "events_topics to read it as events)",
+            cols.n,
+        )
+    name = stream_name(topic)
+    mapper = _MAPPERS.get(mtype)
+    if mapper is None:
+        for spec_type, specs in _VECTOR_SPECS.items():
+            if spec_type == mtype:
+                mapper = _vector_mapper(specs)
+                break
+    if mapper is None:
+        mapper = _generic
+    out = mapper(name, times, cols, attrs, res)
+    res.streams.update(out)
+    res.messages += cols.n if out else 0
+    if not out and not any(s["topic"] == topic for s in res.skipped):
+        skip(f"{buf.message_type} has no numeric fields", cols.n)
+    return res
+
+
+def _decode_ros(
+    buf: TopicBuffer,
+    registry: TypeRegistry | ProtobufRegistry | None,
+    mtype: str,
+    enc: str,
+    data: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    vectorized: bool,
+    skip: Callable[[str], Any],
+) -> tuple[Columns, str] | None:
+    """CDR / ROS 1 payloads → columns and a note; ``None`` when the topic is skipped."""
+    n = len(starts)
     if enc not in ("cdr", "ros1"):
-        return skip(
-            f"message encoding {buf.encoding!r} is not supported (supported: cdr, ros1, json)"
+        skip(
+            f"message encoding {buf.encoding!r} is not supported "
+            "(supported: cdr, ros1, json, protobuf)"
         )
+        return None
     if mtype.endswith("_Event") and "/srv/" in mtype:
-        return skip(
+        skip(
             f"service event type {buf.message_type} is not decodable (no library "
             "decodes rosbag2 service events)"
         )
-    if registry is None:  # pragma: no cover - readers always pass one for cdr/ros1
-        return skip("no message definitions")
+        return None
+    if not isinstance(registry, TypeRegistry):  # pragma: no cover - readers pass one
+        skip("no message definitions")
+        return None
     try:
         plan = registry.plan(mtype)
     except cdr.UnsupportedTypeError as err:
-        return skip(f"cannot decode type {buf.message_type}: {err}")
+        skip(f"cannot decode type {buf.message_type}: {err}")
+        return None
 
     keep = _needed_leaves(mtype)
     cols = cdr.decode(data, starts, lengths, plan, enc, vectorized=vectorized, keep=keep)
@@ -416,43 +492,32 @@ def decode_topic(
                 "definition"
             )
             cols = alt
-    if cols.bad:
-        first = cols.bad[0]
+    return cols, notes
+
+
+def _decode_protobuf(
+    buf: TopicBuffer,
+    registry: TypeRegistry | ProtobufRegistry | None,
+    data: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    skip: Callable[[str], Any],
+) -> Columns | None:
+    """Protobuf payloads → columns; ``None`` when the topic is skipped (reason recorded)."""
+    if not buf.message_type or not isinstance(registry, ProtobufRegistry):
+        skip("protobuf channel without an embedded schema (a FileDescriptorSet is needed)")
+        return None
+    if buf.schema_encoding and buf.schema_encoding != "protobuf":
         skip(
-            f"cannot decode {buf.message_type} message (first at log time "
-            f"{int(log_time[first[0]])}): {first[1]}",
-            len(cols.bad),
+            f"protobuf channel whose schema has encoding {buf.schema_encoding!r} "
+            "(expected 'protobuf': a serialized FileDescriptorSet)"
         )
-    if cols.n == 0:
-        return res
-    times = log_time[cols.rows]
-    attrs = {"source": topic, "message_type": buf.message_type, "encoding": buf.encoding}
-    if notes:
-        attrs["notes"] = notes
-    if mtype == "std_msgs/msg/String":
-        texts = cols.text.get("data")
-        if is_events and texts is not None:
-            return _events(res, topic, times, list(texts))
-        return skip(
-            "text topic (std_msgs/String outside the events topics; name it in "
-            "events_topics to read it as events)",
-            cols.n,
-        )
-    name = stream_name(topic)
-    mapper = _MAPPERS.get(mtype)
-    if mapper is None:
-        for spec_type, specs in _VECTOR_SPECS.items():
-            if spec_type == mtype:
-                mapper = _vector_mapper(specs)
-                break
-    if mapper is None:
-        mapper = _generic
-    out = mapper(name, times, cols, attrs, res)
-    res.streams.update(out)
-    res.messages += cols.n if out else 0
-    if not out and not any(s["topic"] == topic for s in res.skipped):
-        skip(f"{buf.message_type} has no numeric fields", cols.n)
-    return res
+        return None
+    try:
+        return protobuf.decode(data, starts, lengths, registry, buf.message_type)
+    except cdr.UnsupportedTypeError as err:
+        skip(f"cannot decode protobuf type {buf.message_type}: {err}")
+        return None
 
 
 def _needed_leaves(mtype: str) -> Callable[[str], bool] | None:
@@ -471,7 +536,7 @@ def _has_needed(cols: Columns, mtype: str) -> bool:
 
 def decode_buffers(
     buffers: Sequence[TopicBuffer],
-    registry_for: Callable[[str], TypeRegistry | None],
+    registry_for: Callable[[str], TypeRegistry | ProtobufRegistry | None],
     *,
     events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
     vectorized: bool = True,
@@ -523,6 +588,57 @@ def decode_buffers(
     else:
         events = empty_events()
     return streams, events, skipped, counts
+
+
+def decode_parts(
+    batches: Iterable[Sequence[TopicBuffer]],
+    registry_for: Callable[[str], TypeRegistry | ProtobufRegistry | None],
+    *,
+    events_topics: Sequence[str] = DEFAULT_EVENTS_TOPICS,
+    done: Callable[[pl.DataFrame, list[dict[str, Any]], dict[str, int]], None],
+) -> Iterator[tuple[str, xr.Dataset]]:
+    """Decode a log one batch of topic buffers at a time: the parts of a streamed run.
+
+    Each batch (the messages read since the previous one) is decoded with
+    :func:`decode_buffers` and its streams are yielded as ``(name, Dataset)`` parts;
+    names stay the same from batch to batch and ``frame_offset`` of encoded images
+    counts the bytes of the earlier parts. When the batches are exhausted, *done* gets
+    the run's events (sorted by time), its skipped entries (merged) and the message
+    count per topic. A reader with everything in one batch gets exactly what
+    :func:`decode_buffers` gives.
+    """
+    import polars as pl
+
+    from workbench.model import empty_events
+
+    names: dict[tuple[str, str, str], str] = {}
+    byte_offsets: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    skipped: list[dict[str, Any]] = []
+    event_parts: list[pl.DataFrame] = []
+    for batch in batches:
+        buffers = list(batch)
+        streams, events, sk, cnt = decode_buffers(
+            buffers, registry_for, events_topics=events_topics, names=names
+        )
+        buffers.clear()  # the raw payloads can go before the parts are written
+        for topic, k in cnt.items():
+            counts[topic] = counts.get(topic, 0) + k
+        skipped.extend(sk)
+        if events.height:
+            event_parts.append(events)
+        for name in list(streams):
+            ds = streams.pop(name)
+            if ds.attrs.get("kind") == "image_encoded" and "frame_offset" in ds:
+                shift = byte_offsets.get(name, 0)
+                byte_offsets[name] = shift + int(ds.sizes.get("byte", 0))
+                if shift:
+                    ds = ds.assign(frame_offset=ds["frame_offset"] + shift)
+            yield name, ds
+    events = (
+        pl.concat(event_parts).sort("time", maintain_order=True) if event_parts else empty_events()
+    )
+    done(events, merge_skipped(skipped), counts)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1136,6 +1252,9 @@ _MAPPERS: dict[str, _Mapper] = {
     "tf/msg/tfMessage": _tf,
     "sensor_msgs/msg/CompressedImage": _compressed_image,
     "sensor_msgs/msg/Image": _raw_image,
+    # Foxglove's protobuf schemas carry the same fields
+    "foxglove.CompressedImage": _compressed_image,
+    "foxglove.RawImage": _raw_image,
 }
 
 
