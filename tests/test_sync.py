@@ -189,3 +189,107 @@ def test_resample_keeps_the_layout_of_3d_variables(method):
     ds = xr.Dataset({"img": (("time", "y", "x"), cube)}, coords={"time": t})
     out = resample(ds, t, method=method, tolerance="inf")
     np.testing.assert_array_equal(out["img"].values, cube)
+
+
+def polars_asof(src, tgt, strategy, tol):
+    """Row of *src* matched to each *tgt* by polars ``join_asof`` (-1: none), the reference."""
+    left = pl.DataFrame({"t": np.asarray(tgt, dtype=np.int64), "o": np.arange(len(tgt))}).sort("t")
+    right = pl.DataFrame({"t": np.asarray(src, dtype=np.int64), "i": np.arange(len(src))})
+    joined = left.join_asof(right, on="t", strategy=strategy, tolerance=tol, check_sortedness=False)
+    return joined.sort("o")["i"].fill_null(-1).to_numpy()
+
+
+def small_blocks(monkeypatch, block, threads):
+    """Blocks of *block* rows, spread over *threads* threads even for small inputs."""
+    monkeypatch.setattr(wb.sync, "_BLOCK", block)
+    monkeypatch.setattr(wb.sync, "_INTERP_BLOCK", block)
+    monkeypatch.setattr(wb.sync, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(wb.sync, "_threads", lambda: threads)
+
+
+@pytest.mark.parametrize(("block", "threads"), [(3, 1), (64, 3), (1 << 14, 2)])
+def test_asof_blocks_match_polars_with_ties_duplicates_and_tolerance(block, threads, monkeypatch):
+    small_blocks(monkeypatch, block, threads)
+    gen = np.random.default_rng(7)
+    for trial in range(60):
+        src = np.sort(gen.integers(0, 300, int(gen.integers(1, 80))))  # duplicates and even gaps: ties
+        tgt = gen.integers(-20, 320, int(gen.integers(0, 400)))
+        if trial % 2:
+            tgt = np.sort(tgt)
+        tol = [None, 0, 3, 17][trial % 4]
+        for strategy in ("backward", "forward", "nearest"):
+            got = asof_index(src, tgt, strategy=strategy, tolerance_ns=tol)
+            np.testing.assert_array_equal(got, polars_asof(src, tgt, strategy, tol))
+        values = gen.normal(size=(src.size, 2))
+        ds = xr.Dataset({"v": (("time", "k"), values)}, coords={"time": src})
+        for method, strategy in (("nearest", "nearest"), ("previous", "backward")):
+            out = resample(ds, tgt, method=method, tolerance="inf" if tol is None else tol)["v"].values
+            idx = polars_asof(src, tgt, strategy, tol)
+            ref = np.where((idx >= 0)[:, None], values[np.maximum(idx, 0)], np.nan)
+            np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize(("block", "threads"), [(3, 1), (16, 3), (1 << 14, 2)])
+def test_linear_blocks_equal_np_interp_bitwise_with_gaps(block, threads, monkeypatch):
+    small_blocks(monkeypatch, block, threads)
+    gen = np.random.default_rng(8)
+    for trial in range(40):
+        src = np.unique(gen.integers(0, 1000, int(gen.integers(2, 60))))
+        src = np.sort(np.concatenate([src, src[:2]]))  # duplicate times, as np.interp takes them
+        tgt = gen.integers(-50, 1050, 300)
+        if trial % 3:
+            tgt = np.sort(tgt)
+        v = gen.normal(size=(src.size, 3))
+        tol = None if trial % 2 else 40
+        out = resample(xr.Dataset({"v": (("time", "k"), v)}, coords={"time": src}), tgt,
+                       method="linear", tolerance="inf" if tol is None else tol)["v"].values
+        ref = np.column_stack([np.interp(tgt, src, v[:, j], left=np.nan, right=np.nan) for j in range(3)])
+        if tol is not None:
+            i0 = np.clip(np.searchsorted(src, tgt, side="right") - 1, 0, src.size - 2)
+            ref[(tgt > src[i0]) & (tgt < src[i0 + 1]) & (np.diff(src)[i0] > tol)] = np.nan
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_linear_is_exact_at_epoch_times_and_keeps_np_interp_for_nan_and_inf():
+    t = np.sort(rng.choice(np.arange(0, 10**9, 1000), 500, replace=False))
+    v = rng.normal(size=t.size)
+    tgt = np.sort(rng.integers(t[0], t[-1], 2000))
+    epoch = 1_700_000_000 * 10**9  # float64 ns times here are 256 ns apart
+    out = resample(stream(t + epoch, v=v), tgt + epoch, method="linear", tolerance="inf")["v"].values
+    np.testing.assert_array_equal(out, np.interp(tgt, t, v))  # the same as on small times
+    odd = v.copy()
+    odd[[3, 10]] = np.nan, np.inf
+    out = resample(stream(t, v=odd), tgt, method="linear", tolerance="inf")["v"].values
+    np.testing.assert_array_equal(out, np.interp(tgt, t, odd))
+
+
+def test_asof_keeps_dtypes_and_rejects_negative_tolerance():
+    t = np.array([0, 10, 20])
+    ds = stream(t, i=np.array([1, 2, 3]), b=np.array([True, False, True]), f=np.array([1, 2, 3], dtype=np.float32))
+    inside = resample(ds, np.array([0, 12, 20]), method="previous", tolerance="inf")
+    assert [inside[k].dtype for k in ("i", "b", "f")] == [np.int64, np.bool_, np.float32]
+    assert inside["i"].values.tolist() == [1, 2, 3]
+    outside = resample(ds, np.array([-5, 12]), method="previous", tolerance="inf")
+    assert outside["i"].dtype == np.float64 and np.isnan(outside["i"].values[0]) and outside["i"].values[1] == 2
+    assert outside["f"].dtype == np.float32 and np.isnan(outside["f"].values[0])
+    with pytest.raises(ConfigError, match="tolerance must be >= 0"):
+        resample(ds, t, tolerance="-5ns")
+
+
+def _asof_in_child() -> None:
+    src, tgt = np.arange(0, 1000, 7), np.arange(1000)
+    np.testing.assert_array_equal(asof_index(src, tgt), np.minimum(tgt // 7, src.size - 1))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_threaded_blocks_work_in_a_forked_child(monkeypatch):
+    import multiprocessing
+
+    small_blocks(monkeypatch, 16, 2)
+    _asof_in_child()  # the parent's pool exists before the fork
+    child = multiprocessing.get_context("fork").Process(target=_asof_in_child)
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0

@@ -15,10 +15,15 @@ array([ 0.,  5., 10., nan])
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import itertools
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -86,6 +91,164 @@ def _median_period(t: np.ndarray) -> int:
     return int(np.median(dt)) if dt.size else 0
 
 
+_BLOCK = 1 << 14
+"""Target rows per block in the block-wise loops: a block's temporaries stay in the L2 cache."""
+
+_INTERP_BLOCK = 1 << 16
+"""Target rows per ``np.interp`` call in linear interpolation (it searches within the block itself)."""
+
+_PARALLEL_MIN = 1 << 19
+"""Fewest target rows worth splitting over threads."""
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads are gone: start a new pool when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _threads() -> int:
+    """Threads for the block loops: the CPUs this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def _run_blocks(start: int, stop: int, work: Callable[[int, int], None], block: int | None = None) -> None:
+    """``work(lo, hi)`` over the rows ``start:stop``, split over threads when there are many rows.
+
+    Each thread gets whole blocks of *block* rows (default ``_BLOCK``) and writes
+    only its own rows; the kernels in *work* (``np.interp``, searchsorted, take,
+    ufuncs) release the GIL.
+    """
+    global _pool
+    n = stop - start
+    threads = _threads()
+    if threads == 1 or n < _PARALLEL_MIN:
+        work(start, stop)
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="workbench-sync")
+    # whole blocks per thread, so the block grid does not depend on the thread count
+    block = block or _BLOCK
+    per = -(-n // (threads * block)) * block
+    cuts = [*range(start, stop, per), stop]
+    for future in [_pool.submit(work, lo, hi) for lo, hi in itertools.pairwise(cuts)]:
+        future.result()
+
+
+def _is_sorted(a: np.ndarray) -> bool:
+    return a.size < 2 or not bool(np.any(a[1:] < a[:-1]))
+
+
+def _blocks(
+    edges: np.ndarray, target: np.ndarray, start: int, stop: int, *, strict: bool
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Sorted target rows ``start:stop`` in blocks, each with its rows' source rows.
+
+    Row *i* belongs to source row ``k = #{e in edges: e <= target[i]}`` (*strict*:
+    ``e < target[i]``); *edges* are sorted. Yields ``(lo, hi, k)`` for rows ``lo:hi``.
+    Only the (fewer) edges are searched, among the block's rows, which are in the
+    cache; ``k`` is then a cumulative count. The returned array is reused.
+    """
+    side_k: Literal["left", "right"] = "left" if strict else "right"
+    side_pos: Literal["left", "right"] = "right" if strict else "left"
+    k = np.empty(min(_BLOCK, stop - start), dtype=np.int64)
+    for lo in range(start, stop, _BLOCK):
+        hi = min(lo + _BLOCK, stop)
+        rows = target[lo:hi]
+        a = int(np.searchsorted(edges, rows[0], side=side_k))
+        b = int(np.searchsorted(edges, rows[-1], side=side_k))
+        pos = np.searchsorted(rows, edges[a:b], side=side_pos)  # first row past each edge
+        kb = np.cumsum(np.bincount(pos, minlength=hi - lo)[: hi - lo], out=k[: hi - lo])
+        yield lo, hi, np.add(kb, a, out=kb)
+
+
+def _asof_fill(
+    src: np.ndarray,
+    target: np.ndarray,
+    strategy: str,
+    tol: int | None,
+    columns: Sequence[np.ndarray],
+    outs: Sequence[np.ndarray],
+    fill: float,
+    *,
+    target_sorted: bool,
+) -> None:
+    """Write the as-of value of each source-aligned column at each target time into *outs*.
+
+    *src* is sorted and not empty; *target_sorted* says whether *target* is. Rows
+    without a match, or farther than *tol*, get *fill*. Ties and duplicate source
+    times resolve as in polars ``join_asof``: ``backward`` and ``nearest`` take the
+    later source row, ``forward`` the earlier.
+    """
+    n = target.size
+    if n == 0:
+        return
+    if not target_sorted:
+        order = np.argsort(target, kind="stable")
+        tmp = [np.empty(n, dtype=o.dtype) for o in outs]
+        _asof_fill(src, target[order], strategy, tol, columns, tmp, fill, target_sorted=True)
+        for o, t in zip(outs, tmp, strict=True):
+            o[order] = t
+        return
+    rows = None
+    if strategy == "nearest":
+        step = np.diff(src)
+        if step.size and not step.all():  # duplicate times: keep the last of each
+            rows = np.flatnonzero(np.append(step != 0, True))
+            src, step = src[rows], np.diff(src[rows])
+        edges, strict = src[:-1] + (step + 1) // 2, False  # a tie goes to the later row
+        start, stop = 0, n
+    elif strategy == "backward":
+        edges, strict = src[1:], False
+        start, stop = int(np.searchsorted(target, src[0], side="left")), n
+    else:
+        edges, strict = src[:-1], True
+        start, stop = 0, int(np.searchsorted(target, src[-1], side="right"))
+    if tol is not None and tol >= max(int(src[-1]), int(target[-1])) - min(int(src[0]), int(target[0])):
+        tol = None  # no pair of times is that far apart
+    cols = [c if rows is None else c[rows] for c in columns]
+    for o in outs:
+        o[:start] = fill
+        o[stop:] = fill
+
+    def work(lo0: int, hi0: int) -> None:
+        near = np.empty(min(_BLOCK, hi0 - lo0), dtype=np.int64) if tol is not None else None
+        for lo, hi, k in _blocks(edges, target, lo0, hi0, strict=strict):
+            for c, o in zip(cols, outs, strict=True):
+                np.take(c, k, out=o[lo:hi], mode="clip")
+            if near is not None:
+                matched = np.take(src, k, out=near[: hi - lo], mode="clip")
+                dist = np.subtract(target[lo:hi], matched, out=matched)
+                if strategy == "forward":
+                    np.negative(dist, out=dist)
+                elif strategy == "nearest":
+                    np.abs(dist, out=dist)
+                bad = np.flatnonzero(dist > tol)
+                if bad.size:
+                    for o in outs:
+                        o[lo + bad] = fill
+
+    _run_blocks(start, stop, work)
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in {"backward", "forward", "nearest"}:
+        msg = f"strategy {strategy!r} is not valid; choose backward, forward or nearest"
+        raise ConfigError(msg)
+
+
 def asof_index(
     source: np.ndarray,
     target: np.ndarray,
@@ -95,36 +258,29 @@ def asof_index(
 ) -> np.ndarray:
     """Index into sorted *source* times matched to each *target* time (-1: no match).
 
-    ``strategy`` is ``backward`` (last source ≤ target), ``forward`` or ``nearest``.
-    Uses polars' parallel as-of join; *target* need not be sorted.
-    """
-    import polars as pl
+    ``strategy`` is ``backward`` (last source ≤ target), ``forward`` (first source ≥
+    target) or ``nearest`` (a tie goes to the later source). Of equal source times,
+    ``backward`` and ``nearest`` give the last, ``forward`` the first (as polars
+    ``join_asof``). *target* need not be sorted.
 
-    if strategy not in {"backward", "forward", "nearest"}:
-        msg = f"strategy {strategy!r} is not valid; choose backward, forward or nearest"
-        raise ConfigError(msg)
+    >>> asof_index(np.array([0, 10, 20]), np.array([-1, 5, 10, 19]), strategy="nearest", tolerance_ns=4)
+    array([ 0, -1,  1,  2])
+    """
+    _check_strategy(strategy)
     source = np.asarray(source, dtype=np.int64)
     target = np.asarray(target, dtype=np.int64)
     if source.size == 0:
         return np.full(target.shape, -1, dtype=np.int64)
-    if source.size > 1 and np.any(source[1:] < source[:-1]):
+    if not _is_sorted(source):
         msg = "source times must be sorted ascending"
         raise SchemaError(msg)
-    order = None
-    if target.size > 1 and np.any(target[1:] < target[:-1]):
-        order = np.argsort(target, kind="stable")
-        target = target[order]
-    left = pl.DataFrame({"t": target})
-    right = pl.DataFrame({"t": source, "i": np.arange(source.size, dtype=np.int64)})
-    joined = left.join_asof(
-        right, on="t", strategy=strategy, tolerance=tolerance_ns, check_sortedness=False
-    )
-    idx = joined["i"].fill_null(-1).to_numpy()
-    if order is not None:
-        out = np.empty_like(idx)
-        out[order] = idx
-        return out
-    return idx
+    if tolerance_ns is not None and tolerance_ns < 0:
+        msg = f"tolerance_ns must be >= 0, got {tolerance_ns}"
+        raise ConfigError(msg)
+    out = np.empty(target.shape, dtype=np.int64)
+    rows = np.arange(source.size, dtype=np.int64)
+    _asof_fill(source, target, strategy, tolerance_ns, [rows], [out], -1, target_sorted=_is_sorted(target))
+    return out
 
 
 def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -137,61 +293,71 @@ def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _linear(values: np.ndarray, src: np.ndarray, target: np.ndarray, tol: int | None) -> np.ndarray:
-    """np.interp per column, NaN outside the source span and inside gaps wider than *tol*."""
-    flat = values.reshape(values.shape[0], -1, order="F").astype(np.float64, copy=False)
-    out = np.empty((target.size, flat.shape[1]), dtype=np.float64, order="F")  # contiguous columns
-    for j in range(flat.shape[1]):
-        out[:, j] = np.interp(target, src, flat[:, j], left=np.nan, right=np.nan)
+def _columns(values: np.ndarray) -> list[np.ndarray]:
+    """The columns of *values* (time first) as contiguous 1-D arrays, in Fortran order."""
+    flat = values.reshape(values.shape[0], -1, order="F")
+    return [np.ascontiguousarray(flat[:, j]) for j in range(flat.shape[1])]
+
+
+def _gap_mask(src: np.ndarray, target: np.ndarray, tol: int, *, target_sorted: bool) -> np.ndarray | None:
+    """Target rows strictly inside a source gap wider than *tol* (None: no such row)."""
+    gaps = np.flatnonzero(np.diff(src) > tol)
+    if gaps.size == 0:
+        return None
+    if not target_sorted:
+        i0 = np.clip(np.searchsorted(src, target, side="right") - 1, 0, src.size - 2)
+        mask = (target > src[i0]) & (target < src[i0 + 1]) & (np.diff(src)[i0] > tol)
+        return mask if mask.any() else None
+    lo = np.searchsorted(target, src[gaps], side="right")
+    hi = np.maximum(np.searchsorted(target, src[gaps + 1], side="left"), lo)
+    if not np.any(hi > lo):
+        return None
+    # the row ranges lo:hi are disjoint and in order: one repeat of an alternating pattern
+    edges = np.empty(2 * gaps.size + 2, dtype=np.int64)
+    edges[0], edges[-1] = 0, target.size
+    edges[1:-1:2], edges[2:-1:2] = lo, hi
+    pattern = np.zeros(edges.size - 1, dtype=bool)
+    pattern[1::2] = True
+    return np.repeat(pattern, np.diff(edges))
+
+
+def _linear(
+    values: np.ndarray, src: np.ndarray, target: np.ndarray, tol: int | None, target_sorted: Callable[[], bool]
+) -> np.ndarray:
+    """Linear interpolation per column, NaN outside the source span and inside gaps wider than *tol*.
+
+    ``np.interp`` on blocks of target rows, each against the source rows around it:
+    the block's conversion to float stays in the cache and the blocks run on several
+    threads (``np.interp`` releases the GIL). Times are taken relative to the first
+    source sample, so the floats are exact within 2**53 ns (104 days) of it, where
+    ``np.interp`` on ns since the epoch rounds them to 256 ns. The values, NaN and
+    inf included, are ``np.interp``'s.
+    """
+    n = target.size
+    out = np.empty((n, int(np.prod(values.shape[1:]))), dtype=np.float64, order="F")  # contiguous columns
+    if src.size == 0 or n == 0:
+        out[:] = np.nan
+        return out.reshape((n, *values.shape[1:]), order="F")
+    columns = _columns(values.astype(np.float64, copy=False))
+    base = src[0]
+    xp = np.subtract(src, base, out=np.empty(src.size), casting="unsafe")
+
+    def work(lo0: int, hi0: int) -> None:
+        x_buf = np.empty(min(_INTERP_BLOCK, hi0 - lo0))
+        for lo in range(lo0, hi0, _INTERP_BLOCK):
+            rows = target[lo : min(lo + _INTERP_BLOCK, hi0)]
+            a = max(int(np.searchsorted(src, rows.min(), side="right")) - 1, 0)  # the source rows around
+            b = min(int(np.searchsorted(src, rows.max(), side="right")) + 1, src.size)
+            x = np.subtract(rows, base, out=x_buf[: rows.size], casting="unsafe")  # in int64, then float
+            for j, c in enumerate(columns):
+                out[lo : lo + rows.size, j] = np.interp(x, xp[a:b], c[a:b], left=np.nan, right=np.nan)
+
+    _run_blocks(0, n, work, _INTERP_BLOCK)
     if tol is not None and src.size > 1:
-        gaps = np.flatnonzero(np.diff(src) > tol)
-        if gaps.size:
-            sorted_target = target.size < 2 or bool(np.all(target[1:] >= target[:-1]))
-            if sorted_target:
-                lo = np.searchsorted(target, src[gaps], side="right")
-                hi = np.searchsorted(target, src[gaps + 1], side="left")
-                for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-                    out[a:b] = np.nan
-            else:
-                i0 = np.clip(np.searchsorted(src, target, side="right") - 1, 0, src.size - 2)
-                inside = (target > src[i0]) & (target < src[i0 + 1])
-                out[inside & (np.diff(src)[i0] > tol)] = np.nan
-    return out.reshape((target.size, *values.shape[1:]), order="F")
-
-
-def _asof_columns(
-    variables: list[tuple[str, np.ndarray]], src: np.ndarray, target: np.ndarray, strategy: str, tol: int | None
-) -> dict[str, np.ndarray]:
-    """As-of join of several variables at once in polars (parallel), NaN where no match."""
-    import polars as pl
-
-    cols: dict[str, np.ndarray] = {"t": src}
-    layout: list[tuple[str, tuple[int, ...], list[str], np.dtype]] = []
-    for name, values in variables:
-        flat = values.reshape(values.shape[0], -1, order="F")  # F: matches the reshape back
-        keys = [f"c{len(cols) + k}" for k in range(flat.shape[1])]
-        for k, key in enumerate(keys):
-            cols[key] = flat[:, k]
-        layout.append((name, values.shape[1:], keys, values.dtype))
-    order = None
-    if target.size > 1 and np.any(target[1:] < target[:-1]):
-        order = np.argsort(target, kind="stable")
-        target = target[order]
-    joined = pl.DataFrame({"t": target}).join_asof(
-        pl.DataFrame(cols), on="t", strategy=strategy, tolerance=tol, check_sortedness=False
-    )
-    out: dict[str, np.ndarray] = {}
-    for name, shape, keys, dtype in layout:
-        sub = joined.select(keys)
-        if any(sub[k].null_count() for k in keys):
-            sub = sub.select(sub[k].cast(pl.Float64) if dtype.kind != "f" else sub[k] for k in keys)
-        stacked = sub.to_numpy(order="fortran")  # one parallel copy, columns stay contiguous
-        if order is not None:
-            back = np.empty_like(stacked)
-            back[order] = stacked
-            stacked = back
-        out[name] = stacked.reshape((target.size, *shape), order="F") if shape else stacked[:, 0]
-    return out
+        mask = _gap_mask(src, target, tol, target_sorted=target_sorted())
+        if mask is not None:
+            out[mask] = np.nan
+    return out.reshape((n, *values.shape[1:]), order="F")
 
 
 def resample(
@@ -213,8 +379,23 @@ def resample(
         Largest distance to the source sample used (``nearest``/``previous``), or
         largest gap interpolated across (``linear``). Default: twice the stream's
         median sample period. ``"inf"`` disables it.
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables with a ``time`` dimension, on a ``time`` coordinate that shares
+        memory with *target* (no copy).
+
+    Notes
+    -----
+    Targets are processed in cache-sized blocks, on up to one thread per CPU for
+    large inputs. As-of matches resolve ties and duplicate times as polars
+    ``join_asof`` does; ``linear`` gives ``np.interp``'s values, with times exact
+    within 104 days of the first sample.
     """
+    import pandas as pd
     import xarray as xr
+    from xarray.indexes import PandasIndex
 
     src = _times(ds)
     target = np.asarray(target, dtype=np.int64)
@@ -228,40 +409,50 @@ def resample(
         tol = 2 * period if period else None
     else:
         tol = to_ns_duration(tolerance)
-    methods = {str(v): (method if isinstance(method, str) else method.get(str(v), "nearest")) for v in ds.data_vars}
-    for name, m in methods.items():
-        if m not in METHODS:
-            msg = f"method {m!r} for {name!r} is not valid; choose from {', '.join(METHODS)}"
+        if tol < 0:
+            msg = f"tolerance must be >= 0, got {tolerance!r}"
             raise ConfigError(msg)
-    groups: dict[str, list[tuple[str, np.ndarray]]] = {"nearest": [], "backward": []}
+    methods = {str(v): (method if isinstance(method, str) else method.get(str(v), "nearest")) for v in ds.data_vars}
+    for vname, m in methods.items():
+        if m not in METHODS:
+            msg = f"method {m!r} for {vname!r} is not valid; choose from {', '.join(METHODS)}"
+            raise ConfigError(msg)
+    target_sorted = functools.cache(lambda: _is_sorted(target))
     out_vars: dict[Any, Any] = {}
-    dims: dict[str, tuple[Any, ...]] = {}
+    floats: dict[str, list[tuple[np.ndarray, list[np.ndarray]]]] = {"nearest": [], "backward": []}
+    index: dict[str, np.ndarray] = {}  # per strategy, for the other dtypes
     for name, var in ds.data_vars.items():
         if "time" not in var.dims:
             continue
         var = var.transpose("time", ...)
-        dims[str(name)] = (var.dims, var.attrs)
         values = np.asarray(var.values)
         m = methods[str(name)]
+        strategy = "backward" if m == "previous" else "nearest"
         if m == "linear" and values.dtype.kind == "f":
-            out_vars[name] = (var.dims, _linear(values, src, target, tol), var.attrs)
-        elif values.dtype.kind in "biuf":
-            groups["backward" if m == "previous" else "nearest"].append((str(name), values))
-        else:  # text or other objects: gather by index
-            idx = asof_index(src, target, strategy="backward" if m == "previous" else "nearest", tolerance_ns=tol)
-            out_vars[name] = (var.dims, _take(values, idx), var.attrs)
-    if src.size:
-        for strategy, variables in groups.items():
-            if variables:
-                for name, values in _asof_columns(variables, src, target, strategy, tol).items():
-                    out_vars[name] = (dims[name][0], values, dims[name][1])
-    else:
-        for variables in groups.values():
-            for name, values in variables:
-                out_vars[name] = (dims[name][0], np.full((target.size, *values.shape[1:]), np.nan), dims[name][1])
+            out = _linear(values, src, target, tol, target_sorted)
+        elif values.dtype.kind in "biuf" and src.size == 0:
+            out = np.full((target.size, *values.shape[1:]), np.nan)
+        elif values.dtype.kind == "f":  # filled below, all columns of a strategy in one pass
+            out = np.empty((target.size, *values.shape[1:]), dtype=values.dtype, order="F")
+            flat = out.reshape(target.size, -1, order="F")
+            floats[strategy].append((values, [flat[:, j] for j in range(flat.shape[1])]))
+        else:  # integers, booleans, text: gather by index (float64 with NaN where no match)
+            if strategy not in index:
+                index[strategy] = asof_index(src, target, strategy=strategy, tolerance_ns=tol)
+            out = _take(values, index[strategy])
+        out_vars[name] = (var.dims, out, var.attrs)
+    for strategy, group in floats.items():
+        if group:
+            columns = [c for values, _ in group for c in _columns(values)]
+            outs = [o for _, var_outs in group for o in var_outs]
+            _asof_fill(src, target, strategy, tol, columns, outs, np.nan, target_sorted=target_sorted())
     ordered = {name: out_vars[name] for name in ds.data_vars if name in out_vars}
-    coords = {c: ds.coords[c] for c in ds.coords if "time" not in ds.coords[c].dims}
-    coords["time"] = ("time", target)
+    # the time index is built on *target* itself: pd.Index would otherwise copy it
+    kept = ds.drop_vars([c for c in ds.coords if "time" in ds.coords[c].dims]).coords
+    time_index = PandasIndex(pd.Index(target, copy=False), "time")
+    coords = xr.Coordinates(
+        {**kept.variables, "time": xr.Variable("time", target)}, indexes={**kept.xindexes, "time": time_index}
+    )
     return xr.Dataset(ordered, coords=coords, attrs=ds.attrs)
 
 
