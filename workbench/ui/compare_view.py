@@ -112,8 +112,42 @@ class CompareView(pn.viewable.Viewer):
 
     @param.depends("by", "x", "rate", "metric", "interactions", watch=True)
     def rebuild(self) -> None:
-        """Redraw everything for new axes or metrics (same as :meth:`update`)."""
+        """Redraw everything for new axes or metrics (new plots; filters only update them)."""
+        self._pipes = {}
         self.update()
+
+    def _show(self, key: str, pane: pn.pane.HoloViews, make: Any, *, layers: int = 0, **payload: Any) -> Any:
+        """Show ``make(**payload)`` in *pane*: drawn once, then updated in place.
+
+        The pane holds a DynamicMap fed by a Pipe; a new filter sends new data
+        through the pipe, so the Bokeh plot keeps its models and only its data and
+        (``framewise``) ranges change — far cheaper than a new plot per filter.
+        With *layers* > 0 the overlay is drawn as that many DynamicMaps, one per
+        layer (a stream such as Tap attaches to a layer's DynamicMap, not to a
+        DynamicMap of an overlay). Returns the (first) DynamicMap when new, else None.
+        """
+        pipe = self._pipes.get(key)
+        if pipe is not None:
+            pipe.send(payload)
+            return None
+        hv = plots.holoviews()
+        pipe = hv.streams.Pipe(data=payload)
+
+        def draw(data: dict[str, Any], layer: int | None = None) -> Any:
+            obj = make(**data)
+            if layer is not None:
+                obj = obj.get(layer)
+            return obj.map(lambda e: e.opts(framewise=True), hv.Element)
+
+        if layers:
+            maps = [hv.DynamicMap(lambda data, i=i: draw(data, i), streams=[pipe]) for i in range(layers)]
+            pane.object = hv.Overlay(maps) if layers > 1 else maps[0]
+            first = maps[0]
+        else:
+            first = hv.DynamicMap(draw, streams=[pipe])
+            pane.object = first
+        self._pipes[key] = pipe
+        return first
 
     def _attr_metrics(self) -> list[str]:
         cat = self.data.catalog
@@ -130,18 +164,25 @@ class CompareView(pn.viewable.Viewer):
         x = [f for f in self.x if f != self.by]
         self.cells = plots.rate_cells(cat, x=x, y=[self.by], metric=self.rate)
         x_title = plots.LABEL_SEPARATOR.join(x) or "all"
-        # the heatmap is redrawn (its factors change with the filter); a Tap stream on it selects
-        heat = plots.rate_heatmap(self.cells, x_label=x_title, y_label=self.by, title=f"{self.rate} rate [95 % CI] · click a cell")
-        self._tap = plots.holoviews().streams.Tap(source=heat.get(0), x=None, y=None)
-        self._tap.add_subscriber(self._on_tap)
-        self.heatmap.object = heat
+        # a Tap stream on the heatmap selects the runs of the clicked cell
+        heat = self._show("heatmap", self.heatmap, plots.rate_heatmap, layers=2, cells=self.cells, x_label=x_title,
+                          y_label=self.by, title=f"{self.rate} rate [95 % CI] · click a cell")
+        if heat is not None:
+            self._tap = plots.holoviews().streams.Tap(source=heat, x=None, y=None)
+            self._tap.add_subscriber(self._on_tap)
         self.grid.param.update(cells=cells_records(self.cells), x_title=x_title, y_title=self.by)
-        self.distribution.object = (plots.metric_summary(cat, self.metric, by=self.by, group=x, width=900)
-                                    if self.metric is not None else None)
+        if self.metric is not None:
+            self._show("distribution", self.distribution, plots.metric_summary, catalog=cat, metric=self.metric,
+                       by=self.by, group=x, width=900)
+        else:
+            self.distribution.object = None
         attr = self._attribution(cat)
         metrics = self._attr_metrics()
         for i, pane in enumerate(self._attr_panes):
-            pane.object = plots.attribution_bars(attr, metrics[i], height=300) if i < len(metrics) else None
+            # redrawn, not updated in place: BokehJS hangs on in-place updates of these
+            # inverted-axis bar charts once a heatmap cell has been clicked
+            if i < len(metrics):
+                pane.object = plots.attribution_bars(attr, metrics[i], height=300)
             pane.visible = i < len(metrics)
         self.result = None
         if cat.height <= self.auto_compare_max:
