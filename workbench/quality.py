@@ -20,6 +20,10 @@ warnings; ``D`` one error; ``F`` two or more errors.
 Thresholds have defaults (:class:`Thresholds`) and can be set in a ``quality:``
 section of ``workbench.yaml``.
 
+Streams are read piece by piece along time (:mod:`workbench.metrics.chunked`): a
+lazy run larger than memory is graded in bounded memory with the findings it would
+have in memory (medians and percentiles included: they are exact).
+
 Examples
 --------
 >>> import numpy as np, xarray as xr
@@ -34,13 +38,20 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.metrics.chunked import (
+    COLLECT_VALUES,
+    Runs,
+    StreamPieces,
+    median,
+    percentile,
+)
 from workbench.model import ConfigError, Run
 from workbench.parallel import map_runs
 
@@ -51,13 +62,13 @@ if TYPE_CHECKING:
     from workbench.store import Store
 
 __all__ = [
-    "SEVERITIES",
     "GRADES",
-    "Thresholds",
+    "SEVERITIES",
     "Grade",
+    "Thresholds",
     "grade",
-    "grade_store",
     "grade_letter",
+    "grade_store",
     "load_thresholds",
 ]
 
@@ -246,117 +257,196 @@ class _Findings:
         return pl.DataFrame(self.rows, schema=schema, orient="row") if self.rows else pl.DataFrame(schema=schema)
 
 
-def _times(ds: xr.Dataset) -> np.ndarray:
-    t = np.asarray(ds["time"].values)
-    return t.astype("datetime64[ns]").astype(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)
+# ----------------------------------------------------------------------------- checks
+#
+# Every check reads its stream through StreamPieces: piece by piece along time, with
+# the neighbouring row a difference needs, carrying counts, extremes, first positions
+# and open runs from piece to piece. Medians and percentiles are exact (multi-pass
+# selection, see workbench.metrics.chunked). A stream held in memory is one piece
+# unless chunk_rows says otherwise; a lazy stream is read ~64 MB at a time.
 
 
-def _runs_of_true(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) index pairs (end exclusive) of consecutive True values."""
-    if not mask.any():
-        return []
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+@dataclass
+class _TimeStats:
+    """What one pass over a stream's log times tells (shared by the timing checks)."""
+
+    n: int
+    first: int = 0
+    last: int = 0
+    dup: int = 0
+    dup_at: int = 0
+    back: int = 0
+    back_at: int = -1  # index i of the first backward step t[i] → t[i + 1]
+    pos: int = 0
+    period: float = 0.0  # median of the positive intervals (0: none)
 
 
-def _check_timing(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> None:
-    t = _times(ds)
-    if t.size < 3:
+def _intervals(rd: StreamPieces) -> Iterator[np.ndarray]:
+    for _, _, _, p in rd.pieces(["time"], before=1):
+        yield np.diff(p["time"])
+
+
+def _time_stats(rd: StreamPieces) -> _TimeStats:
+    st = _TimeStats(rd.n)
+    if rd.n == 0:
+        return st
+    for a, _, lo, p in rd.pieces(["time"], before=1):
+        t = p["time"]
+        if a == 0:
+            st.first = int(t[0])
+        st.last = int(t[-1])
+        dt = np.diff(t)
+        zero = dt == 0
+        k = int(zero.sum())
+        if k:
+            if not st.dup:
+                st.dup_at = int(t[np.flatnonzero(zero)[0]])
+            st.dup += k
+        neg = dt < 0
+        k = int(neg.sum())
+        if k:
+            if not st.back:
+                st.back_at = lo + int(np.flatnonzero(neg)[0])
+            st.back += k
+        st.pos += int(np.count_nonzero(dt > 0))
+    if st.pos:
+        st.period = median(lambda: (dt[dt > 0] for dt in _intervals(rd)), st.pos)
+    return st
+
+
+def _check_timing(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, th: Thresholds, out: _Findings) -> None:
+    if st.n < 3:
         return
-    dt = np.diff(t)
-    dup = int(np.sum(dt == 0))
-    if dup:
-        i = int(np.flatnonzero(dt == 0)[0])
-        out.add(name, "duplicate_timestamps", "warning", dup, 0, t[i], t[i], f"{dup} samples share a log time")
-    back = int(np.sum(dt < 0))
-    if back:
-        i = int(np.flatnonzero(dt < 0)[0])
-        out.add(name, "out_of_order", "warning", back, 0, t[i], t[i + 1], f"{back} log times go backwards")
-    pos = dt[dt > 0]
-    if pos.size < 2:
+    if st.dup:
+        out.add(name, "duplicate_timestamps", "warning", st.dup, 0, st.dup_at, st.dup_at, f"{st.dup} samples share a log time")
+    if st.back:
+        t_i, t_next = rd.times(st.back_at, st.back_at + 2)
+        out.add(name, "out_of_order", "warning", st.back, 0, t_i, t_next, f"{st.back} log times go backwards")
+    if st.pos < 2:
         return
-    period = float(np.median(pos))
-    gap_mask = dt > th.gap_factor * period
-    for lo, hi in _runs_of_true(gap_mask):
-        for i in range(lo, hi):
+    period = st.period
+    limit = th.gap_factor * period
+    n_regular = 0
+    sum_regular = 0  # exact (Python int): the mean of the intervals is exact
+    for _, _, _, p in rd.pieces(["time"], before=1):
+        t = p["time"]
+        dt = np.diff(t)
+        for i in np.flatnonzero(dt > limit).tolist():
             missing = int(round(dt[i] / period)) - 1
             out.add(
-                name, "gap", "warning", dt[i] / 1e6, th.gap_factor * period / 1e6, t[i], t[i + 1],
+                name, "gap", "warning", dt[i] / 1e6, limit / 1e6, t[i], t[i + 1],
                 f"{dt[i] / 1e9:.3f} s without data, about {missing} messages dropped (period {period / 1e6:.1f} ms)",
             )
-    regular = pos[pos <= th.gap_factor * period]
-    if regular.size > 10:
-        cv = float(np.std(regular) / period)
+        regular = dt[(dt > 0) & (dt <= limit)]
+        n_regular += regular.size
+        sum_regular += int(regular.sum(dtype=np.int64))
+
+    def regular_pieces() -> Iterator[np.ndarray]:
+        for dt in _intervals(rd):
+            yield dt[(dt > 0) & (dt <= limit)]
+
+    if n_regular > 10:
+        mean = sum_regular / n_regular
+        ssd = sum(float(np.sum((r.astype(np.float64) - mean) ** 2)) for r in regular_pieces())
+        cv = float(np.sqrt(ssd / n_regular) / period)
         if cv > th.jitter_cv:
-            p99 = float(np.percentile(regular, 99))
-            out.add(name, "jitter", "warning", cv, th.jitter_cv, t[0], t[-1],
+            p99 = percentile(regular_pieces, n_regular, 99)
+            out.add(name, "jitter", "warning", cv, th.jitter_cv, st.first, st.last,
                     f"interval std/median {cv:.2f}, p99 {p99 / 1e6:.1f} ms vs median {period / 1e6:.1f} ms")
     nominal = th.nominal_rates.get(name) or ds.attrs.get("nominal_rate_hz")
     if nominal:
-        duration = (t[-1] - t[0]) / 1e9
-        measured = (t.size - 1) / duration if duration > 0 else 0.0
+        duration = (st.last - st.first) / 1e9
+        measured = (st.n - 1) / duration if duration > 0 else 0.0
         dev = abs(measured - float(nominal)) / float(nominal)
         if dev > th.rate_tolerance:
-            out.add(name, "rate", "warning", measured, float(nominal), t[0], t[-1],
+            out.add(name, "rate", "warning", measured, float(nominal), st.first, st.last,
                     f"measured {measured:.1f} Hz vs nominal {float(nominal):.1f} Hz")
 
 
-def _check_clocks(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> None:
-    if "header_time" not in ds.coords:
+def _latency(rd: StreamPieces, a: int, b: int) -> np.ndarray:
+    """(log − header) time of rows [a, b) as float64 ns: latency incl. any constant clock offset."""
+    p = rd.read(["time", "header_time"], a, b)
+    return (p["time"] - p["header_time"]).astype(np.float64)
+
+
+def _check_clocks(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, th: Thresholds, out: _Findings) -> None:
+    if "header_time" not in ds.coords or rd.n < 3:
         return
-    t = _times(ds)
-    h = np.asarray(ds["header_time"].values, dtype=np.int64)
-    if t.size < 3:
-        return
-    dh = np.diff(h)
-    back = int(np.sum(dh < 0))
-    d = (t - h).astype(np.float64)  # latency incl. any constant clock offset
-    jumps = _level_jumps(d, t, th.clock_jump_ms * 1e6)
+    back, back_at = 0, -1
+    for _, _, lo, p in rd.pieces(["header_time"], before=1):
+        neg = np.diff(p["header_time"]) < 0
+        k = int(neg.sum())
+        if k:
+            if not back:
+                back_at = lo + int(np.flatnonzero(neg)[0])
+            back += k
+    jumps = _level_jumps(rd, st, th.clock_jump_ms * 1e6)
     for j in jumps:
         k = 5
-        size = float(np.median(d[j : j + k]) - np.median(d[max(0, j - k) : j]))
+        d = _latency(rd, max(0, j - k), j + k)
+        at = j - max(0, j - k)
+        size = float(np.median(d[at:]) - np.median(d[:at]))
         direction = "backward" if size > 0 else "forward"  # sensor clock fell behind / ran ahead
-        out.add(name, "clock_jump", "error", abs(size) / 1e6, th.clock_jump_ms, t[j - 1], t[j],
+        t_prev, t_j = rd.times(j - 1, j + 1)
+        out.add(name, "clock_jump", "error", abs(size) / 1e6, th.clock_jump_ms, t_prev, t_j,
                 f"sensor clock jumps {direction} by {abs(size) / 1e6:.1f} ms relative to the log clock")
     if back and not jumps:
-        i = int(np.flatnonzero(dh < 0)[0])
-        out.add(name, "out_of_order", "warning", back, 0, t[i], t[i + 1], f"{back} sensor stamps go backwards")
+        t_i, t_next = rd.times(back_at, back_at + 2)
+        out.add(name, "out_of_order", "warning", back, 0, t_i, t_next, f"{back} sensor stamps go backwards")
     if jumps:
         return  # latency statistics are meaningless across a jump
-    med = float(np.median(d))
-    spikes = d > med + th.latency_spike_ms * 1e6
-    runs = _runs_of_true(spikes)
-    if runs:
-        worst = float(d[spikes].max() - med) / 1e6
-        lo, hi = runs[0]
-        out.add(name, "latency_spike", "warning", worst, th.latency_spike_ms, t[lo], t[hi - 1],
-                f"{int(spikes.sum())} samples arrive > {th.latency_spike_ms:.0f} ms later than usual "
-                f"({len(runs)} episode(s), worst +{worst:.1f} ms)")
+
+    def lat_ns() -> Iterator[np.ndarray]:  # exact int64: its order is that of the float latencies
+        for _, _, _, p in rd.pieces(["time", "header_time"]):
+            yield p["time"] - p["header_time"]
+
+    med = median(lat_ns, rd.n)
+    above = med + th.latency_spike_ms * 1e6
+    runs = Runs(limit=1)
+    n_spikes, worst_d = 0, -np.inf
+    for a, _, _, p in rd.pieces(["time", "header_time"]):
+        t = p["time"]
+        d = (t - p["header_time"]).astype(np.float64)
+        spikes = d > above
+        k = int(spikes.sum())
+        if k:
+            n_spikes += k
+            worst_d = max(worst_d, float(d[spikes].max()))
+        runs.feed(spikes, a, t, t)
+    runs.finish()
+    if runs.count:
+        worst = float(worst_d - med) / 1e6
+        _, _, t_lo, t_hi = runs.kept[0]
+        out.add(name, "latency_spike", "warning", worst, th.latency_spike_ms, t_lo, t_hi,
+                f"{n_spikes} samples arrive > {th.latency_spike_ms:.0f} ms later than usual "
+                f"({runs.count} episode(s), worst +{worst:.1f} ms)")
 
 
-def _level_jumps(d: np.ndarray, t: np.ndarray, limit: float) -> list[int]:
-    """Indices where *d* steps persistently by more than *limit*.
+def _level_jumps(rd: StreamPieces, st: _TimeStats, limit: float) -> list[int]:
+    """Indices where the latency steps persistently by more than *limit*.
 
     Block medians (blocks of about 0.25 s) ignore short spikes; an up-step followed
     within 2 s by a matching down-step back to the old level is a latency episode,
-    not a clock jump.
+    not a clock jump. Memory: one float per block.
     """
-    dt = np.diff(t)
-    dt = dt[dt > 0]
-    if dt.size == 0:
+    if st.pos == 0:
         return []
-    block = max(5, int(round(0.25e9 / float(np.median(dt)))))
-    nblocks = d.size // block
+    block = max(5, int(round(0.25e9 / st.period)))
+    nblocks = rd.n // block
     if nblocks < 3:
         return []
-    med = np.median(d[: nblocks * block].reshape(nblocks, block), axis=1)
-    steps = np.diff(med)
+    step = max(1, rd.rows // block) * block  # whole blocks per piece
+    meds = [
+        np.median((p["time"] - p["header_time"]).astype(np.float64).reshape(-1, block), axis=1)
+        for _, _, _, p in rd.pieces(["time", "header_time"], stop=nblocks * block, step=step)
+    ]
+    steps = np.diff(np.concatenate(meds))
     cands: list[tuple[int, float]] = []
-    for b in np.flatnonzero(np.abs(steps) > limit):
+    for b in np.flatnonzero(np.abs(steps) > limit).tolist():
         if cands and b - cands[-1][0] // block <= 1 and np.sign(steps[b]) == np.sign(cands[-1][1]):
             continue  # the same step seen from the next block
-        lo, hi = max(1, b * block), min(d.size, (b + 2) * block)
-        j = lo + int(np.argmax(np.abs(np.diff(d[lo - 1 : hi]))))
+        lo, hi = max(1, b * block), min(rd.n, (b + 2) * block)
+        j = lo + int(np.argmax(np.abs(np.diff(_latency(rd, lo - 1, hi)))))
         cands.append((j, float(steps[b])))
     jumps: list[int] = []
     i = 0
@@ -365,7 +455,7 @@ def _level_jumps(d: np.ndarray, t: np.ndarray, limit: float) -> list[int]:
         if i + 1 < len(cands):
             j2, size2 = cands[i + 1]
             returns = np.sign(size2) != np.sign(size) and abs(size + size2) < 0.5 * limit
-            if returns and (t[j2] - t[j]) <= 2e9:
+            if returns and (rd.time_at(j2) - rd.time_at(j)) <= 2e9:
                 i += 2  # a temporary excursion: latency episode
                 continue
         jumps.append(j)
@@ -373,11 +463,12 @@ def _level_jumps(d: np.ndarray, t: np.ndarray, limit: float) -> list[int]:
     return jumps
 
 
-def _numeric_vars(ds: xr.Dataset) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
-    for vname, var in ds.data_vars.items():
-        if "time" in var.dims and var.dtype.kind in "fiu" and var.dtype.itemsize > 1:
-            values = np.asarray(var.transpose("time", ...).values)
-            yield str(vname), values.reshape(values.shape[0], -1), dict(var.attrs)
+def _numeric_vars(ds: xr.Dataset) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (str(vname), dict(var.attrs))
+        for vname, var in ds.data_vars.items()
+        if "time" in var.dims and var.dtype.kind in "fiu" and var.dtype.itemsize > 1
+    ]
 
 
 def _limits(name: str, vname: str, attrs: dict[str, Any], th: Thresholds) -> tuple[float, float] | None:
@@ -392,104 +483,224 @@ def _limits(name: str, vname: str, attrs: dict[str, Any], th: Thresholds) -> tup
     return None
 
 
-def _check_values(name: str, ds: xr.Dataset, th: Thresholds, out: _Findings) -> None:
+@dataclass
+class _VarState:
+    """Counts carried over the pieces of one variable."""
+
+    limits: tuple[float, float] | None
+    cols: int = 0
+    size: int = 0
+    nan: int = 0
+    nan_first: int = -1
+    nan_last: int = -1
+    # per column and limit ("max", "min"): [count, first row, last row]
+    pinned: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+
+
+def _check_values(name: str, ds: xr.Dataset, rd: StreamPieces, th: Thresholds, out: _Findings) -> None:
     import fnmatch
 
     if ds.attrs.get("kind") in {"image_encoded", "video_ref", "image"}:
         return
-    t = _times(ds)
-    if t.size < 3:
+    if rd.n < 3:
         return
-    rows_same = np.ones(t.size - 1, dtype=bool)
-    any_var = False
-    for vname, v, attrs in _numeric_vars(ds):
-        any_var = True
-        if v.dtype.kind == "f":
-            nan = np.isnan(v)
-            frac = float(nan.mean()) if v.size else 0.0
+    variables = _numeric_vars(ds)
+    if not variables:
+        return
+    states = {vname: _VarState(_limits(name, vname, attrs, th)) for vname, attrs in variables}
+    frozen = Runs(
+        keep=lambda lo, hi, t_lo, t_hi: (hi - lo + 1 >= th.frozen_min_samples) & ((t_hi - t_lo) / 1e9 >= th.frozen_s)
+    )
+    for a, _, lo, p in rd.pieces(["time", *states], before=1):
+        t = p["time"]
+        own = a - lo  # first row of this piece (row 0 may be the previous piece's last)
+        rows_same = np.ones(t.size - 1, dtype=bool)
+        for vname, s in states.items():
+            v = p[vname].reshape(t.size, -1)
+            s.cols = v.shape[1]
+            s.size += (t.size - own) * v.shape[1]
+            if v.dtype.kind == "f":
+                nan = np.isnan(v)
+                s.nan += int(nan[own:].sum())
+                rows = np.flatnonzero(nan[own:].any(axis=1))
+                if rows.size:
+                    if s.nan_first < 0:
+                        s.nan_first = int(t[own + rows[0]])
+                    s.nan_last = int(t[own + rows[-1]])
+                same = (v[1:] == v[:-1]) | (nan[1:] & nan[:-1])
+            else:
+                same = v[1:] == v[:-1]
+            rows_same &= np.all(same, axis=1)
+            if s.limits is None:
+                continue
+            lo_lim, hi_lim = s.limits
+            for col in range(v.shape[1]):
+                c = v[own:, col].astype(np.float64)
+                for label, mask in (("max", c >= hi_lim), ("min", c <= lo_lim)):
+                    idx = np.flatnonzero(mask)
+                    if idx.size:
+                        entry = s.pinned.setdefault((col, label), [0, int(t[own + idx[0]]), 0])
+                        entry[0] += int(idx.size)
+                        entry[2] = int(t[own + idx[-1]])
+        frozen.feed(rows_same, lo, t[:-1], t[1:])
+    frozen.finish()
+    n = rd.n
+    for vname, s in states.items():
+        if s.nan:
+            frac = s.nan / s.size
             if frac > th.nan_warning:
                 sev = "error" if frac > th.nan_error else "warning"
-                idx = np.flatnonzero(nan.any(axis=1))
                 out.add(name, "nan", sev, frac, th.nan_warning if sev == "warning" else th.nan_error,
-                        t[idx[0]], t[idx[-1]], f"{vname}: {100 * frac:.1f} % NaN")
-            same = (v[1:] == v[:-1]) | (nan[1:] & nan[:-1])
-        else:
-            same = v[1:] == v[:-1]
-        rows_same &= np.all(same, axis=1)
-        limits = _limits(name, vname, attrs, th)
-        if limits is None:
+                        s.nan_first, s.nan_last, f"{vname}: {100 * frac:.1f} % NaN")
+        if s.limits is None:
             continue
-        lo_lim, hi_lim = limits
-        for col in range(v.shape[1]):
-            c = v[:, col].astype(np.float64)
-            for label, pinned_mask in (("max", c >= hi_lim), ("min", c <= lo_lim)):
-                pinned = int(pinned_mask.sum())
-                if pinned >= th.saturation_min_samples and pinned / c.size >= th.saturation_fraction:
-                    idx = np.flatnonzero(pinned_mask)
+        lo_lim, hi_lim = s.limits
+        for col in range(s.cols):
+            for label in ("max", "min"):
+                pinned, first, last = s.pinned.get((col, label), [0, 0, 0])
+                if pinned >= th.saturation_min_samples and pinned / n >= th.saturation_fraction:
                     limit = hi_lim if label == "max" else lo_lim
-                    out.add(name, "saturated", "warning", pinned / c.size, th.saturation_fraction,
-                            t[idx[0]], t[idx[-1]], f"{vname}[{col}] at its {label} limit {limit:g} in {pinned} samples")
-    if not any_var or any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt):
+                    out.add(name, "saturated", "warning", pinned / n, th.saturation_fraction,
+                            first, last, f"{vname}[{col}] at its {label} limit {limit:g} in {pinned} samples")
+    if any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt):
         return
-    for lo, hi in _runs_of_true(rows_same):
-        if hi - lo + 1 >= th.frozen_min_samples and (t[hi] - t[lo]) / 1e9 >= th.frozen_s:
-            out.add(name, "frozen", "warning", (t[hi] - t[lo]) / 1e9, th.frozen_s, t[lo], t[hi],
-                    f"all values unchanged for {(t[hi] - t[lo]) / 1e9:.2f} s ({hi - lo + 1} samples)")
+    for lo, hi, t_lo, t_hi in frozen.kept:
+        out.add(name, "frozen", "warning", (t_hi - t_lo) / 1e9, th.frozen_s, t_lo, t_hi,
+                f"all values unchanged for {(t_hi - t_lo) / 1e9:.2f} s ({hi - lo + 1} samples)")
 
 
-def _check_calibration(run: Run, th: Thresholds, out: _Findings) -> None:
+def _gradient(c: np.ndarray, x: np.ndarray, uniform_dx: float | None) -> np.ndarray:
+    """``numpy.gradient(c, x, axis=0)`` of a piece, with the spacing rule (uniform or
+    not) decided on the whole stream, so pieces give the values of the whole."""
+    if uniform_dx is not None:
+        return np.gradient(c, uniform_dx, axis=0)
+    dx = np.diff(x)
+    out = np.empty_like(c)
+    dx1, dx2 = dx[:-1, None], dx[1:, None]
+    a = -dx2 / (dx1 * (dx1 + dx2))
+    b = (dx2 - dx1) / (dx1 * dx2)
+    cc = dx1 / (dx2 * (dx1 + dx2))
+    out[1:-1] = a * c[:-2] + b * c[1:-1] + cc * c[2:]
+    out[0] = (c[1] - c[0]) / dx[0]
+    out[-1] = (c[-1] - c[-2]) / dx[-1]
+    return out
+
+
+def _check_calibration(run: Run, th: Thresholds, out: _Findings, rows: int | None) -> None:
     cmd = run.streams.get(th.command_stream)
     meas = run.streams.get(th.measured_stream)
     if cmd is None or meas is None or "position" not in cmd or "position" not in meas:
         return
+    import xarray as xr
+
     from workbench.sync import resample
 
-    tc = _times(cmd)
-    if tc.size < 10:
+    rc = StreamPieces(cmd, rows)
+    if rc.n < 10:
         return
-    if "joint" in cmd["position"].dims and "joint" in meas["position"].dims:
-        joints = [j for j in cmd["joint"].values.tolist() if j in set(meas["joint"].values.tolist())]
-        if not joints:
-            return
-        c = np.asarray(cmd["position"].sel(joint=joints).transpose("time", "joint").values, dtype=np.float64)
-        m_ds = resample(meas[["position"]].sel(joint=joints), tc, method="linear")
-        m = np.asarray(m_ds["position"].transpose("time", "joint").values, dtype=np.float64)
-    else:
+    if "joint" not in cmd["position"].dims or "joint" not in meas["position"].dims:
         return
-    speed = np.abs(np.gradient(c, tc / 1e9, axis=0)).max(axis=1)
-    rest = speed < th.rest_speed
-    periods = [(lo, hi) for lo, hi in _runs_of_true(rest) if hi - lo >= 3 and (tc[hi - 1] - tc[lo]) / 1e9 >= 0.15]
+    if cmd["position"].ndim != 2 or meas["position"].ndim != 2:
+        return
+    meas_joints = [str(j) for j in meas["joint"].values.tolist()]
+    cmd_joints = [str(j) for j in cmd["joint"].values.tolist()]
+    joints = [j for j in cmd_joints if j in set(meas_joints)]
+    if not joints:
+        return
+    ci = [cmd_joints.index(j) for j in joints]
+    mi = [meas_joints.index(j) for j in joints]
+    rm = StreamPieces(meas, rows)
+    st_m = _time_stats(rm)
+    if st_m.back:  # resampling needs sorted times: an unsorted stream is sorted in memory
+        rm = StreamPieces(meas[["position"]].sortby("time").load(), rows)
+    period = int(st_m.period) if st_m.pos else 0  # as workbench.sync.resample's default
+    tolerance: Any = 2 * period if period else "inf"
+
+    def measured_at(tc: np.ndarray) -> np.ndarray:
+        """The measured positions linearly resampled at *tc*, as ``sync.resample`` does
+        on the whole stream, from a bounded window of it per group of times."""
+        out = np.empty((tc.size, len(mi)))
+        for group in rm.split(tc):
+            tg = tc[group]
+            p = rm.read(["time", "position"], *rm.covering(int(tg.min()), int(tg.max())))
+            window = xr.Dataset({"position": (("time", "joint"), p["position"][:, mi])}, coords={"time": p["time"]})
+            out[group] = resample(window, tg, method="linear", tolerance=tolerance)["position"].values
+        return out
+
+    # the spacing rule of numpy.gradient, decided on the whole command stream
+    dx0: float | None = None
+    uniform = True
+    for _, _, _, p in rc.pieces(["time"], before=1):
+        dx = np.diff(p["time"] / 1e9)
+        if dx.size:
+            dx0 = float(dx[0]) if dx0 is None else dx0
+            uniform = uniform and bool(np.all(dx == dx0))
+    rests = Runs(keep=lambda lo, hi, t_lo, t_hi: (hi - lo >= 3) & ((t_hi - t_lo) / 1e9 >= 0.15))
+    for a, b, lo, p in rc.pieces(["time", "position"], before=1, after=1):
+        tc = p["time"]
+        c = p["position"][:, ci].astype(np.float64)
+        speed = np.abs(_gradient(c, tc / 1e9, dx0 if uniform else None)).max(axis=1)
+        own = slice(a - lo, a - lo + (b - a))
+        rests.feed(speed[own] < th.rest_speed, a, tc[own], tc[own])
+    periods = rests.finish()
     if not periods:
         return
     offsets = []
-    for lo, hi in periods:
+    for lo, hi, _, _ in periods:
         # skip the settling part of each rest period: use its second half
         mid = lo + (hi - lo) // 2
-        offsets.append(np.nanmedian(m[mid:hi] - c[mid:hi], axis=0))
+
+        def differences(mid: int = mid, hi: int = hi) -> Iterator[np.ndarray]:
+            for _, _, _, p in rc.pieces(["time", "position"], start=mid, stop=hi):
+                yield measured_at(p["time"]) - p["position"][:, ci].astype(np.float64)
+
+        if (hi - mid) * len(joints) <= COLLECT_VALUES:
+            offsets.append(np.nanmedian(np.concatenate(list(differences())), axis=0))
+        else:  # a very long rest: exact median per joint, in passes
+            row = []
+            for j in range(len(joints)):
+                def column(j: int = j) -> Iterator[np.ndarray]:
+                    for d in differences():
+                        yield d[:, j][~np.isnan(d[:, j])]
+
+                count = sum(x.size for x in column())
+                row.append(median(column, count) if count else np.nan)
+            offsets.append(np.array(row))
     offs = np.array(offsets)
     steady = np.nanmedian(offs, axis=0)
+    t_first, t_last = periods[0][2], periods[-1][3]
     for j, name in enumerate(joints):
         if abs(steady[j]) > th.calibration_offset_rad:
             out.add(th.measured_stream, "calibration_offset", "info", float(steady[j]), th.calibration_offset_rad,
-                    tc[periods[0][0]], tc[periods[-1][1] - 1],
-                    f"{name}: measured − commanded = {steady[j]:+.4f} rad at rest")
+                    t_first, t_last, f"{name}: measured − commanded = {steady[j]:+.4f} rad at rest")
         if len(periods) >= 2:
             change = float(offs[-1, j] - offs[0, j])
             if abs(change) > th.calibration_offset_rad:
                 out.add(th.measured_stream, "calibration_drift", "warning", change, th.calibration_offset_rad,
-                        tc[periods[0][0]], tc[periods[-1][1] - 1],
-                        f"{name}: offset at rest changes by {change:+.4f} rad during the run")
+                        t_first, t_last, f"{name}: offset at rest changes by {change:+.4f} rad during the run")
 
 
-def grade(run: Run, *, thresholds: Thresholds | Mapping[str, Any] | None = None) -> Grade:
+def grade(
+    run: Run,
+    *,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    chunk_rows: int | None = None,
+) -> Grade:
     """Grade one run.
+
+    Every stream is read piece by piece along time (see
+    :mod:`workbench.metrics.chunked`): a lazy (dask-backed) run larger than memory is
+    graded in bounded memory, with the same findings as in memory.
 
     Parameters
     ----------
     run
-        The run (streams may be lazy; each is read once).
+        The run (streams may be lazy).
     thresholds
         :class:`Thresholds`, a mapping of overrides, or ``None`` for the defaults.
+    chunk_rows
+        Rows per piece; ``None``: a stream in memory is one piece, a lazy stream is
+        read about 64 MB at a time (or :func:`workbench.metrics.chunked.chunk_rows`).
 
     Returns
     -------
@@ -511,20 +722,23 @@ def grade(run: Run, *, thresholds: Thresholds | Mapping[str, Any] | None = None)
     for name, ds in run.streams.items():
         if ds.attrs.get("kind") == "image_encoded":
             ds = ds.drop_vars([v for v in ("data",) if v in ds.variables])
-        ds = ds.load()
-        _check_timing(name, ds, th, out)
-        _check_clocks(name, ds, th, out)
-        _check_values(name, ds, th, out)
-    _check_calibration(run, th, out)
+        rd = StreamPieces(ds, chunk_rows)
+        st = _time_stats(rd)
+        _check_timing(name, ds, rd, st, th, out)
+        _check_clocks(name, ds, rd, st, th, out)
+        _check_values(name, ds, rd, th, out)
+    _check_calibration(run, th, out, chunk_rows)
     findings = out.frame()
     sev = findings["severity"].to_list()
     return Grade(run.run_id, grade_letter(sev.count("warning"), sev.count("error")), findings)
 
 
-def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds) -> Grade:
+def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:
+    from workbench.metrics.chunked import load_for_work
     from workbench.store import open_store
 
-    return grade(open_store(store_url, create=False).load(run_id, lazy=False), thresholds=thresholds)
+    run = load_for_work(open_store(store_url, create=False), run_id)
+    return grade(run, thresholds=thresholds, chunk_rows=chunk_rows)
 
 
 def grade_store(
@@ -534,10 +748,13 @@ def grade_store(
     thresholds: Thresholds | Mapping[str, Any] | None = None,
     scheduler: str | None = None,
     progress: bool = False,
+    chunk_rows: int | None = None,
 ) -> pl.DataFrame:
     """Grade runs of a store, keep grades in the catalog and findings beside each run.
 
     Per-run work is mapped with :func:`workbench.parallel.map_runs` (*scheduler*).
+    A run larger than :data:`workbench.metrics.chunked.LAZY_BYTES` is opened lazily
+    and graded piece by piece (*chunk_rows*, see :func:`grade`).
 
     Thresholds default to the ``quality:`` section of ``workbench.yaml`` in the
     store folder (local stores), else in the current folder, else the defaults.
@@ -551,7 +768,7 @@ def grade_store(
         thresholds = load_thresholds(local_cfg if local_cfg and local_cfg.is_file() else None)
     ids = list(run_ids) if run_ids is not None else store.run_ids()
     th = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds or {})
-    results = map_runs(_grade_stored, ids, args=(store.url, th), scheduler=scheduler, progress=progress, label="grading")
+    results = map_runs(_grade_stored, ids, args=(store.url, th, chunk_rows), scheduler=scheduler, progress=progress, label="grading")
     rows = []
     summaries: dict[str, dict[str, Any]] = {}
     for rid, result in zip(ids, results, strict=True):

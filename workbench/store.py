@@ -78,19 +78,19 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
-    "CATALOG_PATH",
-    "RUNS_DIR",
-    "MANIFEST_NAME",
-    "STREAMS_DIR",
-    "EVENTS_NAME",
     "ANNOTATIONS_DIR",
-    "SOURCES_DIR",
-    "TMP_DIR",
+    "CATALOG_PATH",
     "DEFAULT_STORE",
+    "EVENTS_NAME",
+    "MANIFEST_NAME",
+    "RUNS_DIR",
+    "SOURCES_DIR",
+    "STREAMS_DIR",
+    "TMP_DIR",
     "IngestReport",
     "Store",
-    "open_store",
     "default_store_path",
+    "open_store",
 ]
 
 CATALOG_PATH = "catalog.parquet"
@@ -669,7 +669,8 @@ class Store:
 
         return FsspecStore.from_url(f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}")
 
-    def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True) -> Run:
+    def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True,
+             indexes: bool = True) -> Run:
         """Open a run: streams as xarray, events as polars.
 
         Parameters
@@ -681,6 +682,10 @@ class Store:
         lazy
             ``True``: dask-backed arrays, read on demand (for runs larger than memory);
             ``False``: read everything into memory now (faster for small runs).
+        indexes
+            With ``lazy``: ``False`` leaves the ``time`` coordinate lazy too, without an
+            in-memory index (``.sel`` by time is then unavailable) — for runs whose time
+            axis alone is too large to hold; grading and metrics read such runs this way.
         """
         import io
 
@@ -711,7 +716,8 @@ class Store:
                         continue
                     except UnsupportedLayout:
                         pass
-                ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False)
+                extra = {} if indexes or not lazy else {"create_default_indexes": False}
+                ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False, **extra)
                 opened[name] = ds if lazy else ds.load()
             except Exception as err:  # zarr/xarray raise many types for a damaged array
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"

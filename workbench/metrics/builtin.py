@@ -11,25 +11,27 @@ other names registers its own metric or renames streams):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
+from workbench.metrics.chunked import StreamPieces
 from workbench.metrics.registry import Column, Metric
 from workbench.model import Run
 
 __all__ = [
+    "ControlLatency",
+    "Effort",
+    "FailureMode",
+    "Jerk",
+    "Jitter",
+    "PathLength",
+    "PeakForce",
+    "Recoveries",
     "Success",
     "TimeToSuccess",
-    "FailureMode",
-    "Recoveries",
-    "PathLength",
-    "Jerk",
     "TrackingError",
-    "Effort",
-    "PeakForce",
-    "ControlLatency",
-    "Jitter",
 ]
 
 MEASURED = "joint_states"
@@ -38,19 +40,47 @@ FORCE = "ft_sensor"
 EE_FRAMES = ("tool0", "ee_link", "end_effector", "gripper")
 
 
-def _t(ds: Any) -> np.ndarray:
-    t = np.asarray(ds["time"].values)
-    return t.astype("datetime64[ns]").astype(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)
+class _Signal:
+    """A time-indexed variable of a stream, read piece by piece as float64 ``(rows, columns)``."""
+
+    def __init__(self, ds: Any, var: str) -> None:
+        da = ds[var].transpose("time", ...)
+        self.rd = StreamPieces(ds)
+        self.var = var
+        self.cols = int(np.prod(da.shape[1:], dtype=np.int64)) if da.ndim > 1 else 1
+        self.names = (
+            [str(x) for x in ds[da.dims[1]].values]
+            if da.ndim > 1 and da.dims[1] in ds.coords
+            else [str(i) for i in range(self.cols)]
+        )
+
+    @property
+    def n(self) -> int:
+        return self.rd.n
+
+    def first_time(self) -> int:
+        return self.rd.time_at(0)
+
+    def last_time(self) -> int:
+        return self.rd.time_at(self.rd.n - 1)
+
+    def window(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values of rows ``[a, b)``."""
+        p = self.rd.read(["time", self.var], a, b)
+        return p["time"], np.asarray(p[self.var], dtype=np.float64).reshape(p["time"].size, -1)
+
+    def pieces(self, *, before: int = 0) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
+        """``(a, b, lo, times, values)`` per piece ``[a, b)``, rows from ``lo`` (see StreamPieces)."""
+        for a, b, lo, p in self.rd.pieces(["time", self.var], before=before):
+            t = p["time"]
+            yield a, b, lo, t, np.asarray(p[self.var], dtype=np.float64).reshape(t.size, -1)
 
 
-def _matrix(run: Run, stream: str, var: str) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+def _signal(run: Run, stream: str, var: str) -> _Signal | None:
     ds = run.streams.get(stream)
     if ds is None or var not in ds or ds.sizes.get("time", 0) < 3:
         return None
-    da = ds[var].transpose("time", ...)
-    values = np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
-    names = [str(x) for x in ds[da.dims[1]].values] if da.ndim > 1 and da.dims[1] in ds.coords else [str(i) for i in range(values.shape[1])]
-    return _t(ds), values, names
+    return _Signal(ds, var)
 
 
 def _events(run: Run, kind: str) -> list[tuple[int, dict[str, Any]]]:
@@ -149,39 +179,64 @@ class PathLength(Metric):
     def compute(self, run: Run) -> dict[str, Any]:
         out: dict[str, Any] = {"path_length": None, "joint_path_length": None}
         for frame in EE_FRAMES:
-            m = _matrix(run, f"tf.{frame}", "translation")
+            m = _signal(run, f"tf.{frame}", "translation")
             if m is not None:
-                out["path_length"] = float(np.nansum(np.linalg.norm(np.diff(m[1], axis=0), axis=1)))
+                out["path_length"] = sum(
+                    float(np.nansum(np.linalg.norm(np.diff(v, axis=0), axis=1))) for *_, v in m.pieces(before=1)
+                )
                 break
-        q = _matrix(run, MEASURED, "position")
+        q = _signal(run, MEASURED, "position")
         if q is not None:
-            out["joint_path_length"] = float(np.nansum(np.abs(np.diff(q[1], axis=0))))
+            out["joint_path_length"] = sum(float(np.nansum(np.abs(np.diff(v, axis=0)))) for *_, v in q.pieces(before=1))
         return out
 
 
-def _uniform(t: np.ndarray, v: np.ndarray, rate: float) -> tuple[np.ndarray, float]:
-    dt = 1.0 / rate
-    s = (t - t[0]) / 1e9
-    grid = np.arange(0, s[-1], dt)
-    return np.column_stack([np.interp(grid, s, v[:, j]) for j in range(v.shape[1])]), dt
-
-
 class Jerk(Metric):
-    """Smoothness: RMS jerk of the joint positions (rad/s³) on a 100 Hz grid, smoothed."""
+    """Smoothness: RMS jerk of the joint positions (rad/s³) on a 100 Hz grid, smoothed.
+
+    The grid is built piece by piece (grid point *k* at ``k / 100`` s from the first
+    sample, linear interpolation), carrying the last 7 grid rows that the 5-point
+    moving average and the third difference need.
+    """
 
     name: ClassVar[str] = "jerk"
     description: ClassVar[str] = "RMS joint jerk (lower is smoother)"
     columns: ClassVar[tuple[Column, ...]] = (Column("jerk_rms", "continuous", "rad/s³", False, "RMS joint jerk"),)
 
+    rate_hz: ClassVar[float] = 100.0
+
     def compute(self, run: Run) -> dict[str, Any]:
-        q = _matrix(run, MEASURED, "position")
-        if q is None or (q[0][-1] - q[0][0]) < 0.5e9:
+        q = _signal(run, MEASURED, "position")
+        if q is None:
             return {"jerk_rms": None}
-        grid, dt = _uniform(q[0], q[1], 100.0)
-        k = np.ones(5) / 5  # 50 ms moving average against sensor noise
-        smooth = np.column_stack([np.convolve(grid[:, j], k, mode="valid") for j in range(grid.shape[1])])
-        jerk = np.diff(smooth, n=3, axis=0) / dt**3
-        return {"jerk_rms": float(np.sqrt(np.nanmean(jerk**2)))}
+        t0, t_last = q.first_time(), q.last_time()
+        if t_last - t0 < 0.5e9:
+            return {"jerk_rms": None}
+        dt = 1.0 / self.rate_hz
+        s_last = (t_last - t0) / 1e9
+        n_grid = max(0, int(np.ceil(s_last / dt)))  # len(np.arange(0, s_last, dt))
+        kernel = np.ones(5) / 5  # 50 ms moving average against sensor noise
+        tail = np.empty((0, q.cols))
+        k_next, ssq, count = 0, 0.0, 0
+        for _, b, _, t, v in q.pieces(before=1):
+            s = (t - t0) / 1e9
+            g = np.arange(k_next, min(n_grid, int(np.ceil(s[-1] / dt)) + 2)) * dt
+            if b < q.n:  # grid points at or after this piece's last sample belong to the next
+                g = g[g < s[-1]]
+            if g.size == 0:
+                continue
+            k_next += g.size
+            ext = np.concatenate([tail, np.column_stack([np.interp(g, s, v[:, j]) for j in range(v.shape[1])])])
+            if ext.shape[0] >= 8:
+                smooth = np.column_stack([np.convolve(ext[:, j], kernel, mode="valid") for j in range(ext.shape[1])])
+                jerk = np.diff(smooth, n=3, axis=0) / dt**3
+                ok = ~np.isnan(jerk)
+                ssq += float(np.sum(jerk[ok] ** 2))
+                count += int(ok.sum())
+                tail = ext[-7:]
+            else:
+                tail = ext
+        return {"jerk_rms": float(np.sqrt(ssq / count)) if count else float("nan")}
 
 
 class TrackingError(Metric):
@@ -195,20 +250,39 @@ class TrackingError(Metric):
     )
 
     def compute(self, run: Run) -> dict[str, Any]:
-        c = _matrix(run, COMMANDED, "position")
-        m = _matrix(run, MEASURED, "position")
+        none = {"tracking_error_rms": None, "tracking_error_max": None}
+        c = _signal(run, COMMANDED, "position")
+        m = _signal(run, MEASURED, "position")
         if c is None or m is None:
-            return {"tracking_error_rms": None, "tracking_error_max": None}
-        common = [n for n in c[2] if n in m[2]]
+            return none
+        common = [n for n in c.names if n in m.names]
         if not common:
-            return {"tracking_error_rms": None, "tracking_error_max": None}
-        ci = [c[2].index(n) for n in common]
-        mi = [m[2].index(n) for n in common]
-        inside = (c[0] >= m[0][0]) & (c[0] <= m[0][-1])
-        tc = c[0][inside]
-        meas = np.column_stack([np.interp(tc, m[0], m[1][:, j]) for j in mi])
-        err = meas - c[1][inside][:, ci]
-        return {"tracking_error_rms": float(np.sqrt(np.nanmean(err**2))), "tracking_error_max": float(np.nanmax(np.abs(err)))}
+            return none
+        ci = [c.names.index(n) for n in common]
+        mi = [m.names.index(n) for n in common]
+        m_first, m_last = m.first_time(), m.last_time()
+        ssq, count, size, worst = 0.0, 0, 0, -np.inf
+        for *_, tc, cv in c.pieces():
+            inside = (tc >= m_first) & (tc <= m_last)
+            if not inside.any():
+                continue
+            tc, cv = tc[inside], cv[inside]
+            for group in m.rd.split(tc):  # a bounded window of the measured stream per group
+                tg = tc[group]
+                mt, mv = m.window(*m.rd.covering(int(tg.min()), int(tg.max())))
+                err = np.column_stack([np.interp(tg, mt, mv[:, j]) for j in mi]) - cv[group][:, ci]
+                size += err.size
+                ok = ~np.isnan(err)
+                if ok.any():
+                    ssq += float(np.sum(err[ok] ** 2))
+                    count += int(ok.sum())
+                    worst = max(worst, float(np.max(np.abs(err[ok]))))
+        if size == 0:
+            np.nanmax(np.empty(0))  # no command inside the measured span: numpy's error, as in memory
+        return {
+            "tracking_error_rms": float(np.sqrt(ssq / count)) if count else float("nan"),
+            "tracking_error_max": worst if count else float("nan"),
+        }
 
 
 class Effort(Metric):
@@ -222,16 +296,30 @@ class Effort(Metric):
     )
 
     def compute(self, run: Run) -> dict[str, Any]:
-        e = _matrix(run, MEASURED, "effort")
-        v = _matrix(run, MEASURED, "velocity")
+        e = _signal(run, MEASURED, "effort")
+        v = _signal(run, MEASURED, "velocity")
         out: dict[str, Any] = {"energy": None, "effort_rms": None}
         if e is None:
             return out
-        out["effort_rms"] = float(np.sqrt(np.nanmean(e[1] ** 2)))
-        if v is not None and v[1].shape == e[1].shape:
-            power = np.nansum(np.abs(e[1] * v[1]), axis=1)
-            s = (e[0] - e[0][0]) / 1e9
-            out["energy"] = float(np.sum(0.5 * (power[1:] + power[:-1]) * np.diff(s)))
+        with_power = v is not None and v.cols == e.cols
+        names = ["time", "effort", *(["velocity"] if with_power else [])]
+        ssq, count, energy = 0.0, 0, 0.0
+        t0 = e.first_time()
+        for a, _, lo, p in e.rd.pieces(names, before=1):
+            t = p["time"]
+            ev = np.asarray(p["effort"], dtype=np.float64).reshape(t.size, -1)
+            own = ev[a - lo :]
+            ok = ~np.isnan(own)
+            ssq += float(np.sum(own[ok] ** 2))
+            count += int(ok.sum())
+            if with_power:
+                vv = np.asarray(p["velocity"], dtype=np.float64).reshape(t.size, -1)
+                power = np.nansum(np.abs(ev * vv), axis=1)
+                s = (t - t0) / 1e9
+                energy += float(np.sum(0.5 * (power[1:] + power[:-1]) * np.diff(s)))
+        out["effort_rms"] = float(np.sqrt(ssq / count)) if count else float("nan")
+        if with_power:
+            out["energy"] = energy
         return out
 
 
@@ -243,10 +331,16 @@ class PeakForce(Metric):
     columns: ClassVar[tuple[Column, ...]] = (Column("peak_force", "continuous", "N", False, "max |force|"),)
 
     def compute(self, run: Run) -> dict[str, Any]:
-        f = _matrix(run, FORCE, "force")
+        f = _signal(run, FORCE, "force")
         if f is None:
             return {"peak_force": None}
-        return {"peak_force": float(np.nanmax(np.linalg.norm(f[1], axis=1)))}
+        peak = None
+        for *_, v in f.pieces():
+            norms = np.linalg.norm(v, axis=1)
+            norms = norms[~np.isnan(norms)]
+            if norms.size:
+                peak = float(norms.max()) if peak is None else max(peak, float(norms.max()))
+        return {"peak_force": float("nan") if peak is None else peak}
 
 
 class ControlLatency(Metric):
@@ -254,6 +348,11 @@ class ControlLatency(Metric):
 
     Estimated with :func:`workbench.sync.estimate_offset` on every joint that moves,
     in windows over the run; the delay includes actuator latency and lag.
+
+    Streams of up to :attr:`whole_rows` rows are estimated whole. Longer runs are cut
+    into segments of about :attr:`segment_rows` rows, and at most :attr:`max_segments`
+    of them, spread evenly over the run, are estimated (bounded memory and time); the
+    windows of every segment are pooled.
     """
 
     name: ClassVar[str] = "control_latency"
@@ -263,28 +362,62 @@ class ControlLatency(Metric):
         Column("control_latency_p95", "continuous", "ms", False, "95th percentile command-to-motion delay"),
     )
 
+    whole_rows: ClassVar[int] = 1_000_000
+    segment_rows: ClassVar[int] = 65_536
+    max_segments: ClassVar[int] = 8
+
     def compute(self, run: Run) -> dict[str, Any]:
+        from workbench.model import SchemaError
         from workbench.sync import estimate_offset
 
         none = {"control_latency_p50": None, "control_latency_p95": None}
-        c = _matrix(run, COMMANDED, "position")
-        m = _matrix(run, MEASURED, "position")
-        if c is None or m is None or c[0].size < 32:
+        c = _signal(run, COMMANDED, "position")
+        m = _signal(run, MEASURED, "position")
+        if c is None or m is None or c.n < 32:
             return none
+        lo = np.full(c.cols, np.inf)
+        hi = np.full(c.cols, -np.inf)
+        finite = np.zeros(c.cols, dtype=bool)
+        for *_, v in c.pieces():
+            ok = ~np.isnan(v)
+            finite |= ok.any(axis=0)
+            lo = np.minimum(lo, np.where(ok, v, np.inf).min(axis=0))
+            hi = np.maximum(hi, np.where(ok, v, -np.inf).max(axis=0))
+        span = np.where(finite, hi - lo, np.nan)  # nanmax − nanmin; NaN for an all-NaN joint
+        joints = [(j, m.names.index(name)) for j, name in enumerate(c.names) if name in m.names and not span[j] < 0.05]
+        if not joints:
+            return none
+        whole = max(c.n, m.n) <= self.whole_rows
+        segments = [(0, c.n, 0, m.n)] if whole else self._segments(c, m)
         lags: list[float] = []
-        for j, name in enumerate(c[2]):
-            if name not in m[2]:
-                continue
-            cj = c[1][:, j]
-            if np.nanmax(cj) - np.nanmin(cj) < 0.05:  # joint barely moves: no signal
-                continue
-            est = estimate_offset((m[0], m[1][:, m[2].index(name)]), (c[0], cj), max_lag="150ms", windows=3)
-            lags.extend(w[1] / 1e6 for w in est.windows[1:] if w[2] > 0.8)
-            if est.confidence > 0.8 and not est.windows[1:]:
-                lags.append(est.offset_ns / 1e6)
+        for ca, cb, ma, mb in segments:
+            tc, cv = c.window(ca, cb)
+            tm, mv = m.window(ma, mb)
+            for j, jm in joints:
+                try:
+                    est = estimate_offset((tm, mv[:, jm]), (tc, cv[:, j]), max_lag="150ms", windows=3)
+                except SchemaError:
+                    if whole:
+                        raise
+                    continue  # a segment with too little overlap or data
+                lags.extend(w[1] / 1e6 for w in est.windows[1:] if w[2] > 0.8)
+                if est.confidence > 0.8 and not est.windows[1:]:
+                    lags.append(est.offset_ns / 1e6)
         if not lags:
             return none
         return {"control_latency_p50": float(np.percentile(lags, 50)), "control_latency_p95": float(np.percentile(lags, 95))}
+
+    def _segments(self, c: _Signal, m: _Signal) -> list[tuple[int, int, int, int]]:
+        """Row ranges ``(c_a, c_b, m_a, m_b)`` of evenly spread time segments."""
+        t0, t1 = c.first_time(), c.last_time()
+        needed = int(np.ceil(max(c.n, m.n) / self.segment_rows))
+        edges = np.linspace(t0, t1, needed + 1)
+        chosen = np.unique(np.round(np.linspace(0, needed - 1, min(self.max_segments, needed))).astype(int))
+        out = []
+        for i in chosen.tolist():
+            a_t, b_t = int(edges[i]), int(edges[i + 1])
+            out.append((c.rd.searchsorted(a_t), c.rd.searchsorted(b_t, "right"), m.rd.searchsorted(a_t), m.rd.searchsorted(b_t, "right")))
+        return out
 
 
 class Jitter(Metric):
@@ -298,5 +431,16 @@ class Jitter(Metric):
         ds = run.streams.get(MEASURED)
         if ds is None or ds.sizes.get("time", 0) < 3:
             return {"jitter": None}
-        dt = np.diff(_t(ds)) / 1e6
-        return {"jitter": float(np.std(dt))}
+        rd = StreamPieces(ds)
+
+        def intervals() -> Iterator[np.ndarray]:
+            for *_, p in rd.pieces(["time"], before=1):
+                yield np.diff(p["time"])
+
+        n, total = 0, 0
+        for dt in intervals():
+            n += dt.size
+            total += int(dt.sum(dtype=np.int64))
+        mean = total / n / 1e6  # exact mean (ms)
+        ssd = sum(float(np.sum((dt / 1e6 - mean) ** 2)) for dt in intervals())
+        return {"jitter": float(np.sqrt(ssd / n))}

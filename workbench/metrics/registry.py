@@ -32,12 +32,12 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Column",
     "Metric",
-    "metrics",
-    "get_metric",
-    "register_metric",
     "columns",
     "compute",
     "compute_run",
+    "get_metric",
+    "metrics",
+    "register_metric",
 ]
 
 ENTRY_POINT_GROUP = "workbench.metrics"
@@ -144,22 +144,31 @@ def columns(names: Iterable[str] | None = None) -> dict[str, Column]:
     return {c.name: c for m in chosen for c in m.columns}
 
 
-def compute_run(run: Run, names: Sequence[str] | None = None) -> dict[str, Any]:
+def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int | None = None) -> dict[str, Any]:
     """All chosen metrics of one run as one flat dict (plus ``run_id``).
 
     A metric that raises records ``None`` for its columns and the error under
     ``"<metric>.error"`` — one broken metric never hides the others.
+
+    The built-in metrics read streams piece by piece along time
+    (:mod:`workbench.metrics.chunked`), so a lazy run larger than memory is measured
+    in bounded memory; *chunk_rows* sets the rows per piece (``None``: a stream in
+    memory is one piece, a lazy one is read about 64 MB at a time). Plugins see it
+    through :func:`workbench.metrics.chunked.current_chunk_rows`.
     """
+    from workbench.metrics.chunked import chunk_rows as chunking
+
     row: dict[str, Any] = {"run_id": run.run_id}
     chosen = [get_metric(n) for n in names] if names is not None else list(metrics().values())
-    for metric in chosen:
-        try:
-            values = metric.compute(run)
-        except Exception as err:  # plugin code: report, never crash the batch
-            values = {}
-            row[f"{metric.name}.error"] = f"{type(err).__name__}: {err}"
-        for col in metric.columns:
-            row[col.name] = values.get(col.name)
+    with chunking(chunk_rows):
+        for metric in chosen:
+            try:
+                values = metric.compute(run)
+            except Exception as err:  # plugin code: report, never crash the batch
+                values = {}
+                row[f"{metric.name}.error"] = f"{type(err).__name__}: {err}"
+            for col in metric.columns:
+                row[col.name] = values.get(col.name)
     return row
 
 
@@ -187,6 +196,7 @@ def compute(
     scheduler: str | None = None,
     store_results: bool = True,
     progress: bool = False,
+    chunk_rows: int | None = None,
 ) -> pl.DataFrame:
     """Compute metrics, one row per run.
 
@@ -206,6 +216,10 @@ def compute(
         With a store: keep the values in the catalog as ``metrics.<column>``.
     progress
         Show a progress bar.
+    chunk_rows
+        Rows per piece when streams are read (see :func:`compute_run`). With a store,
+        a run larger than :data:`workbench.metrics.chunked.LAZY_BYTES` is opened
+        lazily and measured piece by piece.
 
     Returns
     -------
@@ -219,16 +233,19 @@ def compute(
     cols = columns(names)
     if isinstance(source, Store):
         ids = list(run_ids) if run_ids is not None else source.run_ids()
-        rows = map_runs(_compute_stored, ids, args=(source.url, names), scheduler=scheduler, progress=progress, label="metrics")
+        rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows), scheduler=scheduler, progress=progress, label="metrics")
         df = _frame(rows, cols)
         if store_results and rows:
             source.annotate_many("metrics", {r["run_id"]: {k: v for k, v in r.items() if k != "run_id"} for r in rows})
         return df
-    rows = [compute_run(run, names) for run in source]
+    rows = [compute_run(run, names, chunk_rows=chunk_rows) for run in source]
     return _frame(rows, cols)
 
 
-def _compute_stored(run_id: str, store_url: str, names: Sequence[str] | None) -> dict[str, Any]:
+def _compute_stored(
+    run_id: str, store_url: str, names: Sequence[str] | None, chunk_rows: int | None = None
+) -> dict[str, Any]:
+    from workbench.metrics.chunked import load_for_work
     from workbench.store import open_store
 
-    return compute_run(open_store(store_url, create=False).load(run_id, lazy=False), names)
+    return compute_run(load_for_work(open_store(store_url, create=False), run_id), names, chunk_rows=chunk_rows)
