@@ -118,6 +118,8 @@ def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
                else (external.append(route.request.url), route.abort()))
     page.on("pageerror", lambda e: errors.append(str(e)))
+    local_css: list[tuple[str, int]] = []
+    page.on("response", lambda r: local_css.append((r.url, r.status)) if "/panel-preview/static/extensions/panel/" in r.url else None)
     page.goto(f"{base}/lab/tree/01_quickstart.ipynb?token={token}")
     page.locator(".jp-Notebook").wait_for(timeout=90_000)
     page.wait_for_timeout(3000)
@@ -151,9 +153,7 @@ def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts
     page.screenshot(path=str(artifacts / "jupyterlab_quickstart.png"))
     page.close()
     assert not errors, errors
-    # Known Panel 1.9 limitation: models updated after the first render (through the comm)
-    # reference Panel's own CSS on its CDN even with pn.extension(inline=True). Offline
-    # these requests fail and only cosmetic CSS (loading spinner, markdown, theme) is
-    # missing; anything else leaving the machine fails the test.
-    unexpected = [u for u in external if not (u.startswith("https://cdn.holoviz.org/panel/") and u.split("?")[0].endswith(".css"))]
-    assert not unexpected, unexpected
+    # offline: Panel's CSS for models updated through the comm comes from the local
+    # Jupyter server (workbench.ui.notebook), nothing else is requested
+    assert not external, external
+    assert local_css and all(status == 200 for _, status in local_css), local_css

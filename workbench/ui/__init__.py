@@ -46,10 +46,13 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _WHERE:
+        from workbench.ui.notebook import use_local_panel_css
+
+        use_local_panel_css()
         value = getattr(importlib.import_module(f"workbench.ui.{_WHERE[name]}"), name)
         globals()[name] = value
         return value
-    if name in set(_WHERE.values()) | {"cli"}:
+    if name in set(_WHERE.values()) | {"cli", "auth", "notebook"}:
         return importlib.import_module(f"workbench.ui.{name}")
     msg = f"module 'workbench.ui' has no attribute {name!r}"
     raise AttributeError(msg)
