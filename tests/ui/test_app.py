@@ -268,3 +268,12 @@ def test_replay_embeds_the_local_rerun_viewer(served, browser, artifacts):
     app_external = [u for u in log["external"] if not u.startswith(local) and u not in blocked]
     assert not app_external, app_external
     assert all("rerun" in u or "fonts.g" in u or "github" in u for u in blocked), blocked
+
+
+def test_notebook_css_fallback_only_in_a_kernel():
+    import panel.reactive
+
+    from workbench.ui.notebook import LOCAL_DIST, use_local_panel_css
+
+    assert use_local_panel_css() is False  # pytest is no Jupyter kernel, even with ipykernel imported
+    assert panel.reactive.CDN_DIST != LOCAL_DIST

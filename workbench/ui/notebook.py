@@ -18,12 +18,26 @@ LOCAL_DIST = "/panel-preview/static/extensions/panel/"
 """Where Panel's Jupyter server extension serves Panel's ``dist`` folder."""
 
 
+def _in_kernel() -> bool:
+    """True inside a running Jupyter (ZMQ) kernel."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # noqa: BLE001  (any failure: not a kernel)
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def use_local_panel_css(*, force: bool = False) -> bool:
     """Point Panel's CDN fallback for stylesheets at the local Jupyter server.
 
-    Done only inside a Jupyter kernel (or with *force*); returns whether it was done.
+    Done only inside a running Jupyter kernel (or with *force*), never in a process
+    that merely imported ``ipykernel`` (a served app keeps Panel's own locations);
+    returns whether it was done.
     """
-    if not force and "ipykernel" not in sys.modules:
+    if not force and not _in_kernel():
         return False
     import panel.reactive
 
