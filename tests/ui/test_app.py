@@ -254,7 +254,14 @@ def test_replay_embeds_the_local_rerun_viewer(served, browser, artifacts):
     frame_el = page.locator("iframe.wb-rerun")
     frame_el.wait_for(state="attached", timeout=60_000)
     src = frame_el.get_attribute("src")
-    assert src.startswith("http://localhost:") and "url=rerun%2Bhttp" in src
+    assert src.startswith("http://127.0.0.1:") and "url=rerun%2Bhttp%3A%2F%2F127.0.0.1%3A" in src
+    # the replay's servers (a rerun child process) listen on loopback only
+    import psutil
+
+    me = psutil.Process()
+    listening = {c.laddr.ip for p in [me, *me.children(recursive=True)]
+                 for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    assert listening == {"127.0.0.1"}, listening
     page.locator(".wb-replay-status p", has_text="Replaying 4 run(s)").wait_for(timeout=10_000)
     frame = frame_el.content_frame
     frame.locator("canvas").first.wait_for(state="attached", timeout=60_000)

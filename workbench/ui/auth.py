@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import html
-import ipaddress
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,8 @@ from urllib.parse import quote
 
 from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
+
+from workbench.net import is_loopback
 
 __all__ = ["COOKIE", "TokenAuth", "is_loopback", "new_token"]
 
@@ -35,20 +36,6 @@ LOGIN_PATH = "/login"
 def new_token() -> str:
     """A fresh random token (32 URL-safe characters)."""
     return secrets.token_urlsafe(24)
-
-
-def is_loopback(address: str) -> bool:
-    """True when *address* only accepts connections from this machine.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if address.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _same(given: str | None, token: str) -> bool:

@@ -9,7 +9,6 @@ iframe's address is made here from the served viewer, never taken from the brows
 from __future__ import annotations
 
 import html
-import socket
 from typing import Any
 
 import panel as pn
@@ -28,12 +27,6 @@ def rerun_available() -> bool:
         return importlib.util.find_spec("workbench.viz.rerun") is not None and importlib.util.find_spec("rerun") is not None
     except (ImportError, ValueError):
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ReplayView(pn.viewable.Viewer):
@@ -70,7 +63,7 @@ class ReplayView(pn.viewable.Viewer):
         runs = self.data.load_runs(ids)
         kinds = {k for r in runs for k in r.events["kind"].unique().to_list()}
         align = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
-        self._served = wb_rerun.serve(runs, align=align, grpc_port=_free_port(), web_port=_free_port())
+        self._served = wb_rerun.serve(runs, align=align)
         with param.edit_constant(self):
             self.url = self._served.url
             self.replayed = ids

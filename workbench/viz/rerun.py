@@ -51,7 +51,11 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import uuid
+import weakref
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +66,7 @@ from urllib.parse import quote
 import numpy as np
 
 from workbench.model import FACTOR_GROUPS, ConfigError, Run, SchemaError
+from workbench.net import LOOPBACK, free_port, is_loopback
 
 if TYPE_CHECKING:
     import rerun as rr
@@ -1137,31 +1142,93 @@ def show(
 
 @dataclass
 class ServedViewer:
-    """A recording served over gRPC with the bundled web viewer (see :func:`serve`).
+    """A recording served to the bundled web viewer on this machine (see :func:`serve`).
 
     Attributes
     ----------
     url
-        Page to open: ``http://localhost:<web_port>/?url=<grpc proxy url>``.
+        Page to open: ``http://127.0.0.1:<web_port>/?url=<grpc proxy url>``.
     grpc_url
         ``rerun+http://127.0.0.1:<grpc_port>/proxy`` (the native viewer connects here).
     log
         What was logged.
+    process
+        The ``rerun`` server process (gRPC + web viewer), stopped by :meth:`close`.
     """
 
     url: str
     grpc_url: str
     log: RerunLog
+    process: subprocess.Popen[bytes] | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self.process is not None and self.process.poll() is None
 
     def close(self) -> None:
-        """Stop the gRPC server (the web page server lives until the process exits)."""
-        self.log.recording.disconnect()
+        """Stop the gRPC and web viewer servers and remove the temporary recording."""
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _rerun_cli() -> str:
+    """Path of the ``rerun`` executable shipped in rerun-sdk's wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("rerun_cli")
+    if spec is not None and spec.origin is not None:
+        exe = Path(spec.origin).parent / ("rerun.exe" if os.name == "nt" else "rerun")
+        if exe.is_file():
+            return str(exe)
+    found = shutil.which("rerun")
+    if found is None:
+        msg = "cannot find the `rerun` executable shipped with rerun-sdk; reinstall rerun-sdk"
+        raise ConfigError(msg)
+    return found
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], host: str, ports: Sequence[int], timeout: float, log: Path) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending:
+        if proc.poll() is not None:
+            err = log.read_text(errors="replace") if log.is_file() else ""
+            msg = f"the Rerun server exited with code {proc.returncode} before listening on {host}:{pending}: {err.strip()[-500:]}"
+            raise ConfigError(msg)
+        try:
+            with socket.create_connection((host, pending[0]), timeout=0.5):
+                pending.pop(0)
+        except OSError:
+            if time.monotonic() > deadline:
+                _stop(proc)
+                msg = f"the Rerun server did not listen on {host}:{pending} within {timeout:.0f} s"
+                raise ConfigError(msg) from None
+            time.sleep(0.1)
 
 
 def serve(
@@ -1173,28 +1240,76 @@ def serve(
     grades: Mapping[str, Grade | str] | None = None,
     grpc_port: int | None = None,
     web_port: int | None = None,
+    host: str = LOOPBACK,
     open_browser: bool = False,
     application_id: str = APPLICATION_ID,
+    timeout: float = 60.0,
 ) -> ServedViewer:
-    """Serve runs to the web viewer bundled in rerun-sdk, locally and offline.
+    """Serve runs to the web viewer bundled in rerun-sdk, on this machine and offline.
 
-    ``rr.serve_grpc`` holds the recording (in memory) and ``rr.serve_web_viewer``
-    serves the viewer page; :attr:`ServedViewer.url` opens it connected to the data.
-    Keep the process alive while the page is used.
+    The runs are written to a temporary ``.rrd`` (with the blueprint) and served by the
+    ``rerun`` executable of rerun-sdk (``--serve-web --bind 127.0.0.1``): its gRPC proxy
+    and its web viewer page listen on loopback only, so nothing leaves this machine.
+    Rerun's servers have no authentication, so an address other than loopback is
+    refused; to share a replay, serve the app (``workbench serve --address … --token …``).
+
+    Parameters
+    ----------
+    runs, align, layout, streams, grades
+        As in :func:`log_runs`.
+    grpc_port, web_port
+        Ports of the gRPC data server and of the viewer page (``None``: free ports).
+    host
+        Address to listen on; must be a loopback address (``127.0.0.1``, ``::1``, ``localhost``).
+    open_browser
+        Open :attr:`ServedViewer.url` in the default browser.
+    application_id
+        Rerun application id of the recording.
+    timeout
+        Seconds to wait for the servers to listen.
+
+    Returns
+    -------
+    ServedViewer
+        The page address, the gRPC address and the server process; call
+        :meth:`ServedViewer.close` (or use it as a context manager) to stop it.
+
+    Raises
+    ------
+    ConfigError
+        *host* is not a loopback address, or the server did not start.
     """
-    rr = _rerun()
-    prep = _prepare(runs, align, layout, streams, grades)
-    rec = rr.RecordingStream(application_id, recording_id=prep.recording_id)
-    grpc_url = rec.serve_grpc(grpc_port=grpc_port, default_blueprint=prep.blueprint)
-    scalars, frames = _send(rr, rec, prep, layout, len(prep.runs) == 1)
-    rec.flush()
-    rr.serve_web_viewer(web_port=web_port, open_browser=open_browser, connect_to=grpc_url)
-    port = web_port if web_port is not None else 9090
-    url = f"http://localhost:{port}/?url={quote(grpc_url, safe='')}"
-    log = RerunLog(
-        recording=rec, path=None, labels=prep.labels, alignment=prep.alignment,
-        entities={p.run.run_id: list(p.entities) for p in prep.plans},
-        skipped={p.run.run_id: list(p.skipped) for p in prep.plans},
-        blueprint=prep.blueprint, n_scalars=scalars, n_frames=frames,
-    )
-    return ServedViewer(url=url, grpc_url=grpc_url, log=log)
+    if not is_loopback(host):
+        msg = (f"host={host!r}: the Rerun replay listens on this machine only (127.0.0.1, ::1 or localhost); "
+               "Rerun's servers have no authentication. To share it, serve the app with "
+               "`workbench serve --address ADDRESS --token TOKEN`")
+        raise ConfigError(msg)
+    bind = "127.0.0.1" if host.strip().lower() == "localhost" else host.strip("[]")
+    grpc_port = free_port(bind) if grpc_port is None else int(grpc_port)
+    web_port = free_port(bind) if web_port is None else int(web_port)
+    tmp = tempfile.TemporaryDirectory(prefix="workbench-replay-")
+    try:
+        rrd = Path(tmp.name) / "replay.rrd"
+        log = log_runs(runs, align=align, layout=layout, out=rrd, streams=streams, grades=grades,
+                       application_id=application_id)
+        env = {**os.environ, "RERUN_TELEMETRY_ENABLED": "false"}
+        with open(Path(tmp.name) / "server.log", "wb") as server_log:
+            proc = subprocess.Popen(
+                [_rerun_cli(), "--serve-web", "--bind", bind, "--port", str(grpc_port),
+                 "--web-viewer-port", str(web_port), str(rrd)],
+                stdin=subprocess.DEVNULL, stdout=server_log, stderr=subprocess.STDOUT, env=env,
+            )
+        _wait_listening(proc, bind, [grpc_port, web_port], timeout, Path(tmp.name) / "server.log")
+    except BaseException:
+        tmp.cleanup()
+        raise
+    netloc = f"[{bind}]" if ":" in bind else bind
+    grpc_url = f"rerun+http://{netloc}:{grpc_port}/proxy"
+    url = f"http://{netloc}:{web_port}/?url={quote(grpc_url, safe='')}"
+    served = ServedViewer(url=url, grpc_url=grpc_url, log=log, process=proc, _tmp=tmp)
+    weakref.finalize(served, _stop, proc)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    return served

@@ -60,7 +60,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--layout", type=click.Choice(["side_by_side", "overlay"]), default="side_by_side", show_default=True, help="A column per run plus overlays, or overlays first.")
 @click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (names or globs, repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.rrd", help="Write a Rerun recording (open with `rerun FILE.rrd`).")
-@click.option("--serve", is_flag=True, help="Serve the bundled web viewer locally (offline) and wait for Ctrl-C.")
+@click.option("--serve", is_flag=True, help="Serve the bundled web viewer on 127.0.0.1 (offline, this machine only) and wait for Ctrl-C.")
 @click.option("--port", "web_port", type=int, default=9090, show_default=True, help="Web viewer port (with --serve).")
 @click.option("--grpc-port", type=int, default=9876, show_default=True, help="gRPC data port (with --serve).")
 def view(
