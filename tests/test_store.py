@@ -288,3 +288,204 @@ def test_four_concurrent_ingesters_lose_and_duplicate_nothing(tmp_path):
     assert cat.height == 40 and cat["run_id"].is_unique().all()
     assert sorted(cat["name"].to_list(), key=int) == [str(i) for i in range(40)]
     assert_store_consistent(store)
+
+
+# --------------------------------------------------------------------------- per-run factors
+
+V30 = "lerobot/v30_so101_record_test"
+V21 = "lerobot/v21_unitree_g1_inspire"
+SAWYER = "hdf5/robosuite_v01_SawyerLift/demo.hdf5"
+WIPE = "hdf5/robosuite_v1_wipe_panda/demo.hdf5"
+# run ids of the real files as ingested before readers emitted per-run factors
+# (scenario.episode, scenario.demo, …): factors are not part of a run's address
+REAL_RUN_IDS = {
+    V30: {"episode_0": "62057a1c53136a1e", "episode_1": "f36fc82425ea06ae",
+          "episode_2": "96a7e9f64c810d21", "episode_3": "3579188a5dee47be"},
+    V21: {"episode_25": "68f3042287aff10c", "episode_26": "1f041df138bf59af",
+          "episode_27": "b9b4d05cf1d91dea", "episode_28": "0fe2c7ab20d0eeda",
+          "episode_29": "06d2d344da4dcebf", "episode_30": "46bdb35161325da2",
+          "episode_31": "1312e3818f2a6590", "episode_32": "6d8f2f7534fc41e1",
+          "episode_33": "8d4c5a50e2a2eee1", "episode_34": "f81557c7af1703eb"},
+    SAWYER: {"demo_1": "3580a91cd252558d", "demo_2": "0184464a9674b870"},
+    WIPE: {"demo_1": "9ffd0b70138292ab"},
+}
+
+
+@pytest.fixture(scope="module")
+def real_store_dir(real_data, tmp_path_factory):
+    """The two LeRobot datasets and the two robosuite files, ingested once."""
+    folder = tmp_path_factory.mktemp("real") / "store"
+    report = wb.open_store(folder).ingest([real_data / rel for rel in REAL_RUN_IDS])
+    assert report.ok and len(report.ingested) == 17, report
+    return folder
+
+
+@pytest.fixture()
+def real_store(real_store_dir, tmp_path):
+    """A private copy of the ingested real store (tests may change it)."""
+    import shutil
+
+    shutil.copytree(real_store_dir, tmp_path / "store")
+    return wb.open_store(tmp_path / "store")
+
+
+def _by_key(store, rel, real_data):
+    src = str((real_data / rel).resolve())
+    out = {}
+    for rid in store.run_ids():
+        prov = store.info(rid).provenance
+        if prov.sources[0].path == src or prov.sources[0].path.startswith(src + os.sep):
+            out[prov.key] = rid
+    return out
+
+
+def _snapshot(store) -> dict[str, bytes]:
+    """Every manifest, annotation and the catalog, byte for byte."""
+    root = Path(store.root)
+    files = [*root.glob(f"{RUNS_DIR}/*/{MANIFEST_NAME}"), *root.glob(f"{RUNS_DIR}/*/annotations/*"),
+             root / "catalog.parquet"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+def test_per_run_factors_leave_run_ids_unchanged(real_store, real_data):
+    for rel, ids in REAL_RUN_IDS.items():
+        assert _by_key(real_store, rel, real_data) == ids
+    cat = real_store.runs()
+    v30 = cat.filter(pl.col("run_id").is_in(list(REAL_RUN_IDS[V30].values()))).sort("scenario.episode")
+    assert v30["scenario.episode"].to_list() == [0, 1, 2, 3]
+    assert cat.filter(pl.col("run_id") == REAL_RUN_IDS[SAWYER]["demo_2"])["scenario.demo"].item() == 2
+    assert cat.schema["scenario.episode"] == pl.Int64
+    # re-ingesting is a no-op: same ids, nothing rewritten
+    before = _snapshot(real_store)
+    report = real_store.ingest([real_data / rel for rel in REAL_RUN_IDS])
+    assert report.ingested == [] and len(report.present) == 17
+    assert _snapshot(real_store) == before
+
+
+def test_set_factors_from_csv_by_episode(real_store, real_data, tmp_path):
+    v30 = _by_key(real_store, V30, real_data)
+    v21 = _by_key(real_store, V21, real_data)
+    table = tmp_path / "labels.csv"
+    table.write_text(
+        "scenario.episode,hardware.gripper,scenario.operator,model.checkpoint,scenario.task\n"
+        "0,soft,ana,007,\n"
+        "3,hard,bo,12,\n"
+        "30,soft,,step-9,hand over\n"
+    )
+    before = _snapshot(real_store)
+    result = real_store.set_factors(table, on="scenario.episode")
+    targets = {v30["episode_0"], v30["episode_3"], v21["episode_30"]}
+    assert set(result.updated) == targets and result.unchanged == []
+    assert result.columns == ["hardware.gripper", "scenario.operator", "model.checkpoint", "scenario.task"]
+    label = f"table:{table.resolve()}"
+    assert result.source == label
+    after = _snapshot(real_store)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {f"{RUNS_DIR}/{r}/{MANIFEST_NAME}" for r in targets} | {"catalog.parquet"}
+
+    e0 = real_store.info(v30["episode_0"])
+    assert e0.hardware["gripper"] == "soft" and e0.scenario["operator"] == "ana"
+    assert e0.model["checkpoint"] == "007"  # CSV text read like --meta values: "007" stays text
+    assert e0.scenario["task"] == "Pick the orange cube and place it in the box"  # empty cell: unchanged
+    assert e0.provenance.metadata["hardware.gripper"] == label
+    assert e0.provenance.metadata["scenario.task"] == "embedded"
+    assert real_store.info(v30["episode_3"]).model["checkpoint"] == 12
+    e30 = real_store.info(v21["episode_30"])
+    assert "operator" not in e30.scenario  # empty cell: nothing set
+    assert e30.scenario["task"] == "hand over"
+    (override,) = e30.provenance.overrides
+    assert override["key"] == "scenario.task"
+    assert override["old"] == "Pick up the yellow bottle on the table." and override["old_source"] == "embedded"
+    assert override["new"] == "hand over" and override["new_source"] == label and override["at"]
+    assert e30.run_id == v21["episode_30"]  # ids do not change
+
+    cat = real_store.runs()
+    rows = cat.filter(pl.col("hardware.gripper").is_not_null())
+    assert sorted(rows["run_id"].to_list()) == sorted(targets)
+    assert cat.equals(real_store.rebuild_catalog())
+    (Path(real_store.root) / "catalog.parquet").unlink()
+    rebuilt = wb.open_store(real_store.root).rebuild_catalog()
+    assert rebuilt.filter(pl.col("run_id") == v21["episode_30"])["scenario.task"].item() == "hand over"
+    assert rebuilt.equals(cat)
+    # applying the same table again changes nothing
+    snap = _snapshot(real_store)
+    again = real_store.set_factors(table, on="scenario.episode")
+    assert again.updated == [] and set(again.unchanged) == targets
+    assert _snapshot(real_store) == snap
+
+
+def test_set_factors_parquet_and_dataframe(real_store, real_data, tmp_path):
+    sawyer = _by_key(real_store, SAWYER, real_data)
+    table = tmp_path / "t.parquet"
+    pl.DataFrame({"run_id": [sawyer["demo_1"]], "environment.table_height": [0.82],
+                  "scenario.seed": [4]}).write_parquet(table)
+    assert real_store.set_factors(table, on="run_id").updated == [sawyer["demo_1"]]
+    info = real_store.info(sawyer["demo_1"])
+    assert info.environment["table_height"] == 0.82 and info.scenario["seed"] == 4
+    frame = pl.DataFrame({"name": [real_store.info(sawyer["demo_2"]).name], "hardware.robot": ["Sawyer-2"]})
+    result = real_store.set_factors(frame, on="name", source="inventory-2026")
+    assert result.updated == [sawyer["demo_2"]]
+    prov = real_store.info(sawyer["demo_2"]).provenance
+    assert prov.metadata["hardware.robot"] == "table:inventory-2026"
+    assert prov.overrides[-1]["old"] == "Sawyer" and prov.overrides[-1]["new"] == "Sawyer-2"
+
+
+@pytest.mark.parametrize(
+    ("text", "on", "match"),
+    [
+        ("scenario.episode,hardware.gripper\n0,soft\n99,hard\n1,soft\n", "scenario.episode",
+         r"row 2 \(scenario.episode='99'\) matches no run"),
+        ("scenario.episode,hardware.gripper\n0,soft\n1,hard\n0,soft\n", "scenario.episode",
+         r"appears more than once: rows 1 and 3 \(scenario.episode='0'\)"),
+        ("scenario.episode,hardware.gripper,gripper.kind,notes\n0,soft,x,y\n", "scenario.episode",
+         r"\['gripper.kind', 'notes'\] are not factor names.*hardware, environment, model, scenario"),
+        ("episode,hardware.gripper\n0,soft\n", "scenario.episode",
+         r"key column\(s\) \['scenario.episode'\] not in the table; its columns: episode, hardware.gripper"),
+        ("scenario.demo,hardware.gripper\n1,soft\n", "scenario.demo",
+         r"row 1 \(scenario.demo='1'\) → 2 runs: .*ambiguous.*source"),
+        ("scenario.episode,hardware.gripper\n0,soft\nzero,hard\n", "scenario.episode",
+         r"scenario.episode must be a number .* row 2 \(scenario.episode='zero'\)"),
+        ("hardware.wheel,hardware.gripper\nw1,soft\n", "hardware.wheel",
+         r"\['hardware.wheel'\] are not catalog columns"),
+    ],
+    ids=["unknown-key", "duplicate-key", "bad-columns", "missing-key-column", "ambiguous", "bad-key-type",
+         "key-not-in-catalog"],
+)
+def test_set_factors_refuses_the_whole_file(real_store, tmp_path, text, on, match):
+    table = tmp_path / "bad.csv"
+    table.write_text(text)
+    before = _snapshot(real_store)
+    with pytest.raises(ConfigError, match=match) as err:
+        real_store.set_factors(table, on=on)
+    assert "bad.csv" in str(err.value)
+    assert _snapshot(real_store) == before
+
+
+def test_set_factors_disambiguates_with_a_source_key(real_store, real_data, tmp_path):
+    import shutil
+
+    # a second dataset with the same episode numbers (another robot): episode 0 is ambiguous
+    copy = tmp_path / "so101_b"
+    shutil.copytree(real_data / V30, copy)
+    info = json.loads((copy / "meta/info.json").read_text())
+    info["robot_type"] = "so101_follower_b"
+    (copy / "meta/info.json").write_text(json.dumps(info))
+    assert len(real_store.ingest(copy).ingested) == 4
+    table = tmp_path / "ops.csv"
+    table.write_text(f"scenario.episode,scenario.operator\n0,ana\n")
+    before = _snapshot(real_store)
+    with pytest.raises(ConfigError, match=r"row 1 \(scenario.episode='0'\) → 2 runs.*Nothing was changed"):
+        real_store.set_factors(table, on="scenario.episode")
+    assert _snapshot(real_store) == before
+    table.write_text(f"scenario.episode,source,scenario.operator\n0,{copy},ana\n2,{real_data / V30},bo\n")
+    result = real_store.set_factors(table, on=["scenario.episode", "source"])
+    mine = _by_key(real_store, V30, real_data)
+    copied = {real_store.info(r).provenance.key: r for r in real_store.run_ids()
+              if real_store.info(r).hardware.get("robot") == "so101_follower_b"}
+    assert sorted(result.updated) == sorted([copied["episode_0"], mine["episode_2"]])
+    assert real_store.info(copied["episode_0"]).scenario["operator"] == "ana"
+    assert "operator" not in real_store.info(mine["episode_0"]).scenario
+    # two rows that name one run are refused too
+    table.write_text(f"scenario.episode,source,scenario.operator\n1,{real_data / V30},x\n1,{real_data / V30}/,y\n")
+    with pytest.raises(ConfigError, match="rows 1 and 2 → run .*two rows name the same run"):
+        real_store.set_factors(table, on=["scenario.episode", "source"])

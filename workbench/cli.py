@@ -1,8 +1,8 @@
 """The ``workbench`` command.
 
 Every command works on a store (``--store DIR``, default ``$WORKBENCH_STORE`` or
-``./workbench-store``). Errors print one line and exit non-zero; ``--debug`` shows
-the traceback.
+``./workbench-store``). Errors print one line and exit non-zero (1; 2 for
+``compare``, whose 1 means a regression); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,17 @@ __all__ = ["main", "cli"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_REGRESSION = 1
+"""``compare --fail-on-regression``: a cell regresses with confidence."""
+EXIT_ERROR = 2
+"""``compare``: an error (bad option, unknown factor or metric, no store…) or, with the
+gate, nothing measured — never confused with a regression."""
+EXIT_UNDECIDED = 3
+"""``compare --fail-on-undecided``: no regression, but a measured cell is inconclusive."""
+ERROR_EXIT_CODES: dict[str, int] = {"compare": EXIT_ERROR}
+"""Exit code of an error per command where it is not :data:`EXIT_FAILED` (commands whose
+exit 1 means something else). An unexpected exception in these commands exits with the
+same code after its traceback."""
 
 store_option = click.option(
     "--store",
@@ -43,19 +55,32 @@ def _echo_err(text: str) -> None:
 
 
 class _Group(click.Group):
-    """Turn workbench errors into one clear line unless ``--debug``."""
+    """Turn workbench errors into one clear line unless ``--debug``; exit with the
+    command's error code (:data:`ERROR_EXIT_CODES`, else :data:`EXIT_FAILED`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WorkbenchError as err:
+            code = ERROR_EXIT_CODES.get(ctx.invoked_subcommand or "")
             if ctx.obj and ctx.obj.get("debug"):
-                raise
-            _echo_err(f"error: {err}")
-            ctx.exit(EXIT_FAILED)
+                if code is None:
+                    raise
+                traceback.print_exc()
+            else:
+                _echo_err(f"error: {err}")
+            ctx.exit(code or EXIT_FAILED)
         except KeyboardInterrupt:
             _echo_err("interrupted")
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception:
+            code = ERROR_EXIT_CODES.get(ctx.invoked_subcommand or "")
+            if code is None:
+                raise
+            traceback.print_exc()
+            ctx.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,6 +162,13 @@ def _print_report(report: Any) -> None:
         click.echo(f"  note: {warn['path']}: not decoded: {skipped}{f' and {more} more' if more > 0 else ''}")
     for fail in report.failed:
         _echo_err(f"  failed: {fail['error']}")
+    ev = getattr(report, "events", None)
+    if ev is not None and ev.runs:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(ev.outcomes.items()))
+        made = sum(ev.counts.values())
+        click.echo(f"  events: {made} made by {'rules ' + ev.rules + ' and ' if ev.rules else ''}the format defaults; outcomes: {outcomes}")
+    if getattr(report, "events_error", None):
+        click.secho(f"  rules not applied: {report.events_error} (fix them, then `workbench events apply`)", fg="yellow", err=True)
 
 
 # --------------------------------------------------------------------------- runs & show
@@ -313,8 +345,13 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
 @click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")), help="Leave out runs graded below this.")
 @click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate (Holm).")
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any cell regresses with confidence (CI gate).")
+@click.option("--fail-on-regression", is_flag=True,
+              help="CI gate: exit 1 when a cell regresses with confidence, 2 when no cell is measured on both sides.")
+@click.option("--fail-on-undecided", is_flag=True,
+              help="With the gate (implied): exit 3 when nothing regresses but a measured cell is inconclusive.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar while missing metrics or grades are computed [default: on a terminal, table format].")
 def compare(
     store_path: str | None,
     by: str,
@@ -326,22 +363,48 @@ def compare(
     min_grade: str | None,
     alpha: float,
     fail_on_regression: bool,
+    fail_on_undecided: bool,
     fmt: str,
+    progress: bool | None,
 ) -> None:
-    """Compare two variants per cell: rates and metrics with intervals, tests, verdicts."""
+    """Compare two variants per cell: rates and metrics with intervals, tests, verdicts.
+
+    Metrics (and, with --min-grade, data grades) that the compared runs lack are
+    computed first and kept in the catalog. A cell where either side has no value
+    (e.g. success when no run has an outcome) is "not measured"; the gate decides on
+    the measured cells.
+
+    \b
+    Exit codes:
+      0  pass (no regression with confidence), or no gate asked
+      1  with --fail-on-regression: a cell regresses with confidence
+      2  an error (bad option, unknown factor or metric, no store), or, with
+         the gate, nothing measured (no cell has values on both sides)
+      3  with --fail-on-undecided: no regression, but a measured cell is
+         inconclusive
+    """
     import polars as pl
 
+    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compared_ids, ensure_measured
     from workbench.compare import compare as run_compare
     from workbench.model import parse_scalar
 
     store = _open(store_path)
     cat = store.runs(where=where)
     cells = [w.strip() for item in within for w in item.split(",") if w.strip()]
+    b_val = None if baseline is None else parse_scalar(baseline)
+    c_val = None if candidate is None else parse_scalar(candidate)
+    show_bar = (sys.stderr.isatty() if progress is None else progress) and fmt == "table"
+    done = ensure_measured(store, run_ids=compared_ids(cat, by, b_val, c_val), metrics=list(names) or list(DEFAULT_METRICS),
+                           grades=min_grade is not None, progress=show_bar)
+    if done:
+        click.echo("computed " + ", ".join(f"{k} for {len(v)} run(s)" for k, v in done.items()), err=True)
+        cat = store.runs(where=where)
     res = run_compare(
         cat,
         by=by,
-        baseline=None if baseline is None else parse_scalar(baseline),
-        candidate=None if candidate is None else parse_scalar(candidate),
+        baseline=b_val,
+        candidate=c_val,
         within=cells,
         metrics=list(names) or None,
         min_grade=min_grade,
@@ -351,12 +414,15 @@ def compare(
         click.echo(res.to_json())
     else:
         click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline), Holm-adjusted at alpha={alpha}")
+
+        def interval(name: str) -> pl.Expr:
+            value = pl.col(name)
+            text = pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in (name, f"{name}_lo", f"{name}_hi")))
+            return pl.when(value.is_null() | value.is_nan()).then(pl.lit("–")).otherwise(text).alias(name)
+
         view = res.table.select(
-            *cells, "metric", "n_baseline", "n_candidate",
-            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("baseline", "baseline_lo", "baseline_hi"))).alias("baseline"),
-            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("candidate", "candidate_lo", "candidate_hi"))).alias("candidate"),
-            pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in ("difference", "difference_lo", "difference_hi"))).alias("difference"),
-            pl.col("p_adjusted").round(4), "verdict",
+            *cells, "metric", "n_baseline", "n_candidate", interval("baseline"), interval("candidate"),
+            interval("difference"), pl.col("p_adjusted").round(4), "verdict",
         )
         _print_frame(view, "table")
         top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)
@@ -365,14 +431,25 @@ def compare(
             _print_frame(top.with_columns(pl.col("share").round(3)), "table")
         if res.excluded:
             click.echo(f"{len(res.excluded)} runs left out (other variants or below --min-grade)")
+        unmeasured = res.not_measured.height
+        if unmeasured and res.n_measured:
+            click.secho(f"{unmeasured} of {res.table.height} cells {NOT_MEASURED}: {res.missing_text()}", fg="yellow")
         regress = res.regressions
         if regress.height:
             click.secho(f"{regress.height} regression(s) with confidence:", fg="red", err=fail_on_regression)
             _print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference", "p_adjusted"), "table")
-        else:
-            click.secho("no regression with confidence", fg="green")
-    if fail_on_regression and not res.passed:
-        sys.exit(EXIT_FAILED)
+        elif res.n_measured:
+            among = f" among the {res.n_measured} measured cells" if unmeasured else ""
+            click.secho(f"no regression with confidence{among}", fg="green")
+    if res.status == NOT_MEASURED:
+        _echo_err(f"nothing measured: {res.missing_text() or 'no cell to compare'}")
+    if fail_on_regression or fail_on_undecided:
+        if res.status == "regression":
+            sys.exit(EXIT_REGRESSION)
+        if res.status == NOT_MEASURED:
+            sys.exit(EXIT_ERROR)
+        if res.status == "undecided" and fail_on_undecided:
+            sys.exit(EXIT_UNDECIDED)
 
 
 @cli.command(name="readers")
@@ -421,10 +498,15 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
 from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
 from workbench.viz.rerun_cli import view  # noqa: E402
 from workbench.ui.cli import serve  # noqa: E402
+from workbench.factors_cli import factors  # noqa: E402
+from workbench.events.cli import events, label  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)
 cli.add_command(serve)
+cli.add_command(factors)
+cli.add_command(events)
+cli.add_command(label)
 
 # --------------------------------------------------------------------------- entry
 

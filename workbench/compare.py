@@ -14,6 +14,12 @@ how much?" for every *cell* (a combination of the ``within`` factors) and metric
   and the interval of the difference excludes 0 (direction from the metric);
   ``no_change`` when the interval lies inside ±*margin*; otherwise ``inconclusive``.
   Metrics with no better direction get ``changed`` instead of improvement/regression.
+  A cell where either side has no measured value (n = 0, e.g. ``success`` when no run
+  has an outcome) is ``not measured``: there is nothing to test, so it is neither
+  inconclusive nor part of the Holm family;
+* the gate: a regression with confidence fails it; when no cell is measured the
+  comparison says so (``status`` ``"not measured"``, with how many runs lack the
+  value) instead of passing.
 
 Each row lists the run ids of both sides and the time windows behind the number.
 
@@ -52,9 +58,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_METRICS",
+    "NOT_MEASURED",
     "VERDICTS",
     "CompareResult",
     "compare",
+    "compared_ids",
+    "ensure_measured",
     "wilson_interval",
     "newcombe_interval",
     "bootstrap_mean",
@@ -68,7 +77,14 @@ DEFAULT_METRICS: tuple[str, ...] = ("success", "time_to_success")
 """The primary behavior metrics compared when none are named: task completion and its
 speed. Every metric added to a comparison enlarges the Holm family and so lowers the
 power for the others: name secondary metrics explicitly when they are the question."""
-VERDICTS = ("improvement", "regression", "no_change", "inconclusive", "changed")
+NOT_MEASURED = "not measured"
+"""Verdict of a cell where either side has no measured value (n = 0)."""
+VERDICTS = ("improvement", "regression", "no_change", "inconclusive", "changed", NOT_MEASURED)
+OUTCOME_METRICS = frozenset({"success", "time_to_success"})
+"""Metrics computed from a run's outcome (its success/failure event)."""
+OUTCOME_HINT = ("define one with an outcome: rule in workbench.yaml, `workbench events apply --rules FILE`, "
+                "or `workbench label RUN --outcome success|failure`")
+"""How to give runs an outcome, for messages about outcome metrics that are not measured."""
 _GRADE_ORDER = "ABCDF"
 _Z95 = 1.959963984540054
 
@@ -216,6 +232,10 @@ class CompareResult:
         The question asked.
     excluded
         Runs left out (below ``min_grade`` or without the compared factor values).
+    n_runs
+        Runs compared (baseline and candidate sides).
+    missing
+        Per compared metric, how many of those runs have no value (null).
     """
 
     table: pl.DataFrame
@@ -227,6 +247,8 @@ class CompareResult:
     within: list[str]
     alpha: float
     excluded: list[str] = field(default_factory=list)
+    n_runs: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
 
     @property
     def regressions(self) -> pl.DataFrame:
@@ -236,9 +258,77 @@ class CompareResult:
         return self.table.filter(pl.col("verdict") == "regression")
 
     @property
+    def not_measured(self) -> pl.DataFrame:
+        """Rows whose verdict is ``not measured`` (a side without any value)."""
+        import polars as pl
+
+        return self.table.filter(pl.col("verdict") == NOT_MEASURED)
+
+    @property
+    def n_measured(self) -> int:
+        """Number of cells (rows of :attr:`table`) measured on both sides."""
+        return self.table.height - self.not_measured.height
+
+    @property
     def passed(self) -> bool:
-        """True when no cell regresses with confidence (the CI gate)."""
+        """True when no cell regresses with confidence (the CI gate).
+
+        True as well when nothing was measured: check :attr:`status` (or
+        :attr:`n_measured`) before reading a pass as good news.
+        """
         return self.regressions.height == 0
+
+    @property
+    def status(self) -> str:
+        """The gate's answer in one word.
+
+        ``"regression"`` (a cell regresses with confidence), ``"not measured"`` (no cell
+        is measured on both sides), ``"undecided"`` (no regression, but a measured cell
+        is ``inconclusive``) or ``"pass"``.
+        """
+        import polars as pl
+
+        if self.regressions.height:
+            return "regression"
+        if self.n_measured == 0:
+            return NOT_MEASURED
+        if self.table.filter(pl.col("verdict") == "inconclusive").height:
+            return "undecided"
+        return "pass"
+
+    def missing_text(self) -> str:
+        """What the ``not measured`` cells lack, as one line (empty when every cell is measured).
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> cat = pl.DataFrame({"run_id": ["a", "b", "c", "d"], "model.version": ["v1", "v1", "v2", "v2"],
+        ...                     "metrics.success": pl.Series([None] * 4, dtype=pl.Float64)})
+        >>> res = compare(cat, metrics=["success"])
+        >>> res.status, res.missing_text()[:61]
+        ('not measured', '4 of 4 runs have no outcome (metrics.success is null); define')
+        """
+        metrics = list(dict.fromkeys(self.not_measured["metric"].to_list()))
+        if not metrics:
+            return ""
+        parts = []
+        for m in metrics:
+            k = self.missing.get(m, 0)
+            if k == 0:
+                cells = self.not_measured.filter(self.not_measured["metric"] == m).height
+                parts.append(f"{cells} cell(s) have no baseline or no candidate runs for {m}")
+            elif m == "success":
+                parts.append(f"{k} of {self.n_runs} runs have no outcome (metrics.success is null)")
+            elif m == "time_to_success":
+                if "success" not in metrics:
+                    parts.append(f"{k} of {self.n_runs} runs have no metrics.time_to_success (only a run that succeeds has one)")
+            else:
+                parts.append(f"{k} of {self.n_runs} runs have no metrics.{m}")
+        hints = [OUTCOME_HINT] if any(m in OUTCOME_METRICS for m in metrics) else []
+        owners = _metric_owners(m for m in metrics if m not in OUTCOME_METRICS)
+        if owners:
+            hints.append(f"`workbench metrics --metric {' --metric '.join(owners)} --format json` shows each run's value and error")
+        return "; ".join([", ".join(parts), *hints])
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``workbench compare --format json``."""
@@ -269,6 +359,11 @@ class CompareResult:
             "within": self.within,
             "alpha": self.alpha,
             "passed": self.passed,
+            "status": self.status,
+            "measured": self.n_measured,
+            "not_measured": self.not_measured.height,
+            "n_runs": self.n_runs,
+            "missing": dict(self.missing),
             "cells": cells,
             "attribution": [{k: _num(v) if isinstance(v, float) else v for k, v in r.items()} for r in self.attribution.iter_rows(named=True)],
             "reproducibility": [{k: _num(v) if isinstance(v, float) else v for k, v in r.items()} for r in self.reproducibility.iter_rows(named=True)],
@@ -305,8 +400,22 @@ def _metric_column(cat: pl.DataFrame, name: str) -> str:
         if col in cat.columns:
             return col
     have = sorted(c.removeprefix("metrics.") for c in cat.columns if c.startswith("metrics.") and not c.endswith(".error"))
-    msg = f"no metric {name!r} in the catalog (compute it with wb.metrics.compute); available: {', '.join(have) or 'none'}"
+    if _metric_owners([name]):
+        hint = f"compute it with wb.metrics.compute(store, [{_metric_owners([name])[0]!r}]) or pass the store"
+    else:
+        from workbench.metrics import columns
+
+        hint = f"no installed metric computes it; installed metric columns: {', '.join(sorted(columns()))}"
+    msg = f"no metric {name!r} in the catalog ({hint}); in the catalog: {', '.join(have) or 'none'}"
     raise ConfigError(msg)
+
+
+def _metric_owners(names: Iterable[str]) -> list[str]:
+    """The installed metrics (plugin names) that compute the columns *names*."""
+    from workbench.metrics import metrics
+
+    owner = {c.name: m.name for m in metrics().values() for c in m.columns}
+    return list(dict.fromkeys(owner[n] for n in names if n in owner))
 
 
 def _metric_info(name: str) -> tuple[str, bool | None, str]:
@@ -427,7 +536,9 @@ def compare(
     Parameters
     ----------
     source
-        A store (its catalog with metrics computed) or a catalog DataFrame.
+        A store or a catalog DataFrame. With a store, the compared metrics (and the
+        grades, with *min_grade*) that runs lack are computed first
+        (:func:`ensure_measured`) and kept in its catalog.
     by
         The factor whose two values are compared (e.g. ``model.version``).
     baseline, candidate
@@ -455,6 +566,10 @@ def compare(
     """
     import polars as pl
 
+    if not isinstance(source, pl.DataFrame) and hasattr(source, "runs"):
+        ensure_measured(source, run_ids=compared_ids(source.runs(), by, baseline, candidate),
+                        metrics=list(metrics) if metrics is not None else list(DEFAULT_METRICS),
+                        grades=min_grade is not None)
     cat = _catalog(source)
     within = list(within or [])
     for col in [by, *within]:
@@ -502,6 +617,7 @@ def compare(
     mcols = {m: _metric_column(cat, m) for m in names}
     rng = np.random.default_rng(seed)
     infos = {m: _metric_info(m) for m in names}
+    missing = {m: int(sides[mcols[m]].null_count()) for m in names if infos[m][0] != "category"}
     margins = {m: margin.get(m, 0.1) if isinstance(margin, Mapping) else margin for m in names}
     rows: list[dict[str, Any]] = []
     cells = sides.partition_by(within, as_dict=True, maintain_order=True) if within else {(): sides}
@@ -519,7 +635,79 @@ def compare(
     factors = list(attribution_factors) if attribution_factors is not None else _attribution_factors(sides, by, within)
     attr = attribution(sides, factors=factors, metrics={m: mcols[m] for m in names})
     repro = reproducibility(sides, metrics={m: mcols[m] for m in names})
-    return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, excluded)
+    return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, excluded, sides.height, missing)
+
+
+def compared_ids(cat: pl.DataFrame, by: str, baseline: Any = None, candidate: Any = None) -> list[str]:
+    """Ids of the runs of *cat* a comparison of *baseline* and *candidate* reads: those
+    whose *by* is one of the two (every run with a *by* value when either is omitted;
+    none when *cat* has no column *by*)."""
+    import polars as pl
+
+    if by not in cat.columns:
+        return []
+    values = cat[by].cast(pl.String)
+    keep = values.is_not_null()
+    if baseline is not None and candidate is not None:
+        keep &= values.is_in([str(baseline), str(candidate)])
+    return cat.filter(keep)["run_id"].to_list()
+
+
+def ensure_measured(
+    store: Store,
+    *,
+    run_ids: Iterable[str] | None = None,
+    metrics: Sequence[str] | None = DEFAULT_METRICS,
+    grades: bool = False,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> dict[str, list[str]]:
+    """Compute what a comparison reads and runs of *store* lack, then keep it in the catalog.
+
+    Metrics go through :func:`workbench.metrics.compute_missing` (only the runs that
+    lack them), grades through :func:`workbench.quality.grade_missing` (only the
+    runs without a grade).
+
+    Parameters
+    ----------
+    store
+        The store.
+    run_ids
+        Only these runs (default: every run of the store).
+    metrics
+        Metric names or columns (default: :data:`DEFAULT_METRICS`; ``None``: every
+        installed metric).
+    grades
+        Also grade runs that have no data grade.
+    scheduler, progress
+        Where per-run work runs and whether a progress bar shows (see
+        :func:`workbench.metrics.compute`).
+
+    Returns
+    -------
+    dict
+        What was computed now: ``"quality.grade"`` and metric names → run ids.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> store = wb.open_store("workbench-store")          # doctest: +SKIP
+    >>> ensure_measured(store, metrics=["success"], grades=True)  # doctest: +SKIP
+    {'quality.grade': ['0a1b…', …], 'success': ['0a1b…', …]}
+    """
+    from workbench.metrics import compute_missing
+
+    ids = list(run_ids) if run_ids is not None else None
+    done: dict[str, list[str]] = {}
+    if grades:
+        from workbench.quality import grade_missing
+
+        graded = grade_missing(store, run_ids=ids, scheduler=scheduler, progress=progress)
+        if graded:
+            done["quality.grade"] = graded
+    if ids is None or ids:
+        done.update(compute_missing(store, metrics, run_ids=ids, scheduler=scheduler, progress=progress))
+    return done
 
 
 def _cell_rows(
@@ -648,6 +836,8 @@ def _cell(
 
 def _verdict(r: dict[str, Any], alpha: float) -> str:
     lo, hi, pa = r["difference_lo"], r["difference_hi"], r["p_adjusted"]
+    if r["n_baseline"] == 0 or r["n_candidate"] == 0:
+        return NOT_MEASURED
     if r["n_baseline"] < 3 or r["n_candidate"] < 3 or not (math.isfinite(lo) and math.isfinite(hi)):
         return "inconclusive"
     significant = math.isfinite(pa) and pa < alpha and (lo > 0 or hi < 0)

@@ -13,6 +13,12 @@ every override is recorded in the run's provenance):
    ``"{hardware.robot}/{model.version}/{scenario.seed}.csv"``;
 5. ``meta`` — ``key=value`` pairs given on the command line or to ``Store.ingest``.
 
+After ingest, a user's table (CSV or Parquet) joins factors into existing runs with
+``Store.set_factors`` / ``workbench factors set``: those values are recorded with the
+source ``table:<file>`` (:data:`TABLE_SOURCE`) and, where they replace a value, as an
+override in provenance. :func:`read_factor_table` reads such a file and
+:func:`factor_table` validates it.
+
 Factor files may be nested (``hardware: {robot: arm-a}``) or dotted
 (``hardware.robot: arm-a``).
 
@@ -28,12 +34,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.model import FACTOR_GROUPS, ConfigError, Scalar, parse_scalar
+from workbench.model import _FACTOR_KEY_RE, FACTOR_GROUPS, ConfigError, Scalar, parse_scalar
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "SOURCE_ORDER",
@@ -47,11 +56,21 @@ __all__ = [
     "load_factor_file",
     "folder_configs",
     "is_metadata_file",
+    "TABLE_SOURCE",
+    "TABLE_SUFFIXES",
+    "FactorTable",
+    "read_factor_table",
+    "factor_table",
 ]
 
 SOURCE_ORDER: tuple[str, ...] = ("embedded", "workbench.yaml", "sidecar", "pattern", "meta")
 FOLDER_CONFIG = "workbench.yaml"
 SIDECAR_SUFFIXES: tuple[str, ...] = (".meta.yaml", ".meta.yml", ".meta.json")
+TABLE_SOURCE = "table"
+"""Source of factors joined into runs after ingest (recorded as ``table:<file>``)."""
+TABLE_SUFFIXES: dict[str, str] = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+"""File suffixes :func:`read_factor_table` reads, and their formats."""
+_MAX_LISTED = 10
 
 
 def is_metadata_file(path: Path) -> bool:
@@ -226,3 +245,198 @@ class FactorLayers:
                 merged[key] = value
                 origin[key] = source
         return merged, origin, overrides
+
+
+# --------------------------------------------------------------------------- factor tables
+
+
+def read_factor_table(path: str | Path) -> pl.DataFrame:
+    """Read a user's factor table: CSV/TSV (every cell as text) or Parquet (typed).
+
+    CSV cells stay text here (empty cells are null); :func:`factor_table` with
+    ``text=True`` interprets them like ``--meta`` values, so ``"007"`` stays a string
+    and ``"3"`` becomes 3.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file when it is missing, unreadable or of an unknown kind.
+    """
+    import polars as pl
+
+    p = Path(path)
+    kind = TABLE_SUFFIXES.get(p.suffix.lower())
+    if kind is None:
+        msg = f"{str(p)!r}: factor tables must be {', '.join(TABLE_SUFFIXES)} files"
+        raise ConfigError(msg)
+    if not p.is_file():
+        msg = f"{str(p)!r}: no such file"
+        raise ConfigError(msg)
+    try:
+        if kind == "parquet":
+            return pl.read_parquet(p)
+        return pl.read_csv(p, infer_schema=False, separator="\t" if kind == "tsv" else ",")
+    except (OSError, pl.exceptions.PolarsError) as err:
+        msg = f"{str(p)!r}: cannot read the factor table: {err}"
+        raise ConfigError(msg) from err
+
+
+@dataclass(frozen=True)
+class FactorTable:
+    """A validated factor table: per row, its key and the factor values to set.
+
+    Attributes
+    ----------
+    origin
+        The file (or a label) the table came from, for messages.
+    on
+        The key columns, named like catalog columns (``scenario.episode``, ``run_id``).
+    columns
+        The factor columns (``group.name``), in table order.
+    keys
+        Per row, the key values as the table holds them.
+    values
+        Per row, the non-null factor values (an empty cell sets nothing).
+    """
+
+    origin: str
+    on: tuple[str, ...]
+    columns: tuple[str, ...]
+    keys: tuple[tuple[Any, ...], ...]
+    values: tuple[dict[str, Scalar], ...]
+
+    def describe(self, row: int) -> str:
+        """``"row 3 (scenario.episode=12)"``: a row (counted from 1, header excluded)."""
+        key = ", ".join(f"{c}={v!r}" for c, v in zip(self.on, self.keys[row], strict=True))
+        return f"row {row + 1} ({key})"
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _cell(value: Any, *, text: bool) -> Scalar | Any:
+    import datetime as dt
+    import math
+
+    if isinstance(value, str):
+        if text:
+            return None if not value.strip() else parse_scalar(value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    return value
+
+
+def factor_table(
+    table: pl.DataFrame, on: str | Sequence[str], *, origin: str, text: bool = False
+) -> FactorTable:
+    """Validate a factor table keyed by *on*; raise one :class:`ConfigError` for all it finds.
+
+    Parameters
+    ----------
+    table
+        One row per run to change: the key column(s) and factor columns named
+        ``<group>.<name>`` with group one of :data:`~workbench.model.FACTOR_GROUPS`.
+    on
+        Key column name(s).
+    origin
+        The file name (or label) used in messages.
+    text
+        Cells of text columns are typed values written as text (a CSV file): interpret
+        them with :func:`~workbench.model.parse_scalar`; empty cells are null.
+
+    Raises
+    ------
+    ConfigError
+        A key column is missing (the table's columns are listed), a factor column is
+        not ``group.name`` (the valid groups are listed) or holds lists/structs, a key
+        is empty or appears twice (the rows are named), or the table has no rows or
+        no factor columns.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> t = factor_table(pl.DataFrame({"run_id": ["a"], "model.ckpt": ["s1"]}), "run_id", origin="t")
+    >>> t.columns, t.values
+    (('model.ckpt',), ({'model.ckpt': 's1'},))
+    """
+    import polars as pl
+
+    keys = [on] if isinstance(on, str) else list(on)
+    if not keys or any(not isinstance(k, str) or not k for k in keys):
+        msg = f"{origin}: name the key column(s) to join on, e.g. 'scenario.episode' or 'run_id'"
+        raise ConfigError(msg)
+    if len(set(keys)) != len(keys):
+        msg = f"{origin}: key columns {keys} name a column twice"
+        raise ConfigError(msg)
+    missing = [k for k in keys if k not in table.columns]
+    if missing:
+        msg = (
+            f"{origin}: key column(s) {missing} not in the table; "
+            f"its columns: {', '.join(table.columns) or 'none'}"
+        )
+        raise ConfigError(msg)
+    columns = [c for c in table.columns if c not in keys]
+    if not columns:
+        msg = f"{origin}: no factor columns besides the key {keys}; add columns such as 'hardware.gripper'"
+        raise ConfigError(msg)
+    bad = []
+    for col in columns:
+        group, _, name = col.partition(".")
+        if group not in FACTOR_GROUPS or not _FACTOR_KEY_RE.match(name):
+            bad.append(col)
+    if bad:
+        msg = (
+            f"{origin}: column(s) {bad} are not factor names: every column but the key "
+            f"must be '<group>.<name>' with group one of {', '.join(FACTOR_GROUPS)} "
+            "(name: letters, digits, '_', '-', dots between parts)"
+        )
+        raise ConfigError(msg)
+    nested = [
+        f"{c} ({table.schema[c]})"
+        for c in [*keys, *columns]
+        if isinstance(table.schema[c], pl.List | pl.Array | pl.Struct | pl.Object | pl.Binary)
+    ]
+    if nested:
+        msg = f"{origin}: column(s) {nested} do not hold scalars (text, numbers, booleans)"
+        raise ConfigError(msg)
+    if table.height == 0:
+        msg = f"{origin}: the table has no rows"
+        raise ConfigError(msg)
+
+    key_rows = list(table.select(keys).iter_rows())
+    key_rows = [tuple(_cell(v, text=False) for v in row) for row in key_rows]
+    if text:
+        key_rows = [tuple(v.strip() if isinstance(v, str) else v for v in row) for row in key_rows]
+    empty = [i for i, row in enumerate(key_rows) if any(v is None or v == "" for v in row)]
+    if empty:
+        msg = f"{origin}: rows {_listing([str(i + 1) for i in empty])} have an empty key {keys}"
+        raise ConfigError(msg)
+    seen: dict[tuple[Any, ...], int] = {}
+    dupes: list[str] = []
+    for i, row in enumerate(key_rows):
+        norm = tuple(parse_scalar(v) if text and isinstance(v, str) else v for v in row)
+        if norm in seen:
+            dupes.append(f"rows {seen[norm] + 1} and {i + 1} ({', '.join(f'{c}={v!r}' for c, v in zip(keys, row, strict=True))})")
+        else:
+            seen[norm] = i
+    if dupes:
+        msg = f"{origin}: key {keys} appears more than once: {_listing(dupes)}; keep one row per run"
+        raise ConfigError(msg)
+    values = []
+    odd: dict[str, str] = {}
+    for row in table.select(columns).iter_rows():
+        cells = {c: _cell(v, text=text) for c, v in zip(columns, row, strict=True)}
+        for c, v in cells.items():
+            if v is not None and not isinstance(v, str | int | float | bool):
+                odd.setdefault(c, f"{c} ({type(v).__name__})")
+        values.append({c: v for c, v in cells.items() if v is not None})
+    if odd:
+        msg = f"{origin}: column(s) {list(odd.values())} do not hold text, numbers or booleans"
+        raise ConfigError(msg)
+    return FactorTable(origin, tuple(keys), tuple(columns), tuple(key_rows), tuple(values))

@@ -39,8 +39,12 @@ __all__ = [
     "Run",
     "stream_name",
     "parse_scalar",
+    "OUTCOME_KINDS",
+    "ORIGIN_LOG",
+    "check_events",
     "empty_events",
     "events_from_json",
+    "resolve_outcome",
     "run_outcome",
 ]
 
@@ -357,7 +361,12 @@ def check_stream(name: str, ds: xr.Dataset) -> None:
         raise SchemaError(msg)
 
 
-_EVENT_SCHEMA = {"time": "Int64", "kind": "String", "detail": "String"}
+_EVENT_SCHEMA = {"time": "Int64", "kind": "String", "detail": "String", "origin": "String"}
+OUTCOME_KINDS = ("success", "failure")
+"""Event kinds that decide a run's outcome."""
+ORIGIN_LOG = "log"
+"""Origin of the events a log holds itself (rules make ``rule:<name>`` and
+``default:<format>.<name>``, people ``label``)."""
 
 
 def empty_events() -> pl.DataFrame:
@@ -365,7 +374,7 @@ def empty_events() -> pl.DataFrame:
     import polars as pl
 
     return pl.DataFrame(
-        schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String}
+        schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String}
     )
 
 
@@ -409,14 +418,19 @@ def events_from_json(
 
 
 def check_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Validate an events table; returns it with columns in standard order."""
+    """Validate an events table; returns it with columns in standard order.
+
+    A table without an ``origin`` column gets ``origin = "log"`` (the log's own events).
+    """
     import polars as pl
 
-    missing = [c for c in _EVENT_SCHEMA if c not in events.columns]
+    missing = [c for c in _EVENT_SCHEMA if c not in events.columns and c != "origin"]
     if missing:
         msg = f"events table lacks columns {missing}; expected {list(_EVENT_SCHEMA)}"
         raise SchemaError(msg)
-    want = {"time": pl.Int64, "kind": pl.String, "detail": pl.String}
+    if "origin" not in events.columns:
+        events = events.with_columns(pl.lit(ORIGIN_LOG, dtype=pl.String).alias("origin"))
+    want = {"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String}
     for col, dtype in want.items():
         if events.schema[col] != dtype:
             msg = f"events column {col!r} must be {dtype}, got {events.schema[col]}"
@@ -424,22 +438,58 @@ def check_events(events: pl.DataFrame) -> pl.DataFrame:
     return events.select(list(want))
 
 
+def _tier(origin: str | None) -> int:
+    """Who decides an outcome: a person's label (2) beats a user's rule (1) beats the
+    log and the format defaults (0)."""
+    if origin == "label":
+        return 2
+    if origin is not None and origin.startswith("rule:"):
+        return 1
+    return 0
+
+
+def resolve_outcome(events: pl.DataFrame) -> tuple[str | None, int | None, str | None]:
+    """``(outcome, time_ns, origin)`` of a run from its events.
+
+    Labels beat rules, rules beat the log (and the format defaults); within the
+    deciding tier the last ``success``/``failure`` event wins. A label ``unknown``
+    makes the outcome unknown whatever the rules say; no outcome event at all is
+    unknown too (``None``), never a failure.
+
+    >>> import polars as pl
+    >>> ev = pl.DataFrame({"time": [1, 2, 3], "kind": ["failure", "success", "failure"],
+    ...                    "detail": ["{}"] * 3, "origin": ["log", "log", "rule:outcome"]})
+    >>> resolve_outcome(ev)
+    ('failure', 3, 'rule:outcome')
+    """
+    import polars as pl
+
+    if "origin" not in events.columns:
+        events = events.with_columns(pl.lit(ORIGIN_LOG).alias("origin"))
+    ends = events.filter(pl.col("kind").is_in([*OUTCOME_KINDS, "unknown"])).sort("time", maintain_order=True)
+    if ends.height == 0:
+        return None, None, None
+    tiers = [_tier(o) for o in ends["origin"].to_list()]
+    kinds = ends["kind"].to_list()
+    best = max(t for t, k in zip(tiers, kinds, strict=True) if k != "unknown" or t == 2) if any(
+        k != "unknown" or t == 2 for t, k in zip(tiers, kinds, strict=True)) else None
+    if best is None:
+        return None, None, None
+    rows = [i for i, (t, k) in enumerate(zip(tiers, kinds, strict=True)) if t == best and (k != "unknown" or t == 2)]
+    i = rows[-1]
+    kind = kinds[i]
+    return (None if kind == "unknown" else str(kind)), int(ends["time"][i]), str(ends["origin"][i])
+
+
 def run_outcome(events: pl.DataFrame) -> str | None:
-    """``"success"``/``"failure"`` from the last such event, ``None`` when unknown.
+    """``"success"``/``"failure"`` (see :func:`resolve_outcome`), ``None`` when unknown.
 
     >>> import polars as pl
     >>> ev = pl.DataFrame({"time": [1, 2], "kind": ["failure", "success"], "detail": ["{}", "{}"]})
     >>> run_outcome(ev)
     'success'
     """
-    import polars as pl
-
-    ends = events.filter(pl.col("kind").is_in(["success", "failure"])).sort(
-        "time", maintain_order=True
-    )
-    if ends.height == 0:
-        return None
-    return str(ends["kind"][-1])
+    return resolve_outcome(events)[0]
 
 
 # --------------------------------------------------------------------------- run

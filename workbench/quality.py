@@ -68,6 +68,7 @@ __all__ = [
     "Thresholds",
     "grade",
     "grade_letter",
+    "grade_missing",
     "grade_store",
     "load_thresholds",
 ]
@@ -780,3 +781,47 @@ def grade_store(
     schema = {"run_id": pl.String, "grade": pl.String, "n_warning": pl.Int64, "n_error": pl.Int64, "n_info": pl.Int64, "checks": pl.String}
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
+
+def grade_missing(
+    store: Store,
+    *,
+    run_ids: Iterable[str] | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> list[str]:
+    """Grade the runs of *store* that have no grade yet (:func:`grade_store` on those).
+
+    Parameters
+    ----------
+    store
+        The store; grades go into its catalog (``quality.grade``).
+    run_ids
+        Only these runs (default: every run of the store).
+    scheduler, progress
+        As for :func:`grade_store`.
+
+    Returns
+    -------
+    list of str
+        Ids of the runs graded now (empty when every run already had a grade).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> store = wb.open_store("workbench-store")   # doctest: +SKIP
+    >>> grade_missing(store)                       # doctest: +SKIP
+    []
+    """
+    import polars as pl
+
+    cat = store.runs()
+    if cat.height == 0:
+        return []
+    if run_ids is not None:
+        cat = cat.filter(pl.col("run_id").is_in(list(run_ids)))
+    if "quality.grade" in cat.columns:
+        cat = cat.filter(pl.col("quality.grade").is_null())
+    ids = cat["run_id"].to_list()
+    if ids:
+        grade_store(store, run_ids=ids, scheduler=scheduler, progress=progress)
+    return ids

@@ -63,8 +63,9 @@ th{background:#f3f3f3;position:sticky;top:0} td.num{text-align:right;font-varian
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.78rem;word-break:break-all}
 .badge{display:inline-block;padding:0 .45rem;border-radius:.7rem;color:#fff;font-weight:600;font-size:.78rem}
 .verdict-regression{background:#d62728}.verdict-improvement{background:#2ca02c}.verdict-no_change{background:#7f7f7f}
-.verdict-inconclusive{background:#ff7f0e}.verdict-changed{background:#1f77b4}
+.verdict-inconclusive{background:#ff7f0e}.verdict-changed{background:#1f77b4}.verdict-not_measured{background:#b0b0b0}
 .summary{padding:.8rem 1rem;border-radius:.4rem;margin:1rem 0}.pass{background:#e8f5e9}.fail{background:#fdecea}
+.unmeasured{background:#f1f1f1}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
 .muted{color:#666}.scroll{max-height:36rem;overflow:auto}
 nav a{margin-right:1rem}
@@ -150,7 +151,8 @@ def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, see
 
 
 def _verdict_badge(verdict: str) -> str:
-    return f'<span class="badge verdict-{_e(verdict)}">{_e(verdict)}</span>'
+    css = re.sub(r"[^a-z_]", "_", str(verdict))  # "not measured" → verdict-not_measured
+    return f'<span class="badge verdict-{css}">{_e(verdict)}</span>'
 
 
 def _grade_badge(grade: Any) -> str:
@@ -248,20 +250,23 @@ def _provenance_section(store: Store, run_ids: Sequence[str], cat: pl.DataFrame)
 
 
 def _plots(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
-    """(caption, HoloViews object) for each plot of the report."""
+    """(caption, HoloViews object) for each plot of the report (none for a metric that
+    no cell measured)."""
     import polars as pl
 
+    from workbench.compare import NOT_MEASURED
     from workbench.viz import plots
 
     sides = cat.filter(pl.col(res.by).is_in([res.baseline, res.candidate]))
     out: list[tuple[str, Any]] = []
-    rate_metrics = res.table.filter(pl.col("kind") == "rate")["metric"].unique(maintain_order=True).to_list()
+    measured = res.table.filter(pl.col("verdict") != NOT_MEASURED)
+    rate_metrics = measured.filter(pl.col("kind") == "rate")["metric"].unique(maintain_order=True).to_list()
     for m in rate_metrics:
         out.append((f"{m} rate per cell and variant (Wilson 95 % interval)",
                     plots.success_heatmap(sides, x=res.within, y=[res.by], metric=m, height=300)))
-    for m in res.table["metric"].unique(maintain_order=True).to_list():
+    for m in measured["metric"].unique(maintain_order=True).to_list():
         out.append((f"{m}: candidate − baseline per cell", plots.difference_intervals(res, m, height=300)))
-    for m in res.table.filter(pl.col("kind") != "rate")["metric"].unique(maintain_order=True).to_list():
+    for m in measured.filter(pl.col("kind") != "rate")["metric"].unique(maintain_order=True).to_list():
         out.append((f"{m} per variant", plots.metric_distribution(sides, m, by=res.by, group=res.within, height=300)))
     for m in res.attribution["metric"].unique(maintain_order=True).to_list():
         out.append((f"what explains {m}", plots.attribution_bars(res.attribution, m, height=300)))
@@ -314,30 +319,46 @@ def render_report(
     min_grade: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
+    progress: bool = False,
 ) -> str:
     """The report's HTML text (see :func:`report`)."""
     from workbench._version import __version__
-    from workbench.compare import compare
+    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compare, compared_ids, ensure_measured
 
     cat = store.runs(where=where)
     if cat.height == 0:
         msg = f"no runs in {store!r}" + (f" match {where!r}" if where else "")
         raise ConfigError(msg)
+    done = ensure_measured(store, run_ids=compared_ids(cat, by, baseline, candidate),
+                           metrics=list(metrics) if metrics else list(DEFAULT_METRICS), grades=True, progress=progress)
+    if done:
+        cat = store.runs(where=where)
     res = compare(cat, by=by, baseline=baseline, candidate=candidate, within=list(within or []),
                   metrics=list(metrics) if metrics else None, min_grade=min_grade, alpha=alpha)
     title = title or f"{res.by}: {res.candidate} vs {res.baseline}"
     plot_items = _plots(cat, res)
-    script, divs, resources = _bokeh_embed([obj for _, obj in plot_items])
+    script, divs, resources = _bokeh_embed([obj for _, obj in plot_items]) if plot_items else ("", [], "")
     figures = "".join(f"<figure><figcaption>{_e(cap)}</figcaption>{div}</figure>" for (cap, _), div in zip(plot_items, divs, strict=True))
+    if not plot_items:
+        figures = "<p class=muted>No metric is measured in any cell: nothing to plot.</p>"
 
     regress = res.regressions
-    if res.passed:
-        summary = f'<div class="summary pass"><b>No regression with confidence</b> (Holm-adjusted, α = {_e(alpha)}).</div>'
+    unmeasured = res.not_measured.height
+    lacking = f" {_e(res.missing_text())}." if unmeasured else ""
+    if res.status == NOT_MEASURED:
+        summary = (f'<div class="summary unmeasured"><b>Nothing measured</b>: no cell has values on both sides, '
+                   f"so the gate cannot decide.{lacking}</div>")
+    elif res.passed:
+        among = f" among the {res.n_measured} measured cells; {unmeasured} not measured:{lacking}" if unmeasured else "."
+        summary = (f'<div class="summary pass"><b>No regression with confidence</b> (Holm-adjusted, α = {_e(alpha)})'
+                   f"{among}</div>")
     else:
         cells = "; ".join(
             " · ".join(_e(r[w]) for w in res.within) + f" <b>{_e(r['metric'])}</b>" for r in regress.iter_rows(named=True)
         )
         summary = f'<div class="summary fail"><b>{regress.height} regression(s) with confidence:</b> {cells}</div>'
+        if unmeasured:
+            summary += f'<div class="summary unmeasured">{unmeasured} cell(s) not measured:{lacking}</div>'
     counts = res.table["verdict"].value_counts().sort("verdict")
     verdicts = " ".join(f"{_verdict_badge(v)} {n}" for v, n in counts.iter_rows())
     compared = cat.filter(~cat["run_id"].is_in(res.excluded))
@@ -407,14 +428,15 @@ def report(
     alpha: float = 0.05,
     title: str | None = None,
     out: str | Path = "report.html",
+    progress: bool = False,
 ) -> Path:
     """Compare two variants of *store* and write a self-contained HTML report.
 
     Parameters
     ----------
     store
-        A store with metrics computed (``wb.metrics.compute``) and, for the data
-        quality section, grades (``wb.quality.grade_store``).
+        The store. Metrics the compared runs lack (``wb.metrics.compute``) and data
+        grades (``wb.quality.grade_store``) are computed first and kept in its catalog.
     by, baseline, candidate, within, metrics, min_grade, alpha
         The comparison, see :func:`workbench.compare.compare`.
     where
@@ -423,6 +445,8 @@ def report(
         Title of the report (default: ``"<by>: <candidate> vs <baseline>"``).
     out
         The HTML file to write (its folder is created).
+    progress
+        Show a progress bar while missing metrics or grades are computed.
 
     Returns
     -------
@@ -430,7 +454,7 @@ def report(
         *out*.
     """
     text = render_report(store, by=by, baseline=baseline, candidate=candidate, within=within, metrics=metrics,
-                         where=where, min_grade=min_grade, alpha=alpha, title=title)
+                         where=where, min_grade=min_grade, alpha=alpha, title=title, progress=progress)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -27,6 +27,8 @@ __all__ = ["report"]
 @click.option("--title", default=None, help="Title of the report.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar while missing metrics or grades are computed [default: on a terminal].")
 def report(
     store_path: str | None,
     by: str,
@@ -39,8 +41,15 @@ def report(
     alpha: float,
     title: str | None,
     out: Path,
+    progress: bool | None,
 ) -> None:
-    """Write a self-contained HTML report of a comparison (opens offline, no network)."""
+    """Write a self-contained HTML report of a comparison (opens offline, no network).
+
+    Metrics that the compared runs lack, and data grades, are computed first and kept
+    in the catalog.
+    """
+    import sys
+
     from workbench.model import parse_scalar
     from workbench.report import report as write_report
     from workbench.store import open_store
@@ -59,5 +68,6 @@ def report(
         alpha=alpha,
         title=title,
         out=out,
+        progress=sys.stderr.isatty() if progress is None else progress,
     )
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -79,6 +79,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANNOTATIONS_DIR",
+    "DERIVED_EVENTS",
+    "EVENTS_SECTION",
+    "LABELS_SECTION",
+    "OUTCOME_SECTION",
+    "RULES_DIR",
     "CATALOG_PATH",
     "DEFAULT_STORE",
     "EVENTS_NAME",
@@ -87,6 +92,7 @@ __all__ = [
     "SOURCES_DIR",
     "STREAMS_DIR",
     "TMP_DIR",
+    "FactorUpdate",
     "IngestReport",
     "Store",
     "default_store_path",
@@ -99,6 +105,16 @@ MANIFEST_NAME = "run.json"
 STREAMS_DIR = "streams"
 EVENTS_NAME = "events.parquet"
 ANNOTATIONS_DIR = "annotations"
+DERIVED_EVENTS = "derived_events"
+"""Annotation table of the events rules made (``annotations/derived_events.parquet``)."""
+EVENTS_SECTION = "events"
+"""Annotation section: which rules made the derived events (hash, counts, missing)."""
+OUTCOME_SECTION = "outcome"
+"""Annotation section: the resolved outcome, its time and its source."""
+LABELS_SECTION = "labels"
+"""Annotation section: a person's label of the run (outcome, reason, who, when)."""
+RULES_DIR = "rules"
+"""Store-level folder of the rule sets applied (``rules/<hash>.yaml``)."""
 SOURCES_DIR = "sources"
 TMP_DIR = ".tmp"
 LOCK_NAME = ".lock"
@@ -158,6 +174,10 @@ class IngestReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    events: Any = None
+    """The :class:`workbench.events.ApplyReport` of the rules applied to the new runs."""
+    events_error: str | None = None
+    """Why the configured rules could not be applied (the runs stay ingested)."""
 
     @property
     def ok(self) -> bool:
@@ -172,6 +192,8 @@ class IngestReport:
             "failed": list(self.failed),
             "skipped": list(self.skipped),
             "warnings": list(self.warnings),
+            "events": self.events.to_dict() if self.events is not None else None,
+            "events_error": self.events_error,
         }
 
     def __str__(self) -> str:
@@ -324,7 +346,14 @@ def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]
     }
     row.update(info.factors())
     for section, values in sorted(annotations.items()):
+        if section == OUTCOME_SECTION:  # resolved from the log, rules and labels together
+            row["outcome"] = values.get("outcome")
+            row["outcome_ns"] = values.get("outcome_ns")
+            row["outcome.source"] = values.get("source")
+            continue
         for key, value in values.items():
+            if isinstance(value, dict | list):
+                continue  # nested provenance (e.g. a label's history) stays in the annotation
             row[f"{section}.{key}" if key != section else section] = value
     return row
 
@@ -723,8 +752,30 @@ class Store:
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
                 raise StoreError(msg) from err
         events_bytes = self._read_bytes(self._p(RUNS_DIR, run_id, EVENTS_NAME))
-        events = pl.read_parquet(io.BytesIO(events_bytes))
+        events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
         return Run(info=info, streams=opened, events=events)
+
+    def _merged_events(self, run_id: str, events: pl.DataFrame, info: RunInfo) -> pl.DataFrame:
+        """The log's events plus the events rules made (``derived_events``) and the
+        label's outcome event, each marked by its ``origin``."""
+        import polars as pl
+
+        parts = [events]
+        derived = self.get_table(run_id, DERIVED_EVENTS)
+        if derived is not None and derived.height:
+            parts.append(check_events(derived))
+        label = self.annotations(run_id).get(LABELS_SECTION)
+        if label and label.get("outcome"):
+            at = label.get("at_ns")
+            detail = json.dumps({k: label.get(k) for k in ("reason", "by", "when") if label.get(k) is not None}, sort_keys=True)
+            parts.append(pl.DataFrame(
+                {"time": [int(at) if at is not None else int(info.end_ns)], "kind": [str(label["outcome"])],
+                 "detail": [detail], "origin": ["label"]},
+                schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
+            ))
+        if len(parts) == 1:
+            return events
+        return pl.concat(parts).sort("time", maintain_order=True)
 
     # ------------------------------------------------------------------ writing
 
@@ -943,6 +994,7 @@ class Store:
         salvage: bool = False,
         progress: bool | Callable[[str, int], None] = False,
         scheduler: Any = None,
+        events: bool = True,
     ) -> IngestReport:
         """Read logs into the store.
 
@@ -976,6 +1028,10 @@ class Store:
             parallel by :func:`workbench.parallel.map_runs` (``"threads"``,
             ``"processes"``, a Dask address or client); runs land exactly once
             whatever the retries, and the catalog is updated once at the end.
+        events
+            Apply the format defaults and the configured rules (``events:`` /
+            ``outcome:`` of ``workbench.yaml``, see :func:`workbench.events.apply_rules`)
+            to the new runs.
 
         Returns
         -------
@@ -992,10 +1048,13 @@ class Store:
         if scheduler is not None:
             from workbench.parallel import ingest_sources
 
-            return ingest_sources(
+            report = ingest_sources(
                 self, sources, report, options=options, meta=meta_factors, pattern=pattern,
                 salvage=salvage, scheduler=scheduler, progress=progress is True,
             )
+            if events and report.ingested:
+                self._apply_events(report, scheduler=scheduler, progress=progress is True)
+            return report
         total = sum(size for _, _, size, _ in sources)
         bar_ctx = _progress_bar(total, enabled=progress is True)
         new_ids: list[str] = []
@@ -1034,7 +1093,21 @@ class Store:
                 advance(size - done, src.name)
         if new_ids or not self._exists(self._catalog_path()):
             self._update_catalog(add=new_ids)
+        if events and new_ids:
+            self._apply_events(report, scheduler=None, progress=False)
         return report
+
+    def _apply_events(self, report: IngestReport, *, scheduler: Any, progress: bool) -> None:
+        """Format defaults and the configured rules on newly ingested runs.
+
+        A rule that cannot be evaluated on them is reported in ``report.events_error``
+        (the runs stay ingested; fix the rules and run ``workbench events apply``)."""
+        from workbench.events.apply import apply_rules
+
+        try:
+            report.events = apply_rules(self, run_ids=report.ingested, scheduler=scheduler, progress=progress)
+        except ConfigError as err:
+            report.events_error = str(err)
 
     def _collect_sources(
         self, paths: list[Path], reader: str | None, report: IngestReport
@@ -1306,6 +1379,67 @@ class Store:
             self._update_catalog(drop=list(values))
             self._update_catalog(add=list(values))
 
+    def resolve_runs(self, refs: Iterable[str]) -> list[str]:
+        """Run ids for *refs*: run ids, or run names matching exactly one run.
+
+        Raises :class:`StoreError` naming the refs that match no run or several.
+        """
+        refs = list(refs)
+        if not refs:
+            msg = "no runs given"
+            raise StoreError(msg)
+        cat = self.runs()
+        ids = set(cat["run_id"].to_list()) if cat.height else set()
+        names: dict[str, list[str]] = {}
+        if "name" in cat.columns:
+            for rid, name in zip(cat["run_id"].to_list(), cat["name"].to_list(), strict=True):
+                names.setdefault(str(name), []).append(rid)
+        out: list[str] = []
+        unknown: list[str] = []
+        ambiguous: list[str] = []
+        for ref in refs:
+            if ref in ids:
+                out.append(ref)
+            elif len(names.get(ref, [])) == 1:
+                out.append(names[ref][0])
+            elif names.get(ref):
+                ambiguous.append(f"{ref!r} ({len(names[ref])} runs: {', '.join(names[ref][:4])}…)")
+            else:
+                unknown.append(ref)
+        if unknown or ambiguous:
+            parts = []
+            if unknown:
+                parts.append(f"unknown run id(s) or name(s) {unknown}")
+            if ambiguous:
+                parts.append(f"names matching several runs: {'; '.join(ambiguous)} — give run ids")
+            msg = f"{'; '.join(parts)} in store {self.url!r}"
+            raise StoreError(msg)
+        return list(dict.fromkeys(out))
+
+    def current_outcome(self, run_id: str) -> str | None:
+        """The run's outcome as the catalog shows it (resolved annotation, else the log's)."""
+        resolved = self.annotations(run_id).get(OUTCOME_SECTION)
+        if resolved is not None:
+            return resolved.get("outcome")
+        return self.manifest(run_id).get("outcome")
+
+    def put_rules(self, digest: str, text: str) -> None:
+        """Keep the text of a rule set once per store (``rules/<digest>.yaml``)."""
+        import re
+
+        if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
+            msg = f"rule set hash {digest!r} must be hexadecimal"
+            raise ConfigError(msg)
+        path = self._p(RULES_DIR, f"{digest}.yaml")
+        if not self._exists(path):
+            self.fs.makedirs(self._p(RULES_DIR), exist_ok=True)
+            self._write_bytes_atomic(path, text.encode())
+
+    def get_rules(self, digest: str) -> str | None:
+        """The text of a rule set kept with :meth:`put_rules`, or ``None``."""
+        path = self._p(RULES_DIR, f"{digest}.yaml")
+        return self._read_bytes(path).decode() if self._exists(path) else None
+
     def put_table(self, run_id: str, name: str, table: pl.DataFrame) -> None:
         """Keep a derived table (e.g. quality findings) beside a run, as Parquet."""
         import io
@@ -1333,6 +1467,103 @@ class Store:
         if not self._exists(path):
             return None
         return pl.read_parquet(io.BytesIO(self._read_bytes(path)))
+
+    def set_factors(
+        self,
+        table: pl.DataFrame | str | os.PathLike[str],
+        on: str | Iterable[str],
+        *,
+        source: str | None = None,
+    ) -> FactorUpdate:
+        """Join a table of factors into the runs it names, all rows or none.
+
+        Each row names one run by its key column(s) — catalog columns such as
+        ``scenario.episode``, ``run_id``, ``name`` or ``source`` (the ingested file or
+        dataset folder: a run matches when its first source file is that path or lies
+        under it) — and gives factor values in columns named ``<group>.<name>``
+        (``hardware.gripper``, ``environment.lighting`` …). An empty cell sets nothing.
+
+        The values are written into each run's manifest with the origin
+        ``table:<source>`` in ``provenance.metadata``; a value that replaces another one
+        is also recorded in ``provenance.overrides`` (old and new value and source, and
+        when). They therefore survive :meth:`rebuild_catalog`, and reapplying the same
+        table changes nothing. Run ids do not change.
+
+        Parameters
+        ----------
+        table
+            A CSV/TSV or Parquet file (read with :func:`workbench.metadata.read_factor_table`;
+            CSV cells are interpreted like ``--meta`` values), or a polars DataFrame.
+        on
+            The key column(s). Give several when one is ambiguous, e.g.
+            ``["scenario.episode", "source"]`` for episodes of two datasets.
+        source
+            Label recorded as the values' origin (``table:<source>``); default the
+            file's absolute path, or ``dataframe``.
+
+        Returns
+        -------
+        FactorUpdate
+            The runs updated and those already up to date, and the columns set.
+
+        Raises
+        ------
+        ConfigError
+            Nothing is changed when the table is malformed (see
+            :func:`workbench.metadata.factor_table`), a key column is not a catalog
+            column, or any row matches no run, several runs, or the same run as
+            another row; the message names the rows.
+
+        Examples
+        --------
+        >>> import polars as pl, workbench as wb
+        >>> store = wb.open_store("memory://doc-set-factors")
+        >>> store.set_factors(pl.DataFrame({"run_id": ["r1"], "model.ckpt": ["s1"]}), on="run_id")
+        Traceback (most recent call last):
+        ...
+        workbench.model.ConfigError: dataframe: row 1 (run_id='r1') matches no run. Nothing was changed.
+        """
+        from workbench.metadata import TABLE_SOURCE, factor_table, read_factor_table
+
+        if isinstance(table, str | os.PathLike):
+            path = Path(table)
+            frame = read_factor_table(path)
+            origin, text = str(path), path.suffix.lower() in {".csv", ".tsv"}
+            label = source or str(path.resolve())
+        else:
+            frame, text = table, False
+            origin = label = source or "dataframe"
+        parsed = factor_table(frame, [on] if isinstance(on, str) else list(on), origin=origin, text=text)
+        label = f"{TABLE_SOURCE}:{label}"
+        targets = _match_rows(parsed, self.runs())
+        at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        updated: list[str] = []
+        unchanged: list[str] = []
+        with self._lock():
+            writes: list[tuple[str, bytes]] = []
+            for row, run_id in enumerate(targets):
+                manifest = self.manifest(run_id)
+                info = RunInfo.from_dict(manifest["info"])
+                try:
+                    new = _with_table_factors(info, parsed.values[row], label, at)
+                except SchemaError as err:
+                    msg = f"{origin}: {parsed.describe(row)}: {err}"
+                    raise ConfigError(msg) from err
+                if new is None:
+                    unchanged.append(run_id)
+                    continue
+                manifest["info"] = new.to_dict()
+                data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+                writes.append((self._p(RUNS_DIR, run_id, MANIFEST_NAME), data))
+                updated.append(run_id)
+            for target, data in writes:  # every row checked before the first write
+                self._write_bytes_atomic(target, data)
+        if updated:
+            self._update_catalog(drop=updated)
+            self._update_catalog(add=updated)
+        return FactorUpdate(
+            updated=updated, unchanged=unchanged, columns=list(parsed.columns), on=list(parsed.on), source=label
+        )
 
 
 def _fsync_tree(path: str) -> None:
@@ -1382,3 +1613,185 @@ def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[int, str],
 
         yield advance
 
+
+
+# --------------------------------------------------------------------------- factor tables
+
+
+@dataclass
+class FactorUpdate:
+    """What :meth:`Store.set_factors` did.
+
+    Attributes
+    ----------
+    updated
+        Runs whose factors (or their recorded origin) changed.
+    unchanged
+        Runs the table names whose factors already had these values from this source.
+    columns
+        The factor columns of the table.
+    on
+        The key columns.
+    source
+        The origin recorded in provenance (``table:<file>``).
+    """
+
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    on: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the ``workbench factors set --json`` output)."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.updated)} run(s) updated, {len(self.unchanged)} already up to date; "
+            f"set {', '.join(self.columns)} keyed on {' + '.join(self.on)} (origin {self.source})"
+        )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same type (``1``, ``1.0`` and ``True`` are different factor values)."""
+    return type(a) is type(b) and a == b
+
+
+def _with_table_factors(info: RunInfo, values: Mapping[str, Scalar], label: str, at: str) -> RunInfo | None:
+    """*info* with *values* set from the table *label*, or ``None`` when nothing changes."""
+    flat = info.factors()
+    prov = info.provenance
+    origin = dict(prov.metadata)
+    overrides = list(prov.overrides)
+    changes: dict[str, Scalar] = {}
+    for key, value in values.items():
+        had = key in flat
+        if had and _same(flat[key], value) and origin.get(key) == label:
+            continue
+        if had and not _same(flat[key], value):
+            overrides.append(
+                {
+                    "key": key,
+                    "old": flat[key],
+                    "old_source": origin.get(key, "unknown"),
+                    "new": value,
+                    "new_source": label,
+                    "at": at,
+                }
+            )
+        origin[key] = label
+        changes[key] = value
+    if not changes:
+        return None
+    new = info.with_factors(changes)
+    return dataclasses.replace(
+        new, provenance=dataclasses.replace(prov, metadata=origin, overrides=tuple(_json_safe(overrides)))
+    )
+
+
+def _key_values(column: str, dtype: Any, values: list[Any], parsed: Any) -> list[Any]:
+    """The table's key values of *column* in the type of the catalog column (*dtype*)."""
+    import polars as pl
+
+    out: list[Any] = []
+    bad: list[str] = []
+    for row, value in enumerate(values):
+        if dtype.is_numeric():
+            if isinstance(value, str):
+                try:
+                    number: Any = int(value)
+                except ValueError:
+                    try:
+                        number = float(value)
+                    except ValueError:
+                        number = None
+                value = number
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                bad.append(parsed.describe(row))
+                value = None
+        elif dtype == pl.Boolean:
+            if isinstance(value, str):
+                value = {"true": True, "false": False}.get(value.strip().lower())
+            if not isinstance(value, bool):
+                bad.append(parsed.describe(row))
+        elif dtype == pl.String:
+            value = value if isinstance(value, str) else str(value)
+        else:
+            msg = f"{parsed.origin}: cannot join on the catalog column {column!r} ({dtype}); use run_id, name, source or a factor"
+            raise ConfigError(msg)
+        out.append(value)
+    if bad:
+        kind = "a number" if dtype.is_numeric() else "true or false"
+        msg = f"{parsed.origin}: {column} must be {kind} (as in the catalog) in {_listed(bad)}"
+        raise ConfigError(msg)
+    return out
+
+
+def _listed(items: list[str], limit: int = 10) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _match_rows(parsed: Any, catalog: pl.DataFrame) -> list[str]:
+    """The run id each row of *parsed* (a FactorTable) names; ConfigError naming bad rows."""
+    unknown = [c for c in parsed.on if c not in catalog.columns]
+    if unknown:
+        factor_cols = [c for c in catalog.columns if c.split(".", 1)[0] in FACTOR_GROUPS]
+        msg = (
+            f"{parsed.origin}: key column(s) {unknown} are not catalog columns; join on "
+            f"run_id, name, source or a factor column ({', '.join(factor_cols) or 'none yet'})"
+        )
+        raise ConfigError(msg)
+    run_ids: list[str] = catalog["run_id"].to_list()
+    candidates: list[list[set[str]]] = [[] for _ in parsed.keys]
+    for i, column in enumerate(parsed.on):
+        wanted = _key_values(column, catalog.schema[column], [k[i] for k in parsed.keys], parsed)
+        have = catalog[column].to_list()
+        if column == "source":  # a dataset folder or file: runs whose source lies under it
+            for row, value in enumerate(wanted):
+                root = os.path.abspath(value).rstrip(os.sep)
+                candidates[row].append(
+                    {r for r, s in zip(run_ids, have, strict=True)
+                     if isinstance(s, str) and (s == value or s == root or s.startswith(root + os.sep))}
+                )
+            continue
+        index: dict[Any, set[str]] = {}
+        for rid, value in zip(run_ids, have, strict=True):
+            if value is not None:
+                index.setdefault(value, set()).add(rid)
+        for row, value in enumerate(wanted):
+            candidates[row].append(index.get(value, set()))
+    names = dict(zip(run_ids, catalog["name"].to_list(), strict=True)) if "name" in catalog.columns else {}
+    no_run: list[str] = []
+    several: list[str] = []
+    taken: dict[str, int] = {}
+    twice: list[str] = []
+    targets: list[str] = []
+    for row, sets in enumerate(candidates):
+        found = set.intersection(*sets)
+        if not found:
+            no_run.append(parsed.describe(row))
+        elif len(found) > 1:
+            shown = ", ".join(f"{r} ({names.get(r, '')})" for r in sorted(found)[:3])
+            several.append(f"{parsed.describe(row)} → {len(found)} runs: {shown}{' …' if len(found) > 3 else ''}")
+        else:
+            (rid,) = found
+            if rid in taken:
+                twice.append(f"rows {taken[rid] + 1} and {row + 1} → run {rid}")
+            taken.setdefault(rid, row)
+            targets.append(rid)
+    problems = []
+    if no_run:
+        problems.append(f"{_listed(no_run)} {'matches' if len(no_run) == 1 else 'match'} no run")
+    if several:
+        problems.append(
+            f"{_listed(several)}; the key {list(parsed.on)} is ambiguous: add a key column that "
+            "tells these runs apart (e.g. source, the dataset path) and join on it too"
+        )
+    if twice:
+        problems.append(f"{_listed(twice)}: two rows name the same run")
+    if problems:
+        msg = f"{parsed.origin}: " + "; ".join(problems) + ". Nothing was changed."
+        raise ConfigError(msg)
+    return targets

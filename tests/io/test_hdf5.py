@@ -98,6 +98,61 @@ def test_robosuite_v1_wipe_factors(real_data: Path) -> None:
     assert run.extra["time"]["rate_source"] == "option rate_hz"
 
 
+def test_real_demos_get_their_demo_factor(real_data: Path) -> None:
+    for rel, demos in ((SAWYER, [1, 2]), (WIPE, [1])):
+        runs = list(Hdf5Reader().read(real_data / rel))
+        assert [r.factors["scenario"]["demo"] for r in runs] == demos
+        with h5py.File(real_data / rel) as f:
+            for run in runs:
+                # model_file names the demo's MuJoCo XML: kept in extra, never a factor
+                assert "model_file" in f["data"][run.key].attrs
+                assert "model_file" not in run.factors["scenario"]
+                assert set(run.factors["scenario"]) == {"task", "demo"}
+
+
+def test_demo_attributes_become_factors(tmp_path: Path) -> None:
+    path = tmp_path / "attrs.hdf5"
+    xml = "<mujoco model='base'>" + "<body/>" * 400 + "</mujoco>"
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env"] = "Lift"
+        for i in (3, 10):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = 4
+            g.attrs["model_file"] = xml
+            g.attrs["operator"] = "ana" if i == 3 else "bo"
+            g.attrs["seed"] = np.int64(i * 7)
+            g.attrs["success"] = np.bool_(i == 3)
+            g.attrs["friction"] = 0.25 * i
+            g.attrs["ep_meta"] = json.dumps({"lang": "lift the cube", "layout_id": 2})
+            g.attrs["init_qpos"] = np.zeros(7)
+            g.attrs["object name"] = b"cube"
+            g.create_dataset("actions", data=np.zeros((4, 2)))
+        g = data.create_group("demo_extra")
+        g.create_dataset("actions", data=np.zeros((4, 2)))
+    runs = {r.key: r for r in Hdf5Reader().read(path)}
+    assert list(runs) == ["demo_3", "demo_10", "demo_extra"]
+    s3 = runs["demo_3"].factors["scenario"]
+    assert s3 == {
+        "task": "Lift",
+        "demo": 3,
+        "operator": "ana",
+        "seed": 21,
+        "success": True,
+        "friction": 0.75,
+        "object_name": "cube",
+    }
+    assert type(s3["seed"]) is int and type(s3["success"]) is bool
+    s10 = runs["demo_10"].factors["scenario"]
+    assert (s10["demo"], s10["operator"], s10["success"]) == (10, "bo", False)
+    assert runs["demo_3"].extra["demo_attrs_left_out"] == {
+        "ep_meta": "JSON structure, not a scalar",
+        "init_qpos": "list, not a scalar",
+    }
+    assert runs["demo_3"].extra["demo_attrs"]["model_file"] == xml  # kept, not a factor
+    assert runs["demo_extra"].factors["scenario"] == {"task": "Lift", "demo": "demo_extra"}
+
+
 def _write_robomimic(path: Path) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     arrays: dict[str, np.ndarray] = {}
@@ -162,7 +217,7 @@ def test_robomimic_round_trip(tmp_path: Path) -> None:
     )  # control_freq 10
     assert r1.extra["time"]["rate_source"] == "env_args.env_kwargs.control_freq"
     assert r0.factors["hardware"] == {"robot": "Panda", "controller": "OSC_POSE"}
-    assert r0.factors["scenario"] == {"task": "Lift", "split": "train"}
+    assert r0.factors["scenario"] == {"task": "Lift", "split": "train", "demo": 0}
     assert r1.factors["scenario"]["split"] == "valid"
     assert r0.skipped == [
         {

@@ -174,6 +174,111 @@ def test_v30_episodes_match_pyarrow(real_data: Path, v30_runs: list) -> None:
         assert absent == {"observation.images.front", "observation.images.top"}
 
 
+# --------------------------------------------------------------------------- per-episode factors
+
+
+def test_real_episode_factors_match_metadata(
+    real_data: Path, v21_runs: list, v30_runs: list
+) -> None:
+    """Each run carries its episode index and the task text of *its* episode."""
+    v21_tasks = {
+        row["episode_index"]: row["tasks"]
+        for row in map(
+            json.loads,
+            (real_data / V21 / "meta/episodes.jsonl").read_text().splitlines(),
+        )
+    }
+    eps = pq.read_table(
+        real_data / V30 / "meta/episodes/chunk-000/file-000.parquet",
+        columns=["episode_index", "tasks"],
+    ).to_pylist()
+    v30_tasks = {row["episode_index"]: row["tasks"] for row in eps}
+    for runs, tasks, indices in (
+        (v21_runs, v21_tasks, range(25, 35)),
+        (v30_runs, v30_tasks, range(4)),
+    ):
+        assert [r.factors["scenario"]["episode"] for r in runs] == list(indices)
+        for run in runs:
+            scenario = run.factors["scenario"]
+            assert isinstance(scenario["episode"], int)
+            assert run.key == f"episode_{scenario['episode']}"
+            assert scenario["task"] == tasks[scenario["episode"]][0]
+            # the real tables hold only bookkeeping columns: no other factor appears
+            assert set(scenario) == {"episode", "task", "split"}
+            assert "episode_metadata_left_out" not in run.extra
+
+
+def _copy_without_videos(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("videos"))
+    return dst
+
+
+def test_v21_episode_columns_become_factors(real_data: Path, tmp_path: Path) -> None:
+    root = _copy_without_videos(real_data / V21, tmp_path / "g1")
+    path = root / "meta/episodes.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        i = row["episode_index"]
+        row["operator"] = "ana" if i % 2 else "bo"
+        row["success"] = i != 30
+        row["location/site"] = "lab-2"
+        row["notes"] = "x" * 500  # long text: not a factor
+        row["tags"] = ["a", "b"]  # a list: not a factor
+        row["empty"] = None
+        if i == 31:
+            row["tasks"] = ["Hand the bottle over."]  # this episode's own task
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = {r.key: r for r in LeRobotReader().read(root)}
+    s30 = runs["episode_30"].factors["scenario"]
+    assert s30 == {
+        "episode": 30,
+        "task": "Pick up the yellow bottle on the table.",
+        "split": "train",
+        "operator": "bo",
+        "success": False,
+        "location.site": "lab-2",
+    }
+    s31 = runs["episode_31"].factors["scenario"]
+    assert s31["task"] == "Hand the bottle over." and s31["operator"] == "ana"
+    assert s31["success"] is True
+    extra = runs["episode_31"].extra
+    assert extra["episode_metadata"]["tags"] == ["a", "b"]
+    assert extra["episode_metadata_left_out"] == {
+        "notes": "text of 500 characters",
+        "tags": "list, not a scalar",
+        "empty": "no value",
+    }
+
+
+def test_v30_episode_columns_become_factors(real_data: Path, tmp_path: Path) -> None:
+    root = _copy_without_videos(real_data / V30, tmp_path / "so101")
+    path = root / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    n = table.num_rows
+    table = (
+        table.append_column("operator", pa.array(["ana", "bo", "ana", "bo"][:n]))
+        .append_column("seed", pa.array(list(range(100, 100 + n)), pa.int64()))
+        .append_column("lighting/lux", pa.array([300.0, 310.5, 320.0, 330.0][:n]))
+        .append_column("task", pa.array(["ignored"] * n))  # clashes: the reader's wins
+    )
+    pq.write_table(table, path)
+    runs = list(LeRobotReader().read(root))
+    for i, run in enumerate(runs):
+        scenario = run.factors["scenario"]
+        assert scenario["episode"] == i
+        assert scenario["operator"] == ["ana", "bo"][i % 2]
+        assert scenario["seed"] == 100 + i and isinstance(scenario["seed"], int)
+        assert scenario["lighting.lux"] == [300.0, 310.5, 320.0, 330.0][i]
+        assert scenario["task"] == "Pick the orange cube and place it in the box"
+        # bookkeeping columns never become factors
+        assert not any(
+            k.startswith(("data", "videos", "stats", "meta", "dataset_"))
+            or k == "length"
+            for k in scenario
+        )
+        assert "already set by the reader" in run.extra["episode_metadata_left_out"]["task"]
+
+
 # --------------------------------------------------------------------------- synthetic
 
 
@@ -313,7 +418,7 @@ def test_v30_round_trip_with_video(tmp_path: Path) -> None:
     r1 = runs[1]
     assert r1.factors == {
         "hardware": {"robot": "toy_arm"},
-        "scenario": {"task": "place", "split": "train"},
+        "scenario": {"episode": 1, "task": "place", "split": "train"},
     }
     st = r1.streams["observation.state"]
     assert st.sizes == {"time": 7, "joint": 3}

@@ -334,8 +334,12 @@ def test_tlog_round_trip(tmp_path: Path) -> None:
         "param.FRAME_CLASS": 1,
     }
     (log,) = run.events.to_dicts()
-    assert json.loads(log["detail"])["level"] == "WARNING"
-    assert json.loads(log["detail"])["message"] == "PreArm: low battery"
+    assert json.loads(log["detail"]) == {
+        "level": "WARN",  # MAV_SEVERITY_WARNING, normalized
+        "severity": 4,
+        "message": "PreArm: low battery",
+        "source": "1/1",
+    }
     assert run.skipped == []
     cut = tmp_path / "cut.tlog"
     cut.write_bytes(path.read_bytes()[:-7])

@@ -60,9 +60,13 @@ def test_counts_and_values_match_pyulog(loaded: tuple) -> None:
     logs = run.events.filter(run.events["kind"] == "log")
     assert logs.height == len(ulog.logged_messages)
     first = json.loads(logs["detail"][0])
+    syslog = {"EMERGENCY": "FATAL", "ALERT": "FATAL", "CRITICAL": "FATAL", "WARNING": "WARN",
+              "NOTICE": "INFO"}  # fmt: skip
+    ref = ulog.logged_messages[0]
     assert first == {
-        "level": ulog.logged_messages[0].log_level_str(),
-        "message": ulog.logged_messages[0].message.rstrip(),
+        "level": syslog.get(ref.log_level_str(), ref.log_level_str()),
+        "severity": ref.log_level - ord("0"),
+        "message": ref.message.rstrip(),
     }
     assert logs["time"][0] == ulog.logged_messages[0].timestamp * 1000
     assert run.skipped == []
@@ -194,7 +198,7 @@ def test_synthetic_round_trip(tmp_path: Path) -> None:
             "time": 1_050_000_000,
             "kind": "log",
             "detail": json.dumps(
-                {"level": "WARNING", "message": "[commander] low battery"},
+                {"level": "WARN", "message": "[commander] low battery", "severity": 4},
                 sort_keys=True,
             ),
         }

@@ -21,7 +21,12 @@ Factors: ``scenario.task`` is the environment name (``env_args.env_name``,
 ``SawyerLift`` the robot prefix); ``hardware.controller`` the controller type;
 ``environment.simulator`` / ``environment.simulator_version`` from ``env_args.type`` /
 ``repository_version``; ``scenario.split`` from the ``mask`` group (robomimic filter
-keys ``train``/``valid``). Every attribute is kept in ``extra``.
+keys ``train``/``valid``); ``scenario.demo`` the demo's number (``demo_7`` → 7, an int;
+the group name when it has no number). Each other attribute of the demo group that
+holds a scalar or a short one-line text becomes ``scenario.<attribute>``, except
+:data:`DEMO_BOOKKEEPING_ATTRS` (``num_samples``, ``model_file``: the MuJoCo XML or its
+file name); arrays, long texts and JSON texts (robosuite's ``ep_meta``) are left out and
+named in ``extra["demo_attrs_left_out"]``. Every attribute is kept in ``extra``.
 
 Generic fallback
 ----------------
@@ -53,7 +58,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from workbench.io.registry import ReaderEntrypoint, RunData
+from workbench.io.registry import ReaderEntrypoint, RunData, scalar_factors
 from workbench.io.table import to_ns
 from workbench.model import ReaderError, Scalar, parse_scalar, stream_name
 
@@ -61,7 +66,14 @@ if TYPE_CHECKING:
     import h5py
     import xarray as xr
 
-__all__ = ["DATA_GROUP", "DEFAULT_RATE_HZ", "DEMO_PREFIX", "TIME_NAMES", "Hdf5Reader"]
+__all__ = [
+    "DATA_GROUP",
+    "DEFAULT_RATE_HZ",
+    "DEMO_BOOKKEEPING_ATTRS",
+    "DEMO_PREFIX",
+    "TIME_NAMES",
+    "Hdf5Reader",
+]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SUFFIXES = {".hdf5", ".h5", ".hdf", ".he5"}
@@ -69,6 +81,9 @@ DATA_GROUP = "data"
 """robomimic/robosuite: the group holding the demos."""
 DEMO_PREFIX = "demo_"
 """robomimic/robosuite: prefix of each demo group."""
+DEMO_BOOKKEEPING_ATTRS: tuple[str, ...] = ("num_samples", "model_file")
+"""Demo-group attributes that never become factors: the step count, and the MuJoCo
+model (robomimic stores the whole XML, robosuite 0.x the name of its file)."""
 MASK_GROUP = "mask"
 """robomimic: filter keys (``train``, ``valid`` …) listing demo names."""
 DEFAULT_RATE_HZ = 20.0
@@ -404,6 +419,13 @@ class Hdf5Reader(ReaderEntrypoint):
             if split in member_of:
                 scenario["split"] = split
                 break
+        tail = demo[len(DEMO_PREFIX) :]
+        scenario["demo"] = int(tail) if tail.isdigit() else demo
+        per_demo, attrs_left_out = scalar_factors(
+            {k: v for k, v in demo_attrs.items() if k not in DEMO_BOOKKEEPING_ATTRS},
+            reserved=scenario,
+        )
+        scenario.update(per_demo)
 
         extra: dict[str, Any] = {
             "layout": "robomimic",
@@ -419,6 +441,8 @@ class Hdf5Reader(ReaderEntrypoint):
             extra["env_info"] = env_info
         if member_of:
             extra["masks"] = member_of
+        if attrs_left_out:
+            extra["demo_attrs_left_out"] = attrs_left_out
         if scalars:
             extra["scalars"] = scalars
         if derived:

@@ -21,8 +21,16 @@ What a run holds
   (``attrs["path"]``), codec and size, and per-frame variables ``frame_index`` and
   ``video_time`` (seconds into the MP4). :func:`read_video_frame` decodes one frame
   with PyAV when asked.
-* Factors: ``hardware.robot`` (``robot_type``), ``scenario.task`` (the episode's task
-  text; ``scenario.tasks`` counts them when there are several), ``scenario.split``.
+* Factors: ``hardware.robot`` (``robot_type``), ``scenario.episode`` (the episode
+  index, an int), ``scenario.task`` (the task text of *this* episode, from the episode
+  table or else the ``task_index`` of its frames; ``scenario.tasks`` counts them when
+  there are several), ``scenario.split``. Every other column of the episode table
+  (v3.0 ``meta/episodes/chunk-*/file-*.parquet``, v2.x ``meta/episodes.jsonl``) that
+  holds a scalar for the episode becomes ``scenario.<column>`` (``/`` in a name becomes
+  ``.``), except the bookkeeping columns (:data:`EPISODE_BOOKKEEPING`: lengths, index
+  ranges, ``stats/*``, ``data/*``, ``videos/*`` and ``meta/*`` file offsets). All such
+  columns, scalar or not, are kept in ``extra["episode_metadata"]``; those that are not
+  factors are named in ``extra["episode_metadata_left_out"]`` with the reason.
 * Episodes that info.json/episode metadata announce but whose data files are absent
   are listed in the ``skipped`` of the first run yielded (one entry per episode);
   every run lists them in ``extra["missing_episodes"]``. Absent videos are listed in
@@ -47,7 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from workbench.io.registry import ReaderEntrypoint, RunData
+from workbench.io.registry import ReaderEntrypoint, RunData, scalar_factors
 from workbench.model import ReaderError, Scalar, stream_name
 
 if TYPE_CHECKING:
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPISODES_DIR",
+    "EPISODE_BOOKKEEPING",
     "EPISODES_JSONL_PATH",
     "INFO_PATH",
     "SUPPORTED_VERSIONS",
@@ -93,6 +102,22 @@ DEFAULT_CHUNKS_SIZE = 1000
 SUPPORTED_VERSIONS: tuple[str, ...] = ("v2.0", "v2.1", "v3.0")
 """``codebase_version`` values this reader understands."""
 
+EPISODE_BOOKKEEPING: tuple[str, ...] = (
+    "episode_index",
+    "tasks",
+    "length",
+    "dataset_from_index",
+    "dataset_to_index",
+    "episode_chunk",
+    "chunk_index",
+    "file_index",
+    "stats/",
+    "data/",
+    "videos/",
+    "meta/",
+)
+"""Episode-table columns that describe storage, not the episode (names; ``/``-ending
+entries are prefixes). They never become factors."""
 _BOOKKEEPING = ("frame_index", "index", "task_index")
 _NOT_STREAMS = {"timestamp", "episode_index", *_BOOKKEEPING}
 _FRAME_STREAM = "frame"
@@ -110,6 +135,19 @@ class _Episode:
     videos: dict[str, tuple[str, float]] = field(
         default_factory=dict
     )  # key -> (rel, from_ts)
+    metadata: dict[str, Any] = field(default_factory=dict)  # non-bookkeeping columns
+
+
+def _is_bookkeeping(column: str) -> bool:
+    return any(
+        column.startswith(b) if b.endswith("/") else column == b
+        for b in EPISODE_BOOKKEEPING
+    )
+
+
+def _episode_metadata(row: dict[str, Any]) -> dict[str, Any]:
+    """The columns of an episode-table row that describe the episode itself."""
+    return {k: v for k, v in row.items() if not _is_bookkeeping(str(k))}
 
 
 @dataclass
@@ -248,6 +286,7 @@ def _load_v2_tables(
             length=int(row["length"]) if "length" in row else None,
             tasks=[str(t) for t in row.get("tasks", [])],
             data_file=_format(data_tpl, fmt, root),
+            metadata=_episode_metadata(row),
         )
         for key in video_keys:
             ep.videos[key] = (_format(video_tpl, {**fmt, "video_key": key}, root), 0.0)
@@ -305,6 +344,7 @@ def _load_v3_tables(
                 index=int(row["episode_index"]),
                 length=int(row["length"]) if row.get("length") is not None else None,
                 tasks=[str(t) for t in (row.get("tasks") or [])],
+                metadata=_episode_metadata(row),
             )
             if row.get("data/chunk_index") is not None:
                 ep.data_file = _format(
@@ -689,7 +729,7 @@ class LeRobotReader(ReaderEntrypoint):
             for ti in np.unique(table.column("task_index").to_numpy()):
                 if int(ti) in meta.tasks:
                     task_texts.append(meta.tasks[int(ti)])
-        scenario: dict[str, Scalar] = {}
+        scenario: dict[str, Scalar] = {"episode": ep.index}
         if task_texts:
             scenario["task"] = task_texts[0]
             if len(task_texts) > 1:
@@ -697,6 +737,8 @@ class LeRobotReader(ReaderEntrypoint):
         split = _split_of(meta.info.get("splits"), ep.index)
         if split:
             scenario["split"] = split
+        per_episode, left_out = scalar_factors(ep.metadata, reserved=scenario)
+        scenario.update(per_episode)
         hardware: dict[str, Scalar] = {}
         if meta.info.get("robot_type"):
             hardware["robot"] = str(meta.info["robot_type"])
@@ -711,6 +753,10 @@ class LeRobotReader(ReaderEntrypoint):
             "total_frames": meta.info.get("total_frames"),
             "tasks": task_texts,
         }
+        if ep.metadata:
+            extra["episode_metadata"] = ep.metadata
+        if left_out:
+            extra["episode_metadata_left_out"] = left_out
         if reordered:
             extra["reordered"] = (
                 "timestamps were not sorted; rows were sorted by timestamp"

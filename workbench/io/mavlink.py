@@ -37,7 +37,10 @@ MAVLink telemetry (:class:`TlogReader`)
   except a 4-element ``q`` which becomes a ``quat`` dimension ``[x, y, z, w]`` (MAVLink
   stores ``w`` first). Units from the dialect's field units.
 * ``PARAM_VALUE`` → ``extra["parameters"]`` (+ factors, as above); ``STATUSTEXT`` →
-  ``"log"`` events with the severity as level; ``HEARTBEAT`` of the vehicle →
+  ``"log"`` events, detail ``{"level", "severity", "message", "source"}``: ``severity``
+  is the raw ``MAV_SEVERITY`` number (0 EMERGENCY … 7 DEBUG), ``level`` its name in
+  :data:`~workbench.io.loglevels.LEVELS` (EMERGENCY/ALERT/CRITICAL → ``FATAL``, WARNING →
+  ``WARN``, NOTICE → ``INFO``), ``source`` the sender ``"<sys>/<comp>"``; ``HEARTBEAT`` of the vehicle →
   ``hardware.vehicle_type`` / ``hardware.autopilot``. ``BAD_DATA`` frames are listed in
   ``skipped`` by reason, and a final incomplete frame as ``"(file)"``.
 
@@ -63,6 +66,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workbench.io.loglevels import normalize_level
 from workbench.io.registry import ReaderEntrypoint, RunData
 from workbench.model import ReaderError, Scalar
 
@@ -97,16 +101,6 @@ _FIRMWARE_RE = re.compile(
     r"(?:\s+\w+)?(?:\s*\((?P<git>[0-9a-fA-F]{6,})\))?"
 )
 _NAMED_VALUE = {"NAMED_VALUE_FLOAT", "NAMED_VALUE_INT", "DEBUG_FLOAT_ARRAY"}
-_SEVERITY = [
-    "EMERGENCY",
-    "ALERT",
-    "CRITICAL",
-    "ERROR",
-    "WARNING",
-    "NOTICE",
-    "INFO",
-    "DEBUG",
-]
 
 
 # --------------------------------------------------------------------------- shared
@@ -626,13 +620,13 @@ class TlogReader(ReaderEntrypoint):
                 last_param[name] = value
             elif mtype == "STATUSTEXT":
                 sev = int(msg.severity)
-                level = _SEVERITY[sev] if 0 <= sev < len(_SEVERITY) else str(sev)
                 events.append(
                     (
                         t_ns,
                         "log",
                         {
-                            "level": level,
+                            "level": normalize_level(sev, "syslog"),
+                            "severity": sev,
                             "message": str(msg.text),
                             "source": f"{src[0]}/{src[1]}",
                         },

@@ -21,6 +21,13 @@ Typed mappings (type names are normalized to ``pkg/msg/Name``):
 * ``sensor_msgs/CompressedImage`` → an encoded-image stream (``frame_offset``,
   ``frame_size`` on ``time``; ``data`` on ``byte``); ``sensor_msgs/Image`` → raw pixels
   ``(time, y, x[, channel])`` for known encodings, else skipped with the reason.
+* ``rosgraph_msgs/Log`` (ROS 1) and ``rcl_interfaces/msg/Log`` (ROS 2) on ``/rosout`` or
+  ``/rosout_agg`` (also under a namespace, ``/robot1/rosout``) → the numeric stream as
+  below (``level``, ``line``, stamps) *and* one event of kind ``"log"`` per message, at
+  its log time, detail ``{"level", "severity", "message", "name", "source", "file",
+  "function", "line"}``: ``level`` is one of :data:`~workbench.io.loglevels.LEVELS`
+  (``None`` for a value the ROS scheme does not define), ``severity`` the raw number,
+  ``source`` the topic.
 * ``std_msgs/String`` on an events topic → the events table (JSON objects with a
   ``"kind"`` key); on other topics the topic is skipped with reason ``"text topic"``
   (free text is not a time series; name the topic in ``events_topics`` to keep it).
@@ -50,6 +57,7 @@ import numpy as np
 
 from workbench.io import cdr, protobuf
 from workbench.io.cdr import Columns, Plan, Ragged
+from workbench.io.loglevels import normalize_level
 from workbench.io.protobuf import ProtobufRegistry
 from workbench.io.registry import RunData
 from workbench.model import events_from_json, stream_name
@@ -423,8 +431,13 @@ def decode_topic(
         mapper = _generic
     out = mapper(name, times, cols, attrs, res)
     res.streams.update(out)
-    res.messages += cols.n if out else 0
-    if not out and not any(s["topic"] == topic for s in res.skipped):
+    logged = mtype in _LOG_SCHEMES and _is_rosout(topic)
+    if logged:  # ROS log messages: the numeric stream and also one "log" event each
+        res.events = _rosout_events(topic, times, cols, _LOG_SCHEMES[mtype])
+        for ds in out.values():
+            ds.attrs["text"] = "in the run's events (kind 'log')"
+    res.messages += cols.n if (out or logged) else 0
+    if not out and not logged and not any(s["topic"] == topic for s in res.skipped):
         skip(f"{buf.message_type} has no numeric fields", cols.n)
     return res
 
@@ -661,6 +674,71 @@ def _events(
             }
         )
     return res
+
+
+_LOG_SCHEMES: dict[str, str] = {
+    "rosgraph_msgs/msg/Log": "ros1",
+    "rcl_interfaces/msg/Log": "ros2",
+}
+"""ROS log message types and the level scheme of each (see :mod:`workbench.io.loglevels`)."""
+
+ROSOUT_TOPICS: tuple[str, ...] = ("rosout", "rosout_agg")
+"""Last name of the topics whose log messages become ``"log"`` events."""
+
+
+def _is_rosout(topic: str) -> bool:
+    return topic.rstrip("/").rsplit("/", 1)[-1] in ROSOUT_TOPICS
+
+
+def _rosout_events(topic: str, times: np.ndarray, cols: Columns, scheme: str) -> pl.DataFrame:
+    """One ``"log"`` event per decoded ROS log message (columns aligned with *times*)."""
+    import polars as pl
+
+    n = cols.n
+    none = np.full(n, None, dtype=object)
+
+    def text(path: str) -> list[str | None]:
+        return cols.text.get(path, none).tolist()
+
+    def ints(path: str) -> list[int | None]:
+        arr = cols.numeric.get(path)
+        if arr is None or arr.ndim != 1:
+            return [None] * n
+        if arr.dtype.kind == "f":  # missing in some messages
+            return [int(v) if np.isfinite(v) else None for v in arr.tolist()]
+        return arr.astype(np.int64).tolist()
+
+    severity = ints("level")
+    # map each distinct raw level once, then look the names up per message
+    names = {v: normalize_level(v, scheme) for v in set(severity)}
+    dumps = json.dumps
+    detail = [
+        dumps(
+            {
+                "file": f,
+                "function": fn,
+                "level": names[sev],
+                "line": ln,
+                "message": msg,
+                "name": node,
+                "severity": sev,
+                "source": topic,
+            }
+        )
+        for sev, msg, node, f, fn, ln in zip(
+            severity,
+            text("msg"),
+            text("name"),
+            text("file"),
+            text("function"),
+            ints("line"),
+            strict=True,
+        )
+    ]
+    return pl.DataFrame(
+        {"time": np.asarray(times, dtype=np.int64), "kind": ["log"] * n, "detail": detail},
+        schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String},
+    )
 
 
 def _header_time(cols: Columns, prefix: str = "header") -> np.ndarray | None:

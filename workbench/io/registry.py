@@ -22,8 +22,11 @@ True
 from __future__ import annotations
 
 import inspect
+import json
+import math
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -44,9 +47,14 @@ __all__ = [
     "guess_reader",
     "register_reader",
     "check_options",
+    "MAX_FACTOR_TEXT",
+    "factor_key",
+    "scalar_factors",
 ]
 
 ENTRY_POINT_GROUP = "workbench.readers"
+MAX_FACTOR_TEXT = 200
+"""Longest text (characters) a per-run attribute may hold to become a factor value."""
 
 
 @dataclass
@@ -218,3 +226,89 @@ def check_options(reader: Any, options: dict[str, Any]) -> dict[str, Any]:
             msg = f"reader {reader.name!r} needs option {n!r}"
             raise ConfigError(msg)
     return full
+
+
+# --------------------------------------------------------------------------- per-run factors
+
+
+def factor_key(name: str) -> str:
+    """A metadata column or attribute name as a factor key (``""`` when nothing is left).
+
+    ``/`` separates nested keys like ``.`` does; other characters outside letters,
+    digits, ``_`` and ``-`` become ``_``.
+
+    >>> factor_key("operator name"), factor_key("meta/site"), factor_key("..x")
+    ('operator_name', 'meta.site', 'x')
+    """
+    key = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name).replace("/", "."))
+    key = re.sub(r"\.{2,}", ".", key).lstrip(".-").rstrip(".")
+    return re.sub(r"\.-+", ".", key)
+
+
+def scalar_factors(
+    values: Mapping[str, Any], *, reserved: Iterable[str] = ()
+) -> tuple[dict[str, Scalar], dict[str, str]]:
+    """Split per-run metadata into factor values and the entries left out (with why).
+
+    A value becomes a factor when it is a boolean, an integer, a finite float or a
+    text of at most :data:`MAX_FACTOR_TEXT` characters on one line that is not JSON
+    structure (an object or array). Lists, mappings, arrays, long texts (an embedded
+    XML model…) and ``None`` are left out; so are names that clash with *reserved*
+    keys the reader sets itself. Readers keep the left-out values in ``extra``.
+
+    Parameters
+    ----------
+    values
+        Attribute or column name → value (numpy scalars are unwrapped).
+    reserved
+        Factor keys already set by the reader (they win).
+
+    Returns
+    -------
+    tuple
+        ``({factor_key: value}, {name: reason_left_out})``.
+
+    Examples
+    --------
+    >>> scalar_factors({"operator": "ana", "seed": 3, "xml": "<m>" * 100, "ids": [1, 2]})
+    ({'operator': 'ana', 'seed': 3}, {'xml': 'text of 300 characters', 'ids': 'list, not a scalar'})
+    """
+    taken = set(reserved)
+    factors: dict[str, Scalar] = {}
+    left_out: dict[str, str] = {}
+    for name, raw in values.items():
+        value = raw.item() if hasattr(raw, "item") and getattr(raw, "ndim", 1) == 0 else raw
+        reason = _not_a_factor(value)
+        key = factor_key(name)
+        if reason is None and not key:
+            reason = "name has no letters or digits"
+        if reason is None and (key in taken or key in factors):
+            reason = f"factor key {key!r} is already set by the reader"
+        if reason is None:
+            factors[key] = value
+        else:
+            left_out[str(name)] = reason
+    return factors, left_out
+
+
+def _not_a_factor(value: Any) -> str | None:
+    """Why *value* cannot be a factor value, or ``None`` when it can."""
+    if isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"non-finite number {value}"
+    if isinstance(value, str):
+        if len(value) > MAX_FACTOR_TEXT:
+            return f"text of {len(value)} characters"
+        if "\n" in value or "\r" in value:
+            return "text of several lines"
+        if value.lstrip()[:1] in ("{", "["):
+            try:
+                json.loads(value)
+            except json.JSONDecodeError:
+                return None
+            return "JSON structure, not a scalar"
+        return None
+    if value is None:
+        return "no value"
+    return f"{type(value).__name__}, not a scalar"

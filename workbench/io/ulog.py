@@ -22,8 +22,10 @@ What a run holds
   the ``factor_params`` option picks a few into ``hardware.param.<NAME>``. Version
   info (``sys_name``, ``ver_hw``, ``ver_hw_subtype``, ``ver_sw``, ``ver_sw_release`` as
   ``firmware``, ``sys_uuid``, ``sys_mcu``) → ``hardware`` factors.
-* Events: logged text messages → kind ``"log"`` with detail ``{"level", "message"}``
-  (tagged ones add ``"tag"``); parameter changes in flight → ``"parameter"``;
+* Events: logged text messages → kind ``"log"`` with detail ``{"level", "severity",
+  "message"}`` (tagged ones add ``"tag"``): ``severity`` is PX4's syslog number (0
+  EMERGENCY … 7 DEBUG), ``level`` its name in :data:`~workbench.io.loglevels.LEVELS`
+  (EMERGENCY/ALERT/CRITICAL → ``FATAL``, WARNING → ``WARN``, NOTICE → ``INFO``); parameter changes in flight → ``"parameter"``;
   dropouts → ``"dropout"`` with ``{"duration_ms"}``.
 * Files with appended data sections are read by pyulog's appended-offset logic
   (``extra["appended_data"]``); a file ending in the middle of a message, or where
@@ -48,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from workbench.io.loglevels import normalize_level
 from workbench.io.registry import ReaderEntrypoint, RunData
 from workbench.model import ReaderError, Scalar
 
@@ -369,22 +372,29 @@ def _boot_to_utc(
     return None
 
 
+def _log_detail(m: Any) -> dict[str, Any]:
+    """Detail of one logged message: normalized ``level``, raw ``severity``, ``message``.
+
+    PX4 writes the syslog severity as an ASCII digit (``'4'`` is WARNING); ``severity``
+    is that digit as a number, or the raw byte when it is not a digit.
+    """
+    raw = int(m.log_level)
+    sev = raw - 0x30 if 0x30 <= raw <= 0x37 else raw
+    level = normalize_level(sev, "syslog") if 0x30 <= raw <= 0x37 else None
+    return {"level": level, "severity": sev, "message": m.message.rstrip()}
+
+
 def _events(ulog: Any) -> pl.DataFrame:
     import polars as pl
 
     rows: list[tuple[int, str, str]] = []
     for m in ulog.logged_messages:
-        detail = {"level": m.log_level_str(), "message": m.message.rstrip()}
         rows.append(
-            (int(m.timestamp) * 1000, "log", json.dumps(detail, sort_keys=True))
+            (int(m.timestamp) * 1000, "log", json.dumps(_log_detail(m), sort_keys=True))
         )
     for tag, msgs in getattr(ulog, "logged_messages_tagged", {}).items():
         for m in msgs:
-            detail = {
-                "level": m.log_level_str(),
-                "message": m.message.rstrip(),
-                "tag": int(tag),
-            }
+            detail = {**_log_detail(m), "tag": int(tag)}
             rows.append(
                 (int(m.timestamp) * 1000, "log", json.dumps(detail, sort_keys=True))
             )

@@ -18,6 +18,9 @@ from workbench.metrics.registry import (
     compute as compute,
 )
 from workbench.metrics.registry import (
+    compute_missing as compute_missing,
+)
+from workbench.metrics.registry import (
     compute_run as compute_run,
 )
 from workbench.metrics.registry import (

@@ -34,6 +34,7 @@ __all__ = [
     "Metric",
     "columns",
     "compute",
+    "compute_missing",
     "compute_run",
     "get_metric",
     "metrics",
@@ -159,7 +160,7 @@ def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int
     from workbench.metrics.chunked import chunk_rows as chunking
 
     row: dict[str, Any] = {"run_id": run.run_id}
-    chosen = [get_metric(n) for n in names] if names is not None else list(metrics().values())
+    chosen = _chosen(names)
     with chunking(chunk_rows):
         for metric in chosen:
             try:
@@ -170,6 +171,16 @@ def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int
             for col in metric.columns:
                 row[col.name] = values.get(col.name)
     return row
+
+
+def _chosen(names: Sequence[str] | None) -> list[Metric]:
+    """The metrics called *names* (default: every installed metric)."""
+    return [get_metric(n) for n in names] if names is not None else list(metrics().values())
+
+
+def _owned_keys(chosen: Iterable[Metric]) -> set[str]:
+    """Keys of the ``metrics`` annotation that *chosen* write: their columns and errors."""
+    return {k for m in chosen for k in (*(c.name for c in m.columns), f"{m.name}.error")}
 
 
 def _frame(rows: list[dict[str, Any]], cols: dict[str, Column]) -> pl.DataFrame:
@@ -213,7 +224,9 @@ def compute(
         ``"sync"``, or a Dask scheduler address ``tcp://host:8786``
         (see :mod:`workbench.parallel`).
     store_results
-        With a store: keep the values in the catalog as ``metrics.<column>``.
+        With a store: keep the values in the catalog as ``metrics.<column>``. Only
+        the computed metrics' columns (and their ``<metric>.error``) are replaced;
+        the values of other metrics already kept for a run stay.
     progress
         Show a progress bar.
     chunk_rows
@@ -236,10 +249,94 @@ def compute(
         rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows), scheduler=scheduler, progress=progress, label="metrics")
         df = _frame(rows, cols)
         if store_results and rows:
-            source.annotate_many("metrics", {r["run_id"]: {k: v for k, v in r.items() if k != "run_id"} for r in rows})
+            owned = _owned_keys(_chosen(names))
+            merged: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                kept = source.annotations(r["run_id"]).get("metrics", {})
+                merged[r["run_id"]] = {k: v for k, v in kept.items() if k not in owned} | {k: v for k, v in r.items() if k != "run_id"}
+            source.annotate_many("metrics", merged)
         return df
     rows = [compute_run(run, names, chunk_rows=chunk_rows) for run in source]
     return _frame(rows, cols)
+
+
+def compute_missing(
+    store: Store,
+    names: Iterable[str] | None = None,
+    *,
+    run_ids: Iterable[str] | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    chunk_rows: int | None = None,
+) -> dict[str, list[str]]:
+    """Compute the metrics that runs of *store* lack, for those runs only.
+
+    A run lacks a metric when its ``metrics`` annotation has no key for one of the
+    metric's columns; a value computed as null (``success`` of a run without an
+    outcome) is computed, not lacking. Runs are loaded once per set of lacking metrics.
+
+    Parameters
+    ----------
+    store
+        The store; the values are kept in its catalog (see :func:`compute`).
+    names
+        Metric names or output column names (``"jerk"`` or ``"jerk_rms"``); default:
+        every installed metric. A name that is neither is ignored (the caller, e.g.
+        :func:`workbench.compare.compare`, reports it with the valid choices).
+    run_ids
+        Only these runs (default: every run of the store).
+    scheduler, progress, chunk_rows
+        As for :func:`compute`.
+
+    Returns
+    -------
+    dict
+        Metric name → ids of the runs it was computed for (empty when none lacked it).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> store = wb.open_store("workbench-store")            # doctest: +SKIP
+    >>> compute_missing(store, ["success", "time_to_success"])  # doctest: +SKIP
+    {'success': ['0a1b…', …], 'time_to_success': ['0a1b…', …]}
+    """
+    import polars as pl
+
+    registry = metrics()
+    owner = {c.name: m for m in registry.values() for c in m.columns}
+    chosen: dict[str, Metric] = {}
+    for n in names if names is not None else list(registry):
+        m = registry.get(n) or owner.get(n)
+        if m is not None:
+            chosen[m.name] = m
+    cat = store.runs()
+    if not chosen or cat.height == 0:
+        return {}
+    if run_ids is not None:
+        cat = cat.filter(pl.col("run_id").is_in(list(run_ids)))
+    ids = cat["run_id"].to_list()
+    keys: dict[str, set[str]] = {}  # metrics annotation keys per run, read only for null values
+    lacking: dict[str, list[str]] = {}  # run id → metrics it lacks
+    for m in chosen.values():
+        cols = [f"metrics.{c.name}" for c in m.columns]
+        if any(c not in cat.columns for c in cols):  # no run has this metric
+            for rid in ids:
+                lacking.setdefault(rid, []).append(m.name)
+            continue
+        for rid in cat.filter(pl.any_horizontal(pl.col(c).is_null() for c in cols))["run_id"].to_list():
+            if rid not in keys:
+                keys[rid] = set(store.annotations(rid).get("metrics", {}))
+            if not all(c.name in keys[rid] for c in m.columns):
+                lacking.setdefault(rid, []).append(m.name)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for rid, ms in lacking.items():
+        groups.setdefault(tuple(ms), []).append(rid)
+    done: dict[str, list[str]] = {}
+    for ms, rids in groups.items():
+        compute(store, list(ms), run_ids=rids, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows)
+        for name in ms:
+            done.setdefault(name, []).extend(rids)
+    return done
 
 
 def _compute_stored(

@@ -1,0 +1,436 @@
+"""Rules applied to stored runs after ingest, and labels by people.
+
+:func:`apply_rules` evaluates the user's rules (merged over each format's defaults)
+on every chosen run, mapped through :func:`workbench.parallel.map_runs` like grading.
+Nothing is re-ingested and run ids never change: the events rules make are kept as
+an annotation beside the log's own events (``annotations/derived_events.parquet``),
+with the hash of the rules that made them (their text is kept once per store in
+``rules/<hash>.yaml``). Every run is evaluated before anything is written, so a rule
+that cannot be evaluated changes nothing. Re-applying replaces only derived events.
+
+:func:`label` records a person's outcome for runs; a label beats every rule and
+survives :func:`apply_rules` and ``rebuild``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.events.defaults import defaults_for
+from workbench.events.engine import RuleProblem, evaluate
+from workbench.events.rules import Outcome, RuleSet, load_rules
+from workbench.model import ConfigError, resolve_outcome
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.store import Store
+
+__all__ = ["ApplyReport", "apply_rules", "configured_rules", "label", "label_from_file", "rules_for_run"]
+
+CONFIG_NAME = "workbench.yaml"
+LABEL_OUTCOMES = ("success", "failure", "unknown")
+
+
+def configured_rules(store: Store | None = None, rules: RuleSet | str | os.PathLike[str] | None = None) -> RuleSet:
+    """The rules to apply: *rules* (a RuleSet or a YAML file), else the ``events:`` /
+    ``outcome:`` sections of ``workbench.yaml`` in the store's folder, else in the
+    current folder, else none (format defaults only)."""
+    if isinstance(rules, RuleSet):
+        return rules
+    if rules is not None:
+        return load_rules(rules)
+    candidates = []
+    if store is not None and store.local:
+        candidates.append(Path(store.root) / CONFIG_NAME)
+    candidates.append(Path.cwd() / CONFIG_NAME)
+    for path in candidates:
+        if path.is_file():
+            return load_rules(path)
+    return RuleSet(origin="none")
+
+
+def rules_for_run(rules: RuleSet, reader: str) -> RuleSet:
+    """*rules* over the defaults of *reader*'s format (as ``rules.defaults`` says)."""
+    if rules.defaults is False:
+        return rules
+    base = defaults_for(reader)
+    if isinstance(rules.defaults, tuple) and rules.defaults:  # names of other formats' defaults are fine here
+        keep = tuple(r for r in base.events if r.name not in rules.defaults)
+        base = RuleSet(events=keep, outcome=Outcome() if "outcome" in rules.defaults else base.outcome, origin=base.origin)
+    return rules.merged(base)
+
+
+def _origins(rules: RuleSet, merged: RuleSet, reader: str) -> dict[str, str]:
+    mine = {r.name for r in rules.events}
+    out = {r.name: ("rule" if r.name in mine else f"default:{reader}") for r in merged.events}
+    out["outcome"] = "rule" if rules.outcome.clauses else f"default:{reader}"
+    return out
+
+
+@dataclass
+class ApplyReport:
+    """What :func:`apply_rules` did.
+
+    Attributes
+    ----------
+    rules
+        Hash of the user's rules (``""`` when only the format defaults applied).
+    runs
+        Run ids evaluated.
+    counts
+        Rule name → events made over all runs.
+    missing
+        Rule name → run ids the rule did not apply to (a stream it reads is absent).
+    added, removed
+        Rule name → events added / removed compared with the previous application.
+    outcome_changed
+        Run id → ``(before, after)`` for runs whose outcome changed.
+    """
+
+    rules: str
+    runs: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    outcome_changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rules": self.rules, "runs": len(self.runs), "counts": self.counts, "missing": self.missing,
+                "added": self.added, "removed": self.removed, "outcomes": self.outcomes,
+                "outcome_changed": {k: list(v) for k, v in self.outcome_changed.items()}}
+
+    def __str__(self) -> str:
+        lines = [f"applied {'rules ' + self.rules if self.rules else 'the format defaults'} to {len(self.runs)} run(s)"]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        if outcomes:
+            lines.append(f"  outcomes: {outcomes}")
+        for name in sorted(set(self.counts) | set(self.missing)):
+            n = self.counts.get(name, 0)
+            change = []
+            if self.added.get(name):
+                change.append(f"+{self.added[name]}")
+            if self.removed.get(name):
+                change.append(f"-{self.removed[name]}")
+            miss = self.missing.get(name, [])
+            text = f"  {name}: {n} event(s)" + (f" ({' '.join(change)})" if change else "")
+            if miss:
+                text += f"; not applicable to {len(miss)} run(s) (stream absent)"
+            lines.append(text)
+        if self.outcome_changed:
+            lines.append(f"  outcome changed in {len(self.outcome_changed)} run(s):")
+            for rid, (a, b) in sorted(self.outcome_changed.items())[:20]:
+                lines.append(f"    {rid}: {a or 'unknown'} -> {b or 'unknown'}")
+            if len(self.outcome_changed) > 20:
+                lines.append(f"    … and {len(self.outcome_changed) - 20} more")
+        return "\n".join(lines)
+
+
+def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], origin: str, rows: int | None) -> dict[str, Any]:
+    """Worker: evaluate the rules on one stored run (nothing is written here)."""
+    from workbench.metrics.chunked import LAZY_BYTES, stored_bytes
+    from workbench.store import open_store
+
+    store = open_store(store_url, create=False)
+    manifest = store.manifest(run_id)
+    reader = str(manifest["info"].get("provenance", {}).get("reader", ""))
+    rules = RuleSet.from_dict(rules_dict, origin=origin)
+    merged = rules_for_run(rules, reader)
+    names = [s for s in merged.streams if s in manifest.get("streams", {})]
+    large = stored_bytes(manifest) > LAZY_BYTES
+    run = store.load(run_id, streams=names, lazy=large, indexes=not large)
+    run.events = run.events.filter(run.events["origin"] == "log")  # rules read the log's own events
+    try:
+        ev = evaluate(run, merged, rows=rows)
+    except RuleProblem as err:
+        return {"run_id": run_id, "error": str(err)}
+    origins = _origins(rules, merged, reader)
+    ev.events = ev.events.with_columns(
+        ev.events["origin"].map_elements(lambda o: _origin(o, origins), return_dtype=ev.events["origin"].dtype)
+    ) if ev.events.height else ev.events
+    return {"run_id": run_id, "reader": reader, "events": ev.events, "missing": ev.missing, "counts": ev.counts,
+            "user_rules": sorted(r.name for r in rules.events)}
+
+
+def _origin(origin: str, origins: Mapping[str, str]) -> str:
+    name = origin.split(":", 1)[1]
+    where = origins.get(name, "rule")
+    return f"rule:{name}" if where == "rule" else f"{where}.{name}"
+
+
+def apply_rules(
+    store: Store,
+    rules: RuleSet | str | os.PathLike[str] | None = None,
+    *,
+    run_ids: Iterable[str] | None = None,
+    where: str | pl.Expr | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    chunk_rows: int | None = None,
+) -> ApplyReport:
+    """Evaluate rules (and the format defaults) on stored runs; keep what they make.
+
+    Parameters
+    ----------
+    store
+        The store.
+    rules
+        A :class:`RuleSet`, a YAML file, or ``None`` for :func:`configured_rules`.
+    run_ids, where
+        Only these runs / the runs matching this catalog filter (default: all).
+    scheduler
+        Where per-run work runs (see :func:`workbench.parallel.map_runs`).
+    progress
+        Show a progress bar.
+    chunk_rows
+        Rows per piece when streams are read (``None``: automatic).
+
+    Returns
+    -------
+    ApplyReport
+        Counts per rule, runs each rule did not apply to, what changed.
+
+    Raises
+    ------
+    ConfigError
+        A rule names a variable, dimension or label a run's stream lacks, or a user
+        rule's stream is absent from every run (naming the rule and the valid choices).
+        Nothing is written then.
+    """
+    from workbench.parallel import map_runs
+    from workbench.store import DERIVED_EVENTS, EVENTS_SECTION, OUTCOME_SECTION
+
+    rules = configured_rules(store, rules)
+    ids = list(run_ids) if run_ids is not None else None
+    if where is not None:
+        chosen = store.runs(where=where)["run_id"].to_list()
+        ids = chosen if ids is None else [r for r in ids if r in set(chosen)]
+    if ids is None:
+        ids = store.run_ids()
+    report = ApplyReport(rules=rules.digest if not rules.empty else "", runs=list(ids))
+    if not ids:
+        return report
+    results = map_runs(_evaluate_stored, ids, args=(store.url, rules.to_dict(), rules.origin, chunk_rows),
+                       scheduler=scheduler, progress=progress, label="events")
+    errors = [r for r in results if "error" in r]
+    if errors:
+        first = errors[0]["error"]
+        others = f" (and {len(errors) - 1} more run(s))" if len(errors) > 1 else ""
+        msg = f"{first} — in run {errors[0]['run_id']}{others}; nothing was written"
+        raise ConfigError(msg)
+    for name in (r.name for r in rules.events):
+        absent = [r["run_id"] for r in results if name in r["missing"]]
+        if absent and len(absent) == len(results):
+            why = results[0]["missing"][name]
+            streams = sorted(store.manifest(results[0]["run_id"]).get("streams", {}))
+            msg = (f"rule {name!r}: {why} in every run ({len(results)}); streams of run {results[0]['run_id']}: "
+                   f"{', '.join(streams) or '(none)'}; nothing was written")
+            raise ConfigError(msg)
+    digest = rules.digest
+    if not rules.empty:
+        store.put_rules(digest, rules.to_yaml())
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    events_sections: dict[str, dict[str, Any]] = {}
+    outcome_sections: dict[str, dict[str, Any]] = {}
+    for res in results:
+        rid = res["run_id"]
+        before = store.get_table(rid, DERIVED_EVENTS)
+        new: pl.DataFrame = res["events"]
+        _diff(report, before, new)
+        before_outcome = store.current_outcome(rid)
+        store.put_table(rid, DERIVED_EVENTS, new)
+        run = store.load(rid, streams=[])
+        outcome, at, source = resolve_outcome(run.events)
+        outcome_sections[rid] = {"outcome": outcome, "outcome_ns": at, "source": source}
+        if before_outcome != outcome:
+            report.outcome_changed[rid] = (before_outcome, outcome)
+        report.outcomes[outcome or "unknown"] = report.outcomes.get(outcome or "unknown", 0) + 1
+        for name, n in res["counts"].items():
+            report.counts[name] = report.counts.get(name, 0) + int(n)
+        for name in res["missing"]:
+            report.missing.setdefault(name, []).append(rid)
+        events_sections[rid] = {
+            "rules": digest if not rules.empty else None, "rules_origin": rules.origin, "applied_at": now,
+            "n_derived": int(new.height), "missing": ", ".join(sorted(res["missing"])) or None,
+        }
+    store.annotate_many(EVENTS_SECTION, events_sections)
+    store.annotate_many(OUTCOME_SECTION, outcome_sections)
+    return report
+
+
+def _diff(report: ApplyReport, before: pl.DataFrame | None, after: pl.DataFrame) -> None:
+    def key_counts(df: pl.DataFrame | None) -> dict[str, set[tuple[int, str]]]:
+        out: dict[str, set[tuple[int, str]]] = {}
+        if df is None or df.height == 0:
+            return out
+        for t, o, d in zip(df["time"].to_list(), df["origin"].to_list(), df["detail"].to_list(), strict=True):
+            name = o.split(":", 1)[-1].split(".", 1)[-1] if o.startswith("default:") else o.split(":", 1)[-1]
+            out.setdefault(name, set()).add((int(t), d))
+        return out
+
+    a, b = key_counts(before), key_counts(after)
+    for name in set(a) | set(b):
+        plus = len(b.get(name, set()) - a.get(name, set()))
+        minus = len(a.get(name, set()) - b.get(name, set()))
+        if plus:
+            report.added[name] = report.added.get(name, 0) + plus
+        if minus:
+            report.removed[name] = report.removed.get(name, 0) + minus
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _user() -> str:
+    env = os.environ.get("WORKBENCH_USER")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def label(
+    store: Store,
+    run_ids: Iterable[str],
+    outcome: str,
+    *,
+    reason: str | None = None,
+    at: float | None = None,
+    user: str | None = None,
+) -> list[str]:
+    """Label runs' outcome by hand; the label beats every rule.
+
+    Parameters
+    ----------
+    store
+        The store.
+    run_ids
+        Runs to label (ids or unique names).
+    outcome
+        ``"success"``, ``"failure"`` or ``"unknown"`` (an explicit "we do not know",
+        which also overrides the rules).
+    reason
+        Why (kept in provenance and in the event's detail).
+    at
+        Seconds from the run's start at which the outcome happened (default: its end).
+    user
+        Who labels (default: ``$WORKBENCH_USER``, else the OS user).
+
+    Returns
+    -------
+    list of str
+        The run ids labelled.
+    """
+    ids = store.resolve_runs(list(run_ids))
+    return _label_many(store, [(rid, outcome, reason, at) for rid in ids], user=user)
+
+
+def _label_many(store: Store, specs: list[tuple[str, str, str | None, float | None]], *, user: str | None) -> list[str]:
+    from workbench.store import LABELS_SECTION, OUTCOME_SECTION
+
+    who = user or _user()
+    when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    sections: dict[str, dict[str, Any]] = {}
+    for rid, outcome, reason, at in specs:
+        if outcome not in LABEL_OUTCOMES:
+            msg = f"outcome {outcome!r} is not valid; choose one of {', '.join(LABEL_OUTCOMES)}"
+            raise ConfigError(msg)
+        info = store.info(rid)
+        at_ns = None if at is None else int(info.start_ns + round(float(at) * 1e9))
+        if at_ns is not None and not info.start_ns <= at_ns <= max(info.end_ns, info.start_ns):
+            msg = f"at={at} s is outside run {rid!r} (0 … {info.duration_s:.3f} s)"
+            raise ConfigError(msg)
+        previous = store.annotations(rid).get(LABELS_SECTION) or {}
+        history = json.loads(previous.get("history") or "[]")
+        if previous.get("outcome"):
+            history.append({k: previous.get(k) for k in ("outcome", "reason", "by", "when", "at_ns")})
+        sections[rid] = {"outcome": outcome, "reason": reason, "by": who, "when": when, "at_ns": at_ns,
+                         "history": json.dumps(history)}
+    store.annotate_many(LABELS_SECTION, sections)
+    outcomes: dict[str, dict[str, Any]] = {}
+    for rid in sections:
+        res = resolve_outcome(store.load(rid, streams=[]).events)
+        outcomes[rid] = {"outcome": res[0], "outcome_ns": res[1], "source": res[2]}
+    store.annotate_many(OUTCOME_SECTION, outcomes)
+    return list(sections)
+
+
+def label_from_file(store: Store, path: str | os.PathLike[str], *, user: str | None = None) -> list[str]:
+    """Labels from a CSV or Parquet table, refused whole when any row is bad.
+
+    Columns: ``outcome`` (success/failure/unknown), optional ``reason`` and ``at``
+    (seconds from the run's start), and a key: ``run_id``, or ``source`` (the log file's
+    name or path as in the catalog) with ``episode`` (``scenario.episode``) for files
+    holding many runs.
+    """
+    import polars as pl
+
+    p = Path(path)
+    try:
+        table = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        msg = f"cannot read labels from {str(p)!r}: {err}"
+        raise ConfigError(msg) from err
+    if "outcome" not in table.columns:
+        msg = f"{str(p)!r}: a label file needs an 'outcome' column; columns: {', '.join(table.columns)}"
+        raise ConfigError(msg)
+    cat = store.runs()
+    rows = table.with_row_index("row", offset=2 if p.suffix.lower() != ".parquet" else 0).to_dicts()
+    keys: list[str] = []
+    bad: list[str] = []
+    if "run_id" in table.columns:
+        known = set(cat["run_id"].to_list())
+        for r in rows:
+            rid = str(r["run_id"] or "")
+            if rid not in known:
+                bad.append(f"row {r['row']}: unknown run id {rid!r}")
+            keys.append(rid)
+    elif "source" in table.columns:
+        ep_col = "episode" if "episode" in table.columns else ("scenario.episode" if "scenario.episode" in table.columns else None)
+        has_ep = "scenario.episode" in cat.columns
+        for r in rows:
+            src = str(r["source"] or "")
+            sel = cat.filter((pl.col("source") == src) | pl.col("source").str.ends_with("/" + src))
+            if ep_col is not None and has_ep:
+                sel = sel.filter(pl.col("scenario.episode").cast(pl.String) == str(r[ep_col]))
+            if sel.height != 1:
+                what = "no run" if sel.height == 0 else f"{sel.height} runs (add an 'episode' column)"
+                bad.append(f"row {r['row']}: source {src!r}" + (f" episode {r[ep_col]}" if ep_col else "") + f" matches {what}")
+                keys.append("")
+            else:
+                keys.append(str(sel["run_id"][0]))
+    else:
+        msg = f"{str(p)!r}: a label file is keyed by 'run_id' or by 'source' (+ 'episode'); columns: {', '.join(table.columns)}"
+        raise ConfigError(msg)
+    for r in rows:
+        if str(r["outcome"]) not in LABEL_OUTCOMES:
+            bad.append(f"row {r['row']}: outcome {r['outcome']!r} is not one of {', '.join(LABEL_OUTCOMES)}")
+    seen: dict[str, int] = {}
+    for r, k in zip(rows, keys, strict=True):
+        if k and k in seen:
+            bad.append(f"row {r['row']}: run {k} is labelled twice (also row {seen[k]})")
+        seen.setdefault(k, r["row"])
+    if bad:
+        msg = f"{str(p)!r}: refused, nothing was labelled: " + "; ".join(bad[:10]) + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else "")
+        raise ConfigError(msg)
+    specs = []
+    for r, k in zip(rows, keys, strict=True):
+        at, reason = r.get("at"), r.get("reason")
+        try:
+            at_s = float(at) if at not in (None, "") else None
+        except ValueError:
+            msg = f"{str(p)!r}: refused, nothing was labelled: row {r['row']}: 'at' must be seconds, got {at!r}"
+            raise ConfigError(msg) from None
+        specs.append((k, str(r["outcome"]), str(reason) if reason not in (None, "") else None, at_s))
+    return _label_many(store, specs, user=user)
