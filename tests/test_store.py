@@ -472,7 +472,7 @@ def test_set_factors_disambiguates_with_a_source_key(real_store, real_data, tmp_
     (copy / "meta/info.json").write_text(json.dumps(info))
     assert len(real_store.ingest(copy).ingested) == 4
     table = tmp_path / "ops.csv"
-    table.write_text(f"scenario.episode,scenario.operator\n0,ana\n")
+    table.write_text("scenario.episode,scenario.operator\n0,ana\n")
     before = _snapshot(real_store)
     with pytest.raises(ConfigError, match=r"row 1 \(scenario.episode='0'\) → 2 runs.*Nothing was changed"):
         real_store.set_factors(table, on="scenario.episode")

@@ -323,6 +323,24 @@ def _finalize(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(base + factors + rest).sort("run_id")
 
 
+def _typed_nulls(a: pl.DataFrame, b: pl.DataFrame) -> list[pl.DataFrame]:
+    """*a* and *b* with a column that is all null (typed String by :func:`_finalize`) on
+    one side cast to the other side's type, so that values arriving later (a metric
+    of runs that had none) keep their own type instead of becoming text."""
+    import polars as pl
+
+    fixes: tuple[list[pl.Expr], list[pl.Expr]] = ([], [])
+    for col in set(a.columns) & set(b.columns):
+        ta, tb = a.schema[col], b.schema[col]
+        if ta == tb:
+            continue
+        if ta == pl.String and a[col].null_count() == a.height:
+            fixes[0].append(pl.col(col).cast(tb))
+        elif tb == pl.String and b[col].null_count() == b.height:
+            fixes[1].append(pl.col(col).cast(ta))
+    return [df.with_columns(fix) if fix else df for df, fix in zip((a, b), fixes, strict=True)]
+
+
 def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]]) -> dict[str, Any]:
     info = RunInfo.from_dict(manifest["info"])
     prov = info.provenance
@@ -615,7 +633,7 @@ class Store:
                 add = [r for r in add if r not in have and r not in drop]
                 if add:
                     new = _rows_to_frame(self._rows_for(add))
-                    df = _finalize(pl.concat([df, new], how="diagonal_relaxed")) if df.height else new
+                    df = _finalize(pl.concat(_typed_nulls(df, new), how="diagonal_relaxed")) if df.height else new
             self._write_catalog(df)
         return df
 

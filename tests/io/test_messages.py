@@ -15,10 +15,12 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from workbench.io import cdr
+from workbench.io.loglevels import LEVELS
 from workbench.io.messages import (
     TopicBuffer,
     TypeRegistry,
     decode_buffers,
+    decode_parts,
     decode_topic,
 )
 
@@ -459,6 +461,120 @@ def test_events_and_text_topics() -> None:
     assert "text topic" in reasons["/chatter"]["reason"] and reasons["/chatter"]["count"] == 3
     _s, events, _sk, _c = decode_buffers(bufs[2:], lambda _e: reg, events_topics=["/custom_events"])
     assert events["kind"].to_list() == ["grasp"]
+
+
+def rosout_messages(store: Any, levels: list[int]) -> list[Any]:
+    """ROS 1 ``rosgraph_msgs/Log`` or ROS 2 ``rcl_interfaces/msg/Log`` messages."""
+    tt = store.types
+    out = []
+    for i, lvl in enumerate(levels):
+        fields = {
+            "level": lvl,
+            "name": f"/node_{i % 2}",
+            "msg": f"step {i}: größe {'x' * i}",  # distinct lengths, non-ASCII text
+            "file": "src/planner.cpp",
+            "function": "plan",
+            "line": 100 + i,
+        }
+        if store is ROS1:
+            out.append(tt["rosgraph_msgs/msg/Log"](header=header(10**9 + i, "", ROS1),
+                                                   topics=["/cmd"], **fields))  # fmt: skip
+        else:
+            stamp = tt["builtin_interfaces/msg/Time"](sec=1, nanosec=i)
+            out.append(tt["rcl_interfaces/msg/Log"](stamp=stamp, **fields))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("store", "typename", "encoding", "raw_levels"),
+    [
+        (ROS1, "rosgraph_msgs/Log", "ros1", [1, 2, 4, 8, 16, 3]),
+        (ROS2, "rcl_interfaces/msg/Log", "cdr", [10, 20, 30, 40, 50, 0]),
+    ],
+)
+def test_rosout_messages_become_log_events(
+    store: Any, typename: str, encoding: str, raw_levels: list[int]
+) -> None:
+    msgs = rosout_messages(store, raw_levels)
+    raws = serialize(msgs, typename.replace("/Log", "/msg/Log") if "msg" not in typename
+                     else typename, encoding)  # fmt: skip
+    reg = TypeRegistry("ros1" if encoding == "ros1" else "ros2")
+    times = [500 + 10 * i for i in range(len(raws))]
+    buf = buffer("/rosout", typename, raws, times, encoding)
+    res = decode_topic(buf, reg)
+    # the numeric stream stays as before
+    assert res.streams["rosout"]["level"].values.tolist() == raw_levels
+    assert res.streams["rosout"].attrs["text"] == "in the run's events (kind 'log')"
+    assert res.skipped == [] and res.messages == len(raws)
+    ev = res.events
+    assert ev is not None and ev["time"].to_list() == times
+    assert set(ev["kind"].to_list()) == {"log"}
+    details = [json.loads(d) for d in ev["detail"]]
+    # the last raw level is not defined by the scheme: no level, the raw value kept
+    assert [d["level"] for d in details] == [*LEVELS, None]
+    assert [d["severity"] for d in details] == raw_levels
+    assert details[3] == {
+        "level": "ERROR",
+        "severity": raw_levels[3],
+        "message": msgs[3].msg,
+        "name": "/node_1",
+        "source": "/rosout",
+        "file": "src/planner.cpp",
+        "function": "plan",
+        "line": 103,
+    }
+    assert [d["message"] for d in details] == [m.msg for m in msgs]
+    # the per-message reference decoder gives the same events
+    slow = decode_topic(buffer("/rosout", typename, raws, times, encoding), reg, vectorized=False)
+    assert slow.events is not None and slow.events.equals(ev)
+
+
+def test_rosout_topics_and_other_log_topics() -> None:
+    msgs = rosout_messages(ROS2, [20, 30, 40])
+    raws = serialize(msgs, "rcl_interfaces/msg/Log")
+    reg = TypeRegistry("ros2")
+    bufs = [
+        buffer("/rosout_agg", "rcl_interfaces/msg/Log", raws, [1, 2, 3]),
+        buffer("/robot1/rosout", "rcl_interfaces/msg/Log", raws[:1], [4]),
+        buffer("/diagnostics_log", "rcl_interfaces/msg/Log", raws, [5, 6, 7]),  # not rosout
+        buffer("/events", "std_msgs/msg/String",
+               serialize([T["std_msgs/msg/String"](data='{"kind": "grasp"}')],
+                         "std_msgs/msg/String"), [2]),  # fmt: skip
+    ]
+    streams, events, skipped, _c = decode_buffers(bufs, lambda _e: reg)
+    assert skipped == []
+    assert {"rosout_agg", "robot1.rosout", "diagnostics_log"} <= set(streams)
+    assert "text" not in streams["diagnostics_log"].attrs
+    # log events of both rosout topics merged with the /events events, sorted by time
+    assert events["time"].to_list() == [1, 2, 2, 3, 4]
+    assert events["kind"].to_list() == ["log", "log", "grasp", "log", "log"]
+    sources = [json.loads(d).get("source") for d in events["detail"]]
+    assert sources == ["/rosout_agg", "/rosout_agg", None, "/rosout_agg", "/robot1/rosout"]
+
+
+def test_rosout_events_in_parts_equal_one_piece() -> None:
+    msgs = rosout_messages(ROS1, [2, 4, 8, 1, 16, 2, 2])
+    raws = serialize(msgs, "rosgraph_msgs/msg/Log", "ros1")
+    reg = TypeRegistry("ros1")
+    times = [100 * (i + 1) for i in range(len(raws))]
+    whole = decode_buffers([buffer("/rosout", "rosgraph_msgs/Log", raws, times, "ros1")],
+                           lambda _e: reg)[1]  # fmt: skip
+    got: dict[str, Any] = {}
+
+    def done(events: Any, skipped: list[dict[str, Any]], counts: dict[str, int]) -> None:
+        got.update(events=events, skipped=skipped, counts=counts)
+
+    batches = [
+        [buffer("/rosout", "rosgraph_msgs/Log", raws[a:b], times[a:b], "ros1")]
+        for a, b in ((0, 3), (3, 4), (4, 7))
+    ]
+    parts = list(decode_parts(batches, lambda _e: reg, done=done))
+    assert [name for name, _ds in parts] == ["rosout"] * 3
+    assert sum(ds.sizes["time"] for _n, ds in parts) == len(raws)
+    assert got["events"].equals(whole) and whole.height == len(raws)
+    assert got["counts"] == {"/rosout": len(raws)} and got["skipped"] == []
+    levels = [json.loads(d)["level"] for d in got["events"]["detail"]]
+    assert levels == ["INFO", "WARN", "ERROR", "DEBUG", "FATAL", "INFO", "INFO"]
 
 
 def test_generic_flattening_and_unknown_types() -> None:

@@ -371,8 +371,8 @@ def label_from_file(store: Store, path: str | os.PathLike[str], *, user: str | N
 
     Columns: ``outcome`` (success/failure/unknown), optional ``reason`` and ``at``
     (seconds from the run's start), and a key: ``run_id``, or ``source`` (the log file's
-    name or path as in the catalog) with ``episode`` (``scenario.episode``) for files
-    holding many runs.
+    or dataset folder's name or path, as in the catalog's ``source``) with ``episode``
+    (``scenario.episode``) for files holding many runs.
     """
     import polars as pl
 
@@ -401,7 +401,9 @@ def label_from_file(store: Store, path: str | os.PathLike[str], *, user: str | N
         has_ep = "scenario.episode" in cat.columns
         for r in rows:
             src = str(r["source"] or "")
-            sel = cat.filter((pl.col("source") == src) | pl.col("source").str.ends_with("/" + src))
+            src = src.rstrip("/")
+            sel = cat.filter((pl.col("source") == src) | pl.col("source").str.ends_with("/" + src)
+                             | pl.col("source").str.contains("/" + src + "/", literal=True))
             if ep_col is not None and has_ep:
                 sel = sel.filter(pl.col("scenario.episode").cast(pl.String) == str(r[ep_col]))
             if sel.height != 1:

@@ -92,17 +92,18 @@ class Intervals:
         starts_t = t[seg]
         ends_t = np.append(t[seg[1:]], -1)  # a segment ends where the next begins
         done: list[Interval] = []
+        was_open, open_start, open_peak = self.state, self._open_start, self._open_peak
+        if was_open and not active[0]:  # the open interval ended at this piece's first sample
+            done.append((open_start, int(t[0]), open_peak, False))
         for i in np.flatnonzero(active):
             start, peak = int(starts_t[i]), float(peaks[i])
-            if i == 0 and self.state:  # continues the interval open at the previous piece's end
-                start = self._open_start
-                peak = _better(self._open_peak, peak, self.sign)
+            if i == 0 and was_open:  # continues the interval open at the previous piece's end
+                start = open_start
+                peak = _better(open_peak, peak, self.sign)
             if i == seg.size - 1:  # still open at this piece's end
                 self._open_start, self._open_peak = start, peak
             else:
                 done.append((start, int(ends_t[i]), peak, False))
-        if self.state and not active[0]:  # the open interval ended at this piece's first sample
-            done.insert(0, (self._open_start, int(t[0]), self._open_peak, False))
         self.state = bool(state[-1])
         self._last_t = int(t[-1])
         self._keep(done)

@@ -691,53 +691,48 @@ def _is_rosout(topic: str) -> bool:
 
 
 def _rosout_events(topic: str, times: np.ndarray, cols: Columns, scheme: str) -> pl.DataFrame:
-    """One ``"log"`` event per decoded ROS log message (columns aligned with *times*)."""
+    """One ``"log"`` event per decoded ROS log message (columns aligned with *times*).
+
+    Built column-wise (the detail JSON is encoded by polars, compact, keys sorted);
+    :func:`~workbench.io.loglevels.normalize_level` runs once per distinct raw level.
+    """
     import polars as pl
 
     n = cols.n
-    none = np.full(n, None, dtype=object)
 
-    def text(path: str) -> list[str | None]:
-        return cols.text.get(path, none).tolist()
+    def text(path: str) -> pl.Series:
+        arr = cols.text.get(path)
+        return pl.Series(path, [None] * n if arr is None else arr.tolist(), dtype=pl.String)
 
-    def ints(path: str) -> list[int | None]:
+    def ints(path: str) -> pl.Series:
         arr = cols.numeric.get(path)
         if arr is None or arr.ndim != 1:
-            return [None] * n
-        if arr.dtype.kind == "f":  # missing in some messages
-            return [int(v) if np.isfinite(v) else None for v in arr.tolist()]
-        return arr.astype(np.int64).tolist()
+            return pl.Series(path, [None] * n, dtype=pl.Int64)
+        # float with NaN where some messages lack the field
+        return pl.Series(path, arr, nan_to_null=arr.dtype.kind == "f").cast(pl.Int64)
 
     severity = ints("level")
-    # map each distinct raw level once, then look the names up per message
-    names = {v: normalize_level(v, scheme) for v in set(severity)}
-    dumps = json.dumps
-    detail = [
-        dumps(
-            {
-                "file": f,
-                "function": fn,
-                "level": names[sev],
-                "line": ln,
-                "message": msg,
-                "name": node,
-                "severity": sev,
-                "source": topic,
-            }
-        )
-        for sev, msg, node, f, fn, ln in zip(
-            severity,
-            text("msg"),
-            text("name"),
+    names = {v: normalize_level(v, scheme) for v in severity.unique().to_list()}
+    level = severity.replace_strict(names, default=None, return_dtype=pl.String)
+    fields = pl.DataFrame(
+        [
             text("file"),
             text("function"),
+            level.alias("level"),
             ints("line"),
-            strict=True,
-        )
-    ]
+            text("msg").alias("message"),
+            text("name"),
+            severity.alias("severity"),
+            pl.Series("source", [topic] * n, dtype=pl.String),
+        ]
+    )
+    detail = fields.select(pl.struct(pl.all()).struct.json_encode().alias("detail"))["detail"]
     return pl.DataFrame(
-        {"time": np.asarray(times, dtype=np.int64), "kind": ["log"] * n, "detail": detail},
-        schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String},
+        {
+            "time": pl.Series("time", np.asarray(times, dtype=np.int64)),
+            "kind": pl.Series("kind", ["log"] * n, dtype=pl.String),
+            "detail": detail,
+        }
     )
 
 

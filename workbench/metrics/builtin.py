@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from workbench.metrics.chunked import StreamPieces
 from workbench.metrics.registry import Column, Metric
 from workbench.model import Run
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "ControlLatency",
@@ -108,6 +111,17 @@ class Success(Metric):
         outcome = run.outcome
         return {"success": None if outcome is None else float(outcome == "success")}
 
+    def outdated(self, catalog: pl.DataFrame) -> pl.Expr | None:
+        """Rows whose ``metrics.success`` does not follow from their ``outcome`` (changed since)."""
+        import polars as pl
+
+        if not {"outcome", "metrics.success"} <= set(catalog.columns):
+            return None
+        outcome = pl.col("outcome").cast(pl.String)
+        expected = pl.when(outcome.is_null()).then(None).otherwise((outcome == "success").cast(pl.Float64))
+        # an all-null column may be typed String in the catalog
+        return ~pl.col("metrics.success").cast(pl.Float64, strict=False).eq_missing(expected)
+
 
 class TimeToSuccess(Metric):
     """Seconds from the run's start to its success event (null unless it succeeded)."""
@@ -123,6 +137,15 @@ class TimeToSuccess(Metric):
             return {"time_to_success": None}
         t = max(t for t, _ in _events(run, "success"))
         return {"time_to_success": (t - run.info.start_ns) / 1e9}
+
+    def outdated(self, catalog: pl.DataFrame) -> pl.Expr | None:
+        """Rows with a time but no success outcome, or a success outcome but no time."""
+        import polars as pl
+
+        if not {"outcome", "metrics.time_to_success"} <= set(catalog.columns):
+            return None
+        succeeded = (pl.col("outcome").cast(pl.String) == "success").fill_null(False)
+        return succeeded != pl.col("metrics.time_to_success").is_not_null()
 
 
 class FailureMode(Metric):
@@ -142,6 +165,15 @@ class FailureMode(Metric):
             return {"failure_mode": "none"}
         _, detail = max(_events(run, "failure"), key=lambda e: e[0])
         return {"failure_mode": str(detail.get("reason") or detail.get("mode") or "unspecified")}
+
+    def outdated(self, catalog: pl.DataFrame) -> pl.Expr | None:
+        """Rows whose ``metrics.failure_mode`` does not fit their ``outcome`` (changed since)."""
+        import polars as pl
+
+        if not {"outcome", "metrics.failure_mode"} <= set(catalog.columns):
+            return None
+        outcome, mode = pl.col("outcome").cast(pl.String), pl.col("metrics.failure_mode").cast(pl.String)
+        return (outcome.is_null() != mode.is_null()) | ((outcome == "success") != (mode == "none")).fill_null(False)
 
 
 class Recoveries(Metric):

@@ -5,7 +5,10 @@ with their kind: ``"rate"`` for 0/1 outcomes, ``"continuous"``, ``"count"`` or
 ``"category"``, their unit, and whether higher is better) and
 ``compute(run) -> dict[column, value]`` returning ``None`` where the run lacks
 what the metric needs. Metrics are found through the entry-point group
-``workbench.metrics``; the built-ins register the same way.
+``workbench.metrics``; the built-ins register the same way. A metric may also
+define ``outdated(catalog) -> polars.Expr | None``: true for the catalog rows whose
+kept values can no longer be what ``compute`` gives (e.g. the run's outcome changed
+since), so that :func:`compute_missing` recomputes them.
 
 Examples
 --------
@@ -86,6 +89,12 @@ class Metric:
     def compute(self, run: Run) -> dict[str, Any]:  # pragma: no cover - interface
         """Values of :attr:`columns` for *run* (``None`` where not computable)."""
         raise NotImplementedError
+
+    def outdated(self, catalog: pl.DataFrame) -> pl.Expr | None:
+        """Optional: a boolean expression over *catalog* rows, true where the kept values
+        are out of date (:func:`compute_missing` recomputes those runs); ``None`` when
+        kept values stay valid (recomputed only when absent)."""
+        return None
 
 
 _RUNTIME: dict[str, type] = {}
@@ -272,7 +281,9 @@ def compute_missing(
     """Compute the metrics that runs of *store* lack, for those runs only.
 
     A run lacks a metric when its ``metrics`` annotation has no key for one of the
-    metric's columns; a value computed as null (``success`` of a run without an
+    metric's columns, or when the metric's ``outdated(catalog)`` flags its row (the
+    outcome metrics do when a run's outcome changed since, e.g. after
+    ``workbench label``); a value computed as null (``success`` of a run without an
     outcome) is computed, not lacking. Runs are loaded once per set of lacking metrics.
 
     Parameters
@@ -323,10 +334,20 @@ def compute_missing(
             for rid in ids:
                 lacking.setdefault(rid, []).append(m.name)
             continue
+        flagged: set[str] = set()
+        outdated = getattr(m, "outdated", None)
+        expr = outdated(cat) if callable(outdated) else None
+        if expr is not None:
+            flagged = set(cat.filter(expr.fill_null(False))["run_id"].to_list())
         for rid in cat.filter(pl.any_horizontal(pl.col(c).is_null() for c in cols))["run_id"].to_list():
+            if rid in flagged:
+                continue
             if rid not in keys:
                 keys[rid] = set(store.annotations(rid).get("metrics", {}))
             if not all(c.name in keys[rid] for c in m.columns):
+                flagged.add(rid)
+        for rid in ids:
+            if rid in flagged:
                 lacking.setdefault(rid, []).append(m.name)
     groups: dict[tuple[str, ...], list[str]] = {}
     for rid, ms in lacking.items():

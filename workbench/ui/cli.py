@@ -20,9 +20,17 @@ __all__ = ["serve"]
 @click.option("--allow-origin", multiple=True, metavar="HOST[:PORT]",
               help="Another name the browser uses to reach this machine (repeatable).")
 @click.option("--show/--no-show", default=False, show_default=True, help="Open the app in a browser.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar while missing grades or metrics are computed [default: on a terminal].")
 def serve(store_path: str | None, port: int, address: str, token: str | None, allow_origin: tuple[str, ...],
-          show: bool) -> None:
-    """Serve the interactive app (run browser, comparisons, run detail, replay) on a store."""
+          show: bool, progress: bool | None) -> None:
+    """Serve the interactive app (run browser, comparisons, run detail, replay) on a store.
+
+    Data grades and metrics that runs lack are computed first and kept in the catalog.
+    """
+    import sys
+
+    from workbench.compare import ensure_measured
     from workbench.model import ConfigError
     from workbench.store import open_store
     from workbench.ui.app import serve as serve_app
@@ -34,6 +42,10 @@ def serve(store_path: str | None, port: int, address: str, token: str | None, al
     if token is None and not is_loopback(address):
         token = new_token()
     store = open_store(store_path, create=False)
+    done = ensure_measured(store, metrics=None, grades=True,
+                           progress=sys.stderr.isatty() if progress is None else progress)
+    if done:
+        click.echo("computed " + ", ".join(f"{k} for {len(v)} run(s)" for k, v in done.items()), err=True)
     host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     click.echo(f"serving {store.url} at {url} (Ctrl+C stops)", err=False)

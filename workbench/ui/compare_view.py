@@ -225,12 +225,24 @@ class CompareView(pn.viewable.Viewer):
             pl.col("p_adjusted").round(4), "verdict",
         )
         self.verdicts.value = view.to_pandas()
-        n_reg = self.result.regressions.height
+        self.status.object = self._status_text(self.result)
+
+    def _status_text(self, res: Any) -> str:
+        """The answer of comparison *res* in one Markdown line: regressions, or that
+        nothing (or not every cell) was measured and what the runs lack."""
+        from workbench.compare import NOT_MEASURED
+
         esc = html.escape
-        self.status.object = (
-            f"**{esc(str(self.result.candidate))}** vs **{esc(str(self.result.baseline))}** ({esc(str(self.by))}): "
-            + (f"**{n_reg} regression(s)** with confidence." if n_reg else "no regression with confidence.")
-        )
+        head = f"**{esc(str(res.candidate))}** vs **{esc(str(res.baseline))}** ({esc(str(self.by))}): "
+        unmeasured = res.not_measured.height
+        lacking = esc(res.missing_text()) if unmeasured else ""
+        if res.status == NOT_MEASURED:
+            return head + f"**nothing measured**: {lacking}."
+        n_reg = res.regressions.height
+        text = f"**{n_reg} regression(s)** with confidence." if n_reg else "no regression with confidence."
+        if unmeasured:
+            text += f" {unmeasured} of {res.table.height} cells **not measured**: {lacking}."
+        return head + text
 
     # ------------------------------------------------------------------ selection
 
