@@ -546,10 +546,11 @@ def test_rosout_topics_and_other_log_topics() -> None:
     assert {"rosout_agg", "robot1.rosout", "diagnostics_log"} <= set(streams)
     assert "text" not in streams["diagnostics_log"].attrs
     # log events of both rosout topics merged with the /events events, sorted by time
+    # (stable: at equal times in topic order)
     assert events["time"].to_list() == [1, 2, 2, 3, 4]
-    assert events["kind"].to_list() == ["log", "log", "grasp", "log", "log"]
+    assert events["kind"].to_list() == ["log", "grasp", "log", "log", "log"]
     sources = [json.loads(d).get("source") for d in events["detail"]]
-    assert sources == ["/rosout_agg", "/rosout_agg", None, "/rosout_agg", "/robot1/rosout"]
+    assert sources == ["/rosout_agg", None, "/rosout_agg", "/rosout_agg", "/robot1/rosout"]
 
 
 def test_rosout_events_in_parts_equal_one_piece() -> None:
