@@ -213,8 +213,23 @@ def runs(store_path: str | None, where: str | None, columns: str | None, fmt: st
             raise ConfigError(msg)
         df = df.select(wanted)
     elif fmt == "table":
-        df = df.drop([c for c in ("start_ns", "end_ns", "ingested_at", "source") if c in df.columns])
+        df = df.select(_table_columns(df))
     _print_frame(df, fmt)
+
+
+_TABLE_BASE = ("run_id", "name", "outcome", "duration_s", "reader", "quality.grade")
+
+
+def _table_columns(df: Any) -> list[str]:
+    """The columns a person reads first: identity, outcome, grade, and the factors that
+    vary between the listed runs (every column stays available with --columns or
+    --format csv/json)."""
+    from workbench.model import FACTOR_GROUPS
+
+    cols = [c for c in _TABLE_BASE if c in df.columns]
+    factors = [c for c in df.columns if c.split(".", 1)[0] in FACTOR_GROUPS and df[c].null_count() < df.height]
+    varying = [c for c in factors if df[c].n_unique() > 1]
+    return (cols + varying + [c for c in factors if c not in varying])[:14]
 
 
 @cli.command()

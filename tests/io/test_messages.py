@@ -487,7 +487,7 @@ def rosout_messages(store: Any, levels: list[int]) -> list[Any]:
 
 @pytest.mark.parametrize(
     ("store", "typename", "encoding", "raw_levels"),
-    [
+    [  # the type name as each log spells it (ROS 1 bags: pkg/Name)
         (ROS1, "rosgraph_msgs/Log", "ros1", [1, 2, 4, 8, 16, 3]),
         (ROS2, "rcl_interfaces/msg/Log", "cdr", [10, 20, 30, 40, 50, 0]),
     ],
@@ -496,8 +496,8 @@ def test_rosout_messages_become_log_events(
     store: Any, typename: str, encoding: str, raw_levels: list[int]
 ) -> None:
     msgs = rosout_messages(store, raw_levels)
-    raws = serialize(msgs, typename.replace("/Log", "/msg/Log") if "msg" not in typename
-                     else typename, encoding)  # fmt: skip
+    full = "rosgraph_msgs/msg/Log" if store is ROS1 else typename
+    raws = serialize(msgs, full, encoding)
     reg = TypeRegistry("ros1" if encoding == "ros1" else "ros2")
     times = [500 + 10 * i for i in range(len(raws))]
     buf = buffer("/rosout", typename, raws, times, encoding)
