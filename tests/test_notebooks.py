@@ -17,9 +17,12 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-ALL = ["01_quickstart", "02_compare_variants", "03_sync_and_replay", "04_data_quality", "05_scale_out"]
+ALL = ["01_quickstart", "02_compare_variants", "03_sync_and_replay", "04_data_quality", "05_scale_out",
+       "06_your_own_logs"]
 SHARED_STORE = {"02_compare_variants", "03_sync_and_replay"}
 """Notebooks run on the session's sample store (already graded); the others make their own."""
+REAL_DATA = {"06_your_own_logs"}
+"""Notebooks on the real public logs (../shared/data/real): skipped when absent, failing under CI=true."""
 PANEL_MIME = "application/vnd.holoviews_exec.v0+json"
 
 
@@ -39,10 +42,12 @@ def outputs(nb: nbformat.NotebookNode) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
-def test_notebook_runs(name, sample_store, samples_dir, monkeypatch):
+def test_notebook_runs(name, sample_store, samples_dir, monkeypatch, request):
     env = {"WORKBENCH_SAMPLES": str(samples_dir)}
     if name in SHARED_STORE:
         env["WORKBENCH_STORE"] = sample_store.url
+    if name in REAL_DATA:
+        env["WORKBENCH_REAL_DATA"] = str(request.getfixturevalue("real_data"))
     nb = execute(name, env, monkeypatch)
     outs = outputs(nb)
     assert not [o for o in outs if o.get("output_type") == "error"]
@@ -60,6 +65,12 @@ def test_notebook_runs(name, sample_store, samples_dir, monkeypatch):
         assert "('D', 'truncated')" in text
     elif name == "05_scale_out":
         assert "peak joint speed of 16 runs computed on 2 workers" in text
+    elif name == "06_your_own_logs":
+        assert "outcomes: success 4, unknown 1" in text  # the YAML rules decide the 4 episodes
+        assert "rule:grasp" in text and "default:ulog.takeoff" in text and "rule:detected" in text
+        assert "cube bounced out of the box" in text  # the label beats the rule ...
+        assert "episode 3: failure | run ids unchanged: True" in text  # ... and survives re-applying it
+        assert "(exit code 0)" in text and "1 recording," in text
 
 
 # --------------------------------------------------------------------------- JupyterLab

@@ -21,7 +21,7 @@ from workbench.model import (
 from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
 from workbench.compare import CompareResult as CompareResult, compare as compare  # noqa: E402  (after the submodule import, so `wb.compare` is the function)
 
-_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui"}
+_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui", "events"}
 
 
 def report(store: Store, **kwargs: object) -> object:

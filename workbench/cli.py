@@ -167,6 +167,9 @@ def _print_report(report: Any) -> None:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(ev.outcomes.items()))
         made = sum(ev.counts.values())
         click.echo(f"  events: {made} made by {'rules ' + ev.rules + ' and ' if ev.rules else ''}the format defaults; outcomes: {outcomes}")
+        idle = [n for n in ev.user_rules if n != "outcome" and len(ev.missing.get(n, [])) == len(ev.runs)]
+        if idle:
+            click.echo(f"  rules not applicable to these runs (a stream they read is absent): {', '.join(idle)}")
     if getattr(report, "events_error", None):
         click.secho(f"  rules not applied: {report.events_error} (fix them, then `workbench events apply`)", fg="yellow", err=True)
 
@@ -237,15 +240,26 @@ def _table_columns(df: Any) -> list[str]:
 @store_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def show(run_id: str, store_path: str | None, fmt: str) -> None:
-    """Show one run: factors, provenance, streams, events."""
+    """Show one run (a run id or a unique run name): factors, provenance, streams, events."""
     store = _open(store_path)
+    run_id = store.resolve_runs([run_id])[0]
     manifest = store.manifest(run_id)
     if fmt == "json":
         click.echo(json.dumps(manifest, indent=1, sort_keys=True))
         return
     info = manifest["info"]
     click.secho(f"run {info['run_id']}  {info.get('name', '')}", bold=True)
-    click.echo(f"  outcome: {manifest.get('outcome') or 'unknown'}   duration: {(info['end_ns'] - info['start_ns']) / 1e9:.2f} s")
+    notes = store.annotations(run_id)
+    source = (notes.get("outcome") or {}).get("source")
+    click.echo(f"  outcome: {store.current_outcome(run_id) or 'unknown'}" + (f" (from {source})" if source else "")
+               + f"   duration: {(info['end_ns'] - info['start_ns']) / 1e9:.2f} s")
+    lab = notes.get("labels") or {}
+    if lab.get("outcome"):
+        click.echo(f"  label: {lab['outcome']} by {lab.get('by')} at {lab.get('when')}" + (f": {lab['reason']}" if lab.get("reason") else ""))
+    applied = notes.get("events") or {}
+    if applied.get("applied_at"):
+        rules = f"rules {applied['rules']} ({applied.get('rules_origin')})" if applied.get("rules") else "format defaults only"
+        click.echo(f"  derived events: {applied.get('n_derived', 0)} from {rules}, applied {applied['applied_at']}")
     for group in ("hardware", "environment", "model", "scenario"):
         if info[group]:
             vals = ", ".join(f"{k}={v}" for k, v in info[group].items())

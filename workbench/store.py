@@ -1123,7 +1123,7 @@ class Store:
         from workbench.events.apply import apply_rules
 
         try:
-            report.events = apply_rules(self, run_ids=report.ingested, scheduler=scheduler, progress=progress)
+            report.events = apply_rules(self, run_ids=report.ingested, scheduler=scheduler, progress=progress, strict=False)
         except ConfigError as err:
             report.events_error = str(err)
 
@@ -1433,6 +1433,31 @@ class Store:
             msg = f"{'; '.join(parts)} in store {self.url!r}"
             raise StoreError(msg)
         return list(dict.fromkeys(out))
+
+    def label(self, run_ids: str | Iterable[str], outcome: str, *, reason: str | None = None,
+              at: float | None = None, user: str | None = None) -> list[str]:
+        """Label runs' outcome by hand (see :func:`workbench.events.label`): ``success``,
+        ``failure`` or ``unknown``; the label beats every rule and survives
+        ``events apply`` and :meth:`rebuild_catalog`.
+
+        >>> import workbench as wb
+        >>> wb.open_store("memory://doc-label").label([], "success")
+        Traceback (most recent call last):
+        ...
+        workbench.model.StoreError: no runs given
+        """
+        from workbench.events.apply import label
+
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        return label(self, ids, outcome, reason=reason, at=at, user=user)
+
+    def apply_rules(self, rules: Any = None, *, run_ids: Iterable[str] | None = None, where: Any = None,
+                    scheduler: Any = None, progress: bool = False) -> Any:
+        """Apply event rules and the format defaults (see :func:`workbench.events.apply_rules`);
+        returns its :class:`~workbench.events.ApplyReport`."""
+        from workbench.events.apply import apply_rules
+
+        return apply_rules(self, rules, run_ids=run_ids, where=where, scheduler=scheduler, progress=progress)
 
     def current_outcome(self, run_id: str) -> str | None:
         """The run's outcome as the catalog shows it (resolved annotation, else the log's)."""

@@ -294,3 +294,98 @@ def test_user_regex_rule_over_px4_log_messages(tmp_path, real_data):
     assert json.loads(said["detail"][0])["module"] == re.match(r"^\[(\w+)\]", want[0]).group(1)
     none = apply_rules(store, RuleSet.from_yaml("events: [{name: said, match: '^\\[(?P<module>\\w+)\\]', level: ERROR}]"))
     assert none.counts["said"] == 0 and none.removed["said"] == len(want)
+
+
+def test_unitree_hand_rules_on_the_g1_dataset(tmp_path, real_data):
+    """The second real LeRobot dataset (v2.1, Unitree G1 with Inspire hands): a hand-closing rule."""
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([real_data / "lerobot" / "v21_unitree_g1_inspire"])
+    rules = RuleSet.from_yaml("""
+events:
+  - name: close_right
+    signal: {stream: action, variable: action, joint: kRightHandIndex}
+    below: 0.5
+    release: 0.6
+    min_duration: 0.2
+outcome:
+  success: {event: close_right}
+""")
+    report = apply_rules(store, rules)
+    assert len(report.runs) == 10 and "close_right" not in report.missing
+    for rid in store.run_ids():
+        run = store.load(rid, lazy=False)
+        ds = run.streams["action"]
+        x = ds["action"].values[:, [str(v) for v in ds["joint"].values].index("kRightHandIndex")].astype(float)
+        closes = run.events.filter(pl.col("kind") == "close_right")
+        # every event starts at a sample below 0.5, and the run's outcome says whether there was one
+        idx = np.searchsorted(ds["time"].values.astype(np.int64), closes["time"].to_numpy())
+        assert (x[idx] < 0.5).all()
+        assert store.current_outcome(rid) == ("success" if closes.height else None)
+    assert sum(report.outcomes.values()) == 10
+
+
+def test_workbench_yaml_rules_apply_right_after_ingest(tmp_path, real_data, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "workbench.yaml").write_text(SO101_RULES)
+    monkeypatch.chdir(project)
+    store = wb.open_store(project / "store")
+    report = store.ingest([real_data / "lerobot" / "v30_so101_record_test"])
+    assert report.events is not None and report.events.rules and report.events.counts["grasp"] > 0
+    assert store.runs()["outcome.source"].drop_nulls().to_list() == ["rule:outcome"] * store.runs()["outcome"].drop_nulls().len()
+    res = CliRunner().invoke(cli, ["ingest", str(real_data / "ulog" / "pyulog" / "sample_log_small.ulg"), "--store", str(project / "store")])
+    assert res.exit_code == 0 and "events:" in res.output
+    assert "rules not applicable to these runs (a stream they read is absent): grasp, open" in res.output
+    # a rule that cannot be evaluated keeps the runs ingested and says so
+    (project / "workbench.yaml").write_text("events: [{name: g, signal: {stream: action, variable: nope}, above: 1}]")
+    other = wb.open_store(project / "store2")
+    rep = other.ingest([real_data / "lerobot" / "v30_so101_record_test"])
+    assert len(rep.ingested) == 4 and rep.events is None and "has no variable 'nope'" in (rep.events_error or "")
+    res = CliRunner().invoke(cli, ["ingest", str(real_data / "lerobot" / "v21_unitree_g1_inspire"), "--store", str(project / "store3")])
+    assert res.exit_code == 0, res.output
+    assert "rules not applied" in res.output and "workbench events apply" in res.output
+
+
+def test_apply_on_a_local_dask_cluster_equals_serial(so101_store):
+    distributed = pytest.importorskip("distributed")
+    store = so101_store
+    rules = RuleSet.from_yaml(SO101_RULES)
+    apply_rules(store, rules, scheduler="sync")
+    serial = {r: store.get_table(r, "derived_events") for r in store.run_ids()}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        report = apply_rules(store, rules.merged(RuleSet()), scheduler=client)
+    assert report.added == {} and report.removed == {}
+    assert all(store.get_table(r, "derived_events").equals(serial[r]) for r in store.run_ids())
+
+
+def test_when_limits_rules_to_the_runs_they_are_for(tmp_path, real_data):
+    """One rules file for a store holding two robots with different joint names."""
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([real_data / "lerobot" / "v30_so101_record_test", real_data / "lerobot" / "v21_unitree_g1_inspire"])
+    both = SO101_RULES.replace("  - name: grasp\n", "  - name: grasp\n    when: {hardware.robot: so101_follower}\n").replace(
+        "  - name: open\n", "  - name: open\n    when: {hardware.robot: so101_follower}\n")
+    with pytest.raises(ConfigError, match=r"no joint 'gripper.pos'"):
+        apply_rules(store, RuleSet.from_yaml(SO101_RULES))
+    events, outcome = both.split("outcome:")
+    rules = RuleSet.from_yaml(events + """
+  - name: close_right
+    when: {hardware.robot: [Unitree_G1_Inspire, unitree_g1]}
+    signal: {stream: action, variable: action, joint: kRightHandIndex}
+    below: 0.5
+outcome:""" + outcome)
+    assert rules.rule("close_right").when == (("hardware.robot", ("Unitree_G1_Inspire", "unitree_g1")),)
+    report = apply_rules(store, rules)
+    cat = store.runs()
+    so = cat.filter(pl.col("hardware.robot") == "so101_follower")["run_id"].to_list()
+    for rid in cat["run_id"]:
+        kinds = set(store.load(rid, streams=[]).events["kind"].to_list())
+        if rid in so:
+            assert "close_right" not in kinds
+        else:
+            assert "grasp" not in kinds
+    assert report.counts["grasp"] > 0 and "close_right" in report.counts
+    with pytest.raises(ConfigError, match=r"rule 'x': its when: matches none of the 14 run\(s\)"):
+        apply_rules(store, RuleSet.from_yaml("events: [{name: x, when: {reader: ulog}, match: a}]"))
+    with pytest.raises(ConfigError, match=r"key 'robot' is not valid"):
+        RuleSet.from_yaml("events: [{name: x, when: {robot: a}, match: a}]")

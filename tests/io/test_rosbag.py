@@ -14,6 +14,7 @@ import pytest
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from workbench.io import registry
+from workbench.io.loglevels import LEVELS
 from workbench.io.rosbag import Rosbag1Reader, Rosbag2Reader
 from workbench.model import ReaderError
 
@@ -139,6 +140,79 @@ def test_real_ros1_values_and_custom_types(real_data: Path) -> None:
     assert a.streams["tf.turtle1"].sizes["time"] == 1344
     assert a.streams["tf_static.carrot"].attrs["parent_frame"] == "turtle1"
     assert a.streams["tf.turtle1"].attrs["parent_frame"] == "world"
+
+
+def rosout_reference(path: Path, store: Any, topic: str = "/rosout") -> list[tuple[int, Any]]:
+    """``(log time, message)`` of every *topic* message, read and decoded by rosbags."""
+    if path.suffix == ".bag":
+        from rosbags.rosbag1 import Reader as Reader1
+
+        with Reader1(path) as bag:
+            conns = [c for c in bag.connections if c.topic == topic]
+            msgs = [
+                (t, store.deserialize_ros1(raw, c.msgtype))
+                for c, t, raw in bag.messages(connections=conns)
+            ]
+    else:
+        from rosbags.rosbag2 import Reader as Reader2
+
+        with Reader2(path) as bag:  # the storage file itself (metadata.yaml QoS quirk)
+            conns = [c for c in bag.connections if c.topic == topic]
+            msgs = [
+                (t, store.deserialize_cdr(raw, c.msgtype))
+                for c, t, raw in bag.messages(connections=conns)
+            ]
+    return sorted(msgs, key=lambda x: x[0])
+
+
+def assert_log_events(run: Any, ref: list[tuple[int, Any]], log_type: Any) -> None:
+    """The run's ``log`` events are the reference messages, levels named by ROS' constants."""
+    logs = run.events.filter(run.events["kind"] == "log")
+    assert logs.height == len(ref) > 0
+    assert logs["time"].to_list() == [t for t, _m in ref]
+    details = [json.loads(d) for d in logs["detail"]]
+    level_name = {getattr(log_type, name): name for name in LEVELS}  # Log.DEBUG == 1 / 10 …
+    assert [d["level"] for d in details] == [level_name[m.level] for _t, m in ref]
+    assert all(d["level"] in LEVELS for d in details)
+    assert [d["severity"] for d in details] == [m.level for _t, m in ref]
+    assert [d["message"] for d in details] == [m.msg for _t, m in ref]
+    assert [d["name"] for d in details] == [m.name for _t, m in ref]
+    assert [(d["file"], d["function"], d["line"]) for d in details] == [
+        (m.file, m.function, m.line) for _t, m in ref
+    ]
+    assert {d["source"] for d in details} == {"/rosout"}
+
+
+def test_real_ros1_rosout_log_events(real_data: Path) -> None:
+    example = real_data / "ros1_bag" / "plotjuggler" / "example.bag"
+    ref = rosout_reference(example, ROS1)
+    assert len(ref) == 10  # SOURCES.md: /rosout rosgraph_msgs/Log x10
+    log_type = ROS1.types["rosgraph_msgs/msg/Log"]
+    for path in (example, real_data / "ros1_bag" / "rosbag_js" / "example-lz4.bag"):
+        run = read1(path)
+        assert_log_events(run, ref, log_type)
+        assert run.streams["rosout"]["level"].values.tolist() == [m.level for _t, m in ref]
+        # the streaming read (what the store does) gives the same events
+        streamed = next(Rosbag1Reader().read(path, parts=True)).materialize()
+        assert streamed.events.equals(run.events), path.name
+    # bags without /rosout have no log events
+    assert read1(real_data / "ros1_bag" / "plotjuggler" / "tilt_laser.bag").events.height == 0
+
+
+def test_real_ros2_rosout_log_events(real_data: Path) -> None:
+    log_type = ROS2.types["rcl_interfaces/msg/Log"]
+    for storage, suffix in (("sqlite3", ".db3"), ("mcap", ".mcap")):
+        folder = real_data / "ros2_bag" / storage / "rosbag2_talker"
+        ref = rosout_reference(folder / f"talker{suffix}", ROS2)
+        assert len(ref) == 10
+        run = read2(folder)
+        assert_log_events(run, ref, log_type)
+        assert json.loads(run.events["detail"][0])["message"] == "Publishing: 'Hello, world! 0'"
+        streamed = next(Rosbag2Reader().read(folder, parts=True)).materialize()
+        assert streamed.events.equals(run.events), storage
+    # /rosout declared but empty: no events
+    for name in ("empty_bag", "plotjuggler_rosbag2_test"):
+        assert read2(real_data / "ros2_bag" / "sqlite3" / name).events.height == 0
 
 
 def test_real_ros1_edge_cases(real_data: Path) -> None:

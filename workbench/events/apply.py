@@ -93,6 +93,10 @@ class ApplyReport:
         Rule name → events added / removed compared with the previous application.
     outcome_changed
         Run id → ``(before, after)`` for runs whose outcome changed.
+    outcomes
+        Outcome (``success``/``failure``/``unknown``) → runs, after rules and labels.
+    user_rules
+        Names of the user's rules (the others are format defaults).
     """
 
     rules: str
@@ -103,9 +107,10 @@ class ApplyReport:
     removed: dict[str, int] = field(default_factory=dict)
     outcome_changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    user_rules: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rules": self.rules, "runs": len(self.runs), "counts": self.counts, "missing": self.missing,
+        return {"rules": self.rules, "runs": len(self.runs), "user_rules": self.user_rules, "counts": self.counts, "missing": self.missing,
                 "added": self.added, "removed": self.removed, "outcomes": self.outcomes,
                 "outcome_changed": {k: list(v) for k, v in self.outcome_changed.items()}}
 
@@ -114,18 +119,28 @@ class ApplyReport:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         if outcomes:
             lines.append(f"  outcomes: {outcomes}")
-        for name in sorted(set(self.counts) | set(self.missing)):
-            n = self.counts.get(name, 0)
-            change = []
-            if self.added.get(name):
-                change.append(f"+{self.added[name]}")
-            if self.removed.get(name):
-                change.append(f"-{self.removed[name]}")
+
+        def change(name: str) -> str:
+            parts = [f"+{self.added[name]}"] if self.added.get(name) else []
+            parts += [f"-{self.removed[name]}"] if self.removed.get(name) else []
+            return f" ({' '.join(parts)})" if parts else ""
+
+        for name in self.user_rules:
+            if name == "outcome":
+                continue
+            text = f"  {name}: {self.counts.get(name, 0)} event(s){change(name)}"
             miss = self.missing.get(name, [])
-            text = f"  {name}: {n} event(s)" + (f" ({' '.join(change)})" if change else "")
             if miss:
-                text += f"; not applicable to {len(miss)} run(s) (stream absent)"
+                shown = ", ".join(miss[:5]) + (f" … (+{len(miss) - 5})" if len(miss) > 5 else "")
+                text += f"; not applicable to {len(miss)} run(s), a stream it reads is absent: {shown}"
             lines.append(text)
+        defaults = sorted((set(self.counts) | set(self.missing)) - set(self.user_rules))
+        made = [f"{n} {self.counts[n]}{change(n)}" for n in defaults if self.counts.get(n)]
+        if made:
+            lines.append(f"  format defaults: {', '.join(made)}")
+        removed = [f"{n}{change(n)}" for n in defaults if not self.counts.get(n) and self.removed.get(n)]
+        if removed:
+            lines.append(f"  format defaults now making nothing: {', '.join(removed)}")
         if self.outcome_changed:
             lines.append(f"  outcome changed in {len(self.outcome_changed)} run(s):")
             for rid, (a, b) in sorted(self.outcome_changed.items())[:20]:
@@ -158,6 +173,7 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
         ev.events["origin"].map_elements(lambda o: _origin(o, origins), return_dtype=ev.events["origin"].dtype)
     ) if ev.events.height else ev.events
     return {"run_id": run_id, "reader": reader, "events": ev.events, "missing": ev.missing, "counts": ev.counts,
+            "skipped": ev.skipped,
             "user_rules": sorted(r.name for r in rules.events)}
 
 
@@ -176,6 +192,7 @@ def apply_rules(
     scheduler: str | None = None,
     progress: bool = False,
     chunk_rows: int | None = None,
+    strict: bool = True,
 ) -> ApplyReport:
     """Evaluate rules (and the format defaults) on stored runs; keep what they make.
 
@@ -193,6 +210,10 @@ def apply_rules(
         Show a progress bar.
     chunk_rows
         Rows per piece when streams are read (``None``: automatic).
+    strict
+        Refuse a user rule whose streams are absent from every chosen run (a typo,
+        most likely). Ingest passes ``False``: rules for other formats then simply do
+        not apply to the new runs (they are listed in the report).
 
     Returns
     -------
@@ -216,7 +237,8 @@ def apply_rules(
         ids = chosen if ids is None else [r for r in ids if r in set(chosen)]
     if ids is None:
         ids = store.run_ids()
-    report = ApplyReport(rules=rules.digest if not rules.empty else "", runs=list(ids))
+    report = ApplyReport(rules=rules.digest if not rules.empty else "", runs=list(ids),
+                         user_rules=[r.name for r in rules.events] + (["outcome"] if rules.outcome.clauses else []))
     if not ids:
         return report
     results = map_runs(_evaluate_stored, ids, args=(store.url, rules.to_dict(), rules.origin, chunk_rows),
@@ -227,12 +249,16 @@ def apply_rules(
         others = f" (and {len(errors) - 1} more run(s))" if len(errors) > 1 else ""
         msg = f"{first} — in run {errors[0]['run_id']}{others}; nothing was written"
         raise ConfigError(msg)
-    for name in (r.name for r in rules.events):
-        absent = [r["run_id"] for r in results if name in r["missing"]]
-        if absent and len(absent) == len(results):
-            why = results[0]["missing"][name]
-            streams = sorted(store.manifest(results[0]["run_id"]).get("streams", {}))
-            msg = (f"rule {name!r}: {why} in every run ({len(results)}); streams of run {results[0]['run_id']}: "
+    for name in (r.name for r in rules.events) if strict else ():
+        meant = [r for r in results if name not in r["skipped"]]
+        if not meant:
+            msg = f"rule {name!r}: its when: matches none of the {len(results)} run(s); nothing was written"
+            raise ConfigError(msg)
+        absent = [r for r in meant if name in r["missing"]]
+        if len(absent) == len(meant):
+            why = absent[0]["missing"][name]
+            streams = sorted(store.manifest(absent[0]["run_id"]).get("streams", {}))
+            msg = (f"rule {name!r}: {why} in every run ({len(meant)}); streams of run {absent[0]['run_id']}: "
                    f"{', '.join(streams) or '(none)'}; nothing was written")
             raise ConfigError(msg)
     digest = rules.digest

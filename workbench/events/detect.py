@@ -70,41 +70,55 @@ class Intervals:
         return cls(lambda x: (x == value, (x != value) & ~np.isnan(x)), 1.0, min_duration_ns, refractory_ns)
 
     def feed(self, t: np.ndarray, x: np.ndarray) -> None:
-        """Add the next piece (times ascending, after the previous piece's)."""
+        """Add the next piece (times ascending, after the previous piece's).
+
+        Only the samples where the state flips are located (a few passes over the piece,
+        none in Python); times are read at those samples only.
+        """
         n = int(t.size)
         if n == 0:
             return
         x = np.asarray(x, dtype=np.float64)
         on, off = self.masks(x)
-        code = np.full(n, -1, dtype=np.int8)
-        code[on] = 1
-        code[off] = 0
-        idx = np.where(code >= 0, np.arange(n), -1)
-        np.maximum.accumulate(idx, out=idx)
-        state = np.where(idx >= 0, code[np.maximum(idx, 0)] == 1, self.state)
-        prev = np.empty(n, dtype=bool)
-        prev[0] = self.state
-        prev[1:] = state[:-1]
-        cuts = np.flatnonzero(state != prev)
-        seg = cuts if cuts.size and cuts[0] == 0 else np.concatenate(([0], cuts))
-        peaks = np.fmax.reduceat(x * self.sign, seg) * self.sign
-        active = state[seg]
-        starts_t = t[seg]
-        ends_t = np.append(t[seg[1:]], -1)  # a segment ends where the next begins
+        code = np.subtract(on, off, dtype=np.int8)  # 1 sets, -1 resets, 0 keeps the state
+        # starts of runs of one non-zero code: the only samples where the state can flip
+        runs = np.flatnonzero(code[1:] != code[:-1]) + 1
+        if code[0]:
+            runs = np.concatenate(([0], runs))
+        runs = runs[code[runs] != 0]
+        codes = code[runs]
+        before = np.empty_like(codes)
+        if codes.size:
+            before[0] = 1 if self.state else -1
+            before[1:] = codes[:-1]
+        flips = runs[codes != before]  # alternately off and on, starting with the state's opposite
+        was_open = self.state
+        reduce = np.fmax.reduceat if self.sign > 0 else np.fmin.reduceat
         done: list[Interval] = []
-        was_open, open_start, open_peak = self.state, self._open_start, self._open_peak
-        if was_open and not active[0]:  # the open interval ended at this piece's first sample
-            done.append((open_start, int(t[0]), open_peak, False))
-        for i in np.flatnonzero(active):
-            start, peak = int(starts_t[i]), float(peaks[i])
-            if i == 0 and was_open:  # continues the interval open at the previous piece's end
-                start = open_start
-                peak = _better(open_peak, peak, self.sign)
-            if i == seg.size - 1:  # still open at this piece's end
-                self._open_start, self._open_peak = start, peak
-            else:
-                done.append((start, int(ends_t[i]), peak, False))
-        self.state = bool(state[-1])
+        if flips.size == 0:
+            if was_open:  # on through the whole piece
+                self._open_peak = _better(self._open_peak, float(reduce(x, [0])[0]), self.sign)
+            self._last_t = int(t[-1])
+            return
+        head = flips[0] > 0
+        bounds = np.concatenate(([0], flips)) if head else flips
+        peaks = reduce(x, bounds).tolist()  # peak of each segment between flips
+        at = t[flips].tolist()
+        if head:
+            first_peak = peaks[0]
+            peaks = peaks[1:]
+        k = 0
+        if was_open:  # the interval open at the previous piece's end ends at flips[0]
+            peak = _better(self._open_peak, first_peak, self.sign) if head else self._open_peak
+            done.append((self._open_start, int(at[0]), peak, False))
+            k = 1
+        ons, offs = at[k::2], at[k + 1::2]
+        on_peaks = peaks[k::2]
+        for i, off_t in enumerate(offs):
+            done.append((int(ons[i]), int(off_t), float(on_peaks[i]), False))
+        self.state = len(ons) > len(offs)
+        if self.state:  # still open at this piece's end
+            self._open_start, self._open_peak = int(ons[-1]), float(on_peaks[-1])
         self._last_t = int(t[-1])
         self._keep(done)
 

@@ -66,6 +66,8 @@ class Evaluation:
         The clause that decided it (text), or ``None``.
     missing
         Rule name → why it did not apply (the streams it reads are absent).
+    skipped
+        Rules (and ``outcome[i]`` clauses) whose ``when:`` this run does not match.
     counts
         Rule name → events made.
     """
@@ -76,6 +78,7 @@ class Evaluation:
     clause: str | None = None
     missing: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- signals
@@ -319,8 +322,16 @@ def _clause(run: Run, clause: Clause, kinds: Mapping[str, list[int]], rows: int 
     return None
 
 
+def run_context(run: Run) -> dict[str, Any]:
+    """The catalog values a ``when:`` tests: factors, ``name``, ``reader``, ``source``."""
+    prov = run.info.provenance
+    ctx: dict[str, Any] = dict(run.info.factors())
+    ctx.update(name=run.info.name, reader=prov.reader, source=prov.sources[0].path if prov.sources else None)
+    return ctx
+
+
 def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None = None,
-             strict_streams: bool = False) -> Evaluation:
+             strict_streams: bool = False, context: Mapping[str, Any] | None = None) -> Evaluation:
     """Apply *rules* to *run*: the events they make and the outcome they decide.
 
     Parameters
@@ -335,6 +346,8 @@ def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None
         Rows per piece when streams are read (``None``: automatic).
     strict_streams
         Raise instead of listing a rule whose stream the run lacks.
+    context
+        Values ``when:`` tests (default: :func:`run_context` of *run*).
 
     Raises
     ------
@@ -352,7 +365,12 @@ def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None
     rows_out: list[tuple[int, str, str, str]] = []
     missing: dict[str, str] = {}
     counts: dict[str, int] = {}
+    skipped: list[str] = []
+    ctx = run_context(run) if context is None else context
     for rule in rules.events:
+        if not rule.applies_to(ctx):
+            skipped.append(rule.name)
+            continue
         try:
             if isinstance(rule, Threshold) or isinstance(rule, Change) and rule.equals is not None:
                 made = _rows_threshold(run, rule, rows)  # type: ignore[arg-type]
@@ -385,6 +403,9 @@ def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None
             kinds.setdefault(kind, []).append(t)
     outcome = when = clause_text = None
     for i, clause in enumerate(rules.outcome.clauses):
+        if not clause.applies_to(ctx):
+            skipped.append(f"outcome[{i}]")
+            continue
         try:
             at = _clause(run, clause, kinds, rows)
         except _Absent as why:
@@ -399,4 +420,5 @@ def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None
          "detail": [r[2] for r in rows_out], "origin": [r[3] for r in rows_out]},
         schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
     ).sort("time", maintain_order=True)
-    return Evaluation(events=events, outcome=outcome, outcome_ns=when, clause=clause_text, missing=missing, counts=counts)
+    return Evaluation(events=events, outcome=outcome, outcome_ns=when, clause=clause_text, missing=missing,
+                      counts=counts, skipped=skipped)

@@ -26,6 +26,13 @@ Rules (each has a ``name``; the events it makes have ``kind`` = its ``kind`` or 
 * :class:`Sequence` — ``first`` then ``then`` within ``within`` s, or ``first``
   ``without`` a following event within ``within`` s.
 
+Which runs
+----------
+Every rule and outcome clause may carry ``when: {reader: lerobot, hardware.robot: so101_follower}``
+(factors, ``reader``, ``name``, ``source``; a list means any of these values): it is then
+evaluated only on the runs that match, so one ``workbench.yaml`` serves a store holding
+several robots or formats.
+
 Outcome
 -------
 :class:`Outcome` — ordered clauses ``success``/``failure``; the first clause that holds
@@ -243,6 +250,57 @@ class Signal:
         return cls(stream=stream, variable=variable, select=tuple(sorted(select.items())), bit=bit)
 
 
+# --------------------------------------------------------------------------- which runs
+
+WHEN_KEYS = ("reader", "name", "source")
+"""Catalog columns a ``when:`` may test besides the factors (``hardware.robot`` …)."""
+
+
+def parse_when(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``when: {reader: lerobot, hardware.robot: [so101_follower, so100]}``: the runs a
+    rule is meant for (every key must match one of its values; values compare as text)."""
+    if value is None:
+        return ()
+    data = _mapping(f"{where}.when", value)
+    out = []
+    for key, vals in data.items():
+        group = key.split(".", 1)[0]
+        if key not in WHEN_KEYS and not (group in ("hardware", "environment", "model", "scenario") and "." in key):
+            msg = f"{where}.when: key {key!r} is not valid; use a factor (hardware.…, environment.…, model.…, scenario.…) or one of {', '.join(WHEN_KEYS)}"
+            raise ConfigError(msg)
+        items = vals if isinstance(vals, list) else [vals]
+        if not items or any(isinstance(v, Mapping | list) or v is None for v in items):
+            raise _err(f"{where}.when", f"{key!r} takes a value or a list of values, got {vals!r}")
+        out.append((key, tuple(_text_value(v) for v in items)))
+    return tuple(sorted(out))
+
+
+def _text_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def when_to_dict(when: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Any]:
+    """The YAML form of a parsed ``when``."""
+    return {k: (list(v) if len(v) > 1 else v[0]) for k, v in when}
+
+
+def matches(when: tuple[tuple[str, tuple[str, ...]], ...], context: Mapping[str, Any]) -> bool:
+    """True when every key of *when* has one of its values in *context*.
+
+    >>> matches((("reader", ("lerobot",)),), {"reader": "lerobot"}), matches((("hardware.robot", ("a",)),), {})
+    (True, False)
+    """
+    for key, values in when:
+        got = context.get(key)
+        if got is None or _text_value(got) not in values:
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- rules
 
 
@@ -252,8 +310,13 @@ class Rule:
 
     name: str
     kind: str = ""
+    when: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     type: ClassVar[str] = ""
+
+    def applies_to(self, context: Mapping[str, Any]) -> bool:
+        """True when the run described by *context* (catalog values) passes ``when``."""
+        return matches(self.when, context)
 
     @property
     def event_kind(self) -> str:
@@ -274,6 +337,8 @@ class Rule:
         d: dict[str, Any] = {"name": self.name}
         if self.kind:
             d["kind"] = self.kind
+        if self.when:
+            d["when"] = when_to_dict(self.when)
         return d
 
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every rule overrides it
@@ -489,10 +554,10 @@ class Sequence(Rule):
 
 AnyRule = Union[Threshold, Change, Match, Sequence]  # noqa: UP007 (a runtime alias)
 _RULE_KEYS = {
-    "threshold": ("name", "kind", "signal", "above", "below", "release", "min_duration", "refractory"),
-    "change": ("name", "kind", "signal", "on_change", "from", "to", "equals", "min_duration", "refractory", "values"),
-    "match": ("name", "kind", "match", "text", "field", "level", "ignore_case"),
-    "sequence": ("name", "kind", "first", "then", "without", "within"),
+    "threshold": ("name", "kind", "when", "signal", "above", "below", "release", "min_duration", "refractory"),
+    "change": ("name", "kind", "when", "signal", "on_change", "from", "to", "equals", "min_duration", "refractory", "values"),
+    "match": ("name", "kind", "when", "match", "text", "field", "level", "ignore_case"),
+    "sequence": ("name", "kind", "when", "first", "then", "without", "within"),
 }
 
 
@@ -528,6 +593,7 @@ def parse_rule(data: Any, index: int = 0) -> AnyRule:
         raise _err(where, f"'kind' must be a name (letters, digits, _ . -), got {kind!r}")
     rtype = _rule_type(where, data)
     _check_keys(where, data, _RULE_KEYS[rtype])
+    when = parse_when(data.get("when"), where)
     if rtype == "threshold":
         if "above" in data and "below" in data:
             raise _err(where, "give 'above' or 'below', not both")
@@ -535,7 +601,7 @@ def parse_rule(data: Any, index: int = 0) -> AnyRule:
         if "signal" not in data:
             raise _err(where, "a threshold rule needs a 'signal'")
         return Threshold(
-            name=name, kind=kind, signal=Signal.parse(data["signal"], f"{where}.signal"), direction=direction,
+            name=name, kind=kind, when=when, signal=Signal.parse(data["signal"], f"{where}.signal"), direction=direction,
             level=_number(where, direction, data[direction]),
             release=None if data.get("release") is None else _number(where, "release", data["release"]),
             min_duration=_number(where, "min_duration", data.get("min_duration", 0.0), positive=True),
@@ -553,7 +619,7 @@ def parse_rule(data: Any, index: int = 0) -> AnyRule:
         names = tuple(sorted((_value(where, "values", k), str(v)) for k, v in values.items()))
         opt = {k: None if data.get(k) is None else _value(where, k, data[k]) for k in ("from", "to", "equals")}
         return Change(
-            name=name, kind=kind, signal=Signal.parse(data["signal"], f"{where}.signal"), on_change=on_change,
+            name=name, kind=kind, when=when, signal=Signal.parse(data["signal"], f"{where}.signal"), on_change=on_change,
             from_=opt["from"], to=opt["to"], equals=opt["equals"],
             min_duration=_number(where, "min_duration", data.get("min_duration", 0.0), positive=True),
             refractory=_number(where, "refractory", data.get("refractory", 0.0), positive=True),
@@ -566,11 +632,11 @@ def parse_rule(data: Any, index: int = 0) -> AnyRule:
         ignore_case = data.get("ignore_case", False)
         if not isinstance(ignore_case, bool):
             raise _err(where, f"'ignore_case' must be true or false, got {ignore_case!r}")
-        return Match(name=name, kind=kind, pattern=_text(where, "match", data["match"]),
+        return Match(name=name, kind=kind, when=when, pattern=_text(where, "match", data["match"]),
                      text=_text(where, "text", data.get("text", "log")), field=_text(where, "field", data.get("field", "message")),
                      level=level, ignore_case=ignore_case)
     return Sequence(
-        name=name, kind=kind, first=_text(where, "first", data["first"]),
+        name=name, kind=kind, when=when, first=_text(where, "first", data["first"]),
         then=None if data.get("then") is None else _text(where, "then", data["then"]),
         without=None if data.get("without") is None else _text(where, "without", data["without"]),
         within=_number(where, "within", data.get("within", 0.0)),
@@ -607,6 +673,11 @@ class Clause:
     signal: Signal | None = None
     op: str | None = None
     value: float | None = None
+    when: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def applies_to(self, context: Mapping[str, Any]) -> bool:
+        """True when the run described by *context* passes ``when``."""
+        return matches(self.when, context)
 
     @property
     def streams(self) -> list[str]:
@@ -614,9 +685,13 @@ class Clause:
 
     def to_dict(self) -> dict[str, Any]:
         if self.form == "event":
-            return {self.result: {"event": self.event}}
-        assert self.signal is not None and self.op is not None
-        return {self.result: {self.form: {"signal": self.signal.to_dict(), self.op: _plain(float(self.value or 0.0))}}}
+            body: dict[str, Any] = {"event": self.event}
+        else:
+            assert self.signal is not None and self.op is not None
+            body = {self.form: {"signal": self.signal.to_dict(), self.op: _plain(float(self.value or 0.0))}}
+        if self.when:
+            body["when"] = when_to_dict(self.when)
+        return {self.result: body}
 
     def describe(self) -> str:
         """``success when event placed`` / ``failure when final next.done/… equals 1``."""
@@ -629,19 +704,20 @@ class Clause:
     def parse(cls, result: str, value: Any, where: str) -> Clause:
         data = _mapping(where, value)
         forms = [k for k in _CLAUSE_FORMS if k in data]
-        _check_keys(where, data, _CLAUSE_FORMS)
+        _check_keys(where, data, (*_CLAUSE_FORMS, "when"))
+        when = parse_when(data.get("when"), where)
         if len(forms) != 1:
             raise _err(where, f"an outcome clause is one of {{event: KIND}}, {{final: TEST}}, {{any: TEST}}; got {sorted(data)}")
         form = forms[0]
         if form == "event":
-            return cls(result=result, form=form, event=_text(where, "event", data["event"]))
+            return cls(result=result, form=form, event=_text(where, "event", data["event"]), when=when)
         test = _mapping(f"{where}.{form}", data[form])
         _check_keys(f"{where}.{form}", test, _TEST_KEYS)
         ops = [k for k in ("above", "below", "equals") if k in test]
         if "signal" not in test or len(ops) != 1:
             raise _err(f"{where}.{form}", "a test is {signal: SIGNAL, above|below|equals: VALUE}")
         return cls(result=result, form=form, signal=Signal.parse(test["signal"], f"{where}.{form}.signal"),
-                   op=ops[0], value=_value(where, ops[0], test[ops[0]]))
+                   op=ops[0], value=_value(where, ops[0], test[ops[0]]), when=when)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,379 @@
+"""Event rules: one huge stream out of core, and ``events apply`` over a fleet of runs.
+
+1. A hysteresis threshold rule (``above`` 0.5, ``release`` 0.25, ``min_duration`` 1 s)
+   over ONE stream of ``--samples`` float32 samples at 1 kHz (default 10^8 = 27.8 h:
+   a slow sine of varying amplitude plus noise, with rare NaN dropouts), written into a
+   store on disk piece by piece with the store's streaming writer (as
+   ``bench/big_run.py`` does) and evaluated out of core, in a fresh process:
+   ``store.load(run_id, lazy=True, indexes=False)`` then
+   :func:`workbench.events.evaluate`. Printed: seconds, samples/s, events and the peak
+   RSS of that process against the stream's size. Baselines on the same data, each in
+   its own fresh process: a plain Python loop with the same semantics (timed on a
+   prefix of ``--prefix`` samples and extrapolated linearly to the whole stream) and
+   an equivalent polars query over the whole column in memory (set/reset codes,
+   ``forward_fill``, edges by ``shift``, the duration filter). Both must find the same
+   intervals (start and end times) as the workbench on the data they ran on.
+2. :func:`workbench.events.apply_rules` over ``--runs`` runs of the sample campaign
+   (``workbench.samples.generate``, as in ``bench/scale.py``), serially
+   (``scheduler="sync"``) and on a ``LocalCluster`` of 2 worker processes; the derived
+   events stored per run must be equal.
+
+Quick: ``.venv/bin/python bench/events.py --samples 2000000 --runs 50``.
+Full size (the defaults): ``.venv/bin/python bench/events.py``. The generated data are
+deleted at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RATE_HZ = 1000
+T0 = 1_780_000_000 * 10**9
+PIECE = 1_000_000  # samples per generated part
+RUN_ID = "long-signal"
+STREAM, VAR = "sensor", "x"
+LEVEL, RELEASE, MIN_DURATION = 0.5, 0.25, 1.0  # exact in float32: the same comparisons in every tool
+MIN_NS = int(MIN_DURATION * 1e9)
+PERIOD_S = 20.0  # the slow sine
+NAN_RATE = 1e-4
+ROW_BYTES = 8 + 4  # int64 time + float32 value
+
+RULE = {"name": "high", "signal": {"stream": STREAM, "variable": VAR}, "above": LEVEL, "release": RELEASE,
+        "min_duration": MIN_DURATION}
+
+APPLY_RULES = {
+    "events": [
+        {"name": "grip", "signal": {"stream": "ft_sensor", "variable": "force", "axis": "y"},
+         "above": 3.0, "release": 1.5, "min_duration": 0.2},
+        {"name": "loaded", "signal": {"stream": "ft_sensor", "variable": "force", "axis": "z"},
+         "above": 2.0, "release": 1.0, "min_duration": 0.1},
+        {"name": "moving", "signal": {"norm": {"stream": "joint_states", "variable": "velocity"}},
+         "above": 0.5, "release": 0.2, "min_duration": 0.1},
+        {"name": "grip_then_success", "first": "grip", "then": "success", "within": 10},
+    ],
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _signal(a: int, b: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Samples ``[a, b)``: 1 kHz with jitter; amplitude 0.3…0.9 so some cycles stay below the level."""
+    k = np.arange(a, b, dtype=np.int64)
+    t = T0 + k * (1_000_000_000 // RATE_HZ) + rng.integers(0, 200_000, k.size)
+    s = k / RATE_HZ
+    amp = 0.6 + 0.3 * np.sin(2 * np.pi * s / (PERIOD_S * 7.3))
+    x = amp * np.sin(2 * np.pi * s / PERIOD_S) + rng.normal(0.0, 0.08, k.size)
+    x[rng.random(k.size) < NAN_RATE] = np.nan
+    return t, x.astype(np.float32)
+
+
+def _parts(samples: int) -> Iterator[tuple[str, Any]]:
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    for a in range(0, samples, PIECE):
+        t, x = _signal(a, min(samples, a + PIECE), rng)
+        yield STREAM, xr.Dataset({VAR: (("time",), x)}, coords={"time": t})
+
+
+def generate(store_dir: Path, samples: int) -> dict[str, Any]:
+    """Write the one-stream run into a new store, piece by piece (bounded memory)."""
+    import polars as pl
+
+    import workbench as wb
+    from workbench.model import RunInfo
+
+    store = wb.open_store(store_dir)
+    start = time.perf_counter()
+    end = T0 + samples * (1_000_000_000 // RATE_HZ)
+    info = RunInfo(RUN_ID, start_ns=T0, end_ns=end, hardware={"robot": "arm-long"}, scenario={"task": "endurance"})
+    events = pl.DataFrame({"time": [end - 1], "kind": ["success"], "detail": ["{}"]})
+    store._write_run(info, _parts(samples), events)  # the streaming writer, as ingest uses it
+    store.rebuild_catalog()
+    on_disk = sum(f.stat().st_size for f in (store_dir / "runs" / RUN_ID).rglob("*") if f.is_file())
+    return {"seconds": time.perf_counter() - start, "on_disk": on_disk, "peak_rss_mb": _rss_mb()}
+
+
+# --------------------------------------------------------------------------- the three ways
+
+
+def _rules() -> Any:
+    from workbench.events import RuleSet
+
+    return RuleSet.from_dict({"events": [RULE]})
+
+
+def _intervals_of(ev: Any) -> list[tuple[int, int]]:
+    """(start, end) of the rule's events from an :class:`~workbench.events.Evaluation`."""
+    rows = ev.events.filter(ev.events["kind"] == RULE["name"])
+    return [(int(t), int(json.loads(d)["end"])) for t, d in zip(rows["time"].to_list(), rows["detail"].to_list(), strict=True)]
+
+
+def python_loop(t: np.ndarray, x: np.ndarray) -> list[tuple[int, int]]:
+    """The semantics written out one sample at a time (NaN compares false: keeps the state)."""
+    out: list[tuple[int, int]] = []
+    on = False
+    start = 0
+    tl, xl = t.tolist(), x.tolist()
+    for ti, xi in zip(tl, xl):  # noqa: B905 - same length
+        if on:
+            if xi < RELEASE:
+                if ti - start >= MIN_NS:
+                    out.append((start, ti))
+                on = False
+        elif xi > LEVEL:
+            on, start = True, ti
+    if on and tl and tl[-1] - start >= MIN_NS:
+        out.append((start, tl[-1]))
+    return out
+
+
+def polars_query(t: np.ndarray, x: np.ndarray) -> list[tuple[int, int]]:
+    """The same intervals by a polars query over the whole column in memory."""
+    import polars as pl
+
+    v = pl.col("x")
+    state = (pl.when(v.is_nan()).then(None)  # polars orders NaN above every number: keep the state
+             .when(v > LEVEL).then(True).when(v < RELEASE).then(False)
+             .otherwise(None).forward_fill().fill_null(False))
+    edges = (
+        pl.DataFrame({"time": t, "x": x}).lazy()
+        .with_columns(state=state)
+        .filter(pl.col("state") != pl.col("state").shift(1, fill_value=False))
+        .select("time", "state")
+        .collect()
+    )
+    starts = edges.filter(pl.col("state"))["time"]
+    ends = edges.filter(~pl.col("state"))["time"]
+    if ends.len() < starts.len():  # still on at the last sample: ends there
+        ends = pl.concat([ends, pl.Series("time", [int(t[-1])])])
+    iv = pl.DataFrame({"start": starts, "end": ends}).filter(pl.col("end") - pl.col("start") >= MIN_NS)
+    return list(zip(iv["start"].to_list(), iv["end"].to_list(), strict=True))
+
+
+def step(store_dir: Path, what: str, prefix: int) -> dict[str, Any]:
+    """One measured step, in this (fresh) process (libraries imported before the clock starts)."""
+    import dask.array  # noqa: F401
+    import polars  # noqa: F401
+    import xarray  # noqa: F401
+    import zarr  # noqa: F401
+
+    import workbench as wb
+    from workbench.events import evaluate
+
+    store = wb.open_store(store_dir, create=False)
+    out: dict[str, Any] = {}
+    if what == "evaluate":  # the workbench, out of core
+        rules = _rules()
+        start = time.perf_counter()
+        run = store.load(RUN_ID, lazy=True, indexes=False)
+        out["floor_mb"] = _rss_mb()  # python + imports + the lazy run
+        ev = evaluate(run, rules)
+        out["seconds"] = time.perf_counter() - start
+        out["intervals"] = _intervals_of(ev)
+    elif what == "read":  # only the reading the evaluation does: every piece of time and value
+        from workbench.metrics.chunked import StreamPieces
+
+        start = time.perf_counter()
+        run = store.load(RUN_ID, lazy=True, indexes=False)
+        rows = sum(p[VAR].size for _, _, _, p in StreamPieces(run.streams[STREAM]).pieces(["time", VAR]))
+        out["seconds"] = time.perf_counter() - start
+        out["rows"] = int(rows)
+    elif what == "polars":  # the column in memory, then one query
+        start = time.perf_counter()
+        ds = store.load(RUN_ID, streams=[STREAM], lazy=False).streams[STREAM]
+        t = np.asarray(ds["time"].values).astype(np.int64, copy=False)
+        x = np.asarray(ds[VAR].values)
+        out["load_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        out["intervals"] = polars_query(t, x)
+        out["seconds"] = time.perf_counter() - start
+    elif what == "python":  # a prefix, and the workbench on the same prefix
+        import xarray as xr
+
+        lazy = store.load(RUN_ID, lazy=True, indexes=False).streams[STREAM]
+        n = min(prefix, int(lazy.sizes["time"]))
+        t = np.asarray(lazy["time"][:n].values).astype(np.int64, copy=False)
+        x = np.asarray(lazy[VAR][:n].values)
+        start = time.perf_counter()
+        out["intervals"] = python_loop(t, x)
+        out["seconds"] = time.perf_counter() - start
+        out["n"] = n
+        run = wb.Run(info=wb.RunInfo(run_id="prefix", start_ns=int(t[0]), end_ns=int(t[-1])),
+                     streams={STREAM: xr.Dataset({VAR: (("time",), x)}, coords={"time": t})})
+        out["workbench_intervals"] = _intervals_of(evaluate(run, _rules()))
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def _child(store_dir: Path, what: str, samples: int, prefix: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--step", what, "--samples", str(samples), "--prefix", str(prefix), "--dir", str(store_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr)
+        msg = f"step {what!r} failed (exit {proc.returncode})"
+        raise SystemExit(msg)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _same(a: list[Any], b: list[Any]) -> bool:
+    return [tuple(x) for x in a] == [tuple(x) for x in b]
+
+
+def one_stream(workdir: Path, samples: int, prefix: int) -> list[tuple[str, str, str]]:
+    store_dir = workdir / "long"
+    size = samples * ROW_BYTES
+    print(f"== 1. threshold rule over one stream of {samples:,} float32 samples at {RATE_HZ} Hz "
+          f"({samples / RATE_HZ / 3600:.1f} h): {size / 1e9:.2f} GB in memory (int64 time + float32)")
+    print("   all timings with the data in the OS page cache (the store's files are read once first)")
+    print(f"   rule: above {LEVEL}, release {RELEASE}, min_duration {MIN_DURATION} s; "
+          f"signal: sine ({PERIOD_S:.0f} s, amplitude 0.3…0.9) + noise σ 0.08, NaN dropouts {NAN_RATE:g}")
+    gen = _child(store_dir, "generate", samples, prefix)
+    print(f"   generate into the store (StreamWriter): {gen['seconds']:.1f} s, {gen['on_disk'] / 1e9:.2f} GB on disk")
+    for f in (store_dir / "runs" / RUN_ID).rglob("*"):  # every tool then reads from the OS page cache
+        if f.is_file():
+            f.read_bytes()
+    wb = _child(store_dir, "evaluate", samples, prefix)
+    rd = _child(store_dir, "read", samples, prefix)
+    pl_ = _child(store_dir, "polars", samples, prefix)
+    py = _child(store_dir, "python", samples, prefix)
+    n_events = len(wb["intervals"])
+    assert _same(pl_["intervals"], wb["intervals"]), "polars and the workbench disagree"
+    assert _same(py["intervals"], py["workbench_intervals"]), "the Python loop and the workbench disagree"
+    py_full = py["seconds"] * samples / py["n"]
+    w_s, p_s = wb["seconds"], pl_["seconds"]
+    print(f"   {'':<44} {'seconds':>9} {'samples/s':>10} {'peak RSS':>10}")
+    print(f"   {'workbench evaluate (lazy, out of core)':<44} {w_s:9.2f} {samples / w_s:10.3g} {wb['peak_rss_mb']:7.0f} MB"
+          f"   ({wb['peak_rss_mb'] * 2**20 / size:.1%} of the stream; python+imports+lazy open: {wb['floor_mb']:.0f} MB)")
+    print(f"   {'  of which reading the pieces (StreamPieces)':<44} {rd['seconds']:9.2f} {samples / rd['seconds']:10.3g}"
+          f"   (measured alone; detection ≈ {max(0.0, w_s - rd['seconds']):.2f} s)")
+    print(f"   {'polars query (column in memory)':<44} {p_s:9.2f} {samples / p_s:10.3g} {pl_['peak_rss_mb']:7.0f} MB"
+          f"   (+ {pl_['load_seconds']:.2f} s to load the column from the store)")
+    label = f"python loop, {py['n']:,} samples"
+    print(f"   {label:<44} {py['seconds']:9.2f} {py['n'] / py['seconds']:10.3g}")
+    print(f"   {'python loop, extrapolated linearly':<44} {py_full:9.1f} {samples / py_full:10.3g}")
+    print(f"   events: {n_events:,} (workbench and polars, whole stream); {len(py['intervals']):,} in the first "
+          f"{py['n']:,} samples (Python loop and workbench on that prefix)")
+    print(f"   same events: yes (start and end times equal; polars on all {samples:,} samples, "
+          f"Python loop on the first {py['n']:,})")
+    print(f"   workbench vs python loop: {py_full / w_s:6.1f}× faster (target ≥ 50×)")
+    print(f"   workbench vs polars:      {p_s / w_s:6.2f}× (query only; {(p_s + pl_['load_seconds']) / w_s:.2f}× "
+          f"with the load; target ≥ 1×); memory {pl_['peak_rss_mb'] / wb['peak_rss_mb']:.1f}× less")
+    return [
+        ("threshold, workbench (out of core)", f"{w_s:.2f} s", f"{samples / w_s / 1e6:.1f} M samples/s, peak RSS {wb['peak_rss_mb']:.0f} MB"),
+        ("threshold, polars (in memory)", f"{p_s:.2f} s", f"{samples / p_s / 1e6:.1f} M samples/s, peak RSS {pl_['peak_rss_mb']:.0f} MB"),
+        ("threshold, python loop (extrapolated)", f"{py_full:.1f} s", f"{samples / py_full / 1e6:.2f} M samples/s"),
+        ("  workbench / python loop", f"{py_full / w_s:.1f}×", "target ≥ 50×"),
+        ("  workbench / polars", f"{p_s / w_s:.2f}×", "target ≥ 1×"),
+    ]
+
+
+# --------------------------------------------------------------------------- apply over many runs
+
+
+def many_runs(workdir: Path, runs: int) -> list[tuple[str, str, str]]:
+    from distributed import Client, LocalCluster
+
+    import workbench as wb
+    from workbench.events import RuleSet
+    from workbench.events.apply import apply_rules
+    from workbench.samples import generate as make_campaign
+    from workbench.store import DERIVED_EVENTS
+
+    print(f"== 2. events apply over {runs:,} runs of the sample campaign, serial vs LocalCluster(2 worker processes)")
+    t0 = time.perf_counter()
+    make_campaign(workdir / "campaign", runs=runs, workers=2)
+    files = sorted((workdir / "campaign").rglob("*.mcap")) + sorted((workdir / "campaign").rglob("*.bag"))
+    files = [f for f in files if "truncated" not in f.name]
+    print(f"   generated {len(files)} runs ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+    rules = RuleSet.from_dict(APPLY_RULES)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as lc, \
+            Client(lc) as client:
+        store = wb.open_store(workdir / "fleet")
+        t0 = time.perf_counter()
+        store.ingest(files, scheduler=client)
+        ids = store.run_ids()
+        print(f"   ingested {len(ids)} runs on the cluster in {time.perf_counter() - t0:.0f} s")
+
+        def derived() -> dict[str, Any]:
+            return {rid: store.get_table(rid, DERIVED_EVENTS) for rid in ids}
+
+        t0 = time.perf_counter()
+        rep_s = apply_rules(store, rules, scheduler="sync")
+        t_s = time.perf_counter() - t0
+        ev_s = derived()
+        t0 = time.perf_counter()
+        rep_d = apply_rules(store, rules, scheduler=client)
+        t_d = time.perf_counter() - t0
+        ev_d = derived()
+    n = len(ids)
+    assert rep_s.counts == rep_d.counts and rep_s.missing == rep_d.missing
+    assert not rep_d.added and not rep_d.removed, (rep_d.added, rep_d.removed)
+    assert all(ev_s[r] is not None and ev_d[r] is not None and ev_s[r].equals(ev_d[r]) for r in ids)
+    total = sum(v.height for v in ev_s.values())
+    print(f"   {n} runs, {total:,} derived events ({', '.join(f'{k} {v:,}' for k, v in sorted(rep_s.counts.items()))})")
+    print(f"   serial (sync)      {t_s:7.1f} s  {n / t_s:7.1f} runs/s")
+    print(f"   2 worker processes {t_d:7.1f} s  {n / t_d:7.1f} runs/s  → {t_s / t_d:.2f}× faster")
+    print("   same derived events per run: yes (and re-applying on the cluster added/removed none)")
+    return [
+        ("apply, serial", f"{n / t_s:.1f} runs/s", f"{t_s:.1f} s for {n} runs"),
+        ("apply, 2 workers", f"{n / t_d:.1f} runs/s", f"{t_d:.1f} s, {t_s / t_d:.2f}× the serial speed"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=100_000_000, help="samples of the one long stream")
+    parser.add_argument("--prefix", type=int, default=10_000_000, help="samples the Python loop runs on (then extrapolated)")
+    parser.add_argument("--runs", type=int, default=2000, help="runs for events apply (0: skip)")
+    parser.add_argument("--dir", type=Path, default=None, help="folder for the data (default: a temporary folder in /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--step", choices=["generate", "evaluate", "read", "polars", "python"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        result = generate(args.dir, args.samples) if args.step == "generate" else step(args.dir, args.step, args.prefix)
+        print(json.dumps(result, default=str))
+        return
+    import psutil
+
+    print(f"machine: {psutil.virtual_memory().total / 1e9:.1f} GB RAM, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews the timings)")
+    workdir = Path(tempfile.mkdtemp(prefix="wb-events-")) if args.dir is None else args.dir
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    table: list[tuple[str, str, str]] = []
+    try:
+        if args.samples > 0:
+            table += one_stream(workdir, args.samples, min(args.prefix, args.samples))
+        if args.runs > 0:
+            table += many_runs(workdir, args.runs)
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"== summary (total {time.perf_counter() - t0:.0f} s; load average now {os.getloadavg()[0]:.2f})")
+    for name, fig, note in table:
+        print(f"   {name:<40} {fig:>14}   {note}")
+
+
+if __name__ == "__main__":
+    main()
