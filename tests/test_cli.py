@@ -70,7 +70,7 @@ def test_show_remove_rebuild(tmp_path, logs):
     assert f"run {rid}" in text and "sha256" in text
     assert invoke("remove", rid, "--store", store).output.strip() == f"removed {rid}"
     res = invoke("show", rid, "--store", store)
-    assert res.exit_code == 1 and res.output.strip() == f"error: no run {rid!r} in store {store!r}"
+    assert res.exit_code == 1 and res.output.strip() == f"error: unknown run id(s) or name(s) [{rid!r}] in store {store!r}"
     assert invoke("rebuild", "--store", store).output.strip() == "catalog rebuilt: 2 runs"
 
 

@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import errno
@@ -117,6 +118,8 @@ RULES_DIR = "rules"
 """Store-level folder of the rule sets applied (``rules/<hash>.yaml``)."""
 SOURCES_DIR = "sources"
 TMP_DIR = ".tmp"
+PENDING_DIR = ".pending"
+"""Markers of annotation writes not yet reflected in the catalog (repaired after a crash)."""
 LOCK_NAME = ".lock"
 DEFAULT_STORE = "./workbench-store"
 ADDRESS_NEUTRAL_OPTIONS = frozenset({"salvage"})
@@ -646,9 +649,48 @@ class Store:
         if df is None:
             return self._update_catalog()
         listed = set(df["run_id"].to_list()) if df.height else set()
-        if listed != on_disk:
-            return self._update_catalog(add=sorted(on_disk - listed), drop=listed - on_disk)
+        stale = self._stale_annotations() & on_disk & listed
+        if listed != on_disk or stale:
+            if stale:  # rows re-read from the annotations a dead writer left
+                self._update_catalog(drop=stale)
+            df = self._update_catalog(add=sorted((on_disk - listed) | stale), drop=listed - on_disk)
+            self._clear_stale_markers()
+            return df
         return df if df.width else pl.DataFrame()
+
+    def _pending_markers(self) -> list[tuple[str, dict[str, Any]]]:
+        """Annotation writes in progress or cut short: ``(path, {"pid", "runs"})``."""
+        if not self.local:
+            return []
+        folder = self._p(PENDING_DIR)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                out.append((path, json.loads(self._read_bytes(path))))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return out
+
+    def _stale_annotations(self) -> set[str]:
+        """Runs whose annotations a writer that died changed after the catalog last saw them."""
+        stale: set[str] = set()
+        for _path, data in self._pending_markers():
+            pid = data.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+                stale |= set(data.get("runs", []))
+        return stale
+
+    def _clear_stale_markers(self) -> None:
+        for path, data in self._pending_markers():
+            pid = data.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
 
     def runs(self, where: str | pl.Expr | None = None) -> pl.DataFrame:
         """The catalog: one row per run, flattened factor columns.
@@ -1384,10 +1426,16 @@ class Store:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
             msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
             raise ConfigError(msg)
-        for run_id, vals in values.items():
+        for run_id in values:
             if run_id not in self:
                 msg = f"no run {run_id!r} in store {self.url!r}"
                 raise StoreError(msg)
+        marker = None
+        if self.local and values:  # a crash before the catalog update is repaired on the next read
+            os.makedirs(self._p(PENDING_DIR), exist_ok=True)
+            marker = self._p(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
+            self._put_marker(marker, {"pid": os.getpid(), "section": section, "runs": sorted(values)})
+        for run_id, vals in values.items():
             folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
             self.fs.makedirs(folder, exist_ok=True)
             self._write_bytes_atomic(
@@ -1396,6 +1444,8 @@ class Store:
         if values:
             self._update_catalog(drop=list(values))
             self._update_catalog(add=list(values))
+        if marker is not None:
+            os.remove(marker)
 
     def resolve_runs(self, refs: Iterable[str]) -> list[str]:
         """Run ids for *refs*: run ids, or run names matching exactly one run.

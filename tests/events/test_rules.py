@@ -67,7 +67,7 @@ def test_yaml_and_python_objects_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("events: [{name: a, signal: {stream: s}, above: 1, colour: red}]", r"rule 'a': unknown key\(s\) \['colour'\]; valid keys: name, kind, signal, above"),
+    ("events: [{name: a, signal: {stream: s}, above: 1, colour: red}]", r"rule 'a': unknown key\(s\) \['colour'\]; valid keys: name, kind, when, signal, above"),
     ("events: [{name: a, match: '(unclosed'}]", r"rule 'a': bad regular expression '\(unclosed'"),
     ("events: [{name: a, signal: {stream: s}, above: high}]", r"rule 'a': 'above' must be a number, got 'high'"),
     ("events: [{name: a, signal: {stream: s}, above: 1, release: 2}]", r"rule 'a': release 2.0 must be ≤ the level 1.0"),

@@ -104,6 +104,43 @@ def test_real_rosbag2_mcap_quirks(real_data: Path) -> None:
     assert run.skipped[0]["topic"] == "/topic" and run.skipped[0]["count"] == 10
 
 
+def test_real_rosout_log_events(real_data: Path) -> None:
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    path = real_data / "ros2_bag" / "mcap" / "rosbag2_talker" / "talker.mcap"
+    with open(path, "rb") as fh:  # decoded by mcap-ros2-support: an independent reference
+        ref = sorted(
+            (m.log_time, msg)
+            for _s, ch, m, msg in make_reader(
+                fh, decoder_factories=[DecoderFactory()]
+            ).iter_decoded_messages()
+            if ch.topic == "/rosout"
+        )
+    assert len(ref) == 10
+    ros2_level = {10: "DEBUG", 20: "INFO", 30: "WARN", 40: "ERROR", 50: "FATAL"}
+    for parts in (False, True):
+        run = read(path, parts=parts)
+        if parts:
+            run = run.materialize()
+        logs = run.events.filter(run.events["kind"] == "log")
+        assert logs["time"].to_list() == [t for t, _m in ref]
+        assert [json.loads(d) for d in logs["detail"]] == [
+            {
+                "level": ros2_level[m.level],
+                "severity": m.level,
+                "message": m.msg,
+                "name": m.name,
+                "source": "/rosout",
+                "file": m.file,
+                "function": m.function,
+                "line": m.line,
+            }
+            for _t, m in ref
+        ]
+        assert run.streams["rosout"]["level"].values.tolist() == [20] * 10  # stream kept
+
+
 # --------------------------------------------------------------------------- round trips
 
 
