@@ -11,8 +11,11 @@ from scipy import stats
 
 import workbench as wb
 from workbench.compare import (
+    NOT_MEASURED,
+    VERDICTS,
     bootstrap_mean,
     cliffs_delta,
+    ensure_measured,
     holm,
     newcombe_interval,
     wilson_interval,
@@ -231,3 +234,56 @@ def test_compare_is_deterministic_for_a_seed():
     a, b = wb.compare(cat, seed=3, **kw).table, wb.compare(cat, seed=3, **kw).table
     assert a.equals(b)
     assert not a.equals(wb.compare(cat, seed=4, **kw).table)
+
+
+def test_a_side_without_values_is_not_measured_never_inconclusive():
+    rng = np.random.default_rng(4)
+    cat = campaign(rng, n=10)
+    arm_b = pl.col("hardware.robot") == "arm-b"
+    cat = cat.with_columns(pl.when(arm_b).then(None).otherwise(pl.col("metrics.success")).alias("metrics.success"))
+    res = wb.compare(cat, by="model.version", within=["hardware.robot", "environment.lighting"],
+                     metrics=["success", "time_to_success"], attribution_factors=[])
+    t = res.table
+    unmeasured = t.filter(pl.col("verdict") == "not measured")
+    assert unmeasured.select("hardware.robot", "metric").unique().rows() == [("arm-b", "success")]
+    assert unmeasured.height == 2 and (unmeasured["n_baseline"] + unmeasured["n_candidate"]).to_list() == [0, 0]
+    assert unmeasured["p_adjusted"].is_nan().all()  # not in the Holm family
+    assert "not measured" not in t.filter(pl.col("hardware.robot") == "arm-a")["verdict"].to_list()
+    assert res.n_measured == 6 and res.not_measured.height == 2
+    assert res.n_runs == 80 and res.missing == {"success": 40, "time_to_success": 0}
+    assert res.missing_text().startswith("40 of 80 runs have no outcome (metrics.success is null); define one with")
+    assert res.status in {"pass", "undecided"}
+    out = res.to_dict()
+    assert out["measured"] == 6 and out["not_measured"] == 2 and out["missing"]["success"] == 40
+    cell = next(c for c in out["cells"] if c["verdict"] == "not measured")
+    assert cell["baseline"] == {"n": 0, "value": None, "ci": [None, None]} and cell["p_adjusted"] is None
+    # the verdict is one of the documented ones
+    assert set(t["verdict"]) <= set(VERDICTS) and NOT_MEASURED in VERDICTS
+
+
+def test_nothing_measured_is_a_status_not_a_pass():
+    rng = np.random.default_rng(6)
+    cat = campaign(rng, n=5).with_columns(pl.lit(None, dtype=pl.Float64).alias("metrics.success"))
+    res = wb.compare(cat, by="model.version", metrics=["success"], attribution_factors=[])
+    assert res.table["verdict"].to_list() == ["not measured"]
+    assert res.passed and res.n_measured == 0 and res.status == "not measured"
+    assert res.missing_text().startswith("40 of 40 runs have no outcome (metrics.success is null)")
+    assert res.to_dict()["status"] == "not measured"
+    # a metric other than the outcome names itself and the command that shows why
+    cat = cat.with_columns(pl.lit(None, dtype=pl.Float64).alias("metrics.jerk_rms"))
+    res = wb.compare(cat, by="model.version", metrics=["jerk_rms"], attribution_factors=[])
+    assert res.missing_text() == ("40 of 40 runs have no metrics.jerk_rms; "
+                                  "`workbench metrics --metric jerk --format json` shows each run's value and error")
+
+
+def test_compare_on_a_store_computes_what_it_lacks(tmp_path, samples_dir):
+    files = sorted((samples_dir / "campaign").glob("arm-a_bright_rubber_policy-v*_s0[0-3].mcap"))
+    store = wb.open_store(tmp_path / "store")
+    assert len(store.ingest(files).ingested) == 8
+    assert not [c for c in store.runs().columns if c.startswith(("metrics.", "quality."))]
+    res = wb.compare(store, by="model.version", metrics=["success", "jerk_rms"], min_grade="C", attribution_factors=[])
+    cat = store.runs()
+    assert {"metrics.success", "metrics.jerk_rms", "quality.grade"} <= set(cat.columns)
+    assert "metrics.path_length" not in cat.columns  # only what the comparison reads
+    assert res.n_measured == 2 and (res.table["n_baseline"] + res.table["n_candidate"] + len(res.excluded)).to_list() == [8, 8]
+    assert ensure_measured(store, metrics=["success", "jerk_rms"], grades=True) == {}
