@@ -185,3 +185,23 @@ def test_grade_store_keeps_grades_in_catalog(tmp_path):
     findings = store.get_table(gappy, "quality_findings")
     assert findings["check"].to_list() == ["gap"]
     assert store.runs().equals(store.rebuild_catalog())
+
+
+def test_grade_missing_grades_only_runs_without_a_grade(tmp_path):
+    import polars as pl
+
+    from workbench.quality import grade_missing
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    t = np.arange(0, 300) * 0.01 + 1_700_000_000
+    for i in range(3):
+        pl.DataFrame({"time": t, "x": np.sin(t + i)}).write_csv(logs / f"{i}.csv")
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([logs])
+    ids = sorted(store.run_ids())
+    assert grade_missing(store, run_ids=ids[:1]) == ids[:1]
+    assert store.runs().sort("run_id")["quality.grade"].to_list() == ["A", None, None]
+    assert sorted(grade_missing(store)) == ids[1:]
+    assert store.runs()["quality.grade"].to_list() == ["A"] * 3
+    assert grade_missing(store) == []
