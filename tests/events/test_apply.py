@@ -389,3 +389,21 @@ outcome:""" + outcome)
         apply_rules(store, RuleSet.from_yaml("events: [{name: x, when: {reader: ulog}, match: a}]"))
     with pytest.raises(ConfigError, match=r"key 'robot' is not valid"):
         RuleSet.from_yaml("events: [{name: x, when: {robot: a}, match: a}]")
+
+
+def test_gate_exits_2_when_nothing_is_measured_and_decides_once_outcomes_exist(so101_store):
+    store = so101_store
+    base = ["compare", "--store", store.url, "--by", "scenario.episode", "--baseline", "0", "--candidate", "1",
+            "--metric", "success", "--fail-on-regression"]
+    res = CliRunner().invoke(cli, base)
+    assert res.exit_code == 2, res.output
+    assert "nothing measured: 2 of 2 runs have no outcome" in res.output and "workbench label RUN --outcome" in res.output
+    assert "not measured" in res.output
+    bad = CliRunner().invoke(cli, [*base[:4], "hardware.nope", *base[5:]])
+    assert bad.exit_code == 2 and "no factor column 'hardware.nope'" in bad.output
+    cat = store.runs()
+    for ep, outcome in ((0, "success"), (1, "failure")):
+        label(store, cat.filter(pl.col("scenario.episode") == ep)["run_id"].to_list(), outcome)
+    decided = CliRunner().invoke(cli, base)
+    assert decided.exit_code == 0, decided.output  # 1 vs 1 run: measured, not a confident regression
+    assert "not measured" not in decided.output
