@@ -12,6 +12,7 @@ import pytest
 from pymavlink import mavutil
 from pymavlink.DFReader import DFReader_binary
 
+from workbench.io.loglevels import LEVELS
 from workbench.io.mavlink import DataFlashReader, TlogReader
 from workbench.model import ReaderError
 
@@ -233,6 +234,69 @@ def test_tlog_counts_values(real_data: Path) -> None:
         sum(run.streams[k].sizes["time"] for k in named) == counts["NAMED_VALUE_FLOAT"]
     )
     assert "HEARTBEAT.src255_190" in run.streams  # the ground station's own heartbeat
+
+
+MAV_SEVERITY_FOLD = {
+    "EMERGENCY": "FATAL",
+    "ALERT": "FATAL",
+    "CRITICAL": "FATAL",
+    "ERROR": "ERROR",
+    "WARNING": "WARN",
+    "NOTICE": "INFO",
+    "INFO": "INFO",
+    "DEBUG": "DEBUG",
+}
+
+
+def _severity_name(sev: int) -> str:
+    """``MAV_SEVERITY_WARNING`` → ``WARNING``, from pymavlink's dialect enum."""
+    return mavutil.mavlink.enums["MAV_SEVERITY"][sev].name.removeprefix("MAV_SEVERITY_")
+
+
+def test_tlog_statustext_levels_normalized(real_data: Path) -> None:
+    path = real_data / SUB_TLOG
+    (run,) = list(TlogReader().read(path))
+    conn = mavutil.mavlink_connection(str(path))
+    ref = []
+    while (m := conn.recv_msg()) is not None:
+        if m.get_type() == "STATUSTEXT":
+            ref.append(m)
+    logs = [json.loads(d) for d in run.events.filter(run.events["kind"] == "log")["detail"]]
+    assert len(logs) == len(ref) > 0
+    assert [d["severity"] for d in logs] == [m.severity for m in ref]
+    assert [d["level"] for d in logs] == [MAV_SEVERITY_FOLD[_severity_name(m.severity)] for m in ref]
+    assert all(d["level"] in LEVELS for d in logs)
+    assert [d["message"] for d in logs] == [m.text for m in ref]
+
+
+def test_tlog_every_severity(tmp_path: Path) -> None:
+    mav = mavutil.mavlink.MAVLink(None, srcSystem=1, srcComponent=1)
+    out = bytearray()
+    for sev in range(8):
+        msg = mavutil.mavlink.MAVLink_statustext_message(sev, f"text {sev}".encode())
+        out += struct.pack(">Q", 1_700_000_000_000_000 + sev) + msg.pack(mav)
+    path = tmp_path / "sev.tlog"
+    path.write_bytes(bytes(out))
+    (run,) = list(TlogReader().read(path))
+    logs = [json.loads(d) for d in run.events["detail"]]
+    assert [(d["severity"], d["level"], d["message"]) for d in logs] == [
+        (0, "FATAL", "text 0"),
+        (1, "FATAL", "text 1"),
+        (2, "FATAL", "text 2"),
+        (3, "ERROR", "text 3"),
+        (4, "WARN", "text 4"),
+        (5, "INFO", "text 5"),
+        (6, "INFO", "text 6"),
+        (7, "DEBUG", "text 7"),
+    ]
+    assert run.events["time"].to_list() == [(1_700_000_000_000_000 + s) * 1000 for s in range(8)]
+
+
+def test_dataflash_msg_has_no_level(sub_bin: tuple) -> None:
+    _path, run = sub_bin
+    logs = [json.loads(d) for d in run.events.filter(run.events["kind"] == "log")["detail"]]
+    assert len(logs) == 9  # SOURCES.md: MSG x9
+    assert {d["level"] for d in logs} == {None}
 
 
 def write_tlog(path: Path, n: int = 15) -> float:

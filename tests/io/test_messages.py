@@ -477,8 +477,8 @@ def rosout_messages(store: Any, levels: list[int]) -> list[Any]:
             "line": 100 + i,
         }
         if store is ROS1:
-            out.append(tt["rosgraph_msgs/msg/Log"](header=header(10**9 + i, "", ROS1),
-                                                   topics=["/cmd"], **fields))  # fmt: skip
+            hdr = header(10**9 + i, "", ROS1)
+            out.append(tt["rosgraph_msgs/msg/Log"](header=hdr, topics=["/cmd"], **fields))
         else:
             stamp = tt["builtin_interfaces/msg/Time"](sec=1, nanosec=i)
             out.append(tt["rcl_interfaces/msg/Log"](stamp=stamp, **fields))
@@ -533,13 +533,12 @@ def test_rosout_topics_and_other_log_topics() -> None:
     msgs = rosout_messages(ROS2, [20, 30, 40])
     raws = serialize(msgs, "rcl_interfaces/msg/Log")
     reg = TypeRegistry("ros2")
+    grasp = serialize([T["std_msgs/msg/String"](data='{"kind": "grasp"}')], "std_msgs/msg/String")
     bufs = [
         buffer("/rosout_agg", "rcl_interfaces/msg/Log", raws, [1, 2, 3]),
         buffer("/robot1/rosout", "rcl_interfaces/msg/Log", raws[:1], [4]),
         buffer("/diagnostics_log", "rcl_interfaces/msg/Log", raws, [5, 6, 7]),  # not rosout
-        buffer("/events", "std_msgs/msg/String",
-               serialize([T["std_msgs/msg/String"](data='{"kind": "grasp"}')],
-                         "std_msgs/msg/String"), [2]),  # fmt: skip
+        buffer("/events", "std_msgs/msg/String", grasp, [2]),
     ]
     streams, events, skipped, _c = decode_buffers(bufs, lambda _e: reg)
     assert skipped == []
@@ -558,8 +557,8 @@ def test_rosout_events_in_parts_equal_one_piece() -> None:
     raws = serialize(msgs, "rosgraph_msgs/msg/Log", "ros1")
     reg = TypeRegistry("ros1")
     times = [100 * (i + 1) for i in range(len(raws))]
-    whole = decode_buffers([buffer("/rosout", "rosgraph_msgs/Log", raws, times, "ros1")],
-                           lambda _e: reg)[1]  # fmt: skip
+    one = buffer("/rosout", "rosgraph_msgs/Log", raws, times, "ros1")
+    whole = decode_buffers([one], lambda _e: reg)[1]
     got: dict[str, Any] = {}
 
     def done(events: Any, skipped: list[dict[str, Any]], counts: dict[str, int]) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pyulog import ULog
 
+from workbench.io.loglevels import LEVELS
 from workbench.io.ulog import ULOG_MAGIC, ULogReader
 from workbench.model import ReaderError
 
@@ -60,8 +61,14 @@ def test_counts_and_values_match_pyulog(loaded: tuple) -> None:
     logs = run.events.filter(run.events["kind"] == "log")
     assert logs.height == len(ulog.logged_messages)
     first = json.loads(logs["detail"][0])
-    syslog = {"EMERGENCY": "FATAL", "ALERT": "FATAL", "CRITICAL": "FATAL", "WARNING": "WARN",
-              "NOTICE": "INFO"}  # fmt: skip
+    # pyulog's syslog names folded onto LEVELS (the others are already LEVELS names)
+    syslog = {
+        "EMERGENCY": "FATAL",
+        "ALERT": "FATAL",
+        "CRITICAL": "FATAL",
+        "WARNING": "WARN",
+        "NOTICE": "INFO",
+    }
     ref = ulog.logged_messages[0]
     assert first == {
         "level": syslog.get(ref.log_level_str(), ref.log_level_str()),
@@ -69,6 +76,11 @@ def test_counts_and_values_match_pyulog(loaded: tuple) -> None:
         "message": ref.message.rstrip(),
     }
     assert logs["time"][0] == ulog.logged_messages[0].timestamp * 1000
+    details = [json.loads(d) for d in logs["detail"]]
+    assert [d["level"] for d in details] == [
+        syslog.get(m.log_level_str(), m.log_level_str()) for m in ulog.logged_messages
+    ]
+    assert all(d["level"] in LEVELS for d in details)
     assert run.skipped == []
 
 
@@ -164,6 +176,33 @@ def write_ulog(path: Path, n: int = 10) -> dict[str, np.ndarray]:
     )
     path.write_bytes(bytes(out))
     return expect
+
+
+def test_logged_message_levels_normalized(tmp_path: Path) -> None:
+    path = tmp_path / "levels.ulg"
+    write_ulog(path)
+    out = bytearray(path.read_bytes())
+    for k in range(8):  # PX4 writes the syslog level as an ASCII digit
+        out += _msg(b"L", struct.pack("<BQ", ord(str(k)), 2_000_000 + k) + f"m{k}".encode())
+    out += _msg(b"L", struct.pack("<BQ", 9, 2_000_010) + b"odd level byte")
+    out += _msg(b"C", struct.pack("<BHQ", ord("3"), 7, 2_000_020) + b"tagged error")
+    path.write_bytes(bytes(out))
+    (run,) = list(ULogReader().read(path))
+    logs = [json.loads(d) for d in run.events.filter(run.events["kind"] == "log")["detail"]]
+    got = [(d["severity"], d["level"], d["message"], d.get("tag")) for d in logs]
+    assert got == [
+        (4, "WARN", "[commander] low battery", None),  # from write_ulog
+        (0, "FATAL", "m0", None),
+        (1, "FATAL", "m1", None),
+        (2, "FATAL", "m2", None),
+        (3, "ERROR", "m3", None),
+        (4, "WARN", "m4", None),
+        (5, "INFO", "m5", None),
+        (6, "INFO", "m6", None),
+        (7, "DEBUG", "m7", None),
+        (9, None, "odd level byte", None),  # not a digit: raw byte kept, no level
+        (3, "ERROR", "tagged error", 7),
+    ]
 
 
 def test_synthetic_round_trip(tmp_path: Path) -> None:
