@@ -111,3 +111,143 @@ def test_grade_command(tmp_path):
     assert "grades: A: 1, B: 1" in text and "gappy" in text
     rows = json.loads(invoke("runs", "--store", store, "--format", "json", "--columns", "name,quality.grade").output)
     assert {r["name"]: r["quality.grade"] for r in rows} == {"clean": "A", "gappy": "B"}
+
+
+# --------------------------------------------------------------------------- the compare gate
+
+NO_OUTCOME_HINT = ("define one with an outcome: rule in workbench.yaml, `workbench events apply --rules FILE`, "
+                   "or `workbench label RUN --outcome success|failure`")
+GATE = ["--baseline", "policy-v1", "--candidate", "policy-v2"]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture()
+def plain_store(tmp_path):
+    """Twelve CSV runs (2 versions × 2 robots × 3 seeds) without outcomes, metrics or grades."""
+    logs = tmp_path / "plain"
+    for v, version in enumerate(("v1", "v2")):
+        for r, robot in enumerate(("arm-a", "arm-b")):
+            (logs / version / robot).mkdir(parents=True)
+            for seed in range(3):
+                k = float(100 * v + 10 * r + seed)  # distinct content: distinct runs
+                pl.DataFrame({"time": [0.0, 0.1, 0.2, 0.3], "x": [k, k + 1.0, k + 2.0, k + 3.0]}).write_csv(
+                    logs / version / robot / f"{seed}.csv")
+    store = str(tmp_path / "store")
+    res = run_cli("ingest", logs, "--store", store, "--pattern", "{model.version}/{hardware.robot}/{scenario.seed}.csv")
+    assert res.exit_code == 0, res.output
+    return store
+
+
+def test_gate_exit_codes_on_the_sample_campaign(sample_store):
+    store = sample_store.url
+    # 1: the planted regression (policy-v2 on arm-b in dim light)
+    res = run_cli("compare", "--store", store, *GATE, "--within", "hardware.robot,environment.lighting", "--fail-on-regression")
+    assert res.exit_code == 1, res.output
+    assert "1 regression(s) with confidence" in res.stderr and "not measured" not in res.output
+    # 0: no regression (time to success improves everywhere)
+    res = run_cli("compare", "--store", store, *GATE, "--within", "hardware.robot", "--metric", "time_to_success",
+                  "--fail-on-regression")
+    assert res.exit_code == 0, res.output
+    assert "no regression with confidence" in res.output
+    # 3 only when asked: arm-a's success rates are equal and inconclusive
+    args = ["compare", "--store", store, *GATE, "--where", "hardware.robot = 'arm-a'", "--within", "environment.lighting",
+            "--metric", "success"]
+    assert run_cli(*args, "--fail-on-regression").exit_code == 0
+    assert run_cli(*args, "--fail-on-undecided").exit_code == 3
+    assert json.loads(run_cli(*args, "--format", "json").output)["status"] == "undecided"
+    # no gate asked: 0 even with a regression
+    assert run_cli("compare", "--store", store, *GATE, "--within", "hardware.robot,environment.lighting").exit_code == 0
+
+
+def test_gate_errors_exit_2_and_other_commands_keep_1(sample_store, tmp_path):
+    res = run_cli("compare", "--store", sample_store.url, "--by", "hardware.colour", "--fail-on-regression")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: no factor column 'hardware.colour'; factors: environment.lighting, environment.surface, "
+        "hardware.robot, model.checkpoint, model.version, scenario.seed, scenario.task"]
+    res = run_cli("compare", "--store", sample_store.url, *GATE, "--metric", "speed", "--fail-on-regression")
+    assert res.exit_code == 2 and res.output.startswith("error: no metric 'speed'")
+    assert run_cli("compare", "--store", tmp_path / "none", "--fail-on-regression").exit_code == 2
+    assert run_cli("compare", "--store", sample_store.url, "--min-grade", "Z").exit_code == 2  # a bad option
+    assert run_cli("runs", "--store", tmp_path / "none").exit_code == 1
+
+
+def test_gate_crash_exits_2_not_1(sample_store, monkeypatch):
+    import importlib
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    # `workbench.compare` as an attribute is the function: patch the module itself
+    monkeypatch.setattr(importlib.import_module("workbench.compare"), "compare", broken)
+    res = run_cli("compare", "--store", sample_store.url, *GATE, "--fail-on-regression")
+    assert res.exit_code == 2 and "RuntimeError: boom" in res.stderr
+
+
+def test_compare_help_documents_the_exit_codes():
+    text = run_cli("compare", "--help").output
+    for line in ("0  pass", "1  with --fail-on-regression: a cell regresses with confidence", "2  an error",
+                 "nothing measured", "3  with --fail-on-undecided"):
+        assert line in text, line
+
+
+def test_nothing_measured_exits_2_with_one_line(plain_store):
+    # nothing computed yet: compare computes the metrics it needs, then finds no outcome
+    res = run_cli("compare", "--store", plain_store, "--by", "model.version", "--within", "hardware.robot",
+                  "--fail-on-regression")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.splitlines() == [
+        "computed success for 12 run(s), time_to_success for 12 run(s)",
+        f"nothing measured: 12 of 12 runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}",
+    ]
+    rows = [ln for ln in res.stdout.splitlines() if "arm-" in ln]
+    assert len(rows) == 4 and all("not measured" in ln and "inconclusive" not in ln for ln in rows)
+    assert "no regression with confidence" not in res.output
+    cat = json.loads(run_cli("runs", "--store", plain_store, "--format", "json").output)
+    assert all("metrics.success" in r and "metrics.time_to_success" in r for r in cat)
+    # JSON: the same verdicts and counts; the line goes to stderr; computed once, not again
+    res = run_cli("compare", "--store", plain_store, "--by", "model.version", "--format", "json", "--fail-on-regression")
+    assert res.exit_code == 2
+    out = json.loads(res.stdout)
+    assert out["status"] == "not measured" and out["measured"] == 0 and out["not_measured"] == 2
+    assert out["missing"] == {"success": 12, "time_to_success": 12} and out["n_runs"] == 12
+    assert {c["verdict"] for c in out["cells"]} == {"not measured"}
+    assert res.stderr.splitlines() == [f"nothing measured: 12 of 12 runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}"]
+    # without the gate: the same line, exit 0
+    res = run_cli("compare", "--store", plain_store, "--by", "model.version")
+    assert res.exit_code == 0 and res.stderr.startswith("nothing measured: 12 of 12 runs")
+
+
+def test_gate_decides_on_the_measured_cells(plain_store):
+    rows = json.loads(run_cli("runs", "--store", plain_store, "--format", "json").output)
+    arm_a = {v: [r["run_id"] for r in rows if r["hardware.robot"] == "arm-a" and r["model.version"] == v] for v in ("v1", "v2")}
+    assert run_cli("label", *arm_a["v1"], "--store", plain_store, "--outcome", "success").exit_code == 0
+    assert run_cli("label", *arm_a["v2"], "--store", plain_store, "--outcome", "failure").exit_code == 0
+    args = ["compare", "--store", plain_store, "--by", "model.version", "--within", "hardware.robot", "--metric", "success"]
+    res = run_cli(*args, "--fail-on-regression")
+    assert res.exit_code == 0, res.output  # 3/3 against 0/3: inconclusive, not a confident regression
+    lines = res.stdout.splitlines()
+    assert any("arm-a" in ln and "inconclusive" in ln for ln in lines)
+    assert any("arm-b" in ln and "not measured" in ln for ln in lines)
+    assert "1 of 2 cells not measured: 6 of 12 runs have no outcome (metrics.success is null)" in res.stdout
+    assert "no regression with confidence among the 1 measured cells" in res.stdout
+    assert "nothing measured" not in res.output
+    assert run_cli(*args, "--fail-on-undecided").exit_code == 3
+    out = json.loads(run_cli(*args, "--format", "json").output)
+    assert (out["measured"], out["not_measured"], out["missing"]) == (1, 1, {"success": 6})
+
+
+def test_nothing_measured_on_real_lerobot_datasets(real_data, tmp_path):
+    store = str(tmp_path / "store")
+    res = run_cli("ingest", real_data / "lerobot", "--store", store, "--json")
+    assert res.exit_code == 0, res.output
+    n = len(json.loads(res.stdout)["ingested"])
+    assert n >= 5
+    res = run_cli("compare", "--store", store, "--by", "hardware.robot", "--fail-on-regression")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.splitlines()[-1] == (
+        f"nothing measured: {n} of {n} runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}")
+    assert "not measured" in res.stdout and "inconclusive" not in res.stdout

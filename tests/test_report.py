@@ -133,3 +133,35 @@ def test_report_python_api_names_the_choices(sample_store, tmp_path):
     with pytest.raises(wb.ConfigError, match="hardware.robot"):
         report(sample_store, by="hardware.colour", out=tmp_path / "x.html")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_says_not_measured_and_computes_what_it_lacks(tmp_path):
+    logs = tmp_path / "logs"
+    for v, version in enumerate(("v1", "v2")):
+        (logs / version).mkdir(parents=True)
+        for seed in range(3):
+            k = float(10 * v + seed)
+            pl.DataFrame({"time": np.arange(50) * 0.02, "x": np.sin(np.arange(50) / 5) + k}).write_csv(logs / version / f"{seed}.csv")
+    store = wb.open_store(tmp_path / "store")
+    assert len(store.ingest([logs], pattern="{model.version}/{scenario.seed}.csv").ingested) == 6
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(report_cmd, ["--store", store.url, "--by", "model.version", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    # computed on demand: grades and the compared metrics are in the catalog now
+    cat = store.runs()
+    assert cat["quality.grade"].null_count() == 0 and {"metrics.success", "metrics.time_to_success"} <= set(cat.columns)
+    assert "have not been graded" not in text
+    # honest about emptiness: no pass, no inconclusive, what is missing and how to define it
+    assert "Nothing measured" in text and "No regression with confidence" not in text
+    assert "6 of 6 runs have no outcome (metrics.success is null)" in text and "workbench label RUN" in text
+    table = text[text.index('id="comparison"'):text.index('id="plots"')]
+    assert table.count('<span class="badge verdict-not_measured">not measured</span>') == 2
+    assert "verdict-inconclusive" not in table
+    assert "nothing to plot" in text
+
+
+def test_sample_report_has_every_cell_measured(sample_report):
+    text = sample_report.read_text(encoding="utf-8")
+    assert "badge verdict-not_measured" not in text and "Nothing measured" not in text
+    assert "not measured" in text[text.index('id="methods"'):]  # the methods explain the verdict

@@ -284,3 +284,42 @@ def test_notebook_css_fallback_only_in_a_kernel():
 
     assert use_local_panel_css() is False  # pytest is no Jupyter kernel, even with ipykernel imported
     assert panel.reactive.CDN_DIST != LOCAL_DIST
+
+
+def test_compare_view_says_what_is_not_measured():
+    rows = [{"run_id": f"r{i}", "name": f"r{i}", "hardware.robot": robot, "model.version": version,
+             "metrics.success": (float(i % 2) if robot == "arm-a" else None)}
+            for i, (robot, version) in enumerate((r, v) for r in ("arm-a", "arm-b") for v in ("v1", "v2") for _ in range(4))]
+    cat = pl.DataFrame(rows)
+    view = ui.CompareView(data=ui.DataStore(catalog=cat), by="model.version", x=["hardware.robot"])
+    verdicts = dict(zip(view.verdicts.value["hardware.robot"], view.verdicts.value["verdict"], strict=True))
+    assert verdicts["arm-b"] == "not measured" and verdicts["arm-a"] != "not measured"
+    assert "1 of 2 cells **not measured**: 8 of 16 runs have no outcome (metrics.success is null)" in view.status.object
+    view.data.filters = {"hardware.robot": ["arm-b"]}
+    assert view.verdicts.value["verdict"].tolist() == ["not measured"]
+    assert "**nothing measured**: 8 of 8 runs have no outcome" in view.status.object
+    assert "no regression" not in view.status.object
+
+
+def test_serve_command_computes_missing_grades_and_metrics(tmp_path, monkeypatch):
+    import importlib
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(2):
+        pl.DataFrame({"time": np.arange(40) * 0.05, "x": np.cos(np.arange(40) / 4) + i}).write_csv(logs / f"{i}.csv")
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([logs])
+    served: list[wb.Store] = []
+    monkeypatch.setattr(importlib.import_module("workbench.ui.app"), "serve", lambda s, **_kw: served.append(s))
+    from workbench.ui.cli import serve
+
+    res = CliRunner().invoke(serve, ["--store", store.url, "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert len(served) == 1
+    cat = store.runs()
+    assert cat["quality.grade"].null_count() == 0
+    assert {f"metrics.{c}" for c in wb.metrics.columns()} <= set(cat.columns)
+    assert "computed quality.grade for 2 run(s)" in res.stderr
+    res = CliRunner().invoke(serve, ["--store", store.url, "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0 and "computed" not in res.stderr  # nothing lacks them any more
