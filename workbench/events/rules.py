@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
+from workbench.io.loglevels import LEVELS
 from workbench.model import ConfigError
 
 __all__ = [
@@ -84,8 +85,6 @@ __all__ = [
     "load_rules",
 ]
 
-LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-"""Log levels, lowest first (every reader maps its own scheme onto these)."""
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 _SIGNAL_KEYS = ("stream", "variable", "select", "bit")
 _DERIVED = ("norm", "derivative", "diff")
