@@ -793,7 +793,7 @@ class Store:
                 msg = f"run {run_id!r} has no stream(s) {unknown}; it has {names}"
                 raise StoreError(msg)
             names = wanted
-        from workbench.zarr_io import UnsupportedLayout, read_stream
+        from workbench.zarr_io import UnsupportedLayout, read_stream, register_direct
 
         opened: dict[str, xr.Dataset] = {}
         for name in names:
@@ -807,6 +807,8 @@ class Store:
                         pass
                 extra = {} if indexes or not lazy else {"create_default_indexes": False}
                 ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False, **extra)
+                if lazy and self.local:
+                    register_direct(ds, path)
                 opened[name] = ds if lazy else ds.load()
             except Exception as err:  # zarr/xarray raise many types for a damaged array
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"

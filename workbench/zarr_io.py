@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -642,6 +643,149 @@ def _decode_chunk(raw: bytes, codecs: list[dict[str, Any]], dtype: Any, count: i
     return np.frombuffer(bytes(data), dtype=dtype, count=count)
 
 
+class _Layout(NamedTuple):
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    sep: str
+    dtype_name: str
+    dtype: Any
+    fixed_text: np.dtype | None
+    codecs: list[dict[str, Any]]
+
+
+def _layout(meta: dict[str, Any], name: str) -> _Layout:
+    """Shape, chunking and data type of one array's ``zarr.json``; raises
+    :class:`UnsupportedLayout` for what :func:`read_stream` does not read."""
+    if meta.get("node_type") != "array":
+        raise UnsupportedLayout(f"{name}: nested group")
+    shape = tuple(meta["shape"])
+    if not shape:
+        raise UnsupportedLayout(f"{name}: scalar")
+    dtype_name = meta["data_type"]
+    fixed_text: np.dtype | None = None
+    if isinstance(dtype_name, dict):
+        if dtype_name.get("name") != "fixed_length_utf32":
+            raise UnsupportedLayout(f"{name}: data type {dtype_name}")
+        fixed_text = np.dtype(f"<U{int(dtype_name['configuration']['length_bytes']) // 4}")
+        dtype_name = "fixed_length_utf32"
+    text = dtype_name == "string"
+    if not text and fixed_text is None and dtype_name not in _DTYPES:
+        raise UnsupportedLayout(f"{name}: data type {dtype_name}")
+    grid = meta["chunk_grid"]
+    if grid.get("name") != "regular" or meta["chunk_key_encoding"].get("name") != "default":
+        raise UnsupportedLayout(f"{name}: chunk layout")
+    chunks = tuple(grid["configuration"]["chunk_shape"])
+    if chunks[1:] != shape[1:] and int(np.prod(shape)) > 0:
+        raise UnsupportedLayout(f"{name}: chunked along more than the first axis")
+    sep = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
+    if sep not in ("/", "."):
+        raise UnsupportedLayout(f"{name}: chunk key separator {sep!r}")
+    dtype = object if text else fixed_text if fixed_text is not None else _DTYPES[dtype_name]
+    return _Layout(shape, chunks, sep, dtype_name, dtype, fixed_text, list(meta["codecs"]))
+
+
+class ChunkReader:
+    """Rows of one numeric Zarr v3 array written by :func:`write_stream`, decoded chunk
+    by chunk straight from its files (no dask graph, no zarr-python per-chunk
+    machinery): what a scan over a long stream spends its time on.
+
+    The last decoded chunk is kept, so consecutive reads that do not end on a chunk
+    boundary decode each chunk once.
+
+    Parameters
+    ----------
+    path
+        The array's folder (``…/stream.zarr/variable``), local.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, xarray as xr
+    >>> d = tempfile.mkdtemp()
+    >>> write_stream(xr.Dataset({"v": ("time", np.arange(10.0))}, coords={"time": np.arange(10)}), os.path.join(d, "s.zarr"))
+    >>> ChunkReader(os.path.join(d, "s.zarr", "v")).read(3, 6).tolist()
+    [3.0, 4.0, 5.0]
+    """
+
+    def __init__(self, path: str) -> None:
+        with open(os.path.join(path, "zarr.json"), "rb") as fh:
+            meta = json.loads(fh.read())
+        lay = _layout(meta, os.path.basename(path))
+        if lay.dtype is object or lay.fixed_text is not None:
+            raise UnsupportedLayout(f"{path}: text")
+        attrs = meta.get("attributes") or {}
+        if any(k in attrs for k in ("scale_factor", "add_offset", "_FillValue", "units", "calendar")):
+            raise UnsupportedLayout(f"{path}: encoded values")  # xarray decodes these: let it
+        self.path = path
+        self.shape = lay.shape
+        self.dtype = np.dtype(lay.dtype)
+        self.chunk_rows = int(lay.chunks[0])
+        self._layout = lay
+        self._row = int(np.prod(self.shape[1:], dtype=np.int64))
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def _chunk(self, i: int) -> np.ndarray:
+        if self._cached is not None and self._cached[0] == i:
+            return self._cached[1]
+        lay = self._layout
+        key = os.path.join(self.path, lay.sep.join(["c", str(i), *(["0"] * (len(self.shape) - 1))]))
+        count = self.chunk_rows * self._row
+        try:
+            with open(key, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            fill = np.nan if self.dtype.kind == "f" else 0
+            values = np.full(count, fill, dtype=self.dtype)
+        else:
+            values = _decode_chunk(raw, lay.codecs, self.dtype, count)
+        values = values.reshape((self.chunk_rows, *self.shape[1:]))
+        self._cached = (i, values)
+        return values
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Rows ``[a, b)`` as a new numpy array."""
+        a, b = max(0, a), min(self.shape[0], b)
+        out = np.empty((max(0, b - a), *self.shape[1:]), dtype=self.dtype)
+        r = self.chunk_rows
+        pos = a
+        while pos < b:
+            i = pos // r
+            end = min(b, (i + 1) * r)
+            out[pos - a : end - a] = self._chunk(i)[pos - i * r : end - i * r]
+            pos = end
+        return out
+
+
+_DIRECT: OrderedDict[str, str] = OrderedDict()
+_DIRECT_MAX = 65536
+
+
+def register_direct(ds: xr.Dataset, path: str) -> None:
+    """Remember where the dask-backed variables of *ds* (opened lazily from the local
+    stream folder *path*) are stored, so :func:`direct_reader` can read them without dask."""
+    for name, var in ds.variables.items():
+        key = getattr(var.data, "name", None)
+        if isinstance(key, str) and type(var.data).__module__.startswith("dask"):
+            _DIRECT[key] = os.path.join(path, str(name))
+            _DIRECT.move_to_end(key)
+    while len(_DIRECT) > _DIRECT_MAX:
+        _DIRECT.popitem(last=False)
+
+
+def direct_reader(arr: Any) -> ChunkReader | None:
+    """A :class:`ChunkReader` for the dask array *arr* when it is a whole variable of a
+    stream registered by :func:`register_direct` whose values need no decoding; else None."""
+    src = _DIRECT.get(getattr(arr, "name", None) or "")
+    if src is None:
+        return None
+    try:
+        rd = ChunkReader(src)
+    except (UnsupportedLayout, OSError, KeyError, ValueError):
+        return None
+    if rd.shape != tuple(arr.shape) or rd.dtype != arr.dtype:
+        return None
+    return rd
+
+
 def read_stream(path: str, *, fs: Any = None) -> xr.Dataset:
     """Read a Zarr v3 group written as a stream, eagerly (numpy-backed).
 
@@ -683,29 +827,9 @@ def read_stream(path: str, *, fs: Any = None) -> xr.Dataset:
             continue
         if meta.get("node_type") != "array":
             raise UnsupportedLayout(f"{name}: nested group")
-        shape = tuple(meta["shape"])
-        if not shape:
-            raise UnsupportedLayout(f"{name}: scalar")
-        dtype_name = meta["data_type"]
-        fixed_text: np.dtype | None = None
-        if isinstance(dtype_name, dict):
-            if dtype_name.get("name") != "fixed_length_utf32":
-                raise UnsupportedLayout(f"{name}: data type {dtype_name}")
-            fixed_text = np.dtype(f"<U{int(dtype_name['configuration']['length_bytes']) // 4}")
-            dtype_name = "fixed_length_utf32"
-        text = dtype_name == "string"
-        if not text and fixed_text is None and dtype_name not in _DTYPES:
-            raise UnsupportedLayout(f"{name}: data type {dtype_name}")
-        grid = meta["chunk_grid"]
-        if grid.get("name") != "regular" or meta["chunk_key_encoding"].get("name") != "default":
-            raise UnsupportedLayout(f"{name}: chunk layout")
-        chunks = tuple(grid["configuration"]["chunk_shape"])
-        if chunks[1:] != shape[1:] and int(np.prod(shape)) > 0:
-            raise UnsupportedLayout(f"{name}: chunked along more than the first axis")
-        sep = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
-        if sep not in ("/", "."):
-            raise UnsupportedLayout(f"{name}: chunk key separator {sep!r}")
-        dtype = object if text else fixed_text if fixed_text is not None else _DTYPES[dtype_name]
+        lay = _layout(meta, name)
+        shape, chunks, sep, dtype_name, dtype = lay.shape, lay.chunks, lay.sep, lay.dtype_name, lay.dtype
+        text, fixed_text = dtype_name == "string", lay.fixed_text
         per_chunk = int(np.prod(chunks))
         n_chunks = math.ceil(shape[0] / chunks[0]) if shape[0] else 0
         parts = []

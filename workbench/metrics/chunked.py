@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from workbench.model import ConfigError
+from workbench.zarr_io import ChunkReader, direct_reader
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -116,6 +117,11 @@ def _is_dask(data: Any) -> bool:
     return type(data).__module__.split(".")[0] == "dask"
 
 
+def _lazy(arr: Any) -> bool:
+    """A dask array or a chunk reader: read a piece at a time."""
+    return isinstance(arr, ChunkReader) or _is_dask(arr)
+
+
 def _ns(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "M":
         return values.astype("datetime64[ns]").astype(np.int64)
@@ -166,7 +172,10 @@ class StreamPieces:
                 msg = f"variable {name!r} has no time dimension"
                 raise ValueError(msg)
             var = var.transpose("time", ...)
-            arr = var.data if _is_dask(var.data) else np.asarray(var.values)
+            if _is_dask(var.data):
+                arr = direct_reader(var.data) or var.data
+            else:
+                arr = np.asarray(var.values)
             self._arrays[name] = arr
         return arr
 
@@ -177,7 +186,9 @@ class StreamPieces:
         lazy: list[tuple[str, Any]] = []
         for name in names:
             arr = self._array(name)
-            if _is_dask(arr):
+            if isinstance(arr, ChunkReader):
+                out[name] = arr.read(a, b)
+            elif _is_dask(arr):
                 lazy.append((name, arr[a:b]))
             else:
                 out[name] = arr[a:b]
@@ -230,7 +241,7 @@ class StreamPieces:
         """The first time of every piece (one small read per piece of a lazy stream)."""
         if self._starts is None:
             arr = self._array("time")
-            if _is_dask(arr):
+            if _lazy(arr):
                 self._starts = np.array([self.time_at(a) for a, _ in self.ranges()], dtype=np.int64)
             else:
                 self._starts = _ns(np.asarray(arr))[:: self.rows].copy()
@@ -239,7 +250,7 @@ class StreamPieces:
     def searchsorted(self, value: int, side: Literal["left", "right"] = "left") -> int:
         """``numpy.searchsorted`` on the times of a stream sorted by time."""
         arr = self._array("time")
-        if not _is_dask(arr):
+        if not _lazy(arr):
             return int(np.searchsorted(_ns(np.asarray(arr)), value, side=side))
         k = int(np.searchsorted(self.piece_starts(), value, side=side))
         # the answer lies in piece k - 1 (or is its end)
