@@ -91,3 +91,41 @@ def test_direct_reader_refuses_what_it_does_not_know(tmp_path):
     xr.Dataset({"s": ((), 1.0)}).to_zarr(tmp_path / "scalar.zarr", zarr_format=3, consolidated=False)
     with pytest.raises(zw.UnsupportedLayout):
         zw.read_stream(str(tmp_path / "scalar.zarr"))
+
+
+@pytest.mark.parametrize("writer", ["workbench", "xarray"])
+def test_chunk_reader_read_into_a_buffer_and_take(tmp_path, monkeypatch, writer):
+    from workbench.metrics.chunked import LazyTimes
+
+    monkeypatch.setattr(zw, "CHUNK_BYTES", 4096)  # many chunks (blosc), or xarray's zstd
+    n = 10_007
+    rng = np.random.default_rng(3)
+    ds = xr.Dataset({"v": ("time", rng.normal(size=n).astype(np.float32))},
+                    coords={"time": np.cumsum(rng.integers(1, 9, n)).astype(np.int64)})
+    if writer == "workbench":
+        zw.write_stream(ds, str(tmp_path / "s.zarr"))
+    else:
+        ds.to_zarr(tmp_path / "s.zarr", zarr_format=3, consolidated=False, encoding={"v": {"chunks": (1000,), "_FillValue": None}, "time": {"chunks": (1000,)}})
+    rd = zw.ChunkReader(str(tmp_path / "s.zarr" / "v"))
+    assert rd.chunk_rows < n // 5
+    buf = np.full(5000, -1, dtype=np.float32)
+    for a, b in [(0, 5000), (rd.chunk_rows, 3 * rd.chunk_rows), (17, 4099), (n - 5, n + 10)]:
+        got = rd.read(a, b, out=buf)
+        assert np.shares_memory(got, buf)
+        np.testing.assert_array_equal(got, ds["v"].values[a:b])
+    with pytest.raises(ValueError, match="out must be C-contiguous float32"):
+        rd.read(0, 6000, out=buf)
+    idx = np.sort(rng.choice(n, 50, replace=False))
+    np.testing.assert_array_equal(rd.take(idx), ds["v"].values[idx])
+    with pytest.raises(IndexError, match="out of range"):
+        rd.take(np.array([n]))
+    t = LazyTimes(zw.ChunkReader(str(tmp_path / "s.zarr" / "time")), 100, 9000)
+    want = ds["time"].values[100:9000]
+    assert len(t) == t.size == 8900
+    assert t[-1] == want[-1] and t[0] == want[0]
+    pick = np.array([8899, 5, 4000, 5])
+    np.testing.assert_array_equal(t[pick], want[pick])
+    np.testing.assert_array_equal(t[10:20], want[10:20])
+    np.testing.assert_array_equal(np.asarray(t), want)
+    with pytest.raises(IndexError):
+        t[np.array([8900])]

@@ -722,11 +722,18 @@ class ChunkReader:
         self._layout = lay
         self._row = int(np.prod(self.shape[1:], dtype=np.int64))
         self._cached: tuple[int, np.ndarray] | None = None
+        self._buf: np.ndarray | None = None  # the cached chunk, decoded in place
 
     def _chunk(self, i: int) -> np.ndarray:
         if self._cached is not None and self._cached[0] == i:
             return self._cached[1]
         lay = self._layout
+        if self._buf is None:
+            self._buf = np.empty((self.chunk_rows, *self.shape[1:]), dtype=self.dtype)
+        self._cached = None
+        if self._decode_into(i, self._buf):  # into the one reused buffer: no fresh memory per chunk
+            self._cached = (i, self._buf)
+            return self._buf
         key = os.path.join(self.path, lay.sep.join(["c", str(i), *(["0"] * (len(self.shape) - 1))]))
         count = self.chunk_rows * self._row
         try:
@@ -741,17 +748,80 @@ class ChunkReader:
         self._cached = (i, values)
         return values
 
-    def read(self, a: int, b: int) -> np.ndarray:
-        """Rows ``[a, b)`` as a new numpy array."""
+    def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[a, b)`` as a numpy array: a new one, or the first ``b - a`` rows of
+        *out* (C-contiguous, this array's dtype and row shape), which a scan reuses for
+        every piece (on some systems first-touching fresh memory costs more than
+        decoding into it). Chunks that lie wholly inside the range are decoded straight
+        into the result."""
         a, b = max(0, a), min(self.shape[0], b)
-        out = np.empty((max(0, b - a), *self.shape[1:]), dtype=self.dtype)
+        rows = max(0, b - a)
+        if out is None:
+            out = np.empty((rows, *self.shape[1:]), dtype=self.dtype)
+        else:
+            if out.dtype != self.dtype or out.shape[1:] != self.shape[1:] or out.shape[0] < rows or not out.flags.c_contiguous:
+                msg = f"out must be C-contiguous {self.dtype} with ≥ {rows} rows of shape {self.shape[1:]}"
+                raise ValueError(msg)
+            out = out[:rows]
         r = self.chunk_rows
         pos = a
         while pos < b:
             i = pos // r
             end = min(b, (i + 1) * r)
+            if pos == i * r and end == (i + 1) * r and self._decode_into(i, out[pos - a : end - a]):
+                pos = end
+                continue
             out[pos - a : end - a] = self._chunk(i)[pos - i * r : end - i * r]
             pos = end
+        return out
+
+    def _decode_into(self, i: int, dest: np.ndarray) -> bool:
+        """Decode chunk *i* into *dest* (exactly one chunk's rows) when its codecs are
+        ``bytes`` (little-endian) and one compressor; False when not done."""
+        codecs = self._layout.codecs
+        if len(codecs) != 2 or codecs[0]["name"] != "bytes" or codecs[0].get("configuration", {}).get("endian", "little") != "little":
+            return False
+        name = codecs[1]["name"]
+        if name not in ("blosc", "zstd"):
+            return False
+        import numcodecs
+
+        key = os.path.join(self.path, self._layout.sep.join(["c", str(i), *(["0"] * (len(self.shape) - 1))]))
+        try:
+            with open(key, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            return False
+        codec = numcodecs.Blosc() if name == "blosc" else numcodecs.Zstd()
+        try:
+            codec.decode(raw, out=dest.reshape(-1).view(np.uint8))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Rows at the ascending positions *index*, decoding only the chunks they fall in.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, xarray as xr
+        >>> d = tempfile.mkdtemp()
+        >>> write_stream(xr.Dataset({"v": ("time", np.arange(10.0))}, coords={"time": np.arange(10)}), os.path.join(d, "s.zarr"))
+        >>> ChunkReader(os.path.join(d, "s.zarr", "v")).take(np.array([0, 7, 9])).tolist()
+        [0.0, 7.0, 9.0]
+        """
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((index.size, *self.shape[1:]), dtype=self.dtype)
+        if index.size == 0:
+            return out
+        if index[0] < 0 or index[-1] >= self.shape[0]:
+            msg = f"row index out of range [0, {self.shape[0]})"
+            raise IndexError(msg)
+        chunk = index // self.chunk_rows
+        cuts = np.flatnonzero(np.diff(chunk)) + 1
+        for lo, hi in zip(np.concatenate(([0], cuts)).tolist(), np.concatenate((cuts, [index.size])).tolist(), strict=True):
+            i = int(chunk[lo])
+            out[lo:hi] = self._chunk(i)[index[lo:hi] - i * self.chunk_rows]
         return out
 
 

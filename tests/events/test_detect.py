@@ -141,3 +141,47 @@ def test_sequences_match_brute_force(a, b, within):
     a_arr, b_arr = np.array(sorted(a), dtype=np.int64), np.array(sorted(b), dtype=np.int64)
     assert sequence_then(a_arr, b_arr, within) == brute_then(sorted(a), b, within)
     assert sequence_without(a_arr, b_arr, within, 100) == brute_without(sorted(a), b, within, 100)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(200, 6000),
+    piece=st.sampled_from([97, 256, 1000, 4096, 10_000]),
+    direction=st.sampled_from(["above", "below"]),
+    level=st.sampled_from([0.1, 0.3, 1 / 3, 0.5, 0.7000000001]),
+    gap=st.sampled_from([0.0, 0.05, 0.2]),
+    period=st.sampled_from([30, 300, 3000]),
+)
+def test_float32_values_give_the_float64_answer(seed, n, piece, direction, level, gap, period):
+    # slow waves (blocks of one kind, the flip resolved inside the block) and chatter
+    # (mixed blocks), float32 values against levels float32 cannot represent: the
+    # answer must be the one on the same values widened to float64
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.integers(1, 3, n)).astype(np.int64) * NS
+    x = (0.5 + 0.45 * np.sin(np.arange(n) * 2 * np.pi / period) + rng.normal(0, 0.03, n)).astype(np.float32)
+    x[rng.random(n) < 0.01] = np.nan
+    x[rng.random(n) < 0.02] = np.float32(level)  # samples equal to the level (as float32)
+    release = level - gap if direction == "above" else level + gap
+    want = brute_intervals(t, x.astype(np.float64), direction, level, release, 0, 0)
+    got = feed_all(Intervals.threshold(direction, level, release), t, x, piece)
+    assert [(s, e, o) for s, e, _, o in got] == [(s, e, o) for s, e, _, o in want]
+    assert [p for _, _, p, _ in got] == [p for _, _, p, _ in want]  # float32 peaks, exactly
+
+
+def test_float32_levels_outside_the_range_and_at_infinity():
+    t = np.arange(6, dtype=np.int64) * NS
+    x = np.array([0, np.inf, 0, 3e38, -np.inf, 0], dtype=np.float32)
+    for level in (1e39, np.inf, -1e39, 3e38):
+        for direction in ("above", "below"):
+            want = brute_intervals(t, x.astype(np.float64), direction, level, level, 0, 0)
+            got = feed_all(Intervals.threshold(direction, level), t, x, 4)
+            assert [(s, e, o) for s, e, _, o in got] == [(s, e, o) for s, e, _, o in want], (level, direction)
+
+
+def test_equals_on_float32_values_uses_the_float64_value():
+    t = np.arange(4, dtype=np.int64) * NS
+    x = np.array([0.1, 0.1, 2.0, 2.0], dtype=np.float32)
+    # float32(0.1) is not 0.1: no sample equals it, as in float64
+    assert feed_all(Intervals.equals(0.1), t, x, 3) == []
+    assert [(s, e) for s, e, _, _ in feed_all(Intervals.equals(2.0), t, x, 3)] == [(2 * NS, 3 * NS)]

@@ -1,7 +1,7 @@
 """Event detection on signals that arrive in pieces: vectorized, with carried state.
 
 Every detector is fed consecutive pieces ``(t, x)`` of one signal (int64 ns times,
-float64 values) and keeps only the state needed to continue across a piece boundary
+float values) and keeps only the state needed to continue across a piece boundary
 (the current state, an open interval's start and peak, the previous value), so a
 signal larger than memory is read once, a piece at a time, with identical results
 for every piece size.
@@ -27,24 +27,66 @@ import numpy as np
 
 __all__ = ["Changes", "Intervals", "filter_intervals", "sequence_then", "sequence_without"]
 
-Masks = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Masks = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+"""``masks(x, set_out, reset_out)`` writes the two boolean masks of *x* into the outputs."""
 Interval = tuple[int, int, float, bool]
 """``(start_ns, end_ns, peak, open)``: *end* is the time of the sample that ended it
 (or of the last sample when still *open* at the end of the signal)."""
+
+BLOCK = 128
+"""Samples per block of the two-level flip search in :meth:`Intervals.feed`."""
+
+
+def _as_values(x: np.ndarray) -> np.ndarray:
+    """float32 and float64 as they are (contiguous), anything else as float64."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return np.ascontiguousarray(x)
+
+
+def _level(value: float, dtype: np.dtype, side: str) -> np.floating:
+    """The *dtype* level that gives, on values of *dtype*, the same comparison as
+    *value* in float64: ``x > value`` iff ``x > _level(value, dt, "down")`` (the
+    largest representable ≤ value), ``x < value`` iff ``x < _level(value, dt, "up")``.
+
+    >>> float(_level(0.1, np.dtype(np.float32), "down")) < 0.1 < float(_level(0.1, np.dtype(np.float32), "up"))
+    True
+    """
+    kind = dtype.type
+    if dtype == np.float64:
+        return np.float64(value)
+    with np.errstate(over="ignore"):
+        f = kind(value)
+    if side == "down" and float(f) > value:
+        f = np.nextafter(f, kind(-np.inf))
+    elif side == "up" and float(f) < value:
+        f = np.nextafter(f, kind(np.inf))
+    return f
+
+
+def _block_any(mask: np.ndarray, blocks: int) -> np.ndarray:
+    """Whether each of the first *blocks* blocks of :data:`BLOCK` samples has a True."""
+    words = mask[: blocks * BLOCK].view(np.uint64)
+    return np.add.reduceat(words, np.arange(0, words.size, BLOCK // 8)) != 0 if blocks else np.zeros(0, bool)
 
 
 @dataclass
 class Intervals:
     """Intervals of a two-level state machine (hysteresis), fed in pieces.
 
-    *masks(x)* gives ``(set, reset)`` boolean arrays (disjoint): a sample in *set*
-    turns the state on, one in *reset* turns it off, any other sample (NaN, values
-    between the levels) keeps it. *sign* = +1 keeps each interval's maximum as its
-    peak, −1 its minimum. Intervals shorter than *min_duration_ns* are dropped; one
-    starting less than *refractory_ns* after the end of the previous kept one too.
+    *masks(x, set, reset)* fills the ``set`` and ``reset`` boolean arrays: a sample in
+    *set* only turns the state on, one in *reset* only turns it off, any other sample
+    (NaN, values between the levels, or both) keeps it. *sign* = +1 keeps each
+    interval's maximum as its peak, −1 its minimum. Intervals shorter than
+    *min_duration_ns* are dropped; one starting less than *refractory_ns* after the
+    end of the previous kept one too.
+
+    Values may be float32 (compared exactly as their float64 values would be) or
+    float64; anything else is converted to float64.
     """
 
-    masks: Masks
+    masks: Callable[[np.dtype], Masks]
     sign: float = 1.0
     min_duration_ns: int = 0
     refractory_ns: int = 0
@@ -54,73 +96,154 @@ class Intervals:
     _last_t: int | None = None
     _last_end: int | None = None
     kept: list[Interval] = field(default_factory=list)
+    _scratch: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _made: dict[np.dtype, Masks] = field(default_factory=dict, repr=False)
 
     @classmethod
     def threshold(cls, direction: str, level: float, release: float | None = None, *,
                   min_duration_ns: int = 0, refractory_ns: int = 0) -> Intervals:
         """Above (``x > level`` … ``x < release``) or below (``x < level`` … ``x > release``)."""
         rel = level if release is None else release
-        if direction == "above":
-            return cls(lambda x: (x > level, x < rel), 1.0, min_duration_ns, refractory_ns)
-        return cls(lambda x: (x < level, x > rel), -1.0, min_duration_ns, refractory_ns)
+
+        def make(dt: np.dtype) -> Masks:
+            if direction == "above":
+                hi, lo = _level(level, dt, "down"), _level(rel, dt, "up")
+
+                def above(x: np.ndarray, on: np.ndarray, off: np.ndarray) -> None:
+                    np.greater(x, hi, out=on)
+                    np.less(x, lo, out=off)
+                return above
+            lo2, hi2 = _level(level, dt, "up"), _level(rel, dt, "down")
+
+            def below(x: np.ndarray, on: np.ndarray, off: np.ndarray) -> None:
+                np.less(x, lo2, out=on)
+                np.greater(x, hi2, out=off)
+            return below
+
+        return cls(make, 1.0 if direction == "above" else -1.0, min_duration_ns, refractory_ns)
 
     @classmethod
     def equals(cls, value: float, *, min_duration_ns: int = 0, refractory_ns: int = 0) -> Intervals:
         """While ``x == value`` (NaN keeps the state)."""
-        return cls(lambda x: (x == value, (x != value) & ~np.isnan(x)), 1.0, min_duration_ns, refractory_ns)
 
-    def feed(self, t: np.ndarray, x: np.ndarray) -> None:
+        def make(dt: np.dtype) -> Masks:
+            v = dt.type(value)
+            exact = float(v) == value
+
+            def eq(x: np.ndarray, on: np.ndarray, off: np.ndarray) -> None:
+                if exact:
+                    np.equal(x, v, out=on)
+                else:  # no value of this dtype equals it
+                    on[:] = False
+                np.logical_not(on, out=off)
+                off &= ~np.isnan(x)
+            return eq
+
+        return cls(make, 1.0, min_duration_ns, refractory_ns)
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        size = -(-n // BLOCK) * BLOCK
+        if self._scratch is None or self._scratch[0].size < size:
+            self._scratch = (np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
+        on, off = self._scratch
+        return on[:size], off[:size]
+
+    def _codes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions and codes (+1 set, −1 reset) of the first sample of every run of
+        one code among the non-zero ones (a superset of the flips, in order); plus the
+        masks. Blocks with samples of one kind only give one candidate each (resolved
+        later), so the work is a few passes over the piece whatever its activity."""
+        n = x.size
+        on, off = self._buffers(n)
+        masks = self._made.get(x.dtype)
+        if masks is None:
+            masks = self._made[x.dtype] = self.masks(x.dtype)
+        masks(x, on[:n], off[:n])
+        on[n:] = False
+        off[n:] = False
+        nb = on.size // BLOCK
+        has_on, has_off = _block_any(on, nb), _block_any(off, nb)
+        single = np.flatnonzero(has_on != has_off)
+        mixed = np.flatnonzero(has_on & has_off)
+        pos_s = single * BLOCK
+        code_s = np.where(has_on[single], 1, -1).astype(np.int8)
+        if mixed.size:
+            rows_on = on.reshape(nb, BLOCK)[mixed]
+            rows_off = off.reshape(nb, BLOCK)[mixed]
+            code = np.subtract(rows_on, rows_off, dtype=np.int8)
+            prev = np.zeros_like(code)
+            prev[:, 1:] = code[:, :-1]
+            r, c = np.nonzero((code != 0) & (code != prev))
+            pos_m = mixed[r] * BLOCK + c
+            code_m = code[r, c]
+            pos = np.concatenate((pos_s, pos_m))
+            codes = np.concatenate((code_s, code_m))
+            exact = np.concatenate((np.zeros(pos_s.size, bool), np.ones(pos_m.size, bool)))
+            order = np.argsort(pos, kind="stable")
+            pos, codes, exact = pos[order], codes[order], exact[order]
+        else:
+            pos, codes, exact = pos_s, code_s, np.zeros(pos_s.size, bool)
+        return pos, codes, exact, on, off
+
+    def feed(self, t: Any, x: np.ndarray) -> None:
         """Add the next piece (times ascending, after the previous piece's).
 
-        Only the samples where the state flips are located (a few passes over the piece,
-        none in Python); times are read at those samples only.
+        *t* is int64 ns (an array, or anything indexable by an int array with a
+        ``size``, such as :class:`~workbench.metrics.chunked.LazyTimes`): only the
+        samples where the state flips are located (a few passes over the piece, none in
+        Python), and times are read at those samples and the last one only.
         """
         n = int(t.size)
         if n == 0:
             return
-        x = np.asarray(x, dtype=np.float64)
-        on, off = self.masks(x)
-        code = np.subtract(on, off, dtype=np.int8)  # 1 sets, -1 resets, 0 keeps the state
-        # starts of runs of one non-zero code: the only samples where the state can flip
-        runs = np.flatnonzero(code[1:] != code[:-1]) + 1
-        if code[0]:
-            runs = np.concatenate(([0], runs))
-        runs = runs[code[runs] != 0]
-        codes = code[runs]
+        x = _as_values(x)
+        pos, codes, exact, on, off = self._codes(x)
         before = np.empty_like(codes)
         if codes.size:
             before[0] = 1 if self.state else -1
             before[1:] = codes[:-1]
-        flips = runs[codes != before]  # alternately off and on, starting with the state's opposite
+        flip = codes != before
+        flips = pos[flip]
+        if flips.size and not exact[flip].all():  # first set / reset sample of a one-kind block
+            rough = np.flatnonzero(~exact[flip])
+            blk = flips[rough] // BLOCK
+            sets = codes[flip][rough] > 0
+            rows = np.where(sets[:, None], on.reshape(-1, BLOCK)[blk], off.reshape(-1, BLOCK)[blk])
+            flips = flips.copy()
+            flips[rough] = blk * BLOCK + rows.argmax(axis=1)
         was_open = self.state
         reduce = np.fmax.reduceat if self.sign > 0 else np.fmin.reduceat
-        done: list[Interval] = []
         if flips.size == 0:
             if was_open:  # on through the whole piece
                 self._open_peak = _better(self._open_peak, float(reduce(x, [0])[0]), self.sign)
-            self._last_t = int(t[-1])
+            self._last_t = int(t[np.array([n - 1])][0])
             return
-        head = flips[0] > 0
+        head = bool(flips[0] > 0)
         bounds = np.concatenate(([0], flips)) if head else flips
-        peaks = reduce(x, bounds).tolist()  # peak of each segment between flips
-        at = t[flips].tolist()
+        peaks = reduce(x, bounds)  # peak of each segment between flips
+        at = np.asarray(t[np.append(flips, n - 1)], dtype=np.int64)  # one ascending read
+        last_t, at = int(at[-1]), at[:-1]
+        first_peak = float(peaks[0]) if head else float("nan")
         if head:
-            first_peak = peaks[0]
             peaks = peaks[1:]
-        k = 0
-        if was_open:  # the interval open at the previous piece's end ends at flips[0]
+        k = 1 if was_open else 0  # the interval open at the previous piece's end ends at flips[0]
+        ons, on_peaks = at[k::2], peaks[k::2]
+        offs = at[k + 1::2]
+        m = offs.size
+        starts, ends, tops = ons[:m], offs, on_peaks[:m].astype(np.float64)
+        if was_open:
             peak = _better(self._open_peak, first_peak, self.sign) if head else self._open_peak
-            done.append((self._open_start, int(at[0]), peak, False))
-            k = 1
-        ons, offs = at[k::2], at[k + 1::2]
-        on_peaks = peaks[k::2]
-        for i, off_t in enumerate(offs):
-            done.append((int(ons[i]), int(off_t), float(on_peaks[i]), False))
-        self.state = len(ons) > len(offs)
+            starts = np.concatenate(([self._open_start], starts))
+            ends = np.concatenate((at[:1], ends))
+            tops = np.concatenate(([peak], tops))
+        self.state = ons.size > m
         if self.state:  # still open at this piece's end
             self._open_start, self._open_peak = int(ons[-1]), float(on_peaks[-1])
-        self._last_t = int(t[-1])
-        self._keep(done)
+        self._last_t = last_t
+        if self.min_duration_ns > 0:  # most short intervals go here, before any Python object
+            long = (ends - starts) >= self.min_duration_ns
+            starts, ends, tops = starts[long], ends[long], tops[long]
+        self._keep(list(zip(starts.tolist(), ends.tolist(), tops.tolist(), [False] * starts.size, strict=True)))
 
     def _keep(self, done: list[Interval]) -> None:
         for iv in done:

@@ -132,8 +132,15 @@ def _base(run: Run, sig: Signal, rule: str) -> tuple[xr.Dataset, str, np.ndarray
     return ds, var, cols
 
 
-def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = None,
+                  native: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
     """``(times_ns, values)`` pieces of a signal: values are ``(n,)`` float64.
+
+    With *native*, a signal that is one stored variable of one component (no ``norm``,
+    ``bit`` or component selection) comes as stored (float32 stays float32) with times
+    that may be :class:`~workbench.metrics.chunked.LazyTimes` and values that are a
+    view of a reused buffer: for a consumer that reads each piece once and looks up
+    only a few times (as :class:`~workbench.events.detect.Intervals` does).
 
     Raises :class:`RuleProblem` when the signal names a variable, dimension or label
     the run does not have, or selects several components without ``norm``.
@@ -156,6 +163,10 @@ def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = N
                    f"({dims}: LABEL) or use {{norm: …}}")
             raise RuleProblem(msg)
         sp = StreamPieces(ds, rows=rows)
+        if native and sig.stream is not None and cols is None and base.bit is None and width == 1:
+            for t, v in sp.scan(var):
+                yield t, v.reshape(-1)
+            return
         for _a, _b, _lo, p in sp.pieces(["time", var]):
             t = p["time"]
             v = np.asarray(p[var], dtype=np.float64).reshape(t.size, -1)
@@ -232,7 +243,7 @@ def _intervals(run: Run, rule: Threshold | Change, rows: int | None) -> list[tup
     else:
         assert rule.equals is not None
         det = Intervals.equals(rule.equals, min_duration_ns=int(rule.min_duration * _NS), refractory_ns=int(rule.refractory * _NS))
-    for t, x in signal_pieces(run, rule.signal, rule=rule.name, rows=rows):
+    for t, x in signal_pieces(run, rule.signal, rule=rule.name, rows=rows, native=True):
         det.feed(t, x)
     return det.finish()
 
