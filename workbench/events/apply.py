@@ -172,9 +172,24 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
     ev.events = ev.events.with_columns(
         ev.events["origin"].map_elements(lambda o: _origin(o, origins), return_dtype=ev.events["origin"].dtype)
     ) if ev.events.height else ev.events
+    from workbench.store import DERIVED_EVENTS
+
+    added, removed = _diff(store.get_table(run_id, DERIVED_EVENTS), ev.events)
     return {"run_id": run_id, "reader": reader, "events": ev.events, "missing": ev.missing, "counts": ev.counts,
-            "skipped": ev.skipped,
+            "skipped": ev.skipped, "added": added, "removed": removed,
+            "outcome_before": store.current_outcome(run_id),
             "user_rules": sorted(r.name for r in rules.events)}
+
+
+def _store_derived(item: tuple[str, pl.DataFrame], store_url: str) -> dict[str, Any]:
+    """Worker: keep one run's derived events; its outcome as they resolve it."""
+    from workbench.store import DERIVED_EVENTS, open_store
+
+    run_id, events = item
+    store = open_store(store_url, create=False)
+    store.put_table(run_id, DERIVED_EVENTS, events)
+    outcome, at, source = resolve_outcome(store.load(run_id, streams=[]).events)
+    return {"outcome": outcome, "outcome_ns": at, "source": source}
 
 
 def _origin(origin: str, origins: Mapping[str, str]) -> str:
@@ -228,7 +243,7 @@ def apply_rules(
         Nothing is written then.
     """
     from workbench.parallel import map_runs
-    from workbench.store import DERIVED_EVENTS, EVENTS_SECTION, OUTCOME_SECTION
+    from workbench.store import EVENTS_SECTION, OUTCOME_SECTION
 
     rules = configured_rules(store, rules)
     ids = list(run_ids) if run_ids is not None else None
@@ -267,19 +282,22 @@ def apply_rules(
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     events_sections: dict[str, dict[str, Any]] = {}
     outcome_sections: dict[str, dict[str, Any]] = {}
-    for res in results:
+    # the rules held on every run: keep the derived events, run by run where the runs
+    # were evaluated (each run's table is written atomically; the catalog once below)
+    stored = map_runs(_store_derived, [(r["run_id"], r["events"]) for r in results], args=(store.url,),
+                      scheduler=scheduler, progress=progress, label="store")
+    for res, outcome in zip(results, stored, strict=True):
         rid = res["run_id"]
-        before = store.get_table(rid, DERIVED_EVENTS)
         new: pl.DataFrame = res["events"]
-        _diff(report, before, new)
-        before_outcome = store.current_outcome(rid)
-        store.put_table(rid, DERIVED_EVENTS, new)
-        run = store.load(rid, streams=[])
-        outcome, at, source = resolve_outcome(run.events)
-        outcome_sections[rid] = {"outcome": outcome, "outcome_ns": at, "source": source}
-        if before_outcome != outcome:
-            report.outcome_changed[rid] = (before_outcome, outcome)
-        report.outcomes[outcome or "unknown"] = report.outcomes.get(outcome or "unknown", 0) + 1
+        for name, n in res["added"].items():
+            report.added[name] = report.added.get(name, 0) + n
+        for name, n in res["removed"].items():
+            report.removed[name] = report.removed.get(name, 0) + n
+        outcome_sections[rid] = outcome
+        if res["outcome_before"] != outcome["outcome"]:
+            report.outcome_changed[rid] = (res["outcome_before"], outcome["outcome"])
+        key = outcome["outcome"] or "unknown"
+        report.outcomes[key] = report.outcomes.get(key, 0) + 1
         for name, n in res["counts"].items():
             report.counts[name] = report.counts.get(name, 0) + int(n)
         for name in res["missing"]:
@@ -293,7 +311,9 @@ def apply_rules(
     return report
 
 
-def _diff(report: ApplyReport, before: pl.DataFrame | None, after: pl.DataFrame) -> None:
+def _diff(before: pl.DataFrame | None, after: pl.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Events added and removed per rule between two derived tables."""
+
     def key_counts(df: pl.DataFrame | None) -> dict[str, set[tuple[int, str]]]:
         out: dict[str, set[tuple[int, str]]] = {}
         if df is None or df.height == 0:
@@ -304,13 +324,16 @@ def _diff(report: ApplyReport, before: pl.DataFrame | None, after: pl.DataFrame)
         return out
 
     a, b = key_counts(before), key_counts(after)
+    added: dict[str, int] = {}
+    removed: dict[str, int] = {}
     for name in set(a) | set(b):
         plus = len(b.get(name, set()) - a.get(name, set()))
         minus = len(a.get(name, set()) - b.get(name, set()))
         if plus:
-            report.added[name] = report.added.get(name, 0) + plus
+            added[name] = plus
         if minus:
-            report.removed[name] = report.removed.get(name, 0) + minus
+            removed[name] = minus
+    return added, removed
 
 
 # --------------------------------------------------------------------------- labels
