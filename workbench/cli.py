@@ -29,7 +29,7 @@ EXIT_ERROR = 2
 """``compare``: an error (bad option, unknown factor or metric, no store…) or, with the
 gate, nothing measured — never confused with a regression."""
 EXIT_UNDECIDED = 3
-"""``compare --fail-on-undecided``: no regression, but a measured cell is inconclusive."""
+"""``compare --fail-on-undecided``: no regression, but a measured cell is undecided."""
 ERROR_EXIT_CODES: dict[str, int] = {"compare": EXIT_ERROR}
 """Exit code of an error per command where it is not :data:`EXIT_FAILED` (commands whose
 exit 1 means something else). An unexpected exception in these commands exits with the
@@ -372,12 +372,25 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
 @click.option("--within", multiple=True, help="Factor defining cells (repeatable, or comma-separated).")
 @click.option("--metric", "names", multiple=True, help="Metric to compare (repeatable) [default: the standard set].")
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
-@click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")), help="Leave out runs graded below this.")
-@click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate (Holm).")
+@click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")),
+              help="Leave out runs graded below this (ungraded runs stay; every exclusion is listed).")
+@click.option("--drop-ungraded", is_flag=True, help="With --min-grade: leave out ungraded runs too.")
+@click.option("--primary", default=None, metavar="METRIC[,…]",
+              help="Metrics the gate decides on [default: success]; the others are secondary and never change the gate.")
+@click.option("--margin", default=None, type=float,
+              help="Non-inferiority margin δ: absolute for rates (0.1 = 10 points), a fraction of the baseline for others.")
+@click.option("--equivalence", default=0.1, show_default=True, type=float,
+              help="'no change' when the interval lies inside ± this (absolute for rates, relative otherwise).")
+@click.option("--pair-by", default=None, metavar="FACTOR[,…]",
+              help="Pair runs by these factors [default: scenario.seed when present].")
+@click.option("--replicates", default="first", show_default=True, type=click.Choice(["first", "mean", "majority"]),
+              help="How runs of one pairing key on one side are combined.")
+@click.option("--unpaired", is_flag=True, help="Never pair runs.")
+@click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate of the gate (one-sided).")
 @click.option("--fail-on-regression", is_flag=True,
               help="CI gate: exit 1 when a cell regresses with confidence, 2 when no cell is measured on both sides.")
 @click.option("--fail-on-undecided", is_flag=True,
-              help="With the gate (implied): exit 3 when nothing regresses but a measured cell is inconclusive.")
+              help="With the gate (implied): exit 3 when nothing regresses but a measured cell is undecided.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar while missing metrics or grades are computed [default: on a terminal, table format].")
@@ -390,6 +403,13 @@ def compare(
     names: tuple[str, ...],
     where: str | None,
     min_grade: str | None,
+    drop_ungraded: bool,
+    primary: str | None,
+    margin: float | None,
+    equivalence: float,
+    pair_by: str | None,
+    replicates: str,
+    unpaired: bool,
     alpha: float,
     fail_on_regression: bool,
     fail_on_undecided: bool,
@@ -397,6 +417,12 @@ def compare(
     progress: bool | None,
 ) -> None:
     """Compare two variants per cell: rates and metrics with intervals, tests, verdicts.
+
+    The gate decides on the primary metrics (--primary, default success), one-sided in
+    the harmful direction with a discrete Holm step over their cells; secondary
+    metrics are reported with their own adjustment. Verdicts: regression,
+    non_inferior (with --margin), improvement, no_change, undecided (the data cannot
+    tell at this n), not measured.
 
     Metrics (and, with --min-grade, data grades) that the compared runs lack are
     computed first and kept in the catalog. A cell where either side has no value
@@ -410,11 +436,11 @@ def compare(
       2  an error (bad option, unknown factor or metric, no store), or, with
          the gate, nothing measured (no cell has values on both sides)
       3  with --fail-on-undecided: no regression, but a measured cell is
-         inconclusive
+         undecided
     """
     import polars as pl
 
-    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compared_ids, ensure_measured
+    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compared_ids, ensure_measured, format_p
     from workbench.compare import compare as run_compare
     from workbench.model import parse_scalar
 
@@ -436,22 +462,37 @@ def compare(
         candidate=c_val,
         within=cells,
         metrics=list(names) or None,
+        primary=primary,
         min_grade=min_grade,
+        drop_ungraded=drop_ungraded,
         alpha=alpha,
+        margin=margin,
+        equivalence=equivalence,
+        paired=not unpaired,
+        pair_by=pair_by,
+        replicates=replicates,
     )
     if fmt == "json":
         click.echo(res.to_json())
     else:
-        click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline), Holm-adjusted at alpha={alpha}")
+        pairing = f"paired by {', '.join(res.pair_by)} ({res.replicates} of replicates)" if res.pair_by else "unpaired"
+        click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline); gate on {', '.join(res.primary)}, "
+                   f"one-sided at alpha={alpha} (discrete Holm); {pairing}"
+                   + (f"; non-inferiority margin {margin}" if margin is not None else ""))
 
         def interval(name: str) -> pl.Expr:
             value = pl.col(name)
             text = pl.format("{} [{}, {}]", *(pl.col(c).round(3) for c in (name, f"{name}_lo", f"{name}_hi")))
             return pl.when(value.is_null() | value.is_nan()).then(pl.lit("–")).otherwise(text).alias(name)
 
+        def unknown() -> pl.Expr:
+            u = pl.format("{}/{}", pl.col("n_unknown_baseline"), pl.col("n_unknown_candidate"))
+            return pl.when(pl.col("missing_differs")).then(pl.format("{} (differs)", u)).otherwise(u).alias("unknown b/c")
+
         view = res.table.select(
-            *cells, "metric", "n_baseline", "n_candidate", interval("baseline"), interval("candidate"),
-            interval("difference"), pl.col("p_adjusted").round(4), "verdict",
+            *cells, "metric", "role", "n_baseline", "n_candidate", unknown(), interval("baseline"), interval("candidate"),
+            interval("difference"),
+            pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String).alias("p_adj"), "verdict",
         )
         _print_frame(view, "table")
         top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)
@@ -459,14 +500,22 @@ def compare(
             click.echo("what explains each metric (share of variation):")
             _print_frame(top.with_columns(pl.col("share").round(3)), "table")
         if res.excluded:
-            click.echo(f"{len(res.excluded)} runs left out (other variants or below --min-grade)")
+            reasons: dict[str, int] = {}
+            for why in res.exclusions.values():
+                reasons[why] = reasons.get(why, 0) + 1
+            click.echo(f"{len(res.excluded)} runs left out: " + "; ".join(f"{n} {why}" for why, n in reasons.items()))
+        paired_cells = res.table.filter(pl.col("paired"))
+        if res.pair_by:
+            click.echo(f"pairing: {paired_cells.height} of {res.table.height} rows paired"
+                       + (f" ({paired_cells['n_pairs'].min()}–{paired_cells['n_pairs'].max()} pairs)" if paired_cells.height else ""))
         unmeasured = res.not_measured.height
         if unmeasured and res.n_measured:
             click.secho(f"{unmeasured} of {res.table.height} cells {NOT_MEASURED}: {res.missing_text()}", fg="yellow")
         regress = res.regressions
         if regress.height:
             click.secho(f"{regress.height} regression(s) with confidence:", fg="red", err=fail_on_regression)
-            _print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference", "p_adjusted"), "table")
+            _print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference",
+                                        pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String)), "table")
         elif res.n_measured:
             among = f" among the {res.n_measured} measured cells" if unmeasured else ""
             click.secho(f"no regression with confidence{among}", fg="green")

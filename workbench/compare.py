@@ -1,27 +1,29 @@
-"""Compare variants with honest statistics: per-cell effects, attribution, reproducibility.
+"""Compare variants with statistics that decide at robot-scale n: per-cell tests, a gate.
 
-:func:`compare` answers "did the candidate get better than the baseline, where, and by
-how much?" for every *cell* (a combination of the ``within`` factors) and metric:
+:func:`compare` answers "is the candidate worse than the baseline, where, and by how
+much?" for every *cell* (a combination of the ``within`` factors) and metric.
 
-* rates (``success``): Wilson 95 % intervals per side, Newcombe's hybrid-score
-  interval for the difference, Fisher's exact test (McNemar's exact test on the
-  discordant pairs when runs are paired by seed), effect size = risk difference;
-* continuous metrics: bootstrap percentile intervals of the mean per side and of the
-  difference (paired bootstrap when paired), Mann–Whitney U test (Wilcoxon
-  signed-rank when paired), effect size = Cliff's delta;
-* p-values adjusted with Holm's method over every test of the comparison;
-* verdict: ``improvement``/``regression`` when the adjusted p-value is below *alpha*
-  and the interval of the difference excludes 0 (direction from the metric);
-  ``no_change`` when the interval lies inside ±*margin*; otherwise ``inconclusive``.
-  Metrics with no better direction get ``changed`` instead of improvement/regression.
-  A cell where either side has no measured value (n = 0, e.g. ``success`` when no run
-  has an outcome) is ``not measured``: there is nothing to test, so it is neither
-  inconclusive nor part of the Holm family;
-* the gate: a regression with confidence fails it; when no cell is measured the
-  comparison says so (``status`` ``"not measured"``, with how many runs lack the
-  value) instead of passing.
-
-Each row lists the run ids of both sides and the time windows behind the number.
+* **The gate** decides on pre-declared *primary* metrics (default ``success``): their
+  cells form one family, tested one-sided in the harmful direction with a discrete
+  Holm step (:func:`workbench.stats.multiplicity.discrete_holm`), so cells whose data
+  cannot reach the level (e.g. 19/20 vs 18/20) leave the family instead of diluting
+  it. Secondary metrics get their own family and never change the gate.
+* **One method per cell** (:mod:`workbench.stats.cell`): rates by Fisher's exact test
+  conditional on the margins, or McNemar's exact test on pairs; continuous metrics by
+  Mann–Whitney / Wilcoxon with the Hodges–Lehmann shift; time to success as time to
+  event (failures censored at the end of their episode, RMST). The interval of each
+  difference inverts the same test at the hypothesis' critical level, so interval and
+  verdict never disagree.
+* **Verdicts**: ``regression`` (the harm test rejects in its family), ``improvement``
+  (the benefit test rejects), ``non_inferior`` (with a margin: worse by less than δ
+  with confidence), ``no_change`` (the interval lies inside ± the equivalence bound),
+  ``undecided`` (the data cannot tell at this n), ``changed`` for metrics without a
+  better direction, and ``not measured`` when a side has no value.
+* **Missing data in the open**: per cell and side, unknown outcomes and excluded
+  runs with their ids, worst/best-case bounds of a rate difference, and a flag when
+  missingness differs between the sides.
+* **Pairing as a stated policy** (``pair_by``, ``replicates``): the decision and the
+  pair count are in every row.
 
 Examples
 --------
@@ -60,7 +62,9 @@ __all__ = [
     "DEFAULT_METRICS",
     "NOT_MEASURED",
     "VERDICTS",
+    "REPLICATES",
     "CompareResult",
+    "format_p",
     "compare",
     "compared_ids",
     "ensure_measured",
@@ -79,7 +83,7 @@ speed. Every metric added to a comparison enlarges the Holm family and so lowers
 power for the others: name secondary metrics explicitly when they are the question."""
 NOT_MEASURED = "not measured"
 """Verdict of a cell where either side has no measured value (n = 0)."""
-VERDICTS = ("improvement", "regression", "no_change", "inconclusive", "changed", NOT_MEASURED)
+VERDICTS = ("regression", "non_inferior", "improvement", "no_change", "undecided", "changed", NOT_MEASURED)
 OUTCOME_METRICS = frozenset({"success", "time_to_success"})
 """Metrics computed from a run's outcome (its success/failure event)."""
 OUTCOME_HINT = ("define one with an outcome: rule in workbench.yaml, `workbench events apply --rules FILE`, "
@@ -164,55 +168,6 @@ def holm(p: Sequence[float]) -> np.ndarray:
     return out
 
 
-def _fisher(k1: int, n1: int, k2: int, n2: int) -> float:
-    from scipy.stats import fisher_exact
-
-    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
-
-
-def _mcnemar(b_only: int, c_only: int) -> float:
-    from scipy.stats import binomtest
-
-    n = b_only + c_only
-    return 1.0 if n == 0 else float(binomtest(c_only, n, 0.5).pvalue)
-
-
-def _mannwhitney(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import mannwhitneyu
-
-    if x.size == 0 or y.size == 0:
-        return math.nan
-    if np.all(x == x[0]) and np.all(y == x[0]):
-        return 1.0
-    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
-
-
-def _wilcoxon(d: np.ndarray) -> float:
-    if d.size == 0:
-        return math.nan
-    if np.all(d == 0):
-        return 1.0
-    if d.size <= 50 or not np.all(np.isfinite(d)):
-        from scipy.stats import wilcoxon
-
-        return float(wilcoxon(d, zero_method="zsplit").pvalue)
-    # Above 50 pairs scipy's wilcoxon(zero_method="zsplit") is the normal approximation
-    # with the tie correction and no continuity correction: the same arithmetic here,
-    # without its per-call overhead (the rank sums are exact: multiples of ½).
-    from scipy.special import ndtr
-
-    n = d.size
-    a = np.abs(d)
-    s = np.sort(a)
-    first = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    t = np.diff(np.append(first, n)).astype(np.float64)  # size of each tie group
-    rank = (first + (t + 1) / 2)[np.searchsorted(s[first], a)]  # average ranks
-    r_plus = float(rank[d > 0].sum() + rank[d == 0].sum() / 2)
-    mean = n * (n + 1.0) * 0.25
-    se = math.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - float(np.sum(t**3 - t)) / 2) / 24)
-    return float(2 * ndtr(-abs((r_plus - mean) / se)))
-
-
 # --------------------------------------------------------------------------- result
 
 
@@ -231,11 +186,19 @@ class CompareResult:
     by, baseline, candidate, within, alpha
         The question asked.
     excluded
-        Runs left out (below ``min_grade`` or without the compared factor values).
+        Runs left out (below ``min_grade``, or other values of *by*).
     n_runs
         Runs compared (baseline and candidate sides).
     missing
         Per compared metric, how many of those runs have no value (null).
+    primary
+        The metrics whose cells form the gate's family.
+    margin
+        The non-inferiority margin asked for (None: none).
+    exclusions
+        Every excluded run id → why.
+    pair_by, replicates
+        The pairing policy (key columns; how replicates of a key are combined).
     """
 
     table: pl.DataFrame
@@ -249,25 +212,37 @@ class CompareResult:
     excluded: list[str] = field(default_factory=list)
     n_runs: int = 0
     missing: dict[str, int] = field(default_factory=dict)
+    primary: list[str] = field(default_factory=list)
+    margin: Any = None
+    exclusions: dict[str, str] = field(default_factory=dict)
+    pair_by: list[str] = field(default_factory=list)
+    replicates: str = "first"
+
+    @property
+    def gate(self) -> pl.DataFrame:
+        """The rows of the gate's family: the primary metrics' cells."""
+        import polars as pl
+
+        return self.table.filter(pl.col("role") == "primary")
 
     @property
     def regressions(self) -> pl.DataFrame:
-        """Rows whose verdict is ``regression``."""
+        """Primary rows whose verdict is ``regression`` (what fails the gate)."""
         import polars as pl
 
-        return self.table.filter(pl.col("verdict") == "regression")
+        return self.gate.filter(pl.col("verdict") == "regression")
 
     @property
     def not_measured(self) -> pl.DataFrame:
-        """Rows whose verdict is ``not measured`` (a side without any value)."""
+        """Primary rows whose verdict is ``not measured`` (a side without any value)."""
         import polars as pl
 
-        return self.table.filter(pl.col("verdict") == NOT_MEASURED)
+        return self.gate.filter(pl.col("verdict") == NOT_MEASURED)
 
     @property
     def n_measured(self) -> int:
-        """Number of cells (rows of :attr:`table`) measured on both sides."""
-        return self.table.height - self.not_measured.height
+        """Number of the gate's cells measured on both sides."""
+        return self.gate.height - self.not_measured.height
 
     @property
     def passed(self) -> bool:
@@ -282,9 +257,10 @@ class CompareResult:
     def status(self) -> str:
         """The gate's answer in one word.
 
-        ``"regression"`` (a cell regresses with confidence), ``"not measured"`` (no cell
-        is measured on both sides), ``"undecided"`` (no regression, but a measured cell
-        is ``inconclusive``) or ``"pass"``.
+        Decided on the primary metrics only: ``"regression"`` (a cell regresses with
+        confidence), ``"not measured"`` (no cell is measured on both sides),
+        ``"undecided"`` (no regression, but a measured cell is ``undecided``: the data
+        cannot tell at this n) or ``"pass"``.
         """
         import polars as pl
 
@@ -292,7 +268,7 @@ class CompareResult:
             return "regression"
         if self.n_measured == 0:
             return NOT_MEASURED
-        if self.table.filter(pl.col("verdict") == "inconclusive").height:
+        if self.gate.filter(pl.col("verdict") == "undecided").height:
             return "undecided"
         return "pass"
 
@@ -343,11 +319,20 @@ class CompareResult:
                     "baseline": {"n": r["n_baseline"], "value": _num(r["baseline"]), "ci": [_num(r["baseline_lo"]), _num(r["baseline_hi"])]},
                     "candidate": {"n": r["n_candidate"], "value": _num(r["candidate"]), "ci": [_num(r["candidate_lo"]), _num(r["candidate_hi"])]},
                     "difference": {"value": _num(r["difference"]), "ci": [_num(r["difference_lo"]), _num(r["difference_hi"])]},
+                    "role": r["role"],
                     "test": r["test"],
                     "p_value": _num(r["p_value"]),
                     "p_adjusted": _num(r["p_adjusted"]),
-                    "effect_size": {"name": r["effect_name"], "value": _num(r["effect_size"])},
+                    "critical": _num(r["critical"]),
+                    "p_benefit": _num(r["p_benefit"]),
+                    "p_noninferior": _num(r["p_ni"]),
                     "verdict": r["verdict"],
+                    "pairing": r["pairing"],
+                    "n_pairs": r["n_pairs"],
+                    "unknown": {"baseline": r["n_unknown_baseline"], "candidate": r["n_unknown_candidate"],
+                                "ids": {"baseline": r["unknown_baseline"], "candidate": r["unknown_candidate"]},
+                                "differs": r["missing_differs"],
+                                "difference_bounds": [_num(r["difference_worst"]), _num(r["difference_best"])]},
                     "runs": {"baseline": r["runs_baseline"], "candidate": r["runs_candidate"]},
                     "windows": r["windows"],
                 }
@@ -368,11 +353,30 @@ class CompareResult:
             "attribution": [{k: _num(v) if isinstance(v, float) else v for k, v in r.items()} for r in self.attribution.iter_rows(named=True)],
             "reproducibility": [{k: _num(v) if isinstance(v, float) else v for k, v in r.items()} for r in self.reproducibility.iter_rows(named=True)],
             "excluded": self.excluded,
+            "exclusions": self.exclusions,
+            "primary": self.primary,
+            "margin": self.margin,
+            "pair_by": self.pair_by,
+            "replicates": self.replicates,
         }
 
     def to_json(self) -> str:
         """:meth:`to_dict` as JSON text."""
         return json.dumps(self.to_dict(), indent=1)
+
+
+def format_p(p: float | None, *, floor: float = 1e-4) -> str:
+    """A p-value as people read it: 3 significant digits, ``<1e-4`` below *floor*,
+    ``–`` when there is none (never ``0.0``).
+
+    >>> format_p(0.0312), format_p(3e-9), format_p(None), format_p(1.0)
+    ('0.0312', '<1e-4', '–', '1')
+    """
+    if p is None or not math.isfinite(p):
+        return "–"
+    if p < floor:
+        return f"<{floor:.0e}".replace("e-0", "e-")
+    return f"{p:.3g}"
 
 
 def _num(v: Any) -> Any:
@@ -428,21 +432,6 @@ def _metric_info(name: str) -> tuple[str, bool | None, str]:
     return "continuous", None, ""
 
 
-def _pair_keys(sub: pl.DataFrame, by: str, within: Sequence[str], b_rows: pl.DataFrame, c_rows: pl.DataFrame) -> list[str]:
-    """Factor columns that identify the same scenario on both sides."""
-    if "scenario.seed" not in sub.columns:
-        return []
-    keys = ["scenario.seed"]
-    for col in sub.columns:
-        if col in keys or col == by or col in within or col.split(".", 1)[0] not in FACTOR_GROUPS:
-            continue
-        vb = set(b_rows[col].drop_nulls().to_list())
-        vc = set(c_rows[col].drop_nulls().to_list())
-        if vb and vb == vc and len(vb) > 1:
-            keys.append(col)
-    return keys
-
-
 def _key_codes(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     """One integer per row for its combination of *keys*; −1 where a key is null."""
     import polars as pl
@@ -458,21 +447,6 @@ def _key_codes(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     return np.where(valid, code.reshape(-1), -1)
 
 
-def _pair_index(kb: np.ndarray, kc: np.ndarray, mb: np.ndarray, mc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Positions of the baseline and candidate runs paired by their key codes *kb*, *kc*
-    among those with a value (*mb*, *mc*); None when a key repeats on a side or fewer
-    than 80 % of the runs (or fewer than 3) find a partner."""
-    ib = np.flatnonzero(mb & (kb >= 0))
-    ic = np.flatnonzero(mc & (kc >= 0))
-    cb, cc = kb[ib], kc[ic]
-    if np.unique(cb).size < cb.size or np.unique(cc).size < cc.size:
-        return None
-    common, pb, pc = np.intersect1d(cb, cc, assume_unique=True, return_indices=True)
-    if common.size < 0.8 * max(ib.size, ic.size) or common.size < 3:
-        return None
-    return ib[pb], ic[pc]
-
-
 def _window_frame(rows: pl.DataFrame, outcome: bool) -> pl.DataFrame:
     """Per run, the time window behind the number: start → outcome event for outcome
     metrics (*outcome*), the whole run otherwise."""
@@ -485,36 +459,6 @@ def _window_frame(rows: pl.DataFrame, outcome: bool) -> pl.DataFrame:
     return rows.select(pl.col("run_id").cast(pl.String), start.cast(pl.Int64).alias("start_ns"), end.cast(pl.Int64).alias("end_ns"))
 
 
-def _boot_means(arrays: Sequence[np.ndarray], rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap replicates of the mean of each array, as columns of an (n_boot, k) matrix.
-
-    Arrays of the same size share one set of resample indices (each metric's replicates
-    are still an ordinary bootstrap of its own mean; separate calls draw independently,
-    so the two sides of a comparison stay independent). The mean of a resample is its
-    count vector times the values, so every further metric costs one matrix product.
-    """
-    out = np.full((n_boot, len(arrays)), np.nan)
-    by_size: dict[int, list[int]] = {}
-    for j, a in enumerate(arrays):
-        if a.size:
-            by_size.setdefault(a.size, []).append(j)
-    for n, js in by_size.items():
-        mat = np.column_stack([arrays[j] for j in js])
-        finite = np.isfinite(mat).all(axis=0)
-        cols = np.asarray(js)
-        step = max(1, (1 << 16) // n)  # blocks of replicates small enough to stay in cache
-        for r0 in range(0, n_boot, step):
-            r1 = min(n_boot, r0 + step)
-            idx = rng.integers(0, n, size=(r1 - r0, n), dtype=np.int64)
-            for k in np.flatnonzero(~finite):  # inf/NaN: the mean of the drawn values, as is
-                out[r0:r1, cols[k]] = np.take(mat[:, k], idx).mean(axis=1)
-            if finite.any():
-                idx += np.arange(0, (r1 - r0) * n, n, dtype=np.int64)[:, None]  # row r counts into [r·n, (r+1)·n)
-                counts = np.bincount(idx.ravel(), minlength=(r1 - r0) * n).reshape(r1 - r0, n)
-                out[r0:r1, cols[finite]] = counts @ mat[:, finite] / n
-    return out
-
-
 def compare(
     source: Store | pl.DataFrame,
     *,
@@ -523,10 +467,15 @@ def compare(
     candidate: Any = None,
     within: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
+    primary: Sequence[str] | str | None = None,
     min_grade: str | None = None,
+    drop_ungraded: bool = False,
     alpha: float = 0.05,
-    margin: float | Mapping[str, float] = 0.1,
+    margin: float | Mapping[str, float] | None = None,
+    equivalence: float | Mapping[str, float] = 0.1,
     paired: bool | str = "auto",
+    pair_by: Sequence[str] | str | None = None,
+    replicates: str = "first",
     n_boot: int = 1000,
     seed: int = 0,
     attribution_factors: Sequence[str] | None = None,
@@ -549,20 +498,32 @@ def compare(
         default: one cell with every run.
     metrics
         Metric columns to compare (default: those of :data:`DEFAULT_METRICS` present).
+    primary
+        The pre-declared metrics the gate decides on (default ``success`` when compared,
+        else the first metric). Their cells form the gate's family; the other metrics
+        are secondary: reported with their own adjustment, never changing the gate.
     min_grade
-        Leave out runs graded below this (``"B"`` keeps A and B); needs ``quality.grade``.
+        Leave out runs graded below this (``"B"`` keeps A and B); needs
+        ``quality.grade``. Ungraded runs stay unless *drop_ungraded*; every exclusion is
+        listed (:attr:`CompareResult.exclusions`) and counted as unknown in its cell.
     alpha
-        Family-wise error rate (Holm).
+        Family-wise error rate of each family (one-sided, the harmful direction).
     margin
-        Equivalence margin for ``no_change``: a fraction of the baseline mean for
-        continuous metrics, absolute for rates; or a mapping metric → margin.
-    paired
-        ``"auto"`` pairs runs by ``scenario.seed`` (and other shared factors) when
-        at least 80 % of runs find a partner; ``False`` never pairs.
-    n_boot
-        Bootstrap replicates.
-    seed
-        Seed of the bootstrap (results are reproducible).
+        Non-inferiority margin δ (absolute for rates, a fraction of the baseline's
+        median for continuous metrics; or a mapping metric → δ). A cell whose
+        candidate is worse by less than δ with confidence is ``non_inferior``.
+    equivalence
+        ``no_change`` when the interval of the difference lies inside ± this
+        (absolute for rates, a fraction of the baseline mean otherwise).
+    paired, pair_by, replicates
+        Pairing policy: runs are paired by *pair_by* (default ``scenario.seed`` when
+        the catalog has it; ``paired=False`` never pairs); the runs of one key on one
+        side are combined by *replicates* (``first`` — the earliest —, ``mean``, or
+        ``majority``; rates use the majority for ``mean``). A cell is paired when it has
+        at least :data:`MIN_PAIRS` pairs and at least half of each side's keys find a
+        partner; the decision and the pair count are in each row (``pairing``).
+    n_boot, seed
+        Kept for callers of earlier versions (intervals are no longer bootstrapped).
     """
     import polars as pl
 
@@ -577,7 +538,8 @@ def compare(
             factors = [c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS]
             msg = f"no factor column {col!r}; factors: {', '.join(factors)}"
             raise ConfigError(msg)
-    excluded: list[str] = []
+    exclusions: dict[str, str] = {}
+    dropped = None
     if min_grade is not None:
         if min_grade not in _GRADE_ORDER:
             msg = f"min_grade {min_grade!r} is not valid; use one of {list(_GRADE_ORDER)}"
@@ -586,9 +548,15 @@ def compare(
             msg = "min_grade needs data grades: run `workbench grade` (wb.quality.grade_store) first"
             raise ConfigError(msg)
         allowed = list(_GRADE_ORDER[: _GRADE_ORDER.index(min_grade) + 1])
-        keep = pl.col("quality.grade").is_in(allowed)
-        excluded = cat.filter(~keep)["run_id"].to_list()
+        grade = pl.col("quality.grade")
+        keep = grade.is_in(allowed) | (grade.is_null() & (not drop_ungraded))
+        dropped = cat.filter(~keep)
+        for rid, g in zip(dropped["run_id"].to_list(), dropped["quality.grade"].to_list(), strict=True):
+            exclusions[rid] = f"grade {g} below {min_grade}" if g is not None else "ungraded (drop_ungraded)"
         cat = cat.filter(keep)
+    if replicates not in REPLICATES:
+        msg = f"replicates {replicates!r} is not valid; use one of {list(REPLICATES)}"
+        raise ConfigError(msg)
     values = cat[by].drop_nulls().unique().sort().to_list()
     if baseline is None or candidate is None:
         rest = [v for v in values if str(v) not in {str(baseline), str(candidate)}]
@@ -606,7 +574,10 @@ def compare(
     b_val = next(x for x in values if str(x) == str(baseline))
     c_val = next(x for x in values if str(x) == str(candidate))
     sides = cat.filter(pl.col(by).is_in([b_val, c_val]))
-    excluded += cat.filter(~pl.col(by).is_in([b_val, c_val]) | pl.col(by).is_null())["run_id"].to_list()
+    for rid in cat.filter(~pl.col(by).is_in([b_val, c_val]) | pl.col(by).is_null())["run_id"].to_list():
+        exclusions[rid] = f"{by} is neither {b_val} nor {c_val}"
+    if dropped is not None:
+        dropped = dropped.filter(pl.col(by).is_in([b_val, c_val]))
     if metrics is None:
         names = [m for m in DEFAULT_METRICS if f"metrics.{m}" in cat.columns or m in cat.columns]
         if not names:
@@ -615,27 +586,55 @@ def compare(
     else:
         names = list(metrics)
     mcols = {m: _metric_column(cat, m) for m in names}
-    rng = np.random.default_rng(seed)
+    if isinstance(primary, str):
+        primary = [p.strip() for p in primary.split(",") if p.strip()]
+    prim = list(primary) if primary else (["success"] if "success" in names else names[:1])
+    for p in prim:
+        if p not in names:
+            msg = f"primary metric {p!r} is not among the compared metrics; compared: {', '.join(names)}"
+            raise ConfigError(msg)
     infos = {m: _metric_info(m) for m in names}
     missing = {m: int(sides[mcols[m]].null_count()) for m in names if infos[m][0] != "category"}
-    margins = {m: margin.get(m, 0.1) if isinstance(margin, Mapping) else margin for m in names}
+    margins = {m: (margin.get(m) if isinstance(margin, Mapping) else margin) for m in names}
+    equiv = {m: equivalence.get(m, 0.1) if isinstance(equivalence, Mapping) else equivalence for m in names}
+    keys = _pair_policy(sides, by, within, paired, pair_by)
     rows: list[dict[str, Any]] = []
     cells = sides.partition_by(within, as_dict=True, maintain_order=True) if within else {(): sides}
+    drop_cells = (dropped.partition_by(within, as_dict=True, maintain_order=True) if within else {(): dropped}) if dropped is not None and dropped.height else {}
     for key in sorted(cells, key=lambda k: tuple(str(x) for x in k)):
-        cell_rows = _cell_rows(cells[key], by=by, b_val=b_val, c_val=c_val, within=within, paired=bool(paired),
-                               names=names, mcols=mcols, infos=infos, margins=margins, rng=rng, n_boot=n_boot)
+        cell_rows = _cell_rows(cells[key], by=by, b_val=b_val, c_val=c_val, pair_keys=keys, replicates=replicates,
+                               names=names, mcols=mcols, infos=infos, primary=prim, margins=margins, equivalence=equiv,
+                               dropped=drop_cells.get(key))
         for row in cell_rows:
             row.update({k: v for k, v in zip(within, key, strict=True)})
         rows += cell_rows
-    adjusted = holm([r["p_value"] for r in rows])
-    for r, pa in zip(rows, adjusted, strict=True):
-        r["p_adjusted"] = float(pa)
-        r["verdict"] = _verdict(r, alpha)
+    _families(rows, alpha, with_margin=any(v is not None for v in margins.values()))
     table = _table(rows, within)
     factors = list(attribution_factors) if attribution_factors is not None else _attribution_factors(sides, by, within)
     attr = attribution(sides, factors=factors, metrics={m: mcols[m] for m in names})
     repro = reproducibility(sides, metrics={m: mcols[m] for m in names})
-    return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, excluded, sides.height, missing)
+    return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, list(exclusions), sides.height, missing,
+                         primary=prim, margin=margin if not isinstance(margin, Mapping) else dict(margin),
+                         exclusions=exclusions, pair_by=keys, replicates=replicates)
+
+
+def _pair_policy(sides: pl.DataFrame, by: str, within: Sequence[str], paired: bool | str, pair_by: Sequence[str] | str | None) -> list[str]:
+    """The pairing key columns: *pair_by*, else ``scenario.seed`` when present; none when
+    *paired* is False."""
+    if paired is False or paired == "never":
+        return []
+    if isinstance(pair_by, str):
+        pair_by = [p.strip() for p in pair_by.split(",") if p.strip()]
+    keys = list(pair_by) if pair_by else (["scenario.seed"] if "scenario.seed" in sides.columns else [])
+    for k in keys:
+        if k not in sides.columns:
+            factors = [c for c in sides.columns if c.split(".", 1)[0] in FACTOR_GROUPS]
+            msg = f"pair_by {k!r} is not a factor column; factors: {', '.join(factors)}"
+            raise ConfigError(msg)
+        if k == by or k in within:
+            msg = f"pair_by {k!r} is the compared factor or a cell factor: pair by what both sides share (e.g. scenario.seed)"
+            raise ConfigError(msg)
+    return keys
 
 
 def compared_ids(cat: pl.DataFrame, by: str, baseline: Any = None, candidate: Any = None) -> list[str]:
@@ -710,164 +709,251 @@ def ensure_measured(
     return done
 
 
+REPLICATES = ("first", "mean", "majority")
+"""How runs of one pairing key on one side are combined before pairing."""
+MIN_PAIRS = 3
+"""Fewer pairs than this in a cell: the cell is compared unpaired."""
+PAIRED_SHARE = 0.5
+"""A cell is paired when at least this share of each side's keys finds a partner."""
+
+
+def _combine(keys: np.ndarray, values: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """One value per key (*keys* in run order): ``first``, ``mean`` or ``majority``
+    (ties go to the first run). Returns the unique keys, their values and how many
+    runs were replicates."""
+    uniq, first, inv, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    if rule == "first" or counts.max(initial=1) == 1:
+        return uniq, values[first], int(np.sum(counts - 1))
+    mean = np.bincount(inv, weights=values, minlength=uniq.size) / counts
+    if rule == "majority":
+        first_v = values[first]
+        mean = np.where(mean > 0.5, 1.0, np.where(mean < 0.5, 0.0, first_v))
+    return uniq, mean, int(np.sum(counts - 1))
+
+
+def _pairs(
+    kb: np.ndarray, kc: np.ndarray, vb: np.ndarray, vc: np.ndarray, rule: str,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, Any]]:
+    """Pair baseline and candidate values by key codes (−1: no key), replicates combined
+    by *rule*. Returns the paired values (None: compared unpaired) and what was decided."""
+    okb, okc = kb >= 0, kc >= 0
+    ub, xb, rep_b = _combine(kb[okb], vb[okb], rule)
+    uc, xc, rep_c = _combine(kc[okc], vc[okc], rule)
+    common, pb, pc = np.intersect1d(ub, uc, assume_unique=True, return_indices=True)
+    n = int(common.size)
+    info: dict[str, Any] = {"n_pairs": n, "replicates": rep_b + rep_c,
+                            "unpaired_b": np.flatnonzero(~okb | ~np.isin(kb, common)),
+                            "unpaired_c": np.flatnonzero(~okc | ~np.isin(kc, common))}
+    if n < MIN_PAIRS or n < PAIRED_SHARE * max(ub.size, uc.size):
+        info["n_pairs"] = 0
+        info["why"] = f"unpaired: {n} of {max(ub.size, uc.size)} keys on both sides"
+        return None, info
+    info["why"] = f"paired: {n} pairs" + (f", {rep_b + rep_c} replicate run(s) combined ({rule})" if rep_b + rep_c else "")
+    return (xb[pb], xc[pc]), info
+
+
 def _cell_rows(
     sub: pl.DataFrame,
     *,
     by: str,
     b_val: Any,
     c_val: Any,
-    within: Sequence[str],
-    paired: bool,
+    pair_keys: Sequence[str],
+    replicates: str,
     names: Sequence[str],
     mcols: Mapping[str, str],
     infos: Mapping[str, tuple[str, bool | None, str]],
-    margins: Mapping[str, float],
-    rng: np.random.Generator,
-    n_boot: int,
+    primary: Sequence[str],
+    margins: Mapping[str, float | None],
+    equivalence: Mapping[str, float],
+    dropped: pl.DataFrame | None,
 ) -> list[dict[str, Any]]:
-    """Every metric of one cell: the rows are split and paired once, the metric columns
-    read once, and the bootstrap of all continuous metrics drawn together."""
+    """Every metric of one cell: values split by side, paired by the stated policy, the
+    cell's tests run (:mod:`workbench.stats.cell`); the family steps come later."""
     import polars as pl
 
+    from workbench.stats.cell import rate_cell, shift_cell, time_cell
+
+    if "start_ns" in sub.columns:  # "first" of replicates = the earliest run
+        sub = sub.sort("start_ns", nulls_last=True, maintain_order=True)
     bi = np.flatnonzero((sub[by] == b_val).fill_null(False).to_numpy())
     ci = np.flatnonzero((sub[by] == c_val).fill_null(False).to_numpy())
-    pair_keys = _pair_keys(sub, by, within, sub[bi], sub[ci]) if paired else []
     codes = _key_codes(sub, pair_keys) if pair_keys else None
     ids = sub["run_id"].cast(pl.String)
+    n_drop = {"b": 0, "c": 0}
+    if dropped is not None and dropped.height:
+        n_drop = {"b": int((dropped[by] == b_val).fill_null(False).sum()), "c": int((dropped[by] == c_val).fill_null(False).sum())}
     frames: dict[bool, pl.DataFrame] = {}
-    items = []
+    rows = []
     for m in names:
         kind, better, unit = infos[m]
         if kind == "category":
             continue
-        s = sub[mcols[m]]
-        ok = s.is_not_null().to_numpy()
-        v = s.cast(pl.Float64).to_numpy()
+        s = sub[mcols[m]].cast(pl.Float64)
+        v = s.to_numpy().astype(np.float64)
+        ok = s.is_not_null().to_numpy() & ~np.isnan(v)
+        timed = m == "time_to_success" and "metrics.success" in sub.columns
+        if timed:  # time to event: a known outcome is what counts, failures are censored
+            succ = sub["metrics.success"].cast(pl.Float64).to_numpy().astype(np.float64)
+            dur = ((sub["end_ns"] - sub["start_ns"]).cast(pl.Float64).to_numpy() / 1e9
+                   if {"start_ns", "end_ns"} <= set(sub.columns) else np.full(sub.height, np.nan))
+            event = succ == 1
+            t = np.where(event, v, dur)
+            ok = np.isfinite(succ) & np.isfinite(t) & ~(event & ~np.isfinite(v))
+            v = t
         vb, vc, mb, mc = v[bi], v[ci], ok[bi], ok[ci]
+        row: dict[str, Any] = {
+            "metric": m, "kind": "time_to_event" if timed else kind, "unit": unit, "higher_is_better": better,
+            "role": "primary" if m in primary else "secondary",
+            "n_baseline": int(mb.sum()), "n_candidate": int(mc.sum()),
+            "n_unknown_baseline": int((~mb).sum()) + n_drop["b"], "n_unknown_candidate": int((~mc).sum()) + n_drop["c"],
+            "unknown_baseline": ids.gather(bi[~mb]).implode(), "unknown_candidate": ids.gather(ci[~mc]).implode(),
+            "paired": False, "n_pairs": 0, "pairing": "unpaired: no pairing key" if codes is None else "",
+            "_test": None,
+        }
+        # missingness that differs between the sides (two-sided Fisher on known/unknown)
+        ub, uc = row["n_unknown_baseline"], row["n_unknown_candidate"]
+        if ub + uc:
+            from scipy.stats import fisher_exact
+
+            row["missing_differs"] = bool(fisher_exact([[ub, bi.size + n_drop["b"] - ub], [uc, ci.size + n_drop["c"] - uc]]).pvalue < 0.05)
+        else:
+            row["missing_differs"] = False
         pairs = None
-        if codes is not None:
-            pi = _pair_index(codes[bi], codes[ci], mb, mc)
-            if pi is not None:
-                pairs = (vb[pi[0]], vc[pi[1]])
-        outcome = m in {"success", "time_to_success"}
+        if codes is not None and not timed:
+            kbm, kcm = codes[bi][mb], codes[ci][mc]
+            pairs, info = _pairs(kbm, kcm, vb[mb], vc[mc], "majority" if kind == "rate" and replicates == "mean" else replicates)
+            row["pairing"] = info["why"]
+            if pairs is not None:
+                row.update(paired=True, n_pairs=info["n_pairs"], n_unpaired=int(info["unpaired_b"].size + info["unpaired_c"].size))
+        elif timed and codes is not None:
+            row["pairing"] = "unpaired: time to event is compared unpaired"
+        outcome = m in OUTCOME_METRICS
         if outcome not in frames:
             frames[outcome] = _window_frame(sub, outcome)
         rb, rc = bi[mb], ci[mc]
-        items.append({
-            "metric": m, "kind": kind, "unit": unit, "higher_is_better": better,
-            "x": vb[mb], "y": vc[mc], "pairs": pairs, "margin": margins[m], "ci": {},
-            "runs_baseline": ids.gather(rb).implode(),
-            "runs_candidate": ids.gather(rc).implode(),
-            "windows": frames[outcome][np.concatenate([rb, rc])].select(pl.struct(pl.all()).implode()).to_series(),
-        })
-    cont = [it for it in items if it["kind"] != "rate"]
-    if cont:
-        a = 2.5  # percent in each tail of the 95 % percentile interval
-        reps_b = _boot_means([it["x"] for it in cont], rng, n_boot)
-        reps_c = _boot_means([it["y"] for it in cont], rng, n_boot)
-        diff = reps_c - reps_b
-        paired_at = [j for j, it in enumerate(cont) if it["pairs"] is not None]
-        if paired_at:
-            diff[:, paired_at] = _boot_means([cont[j]["pairs"][1] - cont[j]["pairs"][0] for j in paired_at], rng, n_boot)
-        q = [a, 100 - a]
-        for name, reps in (("baseline", reps_b), ("candidate", reps_c), ("difference", diff)):
-            lo, hi = np.percentile(reps, q, axis=0) if n_boot > 0 else np.full((2, len(cont)), np.nan)
-            for it, lv, hv in zip(cont, lo.tolist(), hi.tolist(), strict=True):
-                it["ci"][f"{name}_lo"], it["ci"][f"{name}_hi"] = lv, hv
-    rows = []
-    for it in items:
-        x, y, pairs, mg, ci = (it.pop(k) for k in ("x", "y", "pairs", "margin", "ci"))
-        rows.append(_cell(it["kind"], x, y, pairs, mg, ci) | it)
+        row["runs_baseline"] = ids.gather(rb).implode()
+        row["runs_candidate"] = ids.gather(rc).implode()
+        row["windows"] = frames[outcome][np.concatenate([rb, rc])].select(pl.struct(pl.all()).implode()).to_series()
+        x, y = vb[mb], vc[mc]
+        row.update(_sides(row["kind"], x, y, event[bi][mb] if timed else None, event[ci][mc] if timed else None))
+        if x.size and y.size:
+            try:
+                if timed:
+                    row["_test"] = time_cell(x, event[bi][mb], y, event[ci][mc], margin=margins[m])
+                elif kind == "rate":
+                    row["_test"] = rate_cell(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
+                elif x.size >= 2 and y.size >= 2 and (pairs is None or pairs[0].size >= 2):
+                    row["_test"] = shift_cell(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
+            except ConfigError as err:
+                row["pairing"] = f"{row['pairing']}; not tested: {err}"
+        if kind == "rate" and x.size + ub and y.size + uc:
+            from workbench.stats.rates import rate_bounds
+
+            kx, ky = int(round(x.sum())), int(round(y.sum()))
+            bw, bb = rate_bounds(kx, int(x.size), ub)
+            cw, cb = rate_bounds(ky, int(y.size), uc)
+            row["difference_worst"], row["difference_best"] = (cw - bb, cb - bw) if better is not False else (cb - bw, cw - bb)
+        eq = equivalence[m]
+        row["margin_abs"] = eq if kind == "rate" else (abs(row["baseline"]) * eq if math.isfinite(row["baseline"]) else math.nan)
+        rows.append(row)
     return rows
 
 
-def _cell(
-    kind: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    pairs: tuple[np.ndarray, np.ndarray] | None,
-    margin: float,
-    ci: Mapping[str, float],
-) -> dict[str, Any]:
-    """Estimates, test and effect size of one cell and metric; *ci* holds the bootstrap
-    percentile intervals (``baseline_lo`` … ``difference_hi``) of a continuous metric."""
-    out: dict[str, Any] = {"n_baseline": int(x.size), "n_candidate": int(y.size), "paired": pairs is not None, "n_pairs": 0 if pairs is None else int(pairs[0].size)}
-    if kind == "rate":
-        kx, ky = int(round(x.sum())), int(round(y.sum()))
-        bl, bh = wilson_interval(kx, x.size)
-        cl, ch = wilson_interval(ky, y.size)
-        out.update(baseline=kx / x.size if x.size else math.nan, candidate=ky / y.size if y.size else math.nan,
-                   baseline_lo=bl, baseline_hi=bh, candidate_lo=cl, candidate_hi=ch)
-        # The interval is Newcombe's for two proportions even when runs are paired: a
-        # bootstrap of paired 0/1 differences collapses to [0, 0] when all pairs agree,
-        # which would claim a certainty that 20 pairs cannot give.
-        diff = (out["candidate"] - out["baseline"]) if x.size and y.size else math.nan
-        lo, hi = newcombe_interval(kx, x.size, ky, y.size)
-        if pairs is not None:
-            pb, pc = pairs
-            b_only = int(np.sum((pb == 1) & (pc == 0)))
-            c_only = int(np.sum((pb == 0) & (pc == 1)))
-            p = _mcnemar(b_only, c_only)
-            test = "mcnemar_exact"
-        else:
-            p = _fisher(kx, x.size, ky, y.size) if x.size and y.size else math.nan
-            test = "fisher_exact"
-        out.update(difference=diff, difference_lo=lo, difference_hi=hi, p_value=p, test=test,
-                   effect_name="risk_difference", effect_size=diff, margin_abs=margin)
+def _sides(kind: str, x: np.ndarray, y: np.ndarray, ex: np.ndarray | None, ey: np.ndarray | None) -> dict[str, float]:
+    """Each side's estimate and 95 % interval: Wilson for rates, the mean with a
+    t interval for continuous metrics (NaN below 2 runs), RMST ± 1.96 SE for time to event."""
+    from scipy import stats
+
+    out: dict[str, float] = {}
+    if kind == "time_to_event" and ex is not None and ey is not None and x.size and y.size:
+        from workbench.stats.survival import rmst
+
+        tau = float(min(x.max(), y.max()))
+        for side, t, e in (("baseline", x, ex), ("candidate", y, ey)):
+            try:
+                r = rmst(t, e, tau)
+                out[side], out[f"{side}_lo"], out[f"{side}_hi"] = r.estimate, r.estimate - _Z95 * r.std_err, r.estimate + _Z95 * r.std_err
+            except ConfigError:
+                out[side] = out[f"{side}_lo"] = out[f"{side}_hi"] = math.nan
         return out
-    base = float(x.mean()) if x.size else math.nan
-    cand = float(y.mean()) if y.size else math.nan
-    out.update(baseline=base, candidate=cand, baseline_lo=ci["baseline_lo"], baseline_hi=ci["baseline_hi"],
-               candidate_lo=ci["candidate_lo"], candidate_hi=ci["candidate_hi"])
-    if pairs is not None:
-        d = pairs[1] - pairs[0]
-        diff = float(d.mean())
-        p = _wilcoxon(d)
-        test = "wilcoxon_signed_rank"
-    else:
-        diff = cand - base
-        p = _mannwhitney(x, y)
-        test = "mann_whitney_u"
-    out.update(difference=diff, difference_lo=ci["difference_lo"], difference_hi=ci["difference_hi"], p_value=p, test=test,
-               effect_name="cliffs_delta", effect_size=cliffs_delta(x, y),
-               margin_abs=abs(base) * margin if math.isfinite(base) else math.nan)
+    for side, a in (("baseline", x), ("candidate", y)):
+        if kind == "rate":
+            k = int(round(float(a.sum())))
+            lo, hi = wilson_interval(k, a.size)
+            out[side], out[f"{side}_lo"], out[f"{side}_hi"] = (k / a.size if a.size else math.nan), lo, hi
+            continue
+        mean = float(a.mean()) if a.size else math.nan
+        half = math.nan
+        if a.size >= 2 and np.isfinite(a).all():
+            half = float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+        out[side], out[f"{side}_lo"], out[f"{side}_hi"] = mean, mean - half, mean + half
     return out
 
 
-def _verdict(r: dict[str, Any], alpha: float) -> str:
-    lo, hi, pa = r["difference_lo"], r["difference_hi"], r["p_adjusted"]
+def _families(rows: list[dict[str, Any]], alpha: float, with_margin: bool) -> None:
+    """The primary family (the gate) and the secondary one, each with its own discrete
+    Holm step on the harm, benefit and (with a margin) non-inferiority tests; then
+    intervals at each hypothesis' critical level and the verdicts."""
+    from workbench.stats.multiplicity import discrete_holm
+
+    for role in ("primary", "secondary"):
+        fam = [r for r in rows if r["role"] == role and r["_test"] is not None]
+        if not fam:
+            continue
+        tests = [r["_test"] for r in fam]
+        harm = discrete_holm([t.p_harm for t in tests], [t.support_harm for t in tests], alpha=alpha)
+        good = discrete_holm([t.p_benefit for t in tests], [t.support_benefit for t in tests], alpha=alpha)
+        ni = discrete_holm([t.p_ni for t in tests], [t.support_ni for t in tests], alpha=alpha) if with_margin else None
+        for j, (r, t) in enumerate(zip(fam, tests, strict=True)):
+            level = float(harm.critical[j])
+            lo, hi = t.interval(level) if level > 0 else (math.nan, math.nan)
+            r.update(test=t.method, p_value=t.p_harm, p_adjusted=float(harm.adjusted[j]), critical=level,
+                     testable=bool(harm.testable[j]), p_benefit=t.p_benefit, p_ni=t.p_ni, ni_test=t.ni_method,
+                     difference=t.estimate, difference_lo=lo, difference_hi=hi,
+                     _harm=bool(harm.rejected[j]), _good=bool(good.rejected[j]),
+                     _ni=bool(ni.rejected[j]) if ni is not None else False)
+    for r in rows:
+        r["verdict"] = _verdict(r)
+
+
+def _verdict(r: dict[str, Any]) -> str:
     if r["n_baseline"] == 0 or r["n_candidate"] == 0:
         return NOT_MEASURED
-    if r["n_baseline"] < 3 or r["n_candidate"] < 3 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    significant = math.isfinite(pa) and pa < alpha and (lo > 0 or hi < 0)
-    if significant:
-        better = r["higher_is_better"]
-        if better is None:
-            return "changed"
-        up = lo > 0
-        return "improvement" if up == better else "regression"
-    m = r["margin_abs"]
-    if math.isfinite(m) and -m <= lo and hi <= m:
+    if r.get("_test") is None:
+        return "undecided"
+    better = r["higher_is_better"]
+    if r["_harm"]:
+        return "changed" if better is None else "regression"
+    if r["_good"]:
+        return "changed" if better is None else "improvement"
+    if r["_ni"]:
+        return "non_inferior"
+    lo, hi, m = r["difference_lo"], r["difference_hi"], r["margin_abs"]
+    if all(math.isfinite(v) for v in (lo, hi, m)) and -m <= lo and hi <= m:
         return "no_change"
-    return "inconclusive"
+    return "undecided"
 
 
 def _table(rows: list[dict[str, Any]], within: list[str]) -> pl.DataFrame:
     import polars as pl
 
     cols = [
-        *within, "metric", "kind", "unit", "paired", "n_pairs", "n_baseline", "n_candidate",
+        *within, "metric", "role", "kind", "unit", "paired", "n_pairs", "pairing", "n_baseline", "n_candidate",
+        "n_unknown_baseline", "n_unknown_candidate", "missing_differs",
         "baseline", "baseline_lo", "baseline_hi", "candidate", "candidate_lo", "candidate_hi",
-        "difference", "difference_lo", "difference_hi", "test", "p_value", "p_adjusted",
-        "effect_name", "effect_size", "verdict", "higher_is_better", "runs_baseline", "runs_candidate", "windows",
+        "difference", "difference_lo", "difference_hi", "difference_worst", "difference_best",
+        "test", "p_value", "p_adjusted", "critical", "testable", "p_benefit", "p_ni", "ni_test",
+        "verdict", "higher_is_better", "runs_baseline", "runs_candidate", "unknown_baseline", "unknown_candidate", "windows",
     ]
     if not rows:
         return pl.DataFrame({c: [] for c in cols})
     data = {c: [r.get(c) for r in rows] for c in cols}
     floats = {"baseline", "baseline_lo", "baseline_hi", "candidate", "candidate_lo", "candidate_hi",
-              "difference", "difference_lo", "difference_hi", "p_value", "p_adjusted", "effect_size"}
+              "difference", "difference_lo", "difference_hi", "difference_worst", "difference_best",
+              "p_value", "p_adjusted", "critical", "p_benefit", "p_ni"}
     lists = {"runs_baseline": pl.List(pl.String), "runs_candidate": pl.List(pl.String),
+             "unknown_baseline": pl.List(pl.String), "unknown_candidate": pl.List(pl.String),
              "windows": pl.List(pl.Struct({"run_id": pl.String, "start_ns": pl.Int64, "end_ns": pl.Int64}))}
     series = []
     for c in cols:
@@ -875,8 +961,10 @@ def _table(rows: list[dict[str, Any]], within: list[str]) -> pl.DataFrame:
             series.append(pl.Series(c, [float(v) if v is not None else None for v in data[c]], dtype=pl.Float64))
         elif c in lists:  # one-row list Series per row, built by _cell_rows
             series.append(pl.concat([v for v in data[c] if v is not None]).cast(lists[c]).alias(c))
-        elif c == "higher_is_better":
+        elif c in ("higher_is_better", "testable", "missing_differs", "paired"):
             series.append(pl.Series(c, data[c], dtype=pl.Boolean))
+        elif c in ("test", "ni_test", "pairing"):
+            series.append(pl.Series(c, [v or "" for v in data[c]], dtype=pl.String))
         else:
             series.append(pl.Series(c, data[c]))
     return pl.DataFrame(series)

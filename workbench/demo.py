@@ -86,14 +86,17 @@ def tour(
     metrics = wb.metrics.compute(store, progress=progress)
     echo(f"   {metrics.width - 1} metric columns for {metrics.height} runs, kept in the catalog as metrics.*")
 
-    echo("\n== 5. Did policy-v2 get better? Per robot × lighting, Holm-adjusted, runs paired by seed")
+    from workbench.compare import format_p
+
+    echo("\n== 5. Did policy-v2 get worse? Per robot × lighting: the gate on success (one-sided, discrete Holm), runs paired by seed")
     res = wb.compare(store, by="model.version", baseline="policy-v1", candidate="policy-v2",
                      within=["hardware.robot", "environment.lighting"], min_grade="B")
     view = res.table.select(
         "hardware.robot", "environment.lighting", "metric", "n_baseline", "n_candidate",
         pl.col("baseline").round(3), pl.col("candidate").round(3),
-        pl.format("[{}, {}]", pl.col("difference_lo").round(3), pl.col("difference_hi").round(3)).alias("difference 95% CI"),
-        pl.col("p_adjusted").round(4), "verdict",
+        pl.format("[{}, {}]", pl.col("difference_lo").round(3), pl.col("difference_hi").round(3)).alias("difference interval"),
+        pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String).alias("p adj"),
+        "verdict",
     )
     echo(_table(view, rows=20))
     if res.excluded:

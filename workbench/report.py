@@ -63,7 +63,7 @@ th{background:#f3f3f3;position:sticky;top:0} td.num{text-align:right;font-varian
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.78rem;word-break:break-all}
 .badge{display:inline-block;padding:0 .45rem;border-radius:.7rem;color:#fff;font-weight:600;font-size:.78rem}
 .verdict-regression{background:#d62728}.verdict-improvement{background:#2ca02c}.verdict-no_change{background:#7f7f7f}
-.verdict-inconclusive{background:#ff7f0e}.verdict-changed{background:#1f77b4}.verdict-not_measured{background:#b0b0b0}
+.verdict-undecided{background:#ff7f0e}.verdict-non_inferior{background:#17becf}.verdict-changed{background:#1f77b4}.verdict-not_measured{background:#b0b0b0}
 .summary{padding:.8rem 1rem;border-radius:.4rem;margin:1rem 0}.pass{background:#e8f5e9}.fail{background:#fdecea}
 .unmeasured{background:#f1f1f1}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
@@ -132,16 +132,29 @@ def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, see
             parts.append("<ul>" + "".join(f"<li>{_rst_to_html(i)}</li>" for i in items) + "</ul>")
         else:
             parts.append(f"<p>{_rst_to_html(' '.join(lines))}</p>")
+    cell = importlib.import_module("workbench.stats.cell")
+    mdoc = (cell.__doc__ or "").split("\nMethods\n-------\n", 1)
+    if len(mdoc) == 2:
+        items = [" ".join(ln.strip() for ln in it.splitlines()) for it in re.split(r"\n\* ", "\n" + mdoc[1].split("\nExamples\n")[0].strip()) if it.strip()]
+        parts.append("<h3>Tests, one method per cell</h3><ul>" + "".join(f"<li>{_rst_to_html(i.lstrip('* '))}</li>" for i in items) + "</ul>")
+    mult = importlib.import_module("workbench.stats.multiplicity")
+    bullets = re.split(r"\n\* ", (mult.__doc__ or "").split("\nExamples\n")[0])
+    chosen = [" ".join(ln.strip() for ln in b.splitlines()) for b in bullets if b.startswith(":func:`discrete_holm`")]
+    if chosen:
+        parts.append(f"<h3>Multiplicity</h3><p>{_rst_to_html(chosen[0])}</p>")
     for fn in (mod.attribution, mod.reproducibility):
         text = (fn.__doc__ or "").strip()
         paras = [" ".join(ln.strip() for ln in p.splitlines()) for p in re.split(r"\n\s*\n", text)]
         parts.append(f"<h3><code>{_e(fn.__name__)}</code></h3>" + "".join(f"<p>{_rst_to_html(p)}</p>" for p in paras))
-    params = [("bootstrap replicates", n_boot), ("bootstrap seed", seed), ("equivalence margin", margin)]
+    params: list[tuple[str, Any]] = [("equivalence margin", margin)]
     if result is not None:
         params = [("compared factor", result.by), ("baseline", result.baseline), ("candidate", result.candidate),
                   ("cells within", ", ".join(result.within) or "one cell with every run"),
-                  ("family-wise error rate α (Holm)", result.alpha),
-                  ("tests in the family", result.table.filter(~result.table["p_value"].is_nan()).height),
+                  ("primary metrics (the gate)", ", ".join(result.primary)),
+                  ("family-wise error rate α (one-sided, discrete Holm)", result.alpha),
+                  ("tests in the gate's family", result.gate.filter(~result.gate["p_value"].is_nan()).height),
+                  ("non-inferiority margin", result.margin if result.margin is not None else "none"),
+                  ("pairing", f"by {', '.join(result.pair_by)}, {result.replicates} of replicates" if result.pair_by else "unpaired"),
                   *params]
     parts.append("<h3>Parameters of this comparison</h3>" + _table(["parameter", "value"], [[_e(k), _e(v)] for k, v in params]))
     return "\n".join(parts)
@@ -161,26 +174,46 @@ def _grade_badge(grade: Any) -> str:
 
 
 def _comparison_section(res: CompareResult) -> str:
+    from workbench.compare import format_p
+
     rows = []
     for r in res.table.iter_rows(named=True):
         unit = f" {r['unit']}" if r.get("unit") else ""
+        unknown = f"{r['n_unknown_baseline']} / {r['n_unknown_candidate']}"
+        if r["missing_differs"]:
+            unknown += " <span class=badge style='background:#d62728'>differs</span>"
+        bounds = ""
+        if r["difference_worst"] is not None and math.isfinite(r["difference_worst"]) and (r["n_unknown_baseline"] or r["n_unknown_candidate"]):
+            bounds = f"<br><span class=muted>if unknowns: [{_num(r['difference_worst'])}, {_num(r['difference_best'])}]</span>"
+        level = r["critical"]
+        ci = "" if level is None or not math.isfinite(level) else f" <span class=muted>(each bound one-sided at {format_p(level)})</span>"
         rows.append([
             *[_e(r[w]) for w in res.within],
-            f"{_e(r['metric'])}{_e(unit)}",
+            f"{_e(r['metric'])}{_e(unit)}" + (" <span class=muted>(secondary)</span>" if r["role"] != "primary" else ""),
             f"<span class=num>{_e(r['n_baseline'])}</span>",
-            f"<span class=num>{_e(r['n_candidate'])}</span>" + (f" <span class=muted>({_e(r['n_pairs'])} pairs)</span>" if r["paired"] else ""),
+            f"<span class=num>{_e(r['n_candidate'])}</span>",
+            unknown,
             _interval(r["baseline"], r["baseline_lo"], r["baseline_hi"]),
             _interval(r["candidate"], r["candidate_lo"], r["candidate_hi"]),
-            _interval(r["difference"], r["difference_lo"], r["difference_hi"]),
-            _e(r["test"]),
-            _num(r["p_value"], 4),
-            _num(r["p_adjusted"], 4),
-            f"{_e(r['effect_name'])} {_num(r['effect_size'], 2)}",
+            _interval(r["difference"], r["difference_lo"], r["difference_hi"]) + ci + bounds,
+            _e(r["test"]) + f"<br><span class=muted>{_e(r['pairing'])}</span>",
+            _e(format_p(r["p_value"])),
+            _e(format_p(r["p_adjusted"])),
             _verdict_badge(r["verdict"]),
         ])
-    header = [*res.within, "metric", "n baseline", "n candidate", f"baseline {res.baseline}", f"candidate {res.candidate}",
-              "difference [95 % CI]", "test", "p", "p (Holm)", "effect size", "verdict"]
-    return _table(header, rows, cls="comparison")
+    header = [*res.within, "metric", "n baseline", "n candidate", "unknown b / c", f"baseline {res.baseline}",
+              f"candidate {res.candidate}", "difference [interval of the test]", "test", "p (one-sided, harm)",
+              "p (discrete Holm)", "verdict"]
+    gate = (f"<p>The gate decides on <b>{_e(', '.join(res.primary))}</b> "
+            f"({res.gate.height} cell(s), one-sided at α = {_e(res.alpha)}); other metrics are secondary and never change it. "
+            f"Status: <b>{_e(res.status)}</b>.</p>")
+    excl = ""
+    if res.exclusions:
+        reasons: dict[str, int] = {}
+        for why in res.exclusions.values():
+            reasons[why] = reasons.get(why, 0) + 1
+        excl = "<p class=muted>Left out: " + "; ".join(f"{n} run(s): {_e(w)}" for w, n in reasons.items()) + "</p>"
+    return gate + _table(header, rows, cls="comparison") + excl
 
 
 def _attribution_section(res: CompareResult) -> str:

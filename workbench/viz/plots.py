@@ -66,7 +66,8 @@ VERDICT_COLORS = {
     "improvement": "#2ca02c",
     "regression": "#d62728",
     "no_change": "#7f7f7f",
-    "inconclusive": "#ff7f0e",
+    "non_inferior": "#17becf",
+    "undecided": "#ff7f0e",
     "changed": "#1f77b4",
 }
 SEVERITY_COLORS = {"info": "#1f77b4", "warning": "#ff7f0e", "error": "#d62728"}

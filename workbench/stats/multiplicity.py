@@ -1,0 +1,504 @@
+"""Family-wise error control for many one-sided tests, aware of discreteness.
+
+The gate tests many cells at once (one one-sided hypothesis per cell) and must keep
+the family-wise error rate (FWER, the probability of at least one false alarm) at
+``alpha``. Plain Holm treats every p-value as if it were uniform under its null. Exact
+tests on a few dozen runs are far from that: a cell whose baseline and candidate both
+succeeded every time can only produce ``p = 1``, a cell with 18 of 20 has a handful of
+attainable p-values. Holm still charges each of them ``alpha / m``; the procedures
+here charge each hypothesis only the null probability it can actually spend.
+
+* :func:`holm` -- Holm's (1979) step-down procedure, the reference (adjusted p-values
+  equal ``statsmodels.stats.multitest.multipletests(p, method="holm")``).
+* :func:`discrete_holm` -- the discrete Holm step-down procedure (Döhler 2010; Zhu &
+  Guo 2019): at each step the critical value is the largest ``c`` with
+  ``sum_{i in R} F_i(c) <= alpha``, ``F_i`` the null CDF of the ``i``-th p-value
+  (:meth:`workbench.stats.rates.RateTest.null_cdf`) and ``R`` the hypotheses not yet
+  rejected. With continuous tests (``F_i(c) = c``) it is Holm; with discrete tests it
+  rejects everything Holm rejects and usually more. Hypotheses that cannot reach the
+  critical value are reported as not testable (Tarone 1990), and they cost nothing.
+
+Both return a :class:`MultiplicityResult` holding, for each hypothesis, the decision,
+the step-down adjusted p-value, the critical value it was tested at and whether it was
+testable. A NaN p-value marks a cell that was not measured: it is not in the family,
+never rejected, and its adjusted p-value and critical value are NaN.
+
+Examples
+--------
+One cell lost 7 of 20 runs, four other cells succeeded every time in both arms (their
+Fisher tests can only give ``p = 1``). Holm divides alpha by 5; the discrete procedure
+sees that the four cells cannot be rejected and tests the first one at full ``alpha``:
+
+>>> from workbench.stats.rates import unpaired_rate_test
+>>> tests = [unpaired_rate_test(18, 20, 11, 20)] + [unpaired_rate_test(20, 20, 20, 20)] * 4
+>>> p = [t.p_value for t in tests]
+>>> round(p[0], 4)
+0.0155
+>>> holm(p).rejected.tolist()
+[False, False, False, False, False]
+>>> res = discrete_holm(p, [t.support for t in tests])
+>>> res.rejected.tolist()
+[True, False, False, False, False]
+>>> res.testable.tolist()
+[True, False, False, False, False]
+>>> round(float(res.adjusted[0]), 4)
+0.0155
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.model import ConfigError
+
+__all__ = ["MultiplicityResult", "holm", "discrete_holm", "METHODS"]
+
+METHODS: tuple[str, ...] = ("holm", "discrete_holm")
+"""Values of :attr:`MultiplicityResult.method`."""
+
+_SNAP_RTOL = 1e-9  # an observed p-value is matched to its support within this tolerance
+_SNAP_ATOL = 1e-15
+_MASS_TOL = 1e-9  # the null probabilities of a support may sum to at most 1 + this
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class MultiplicityResult:
+    """Decisions of a step-down multiple test, one entry per hypothesis (input order).
+
+    Attributes
+    ----------
+    rejected : ndarray of bool
+        Whether the hypothesis is rejected with the family-wise error held at
+        ``alpha``. Always False for a NaN p-value.
+    adjusted : ndarray of float
+        Step-down adjusted p-value: the smallest ``alpha`` at which the hypothesis
+        would be rejected (up to rounding, ``rejected == (adjusted <= alpha)``). NaN for
+        a NaN p-value.
+    critical : ndarray of float
+        The critical value the hypothesis was compared with: for a rejected hypothesis
+        the one of the step that rejected it, for the others the one of the step where
+        the procedure stopped (``p <= critical`` is the decision rule, and a caller can
+        compute an interval at that one-sided level). NaN for a NaN p-value; 0 when no
+        p-value of the remaining family can be rejected at all.
+    testable : ndarray of bool
+        False when the smallest p-value the hypothesis' test can attain exceeds its
+        ``critical`` value: it could not have been rejected whatever the data (Tarone).
+        False for a NaN p-value.
+    method : str
+        ``"holm"`` or ``"discrete_holm"``.
+
+    Examples
+    --------
+    >>> res = holm([0.01, float("nan"), 0.02])
+    >>> res.rejected.tolist(), res.adjusted.tolist(), res.n_tested
+    ([True, False, True], [0.02, nan, 0.02], 2)
+    """
+
+    rejected: np.ndarray
+    adjusted: np.ndarray
+    critical: np.ndarray
+    testable: np.ndarray
+    method: str
+
+    @property
+    def n_tested(self) -> int:
+        """Number of hypotheses in the family (p-value not NaN)."""
+        return int(np.count_nonzero(~np.isnan(self.adjusted)))
+
+    @property
+    def n_rejected(self) -> int:
+        """Number of rejected hypotheses."""
+        return int(np.count_nonzero(self.rejected))
+
+
+def _result(
+    rejected: np.ndarray, adjusted: np.ndarray, critical: np.ndarray, testable: np.ndarray, method: str
+) -> MultiplicityResult:
+    for arr in (rejected, adjusted, critical, testable):
+        arr.setflags(write=False)
+    return MultiplicityResult(rejected, adjusted, critical, testable, method)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_alpha(alpha: Any) -> float:
+    ok = isinstance(alpha, (int, float, np.floating, np.integer)) and not isinstance(alpha, bool)
+    if not (ok and 0 < float(alpha) < 1):
+        msg = f"alpha={alpha!r} is not valid; use a family-wise error level in (0, 1)"
+        raise ConfigError(msg)
+    return float(alpha)
+
+
+def _check_pvalues(pvalues: Any) -> np.ndarray:
+    hint = "use a 1-D sequence of p-values in [0, 1] (NaN for a cell that was not measured)"
+    try:
+        arr = np.array(pvalues, dtype=float)
+    except (TypeError, ValueError):
+        msg = f"pvalues={pvalues!r} is not valid; {hint}"
+        raise ConfigError(msg) from None
+    if arr.ndim != 1:
+        msg = f"pvalues has shape {arr.shape}, which is not valid; {hint}"
+        raise ConfigError(msg)
+    bad = ~np.isnan(arr) & ~((arr >= 0.0) & (arr <= 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        msg = f"pvalues[{i}]={arr[i]!r} is not a p-value; {hint}"
+        raise ConfigError(msg)
+    return arr
+
+
+@dataclass(frozen=True)
+class _Support:
+    values: np.ndarray  # attainable p-values, strictly increasing
+    cdf: np.ndarray  # F(values), nondecreasing, <= 1
+
+    def at(self, x: np.ndarray) -> np.ndarray:
+        """F at each point of ``x`` (right-continuous step function)."""
+        j = np.searchsorted(self.values, x, side="right") - 1
+        return np.where(j >= 0, self.cdf[np.maximum(j, 0)], 0.0)
+
+
+def _check_support(i: int, s: Any) -> _Support | None:
+    hint = (
+        "use a (values, probs) pair -- the attainable p-values of the test (sorted, unique) and "
+        "their null probabilities, e.g. RateTest.support -- or None for a continuous test"
+    )
+    if s is None:
+        return None
+    if not isinstance(s, (tuple, list)) and hasattr(s, "support"):  # a RateTest
+        s = s.support
+        if s is None:
+            return None
+    try:
+        values, probs = s
+        values = np.asarray(values, dtype=float)
+        probs = np.asarray(probs, dtype=float)
+    except (TypeError, ValueError):
+        msg = f"supports[{i}]={s!r} is not valid; {hint}"
+        raise ConfigError(msg) from None
+    problem = None
+    if values.ndim != 1 or probs.shape != values.shape or values.size == 0:
+        problem = f"values {values.shape} and probs {probs.shape} must be non-empty 1-D arrays of one length"
+    elif not (np.isfinite(values).all() and np.isfinite(probs).all()):
+        problem = "values and probs must be finite"
+    elif values[0] < 0.0 or values[-1] > 1.0:
+        problem = f"values must lie in [0, 1], got [{values[0]!r}, {values[-1]!r}]"
+    elif np.any(np.diff(values) <= 0.0):
+        problem = "values must be strictly increasing (sorted, unique)"
+    elif probs.min() < 0.0:
+        problem = f"probs must be non-negative, got {probs.min()!r}"
+    elif probs.sum() > 1.0 + _MASS_TOL:
+        problem = f"probs sum to {probs.sum()!r} > 1"
+    if problem is not None:
+        msg = f"supports[{i}] is not valid: {problem}; {hint}"
+        raise ConfigError(msg)
+    return _Support(values, np.minimum(1.0, np.cumsum(probs)))
+
+
+def _check_supports(supports: Any, m: int) -> list[_Support | None]:
+    if supports is None:
+        return [None] * m
+    if isinstance(supports, (str, bytes)) or not isinstance(supports, Sequence):
+        msg = (
+            f"supports={supports!r} is not valid; use None (all tests continuous) or a list with one "
+            "(values, probs) pair or None per p-value"
+        )
+        raise ConfigError(msg)
+    if len(supports) != m:
+        msg = f"supports has {len(supports)} entries but pvalues has {m}; pass one support (or None) per p-value"
+        raise ConfigError(msg)
+    return [_check_support(i, s) for i, s in enumerate(supports)]
+
+
+def _snap(i: int, p: float, sup: _Support) -> float:
+    """The attainable value of ``sup`` that ``p`` is (within rounding); else ConfigError."""
+    v = sup.values
+    j = int(np.searchsorted(v, p))
+    for jj in (j - 1, j):
+        if 0 <= jj < v.size and math.isclose(v[jj], p, rel_tol=_SNAP_RTOL, abs_tol=_SNAP_ATOL):
+            return float(v[jj])
+    near = v[max(0, min(v.size - 1, j))]
+    msg = (
+        f"pvalues[{i}]={p!r} is not an attainable value of supports[{i}] (nearest {near!r}); "
+        "pass the p-value and the support of the same test, in the same order"
+    )
+    raise ConfigError(msg)
+
+
+# --------------------------------------------------------------------------- Holm
+
+
+def holm(pvalues: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> MultiplicityResult:
+    """Holm's step-down procedure (strong FWER control under any dependence).
+
+    Sort the ``m`` p-values, ``p_(1) <= ... <= p_(m)``; reject ``p_(j)`` while
+    ``p_(j) <= alpha / (m - j + 1)`` and stop at the first that is not.
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        One p-value per hypothesis, in [0, 1]; NaN for a hypothesis that was not
+        measured (excluded from the family: it does not count in ``m``).
+    alpha : float
+        Family-wise error level in (0, 1).
+
+    Returns
+    -------
+    MultiplicityResult
+        ``adjusted`` equals ``multipletests(p, method="holm")[1]`` of statsmodels
+        (``min(1, max_{l <= j} (m - l + 1) p_(l))``); ``critical`` is
+        ``alpha / (m - j + 1)`` of the step that tested the hypothesis; ``testable``
+        is True for every measured hypothesis.
+
+    Raises
+    ------
+    ConfigError
+        ``pvalues`` not 1-D or outside [0, 1], ``alpha`` outside (0, 1).
+
+    Examples
+    --------
+    >>> res = holm([0.01, 0.04, 0.03, 0.2])
+    >>> res.rejected.tolist()
+    [True, False, False, False]
+    >>> res.adjusted.round(3).tolist()
+    [0.04, 0.09, 0.09, 0.2]
+    >>> res.critical.round(4).tolist()
+    [0.0125, 0.0167, 0.0167, 0.0167]
+    """
+    p = _check_pvalues(pvalues)
+    alpha = _check_alpha(alpha)
+    n = p.size
+    rejected = np.zeros(n, dtype=bool)
+    adjusted = np.full(n, np.nan)
+    critical = np.full(n, np.nan)
+    testable = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(~np.isnan(p))
+    m = idx.size
+    if m:
+        order = idx[np.argsort(p[idx], kind="stable")]
+        ps = p[order]
+        k = np.arange(m, 0, -1)
+        crit = alpha / k
+        ok = ps <= crit
+        r = m if ok.all() else int(np.argmin(ok))  # number rejected: up to the first failure
+        rejected[order[:r]] = True
+        critical[order[:r]] = crit[:r]
+        if r < m:
+            critical[order[r:]] = crit[r]
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(ps * k))
+        testable[order] = True
+    return _result(rejected, adjusted, critical, testable, "holm")
+
+
+# --------------------------------------------------------------------------- discrete Holm
+
+
+def _critical_value(grid: np.ndarray, s_grid: np.ndarray, live: np.ndarray, k: int, alpha: float) -> float:
+    """Largest attainable ``c`` with ``S(c) = D(c) + k c <= alpha``.
+
+    ``D`` is the sum of the discrete null CDFs still in the family, known on ``grid``
+    (the union of their supports; ``s_grid = D(grid)``), ``live`` marks the grid points
+    that are attainable values of a hypothesis still in the family, ``k`` is the number
+    of continuous hypotheses left (``F(c) = c``).
+    """
+    if k == 0:
+        over = s_grid > alpha
+        stop = int(np.argmax(over)) if over.any() else grid.size
+        cand = np.flatnonzero(live[:stop])
+        return float(grid[cand[-1]]) if cand.size else 0.0
+    if grid.size and grid[0] == 0.0:
+        pts, d = grid, s_grid
+    else:
+        pts, d = np.concatenate([[0.0], grid]), np.concatenate([[0.0], s_grid])
+    over = d + k * pts > alpha
+    if not over.any():
+        return min(1.0, (alpha - float(d[-1])) / k)
+    g = int(np.argmax(over))
+    if g == 0:
+        return 0.0
+    c = (alpha - float(d[g - 1])) / k  # S is linear on [pts[g-1], pts[g]) and <= alpha at its left end
+    # at pts[g] the discrete part jumps above alpha: a continuous test can still attain any
+    # value just below it
+    return c if c < pts[g] else float(np.nextafter(pts[g], 0.0))
+
+
+def discrete_holm(
+    pvalues: Sequence[float] | np.ndarray,
+    supports: Sequence[Any] | None = None,
+    *,
+    alpha: float = 0.05,
+) -> MultiplicityResult:
+    """Discrete Holm step-down procedure: Holm with the tests' actual null CDFs.
+
+    Sort the measured p-values, ``p_(1) <= ... <= p_(m)``, and let
+    ``R_j = {(j), ..., (m)}`` be the hypotheses left at step ``j``. The critical value of
+    step ``j`` is
+
+    ``c_j = max{c attainable : S_j(c) = sum_{i in R_j} F_i(c) <= alpha}``
+
+    with ``F_i(c) = P_null(p_i <= c)`` the (sharp bound of the) null CDF of the ``i``-th
+    p-value. Reject ``p_(j)`` if ``p_(j) <= c_j`` and go on, else stop: the hypotheses
+    left are not rejected. "Attainable" means an attainable p-value of a discrete test
+    still in ``R_j``, or any value when a continuous test is left.
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        One one-sided p-value per hypothesis, in [0, 1]; NaN for a hypothesis that was
+        not measured (excluded from the family, never rejected).
+    supports : sequence or None
+        One entry per p-value: ``(values, probs)`` -- the attainable p-values of the
+        test, sorted and unique, and their null probabilities, so that
+        ``F(c) = probs[values <= c].sum()`` (:attr:`RateTest.support
+        <workbench.stats.rates.RateTest>`; a ``RateTest`` itself is accepted too) --
+        or None for a continuous test, ``F(c) = c``. ``supports=None``: all
+        continuous, which is exactly :func:`holm`. Each observed p-value must be one of
+        the values of its support (up to a relative 1e-9); the entry of a NaN p-value is
+        ignored.
+    alpha : float
+        Family-wise error level in (0, 1).
+
+    Returns
+    -------
+    MultiplicityResult
+        ``adjusted[(j)] = min(1, max_{l <= j} S_l(p_(l)))``; ``critical[(j)] = c_j`` for
+        rejected hypotheses and the ``c`` of the step that stopped for the others;
+        ``testable`` is ``min(values) <= critical`` (True for continuous tests).
+
+    Raises
+    ------
+    ConfigError
+        ``pvalues`` not 1-D or outside [0, 1]; ``supports`` not one entry per p-value,
+        malformed, or not containing its p-value; ``alpha`` outside (0, 1).
+
+    Notes
+    -----
+    This is the discrete Holm procedure of Döhler (2010) and Zhu & Guo (2019), the
+    step-down version of the "sum of CDFs" discrete Bonferroni; the same construction
+    underlies the discrete Benjamini-Hochberg procedures of Döhler, Durand & Roquain
+    (2018) for the FDR. It refines Tarone's (1990) screening and the Tarone-Holm
+    procedure of Hommel & Krummenauer (1998): a hypothesis whose smallest attainable
+    p-value exceeds ``c`` contributes ``F_i(c) = 0``, and one that can only reach a few
+    small values contributes their probabilities rather than ``c``.
+
+    *FWER control (strong, any dependence).* Let ``I0`` be the true nulls and consider
+    the first of them to be rejected, at step ``j``. No true null was rejected before,
+    so ``I0`` is a subset of ``R_j`` and ``S_{I0} <= S_j``; the rejected p-value is the
+    smallest of ``R_j``, hence ``min_{i in I0} p_i <= c_j`` with ``S_{I0}(c_j) <=
+    alpha``. So a false rejection implies ``min_{i in I0} p_i <= c*``, ``c*`` the largest
+    ``c`` with ``S_{I0}(c) <= alpha``, whose probability is at most ``S_{I0}(c*) <=
+    alpha`` by the union bound. Only the marginal null CDFs enter: the tests may be
+    dependent, and conditional tests (Fisher, McNemar) are valid conditionally on
+    their margins. Mid-p tests are covered as long as their support holds the true null
+    probabilities.
+
+    *Never less powerful than Holm* when every test is valid (``F_i(c) <= c``, true of
+    exact tests): ``S_j(alpha / |R_j|) <= alpha``, so ``c_j`` is at least every
+    attainable value ``<= alpha / |R_j|`` and each rejection of Holm is one here.
+
+    References
+    ----------
+    Döhler, S. (2010). Validation of credit default probabilities using multiple-testing
+    procedures. *Journal of Risk Model Validation* 4(4), 59-92.
+
+    Zhu, Y. & Guo, W. (2019). Family-wise error rate controlling procedures for discrete
+    data. *Statistics in Biopharmaceutical Research* 12(1), 117-128.
+
+    Döhler, S., Durand, G. & Roquain, E. (2018). New FDR bounds for discrete and
+    heterogeneous tests. *Electronic Journal of Statistics* 12(1), 1867-1900.
+
+    Tarone, R. E. (1990). A modified Bonferroni method for discrete data. *Biometrics*
+    46, 515-522.
+
+    Hommel, G. & Krummenauer, F. (1998). Improvements and modifications of Tarone's
+    multiple test procedure for discrete data. *Biometrics* 54, 673-681.
+
+    Holm, S. (1979). A simple sequentially rejective multiple test procedure.
+    *Scandinavian Journal of Statistics* 6, 65-70.
+
+    Examples
+    --------
+    Three hypotheses whose tests can only give the p-values listed in ``values``:
+
+    >>> sup = ([0.01, 0.3, 1.0], [0.01, 0.29, 0.7])
+    >>> res = discrete_holm([0.01, 0.01, 0.01], [sup, sup, sup], alpha=0.05)
+    >>> res.rejected.tolist(), res.adjusted.round(3).tolist()
+    ([True, True, True], [0.03, 0.03, 0.03])
+    >>> holm([0.01, 0.01, 0.01]).rejected.tolist()
+    [True, True, True]
+
+    A cell whose test cannot go below 0.3 costs nothing and is not testable:
+
+    >>> res = discrete_holm([0.02, 0.3], [None, ([0.3, 1.0], [0.3, 0.7])])
+    >>> res.rejected.tolist(), res.testable.tolist(), float(res.critical[0])
+    ([True, False], [True, False], 0.05)
+    """
+    p = _check_pvalues(pvalues)
+    sups = _check_supports(supports, p.size)
+    alpha = _check_alpha(alpha)
+    n = p.size
+    rejected = np.zeros(n, dtype=bool)
+    adjusted = np.full(n, np.nan)
+    critical = np.full(n, np.nan)
+    testable = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(~np.isnan(p))
+    m = idx.size
+    if m == 0:
+        return _result(rejected, adjusted, critical, testable, "discrete_holm")
+
+    ps = p.copy()
+    for i in idx:
+        if sups[i] is not None:
+            ps[i] = _snap(int(i), float(p[i]), sups[i])  # type: ignore[arg-type]
+    order = idx[np.argsort(ps[idx], kind="stable")]
+    disc = [sups[i] for i in order]
+    k = sum(s is None for s in disc)  # continuous hypotheses left
+
+    # S(c) of the discrete hypotheses left, on the union of their supports, and how many
+    # of them can attain each grid point; both updated as hypotheses leave the family
+    vals = [s.values for s in disc if s is not None]
+    grid = np.unique(np.concatenate(vals)) if vals else np.empty(0)
+    s_grid = np.zeros(grid.size)
+    live = np.zeros(grid.size, dtype=np.int64)
+    for s in disc:
+        if s is not None:
+            s_grid += s.at(grid)
+            live[np.searchsorted(grid, s.values)] += 1
+
+    raw = np.empty(m)
+    running = True
+    c_stop = np.nan
+    for j in range(m):
+        pj = ps[order[j]]
+        if running:
+            c = _critical_value(grid, s_grid, live > 0, k, alpha)
+            if pj <= c:
+                rejected[order[j]] = True
+                critical[order[j]] = c
+            else:
+                running = False
+                c_stop = c
+        g = int(np.searchsorted(grid, pj, side="right")) - 1
+        raw[j] = (float(s_grid[g]) if g >= 0 else 0.0) + k * pj
+        s = disc[j]  # hypothesis (j) leaves the family
+        if s is None:
+            k -= 1
+        else:
+            s_grid -= s.at(grid)
+            live[np.searchsorted(grid, s.values)] -= 1
+
+    if not running:
+        critical[order[~rejected[order]]] = c_stop
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(raw))
+    min_p = np.array([0.0 if s is None else float(s.values[0]) for s in disc])
+    testable[order] = min_p <= critical[order]
+    return _result(rejected, adjusted, critical, testable, "discrete_holm")
