@@ -549,7 +549,7 @@ def compare(
             raise ConfigError(msg)
         allowed = list(_GRADE_ORDER[: _GRADE_ORDER.index(min_grade) + 1])
         grade = pl.col("quality.grade")
-        keep = grade.is_in(allowed) | (grade.is_null() & (not drop_ungraded))
+        keep = grade.is_in(allowed).fill_null(False) | (grade.is_null() & pl.lit(not drop_ungraded))
         dropped = cat.filter(~keep)
         for rid, g in zip(dropped["run_id"].to_list(), dropped["quality.grade"].to_list(), strict=True):
             exclusions[rid] = f"grade {g} below {min_grade}" if g is not None else "ungraded (drop_ungraded)"

@@ -47,12 +47,15 @@ def _apply(tests: list[RateTest], alpha: float = ALPHA) -> tuple[MultiplicityRes
     return discrete_holm(p, [t.support for t in tests], alpha=alpha), holm(p, alpha=alpha)
 
 
-def _reference_discrete_holm(p: list[float], tests: list[RateTest], alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """The definition, written out with RateTest.null_cdf: decisions and adjusted p."""
+def _reference_discrete_holm(
+    p: list[float], tests: list[RateTest], alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The definition, written out with RateTest.null_cdf: decisions, adjusted p, levels."""
     order = sorted(range(len(p)), key=lambda i: p[i])
     rejected = np.zeros(len(p), dtype=bool)
     adjusted = np.empty(len(p))
-    running, worst = True, 0.0
+    critical = np.empty(len(p))
+    running, worst, level = True, 0.0, math.nan
     for j, i in enumerate(order):
         left = order[j:]
 
@@ -63,10 +66,13 @@ def _reference_discrete_holm(p: list[float], tests: list[RateTest], alpha: float
         adjusted[i] = worst
         if running:
             values = sorted({float(v) for h in left for v in tests[h].support[0]})
-            c = max((v for v in values if total(v) <= alpha), default=0.0)
-            running = p[i] <= c
+            a = max((v for v in values if total(v) <= alpha), default=0.0)
+            b = min((v for v in values if total(v) > alpha), default=math.inf)
+            level = alpha if a < alpha < b else (a + b) / 2 if b < math.inf else max(a, alpha)
+            running = p[i] <= a
             rejected[i] = running
-    return rejected, adjusted
+        critical[i] = level
+    return rejected, adjusted, critical
 
 
 # --------------------------------------------------------------------------- Holm
@@ -86,7 +92,6 @@ def test_holm_matches_statsmodels(alpha: float) -> None:
             assert res.testable.all()
             # critical values are Holm's alpha / (m - j + 1), the decision rule is p <= critical
             np.testing.assert_array_equal(res.rejected, p <= res.critical)
-            assert set(np.round(res.critical * np.arange(1, m + 1)[:, None], 12).ravel()) >= {round(alpha, 12)}
 
 
 def test_holm_critical_values_by_step() -> None:
@@ -137,9 +142,11 @@ def test_discrete_holm_matches_its_definition() -> None:
         p = [t.p_value for t in tests]
         alpha = float(rng.choice([0.05, 0.1, 0.2]))
         res = discrete_holm(p, [t.support for t in tests], alpha=alpha)
-        rejected, adjusted = _reference_discrete_holm(p, tests, alpha)
+        rejected, adjusted, critical = _reference_discrete_holm(p, tests, alpha)
         np.testing.assert_array_equal(res.rejected, rejected)
         np.testing.assert_allclose(res.adjusted, adjusted, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(res.critical, critical, rtol=1e-12)
+        assert not np.isin(res.critical, np.concatenate([t.support[0] for t in tests])).any()
         # the three views of the decision agree
         np.testing.assert_array_equal(res.rejected, np.asarray(p) <= res.critical)
         np.testing.assert_array_equal(res.rejected, res.adjusted <= alpha)
@@ -158,7 +165,6 @@ def test_discrete_holm_rejects_a_superset_of_holm() -> None:
         dh, h = _apply(tests)
         assert not (h.rejected & ~dh.rejected).any()
         assert (dh.adjusted <= h.adjusted + 1e-12).all()
-        assert (dh.critical >= h.critical - 1e-12)[h.rejected].all()
         more += dh.n_rejected > h.n_rejected
     assert more >= 10  # and strictly more, often
 
@@ -176,10 +182,25 @@ def test_discrete_holm_planted_example() -> None:
     assert dh.adjusted[0] == pytest.approx(p[0], rel=1e-12)  # the seven cells cost nothing
     assert h.adjusted[0] == pytest.approx(CELLS * p[0])
     np.testing.assert_array_equal(dh.adjusted[1:], 1.0)
-    assert dh.critical[0] == pytest.approx(p[0])  # the largest attainable value with S <= alpha
-    assert tests[0].support[0][tests[0].support[0] > dh.critical[0]][0] > ALPHA
-    # the interval at the critical level agrees with the decision
+    # the next attainable value of the cell is above alpha: it is tested at the full level,
+    # and the interval at that level agrees with the decision
+    assert tests[0].support[0][tests[0].support[0] > p[0]][0] > ALPHA
+    assert dh.critical[0] == ALPHA
     assert tests[0].interval(float(dh.critical[0]))[1] < 0
+    assert h.critical[0] == ALPHA / CELLS
+
+
+def test_interval_at_the_critical_level_agrees_with_the_decision() -> None:
+    rng = np.random.default_rng(17)
+    checked = 0
+    for _ in range(25):
+        tests = _fisher_family(rng, [(0.9, float(rng.choice([0.45, 0.6, 0.9]))) for _ in range(6)])
+        res, _ = _apply(tests)
+        for t, rej, level in zip(tests, res.rejected, res.critical, strict=True):
+            if t.support[0][0] < 1.0:  # a table with some information
+                assert (t.interval(float(level))[1] < 0) == rej
+                checked += 1
+    assert checked >= 50
 
 
 def test_discrete_holm_with_mixed_continuous_and_discrete() -> None:
@@ -188,9 +209,13 @@ def test_discrete_holm_with_mixed_continuous_and_discrete() -> None:
     res = discrete_holm([0.016, 0.02, 0.03], [None, sup, None], alpha=0.05)
     # step 1: S(c) = 2c + 0.02 [c >= 0.02]: S(0.02) = 0.06 > alpha, so c_1 = 0.02 (just below)
     assert res.critical[0] == pytest.approx(0.02) and res.critical[0] < 0.02
+    # step 2: S(c) = c + 0.02 [c >= 0.02] reaches alpha at c = 0.03; step 3: Holm's alpha / 1
+    np.testing.assert_allclose(res.critical[1:], [0.03, 0.05])
+    assert res.rejected.tolist() == [True, True, True]
+    np.testing.assert_allclose(res.adjusted, [0.032, 0.04, 0.04])
+    res = discrete_holm([0.016, 0.02, 0.03], [None, sup, None], alpha=0.035)
     assert res.rejected.tolist() == [True, False, False]
-    assert res.adjusted[0] == pytest.approx(0.032)
-    assert res.adjusted[1] == pytest.approx(0.06)  # 0.02 + 0.02 + 0.02
+    np.testing.assert_allclose(res.critical, [0.0175, 0.015, 0.015])
     # a continuous test alongside one that cannot reach alpha is tested at alpha
     res = discrete_holm([0.04, 0.3], [None, ([0.3, 1.0], [0.3, 0.7])], alpha=0.05)
     assert res.rejected.tolist() == [True, False] and res.critical[0] == 0.05

@@ -83,11 +83,11 @@ class MultiplicityResult:
         would be rejected (up to rounding, ``rejected == (adjusted <= alpha)``). NaN for
         a NaN p-value.
     critical : ndarray of float
-        The critical value the hypothesis was compared with: for a rejected hypothesis
-        the one of the step that rejected it, for the others the one of the step where
-        the procedure stopped (``p <= critical`` is the decision rule, and a caller can
-        compute an interval at that one-sided level). NaN for a NaN p-value; 0 when no
-        p-value of the remaining family can be rejected at all.
+        The one-sided level the hypothesis was tested at: for a rejected hypothesis that
+        of the step that rejected it, for the others that of the step where the
+        procedure stopped. ``rejected == (p <= critical)``, and a caller can compute an
+        interval at that level (see :func:`discrete_holm` for how it avoids ties with
+        attainable p-values). NaN for a NaN p-value.
     testable : ndarray of bool
         False when the smallest p-value the hypothesis' test can attain exceeds its
         ``critical`` value: it could not have been rejected whatever the data (Tarone).
@@ -151,7 +151,7 @@ def _check_pvalues(pvalues: Any) -> np.ndarray:
     bad = ~np.isnan(arr) & ~((arr >= 0.0) & (arr <= 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        msg = f"pvalues[{i}]={arr[i]!r} is not a p-value; {hint}"
+        msg = f"pvalues[{i}]={float(arr[i])!r} is not a p-value; {hint}"
         raise ConfigError(msg)
     return arr
 
@@ -226,7 +226,7 @@ def _snap(i: int, p: float, sup: _Support) -> float:
     for jj in (j - 1, j):
         if 0 <= jj < v.size and math.isclose(v[jj], p, rel_tol=_SNAP_RTOL, abs_tol=_SNAP_ATOL):
             return float(v[jj])
-    near = v[max(0, min(v.size - 1, j))]
+    near = float(v[max(0, min(v.size - 1, j))])
     msg = (
         f"pvalues[{i}]={p!r} is not an attainable value of supports[{i}] (nearest {near!r}); "
         "pass the p-value and the support of the same test, in the same order"
@@ -303,18 +303,33 @@ def holm(pvalues: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> Multi
 
 
 def _critical_value(grid: np.ndarray, s_grid: np.ndarray, live: np.ndarray, k: int, alpha: float) -> float:
-    """Largest attainable ``c`` with ``S(c) = D(c) + k c <= alpha``.
+    """Critical value of one step: reject the smallest p left iff ``p <= c``.
 
-    ``D`` is the sum of the discrete null CDFs still in the family, known on ``grid``
-    (the union of their supports; ``s_grid = D(grid)``), ``live`` marks the grid points
-    that are attainable values of a hypothesis still in the family, ``k`` is the number
-    of continuous hypotheses left (``F(c) = c``).
+    ``S(c) = D(c) + k c`` is the sum of the null CDFs of the hypotheses left: ``D`` that
+    of the discrete ones, known on ``grid`` (the union of their supports; ``s_grid =
+    D(grid)``), ``live`` marks the grid points that are attainable values of a
+    hypothesis still in the family and ``k`` is the number of continuous ones left.
+
+    Discrete only: every level in ``[a, b)`` gives the same decisions, ``a`` the largest
+    attainable value with ``S <= alpha`` (0 if none), ``b`` the smallest with ``S >
+    alpha``. The level returned is ``alpha`` when it is in ``(a, b)``, else the midpoint
+    of ``a`` and ``b``: strictly between attainable values, so an interval computed at
+    that level cannot tie with the decision. With continuous tests left, the largest
+    ``c`` with ``S(c) <= alpha`` (just below a jump of ``D`` when it is one).
     """
     if k == 0:
         over = s_grid > alpha
         stop = int(np.argmax(over)) if over.any() else grid.size
-        cand = np.flatnonzero(live[:stop])
-        return float(grid[cand[-1]]) if cand.size else 0.0
+        below = np.flatnonzero(live[:stop])
+        above = np.flatnonzero(live[stop:])
+        a = float(grid[below[-1]]) if below.size else 0.0
+        if not above.size:
+            return max(a, alpha)
+        b = float(grid[stop + above[0]])
+        if a < alpha < b:
+            return alpha
+        mid = a + 0.5 * (b - a)
+        return mid if a <= mid < b else a
     if grid.size and grid[0] == 0.0:
         pts, d = grid, s_grid
     else:
@@ -343,12 +358,23 @@ def discrete_holm(
     ``R_j = {(j), ..., (m)}`` be the hypotheses left at step ``j``. The critical value of
     step ``j`` is
 
-    ``c_j = max{c attainable : S_j(c) = sum_{i in R_j} F_i(c) <= alpha}``
+    ``a_j = max{c attainable : S_j(c) = sum_{i in R_j} F_i(c) <= alpha}``
 
     with ``F_i(c) = P_null(p_i <= c)`` the (sharp bound of the) null CDF of the ``i``-th
-    p-value. Reject ``p_(j)`` if ``p_(j) <= c_j`` and go on, else stop: the hypotheses
-    left are not rejected. "Attainable" means an attainable p-value of a discrete test
-    still in ``R_j``, or any value when a continuous test is left.
+    p-value. Reject ``p_(j)`` if ``p_(j) <= a_j`` (equivalently ``S_j(p_(j)) <= alpha``)
+    and go on, else stop: the hypotheses left are not rejected. "Attainable" means an
+    attainable p-value of a discrete test still in ``R_j``, or any value when a
+    continuous test is left.
+
+    The level reported as ``critical`` for step ``j``: with discrete tests only, every
+    level in ``[a_j, b_j)`` gives the same decisions, ``b_j`` the smallest attainable
+    value with ``S_j > alpha``. ``critical`` is ``alpha`` when it lies in ``(a_j, b_j)``
+    (a cell alone in its family, or whose companions cannot reach the level, is tested
+    at the full level) and otherwise the midpoint of ``a_j`` and ``b_j``: never an
+    attainable p-value, so an interval computed at that level agrees with the decision
+    without a tie at its end (an interval at level ``p`` itself ends at the null value).
+    With continuous tests left it is the largest ``c`` with ``S_j(c) <= alpha``
+    (``alpha / |R_j|`` when all are continuous, as in :func:`holm`).
 
     Parameters
     ----------
@@ -370,9 +396,10 @@ def discrete_holm(
     Returns
     -------
     MultiplicityResult
-        ``adjusted[(j)] = min(1, max_{l <= j} S_l(p_(l)))``; ``critical[(j)] = c_j`` for
-        rejected hypotheses and the ``c`` of the step that stopped for the others;
-        ``testable`` is ``min(values) <= critical`` (True for continuous tests).
+        ``adjusted[(j)] = min(1, max_{l <= j} S_l(p_(l)))``; ``critical`` the level of
+        the step that rejected the hypothesis, or of the step that stopped;
+        ``testable`` is ``min(values) <= critical`` (True for continuous tests): False
+        for a test that could not have been rejected at that step whatever its data.
 
     Raises
     ------
@@ -393,7 +420,7 @@ def discrete_holm(
     *FWER control (strong, any dependence).* Let ``I0`` be the true nulls and consider
     the first of them to be rejected, at step ``j``. No true null was rejected before,
     so ``I0`` is a subset of ``R_j`` and ``S_{I0} <= S_j``; the rejected p-value is the
-    smallest of ``R_j``, hence ``min_{i in I0} p_i <= c_j`` with ``S_{I0}(c_j) <=
+    smallest of ``R_j``, hence ``min_{i in I0} p_i <= a_j`` with ``S_{I0}(a_j) <=
     alpha``. So a false rejection implies ``min_{i in I0} p_i <= c*``, ``c*`` the largest
     ``c`` with ``S_{I0}(c) <= alpha``, whose probability is at most ``S_{I0}(c*) <=
     alpha`` by the union bound. Only the marginal null CDFs enter: the tests may be
@@ -402,7 +429,7 @@ def discrete_holm(
     probabilities.
 
     *Never less powerful than Holm* when every test is valid (``F_i(c) <= c``, true of
-    exact tests): ``S_j(alpha / |R_j|) <= alpha``, so ``c_j`` is at least every
+    exact tests): ``S_j(alpha / |R_j|) <= alpha``, so ``a_j`` is at least every
     attainable value ``<= alpha / |R_j|`` and each rejection of Holm is one here.
 
     References
