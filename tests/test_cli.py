@@ -152,7 +152,7 @@ def test_gate_exit_codes_on_the_sample_campaign(sample_store):
                   "--fail-on-regression")
     assert res.exit_code == 0, res.output
     assert "no regression with confidence" in res.output
-    # 3 only when asked: arm-a's success rates are equal and inconclusive
+    # 3 only when asked: arm-a's success rates are equal and undecided
     args = ["compare", "--store", store, *GATE, "--where", "hardware.robot = 'arm-a'", "--within", "environment.lighting",
             "--metric", "success"]
     assert run_cli(*args, "--fail-on-regression").exit_code == 0
@@ -204,7 +204,7 @@ def test_nothing_measured_exits_2_with_one_line(plain_store):
         f"nothing measured: 12 of 12 runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}",
     ]
     rows = [ln for ln in res.stdout.splitlines() if "arm-" in ln]
-    assert len(rows) == 4 and all("not measured" in ln and "inconclusive" not in ln for ln in rows)
+    assert len(rows) == 4 and all("not measured" in ln and "undecided" not in ln for ln in rows)
     assert "no regression with confidence" not in res.output
     cat = json.loads(run_cli("runs", "--store", plain_store, "--format", "json").output)
     assert all("metrics.success" in r and "metrics.time_to_success" in r for r in cat)
@@ -212,7 +212,7 @@ def test_nothing_measured_exits_2_with_one_line(plain_store):
     res = run_cli("compare", "--store", plain_store, "--by", "model.version", "--format", "json", "--fail-on-regression")
     assert res.exit_code == 2
     out = json.loads(res.stdout)
-    assert out["status"] == "not measured" and out["measured"] == 0 and out["not_measured"] == 2
+    assert out["status"] == "not measured" and out["measured"] == 0 and out["not_measured"] == 1  # the gate: success
     assert out["missing"] == {"success": 12, "time_to_success": 12} and out["n_runs"] == 12
     assert {c["verdict"] for c in out["cells"]} == {"not measured"}
     assert res.stderr.splitlines() == [f"nothing measured: 12 of 12 runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}"]
@@ -228,9 +228,10 @@ def test_gate_decides_on_the_measured_cells(plain_store):
     assert run_cli("label", *arm_a["v2"], "--store", plain_store, "--outcome", "failure").exit_code == 0
     args = ["compare", "--store", plain_store, "--by", "model.version", "--within", "hardware.robot", "--metric", "success"]
     res = run_cli(*args, "--fail-on-regression")
-    assert res.exit_code == 0, res.output  # 3/3 against 0/3: inconclusive, not a confident regression
+    # 3/3 against 0/3, paired by seed: McNemar on 3 discordant pairs, p = 1/8: undecided
+    assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert any("arm-a" in ln and "inconclusive" in ln for ln in lines)
+    assert any("arm-a" in ln and "undecided" in ln for ln in lines)
     assert any("arm-b" in ln and "not measured" in ln for ln in lines)
     assert "1 of 2 cells not measured: 6 of 12 runs have no outcome (metrics.success is null)" in res.stdout
     assert "no regression with confidence among the 1 measured cells" in res.stdout
@@ -238,6 +239,11 @@ def test_gate_decides_on_the_measured_cells(plain_store):
     assert run_cli(*args, "--fail-on-undecided").exit_code == 3
     out = json.loads(run_cli(*args, "--format", "json").output)
     assert (out["measured"], out["not_measured"], out["missing"]) == (1, 1, {"success": 6})
+    assert out["cells"][0]["test"] == "mcnemar_exact" and out["cells"][0]["pairing"] == "paired: 3 pairs"
+    # unpaired, Fisher's one-sided exact p is 1/20 = 0.05: the family's only testable cell regresses
+    res = run_cli(*args, "--unpaired", "--fail-on-regression")
+    assert res.exit_code == 1, res.output
+    assert any("arm-a" in ln and "regression" in ln for ln in res.stdout.splitlines())
 
 
 def test_nothing_measured_on_real_lerobot_datasets(real_data, tmp_path):
@@ -250,4 +256,4 @@ def test_nothing_measured_on_real_lerobot_datasets(real_data, tmp_path):
     assert res.exit_code == 2, res.output
     assert res.stderr.splitlines()[-1] == (
         f"nothing measured: {n} of {n} runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}")
-    assert "not measured" in res.stdout and "inconclusive" not in res.stdout
+    assert "not measured" in res.stdout and "undecided" not in res.stdout

@@ -71,15 +71,17 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
     assert "clock_jump" in quality
     # methods taken from workbench.compare's documentation
     methods = text[text.index('id="methods"'):]
-    for word in ("Wilson", "Newcombe", "Fisher", "McNemar", "bootstrap", "Mann–Whitney", "Holm", "Cliff"):
+    for word in ("Fisher", "McNemar", "Mann–Whitney", "Hodges–Lehmann", "Wilcoxon", "RMST", "discrete Holm",
+                 "Tarone", "censored"):
         assert word in methods, word
+    assert "The gate decides on <b>success</b>" in text
     # self-contained: no external script, stylesheet or image
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", text)
 
 
 def test_methods_html_lists_the_parameters():
-    html = methods_html(n_boot=123, seed=7)
-    assert "123" in html and "Holm" in html and "<ul>" in html
+    html = methods_html(margin=0.123)
+    assert "0.123" in html and "discrete Holm" in html and "<ul>" in html
 
 
 def test_report_opens_offline_in_chromium(sample_report, browser, artifacts):
@@ -152,12 +154,12 @@ def test_report_says_not_measured_and_computes_what_it_lacks(tmp_path):
     cat = store.runs()
     assert cat["quality.grade"].null_count() == 0 and {"metrics.success", "metrics.time_to_success"} <= set(cat.columns)
     assert "have not been graded" not in text
-    # honest about emptiness: no pass, no inconclusive, what is missing and how to define it
+    # honest about emptiness: no pass, no undecided, what is missing and how to define it
     assert "Nothing measured" in text and "No regression with confidence" not in text
     assert "6 of 6 runs have no outcome (metrics.success is null)" in text and "workbench label RUN" in text
     table = text[text.index('id="comparison"'):text.index('id="plots"')]
     assert table.count('<span class="badge verdict-not_measured">not measured</span>') == 2
-    assert "verdict-inconclusive" not in table
+    assert "verdict-undecided" not in table
     assert "nothing to plot" in text
 
 

@@ -99,7 +99,13 @@ def test_comparison_finds_the_planted_effects(sample_store):
     success = t.filter(pl.col("metric") == "success")
     regressions = success.filter(pl.col("verdict") == "regression")
     assert regressions.select("hardware.robot", "environment.lighting").rows() == [("arm-b", "dim")]
-    assert set(success.filter(pl.col("verdict") != "regression")["verdict"]) <= {"no_change", "inconclusive"}
+    assert set(success.filter(pl.col("verdict") != "regression")["verdict"]) <= {"no_change", "undecided"}
+    # whatever secondary metrics are added, the gate (on success) finds the same regression
+    more = wb.compare(sample_store, by="model.version", baseline="policy-v1", candidate="policy-v2",
+                      within=["hardware.robot", "environment.lighting"],
+                      metrics=["success", "time_to_success", "recoveries", "slips", "path_length", "jerk_rms"])
+    assert more.regressions.select("hardware.robot", "environment.lighting").rows() == [("arm-b", "dim")]
+    assert more.gate.select("p_adjusted").equals(res.gate.select("p_adjusted"))
     speed = t.filter(pl.col("metric") == "time_to_success")
     assert set(speed["verdict"]) == {"improvement"} and (speed["difference"] < -0.5).all()
     assert not res.passed

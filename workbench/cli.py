@@ -492,7 +492,7 @@ def compare(
         view = res.table.select(
             *cells, "metric", "role", "n_baseline", "n_candidate", unknown(), interval("baseline"), interval("candidate"),
             interval("difference"),
-            pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String).alias("p_adj"), "verdict",
+            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p_adj"), "verdict",
         )
         _print_frame(view, "table")
         top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)

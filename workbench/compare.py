@@ -625,7 +625,26 @@ def _pair_policy(sides: pl.DataFrame, by: str, within: Sequence[str], paired: bo
         return []
     if isinstance(pair_by, str):
         pair_by = [p.strip() for p in pair_by.split(",") if p.strip()]
-    keys = list(pair_by) if pair_by else (["scenario.seed"] if "scenario.seed" in sides.columns else [])
+    if pair_by:
+        keys = list(pair_by)
+    elif "scenario.seed" in sides.columns:
+        # a seed names the same scenario only with the same other conditions: add every
+        # factor (not compared, not a cell) that varies and takes the same values on both sides
+        import polars as pl
+
+        keys = ["scenario.seed"]
+        b_val, c_val = sides[by].drop_nulls().unique().sort().to_list()[:2] if sides[by].n_unique() >= 2 else (None, None)
+        for col in sides.columns:
+            if col in keys or col == by or col in within or col.split(".", 1)[0] not in FACTOR_GROUPS:
+                continue
+            if sides[col].dtype.is_nested():
+                continue
+            vb = set(sides.filter(pl.col(by) == b_val)[col].drop_nulls().to_list())
+            vc = set(sides.filter(pl.col(by) == c_val)[col].drop_nulls().to_list())
+            if vb and vb == vc and len(vb) > 1:
+                keys.append(col)
+    else:
+        keys = []
     for k in keys:
         if k not in sides.columns:
             factors = [c for c in sides.columns if c.split(".", 1)[0] in FACTOR_GROUPS]
@@ -772,7 +791,7 @@ def _cell_rows(
     cell's tests run (:mod:`workbench.stats.cell`); the family steps come later."""
     import polars as pl
 
-    from workbench.stats.cell import rate_cell, shift_cell, time_cell
+    from workbench.stats.cell import mean_cell, rate_cell, shift_cell, time_cell
 
     if "start_ns" in sub.columns:  # "first" of replicates = the earliest run
         sub = sub.sort("start_ns", nulls_last=True, maintain_order=True)
@@ -844,7 +863,8 @@ def _cell_rows(
                 elif kind == "rate":
                     row["_test"] = rate_cell(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
                 elif x.size >= 2 and y.size >= 2 and (pairs is None or pairs[0].size >= 2):
-                    row["_test"] = shift_cell(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
+                    cell_test = mean_cell if kind == "count" else shift_cell
+                    row["_test"] = cell_test(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
             except ConfigError as err:
                 row["pairing"] = f"{row['pairing']}; not tested: {err}"
         if kind == "rate" and x.size + ub and y.size + uc:
@@ -912,9 +932,12 @@ def _families(rows: list[dict[str, Any]], alpha: float, with_margin: bool) -> No
                      testable=bool(harm.testable[j]), p_benefit=t.p_benefit, p_ni=t.p_ni, ni_test=t.ni_method,
                      difference=t.estimate, difference_lo=lo, difference_hi=hi,
                      _harm=bool(harm.rejected[j]), _good=bool(good.rejected[j]),
+                     _p_good_adj=float(good.adjusted[j]), _p_ni_adj=float(ni.adjusted[j]) if ni is not None else math.nan,
                      _ni=bool(ni.rejected[j]) if ni is not None else False)
     for r in rows:
         r["verdict"] = _verdict(r)
+        r["p_verdict"] = r.get("_p_good_adj") if r["verdict"] == "improvement" else (
+            r.get("_p_ni_adj") if r["verdict"] == "non_inferior" else r.get("p_adjusted"))
 
 
 def _verdict(r: dict[str, Any]) -> str:
@@ -943,7 +966,7 @@ def _table(rows: list[dict[str, Any]], within: list[str]) -> pl.DataFrame:
         "n_unknown_baseline", "n_unknown_candidate", "missing_differs",
         "baseline", "baseline_lo", "baseline_hi", "candidate", "candidate_lo", "candidate_hi",
         "difference", "difference_lo", "difference_hi", "difference_worst", "difference_best",
-        "test", "p_value", "p_adjusted", "critical", "testable", "p_benefit", "p_ni", "ni_test",
+        "test", "p_value", "p_adjusted", "critical", "testable", "p_benefit", "p_ni", "ni_test", "p_verdict",
         "verdict", "higher_is_better", "runs_baseline", "runs_candidate", "unknown_baseline", "unknown_candidate", "windows",
     ]
     if not rows:
@@ -951,7 +974,7 @@ def _table(rows: list[dict[str, Any]], within: list[str]) -> pl.DataFrame:
     data = {c: [r.get(c) for r in rows] for c in cols}
     floats = {"baseline", "baseline_lo", "baseline_hi", "candidate", "candidate_lo", "candidate_hi",
               "difference", "difference_lo", "difference_hi", "difference_worst", "difference_best",
-              "p_value", "p_adjusted", "critical", "p_benefit", "p_ni"}
+              "p_value", "p_adjusted", "critical", "p_benefit", "p_ni", "p_verdict"}
     lists = {"runs_baseline": pl.List(pl.String), "runs_candidate": pl.List(pl.String),
              "unknown_baseline": pl.List(pl.String), "unknown_candidate": pl.List(pl.String),
              "windows": pl.List(pl.Struct({"run_id": pl.String, "start_ns": pl.Int64, "end_ns": pl.Int64}))}

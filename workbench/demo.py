@@ -95,7 +95,7 @@ def tour(
         "hardware.robot", "environment.lighting", "metric", "n_baseline", "n_candidate",
         pl.col("baseline").round(3), pl.col("candidate").round(3),
         pl.format("[{}, {}]", pl.col("difference_lo").round(3), pl.col("difference_hi").round(3)).alias("difference interval"),
-        pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String).alias("p adj"),
+        pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p adj"),
         "verdict",
     )
     echo(_table(view, rows=20))

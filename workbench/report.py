@@ -198,12 +198,12 @@ def _comparison_section(res: CompareResult) -> str:
             _interval(r["difference"], r["difference_lo"], r["difference_hi"]) + ci + bounds,
             _e(r["test"]) + f"<br><span class=muted>{_e(r['pairing'])}</span>",
             _e(format_p(r["p_value"])),
-            _e(format_p(r["p_adjusted"])),
+            _e(format_p(r["p_verdict"])),
             _verdict_badge(r["verdict"]),
         ])
     header = [*res.within, "metric", "n baseline", "n candidate", "unknown b / c", f"baseline {res.baseline}",
               f"candidate {res.candidate}", "difference [interval of the test]", "test", "p (one-sided, harm)",
-              "p (discrete Holm)", "verdict"]
+              "p of the verdict (discrete Holm)", "verdict"]
     gate = (f"<p>The gate decides on <b>{_e(', '.join(res.primary))}</b> "
             f"({res.gate.height} cell(s), one-sided at α = {_e(res.alpha)}); other metrics are secondary and never change it. "
             f"Status: <b>{_e(res.status)}</b>.</p>")

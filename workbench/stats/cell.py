@@ -27,6 +27,8 @@ Methods
 * continuous, unpaired: Mann–Whitney with the Hodges–Lehmann shift and its interval;
   paired: Wilcoxon signed-rank with the Walsh-average estimate
   (:mod:`workbench.stats.continuous`).
+* counts (slips, recoveries): difference of means by a studentized bootstrap
+  (bootstrap-t), paired or not; Welch's t below 5 runs a side.
 * time to success: restricted mean time to success (RMST), failures censored at the
   end of their episode (:func:`workbench.stats.survival.time_to_success_test`).
 
@@ -48,7 +50,7 @@ import numpy as np
 
 from workbench.model import ConfigError
 
-__all__ = ["CellTest", "rate_cell", "shift_cell", "time_cell"]
+__all__ = ["CellTest", "mean_cell", "rate_cell", "shift_cell", "time_cell"]
 
 Support = tuple[np.ndarray, np.ndarray] | None
 
@@ -190,8 +192,56 @@ def shift_cell(
         p_h = p_g = _two_sided(harm.p_value, good.p_value)
 
     def interval(level: float) -> tuple[float, float]:
-        lo, _ = harm.interval(level) if harm_alt == "greater" else good.interval(level)
-        _, hi = harm.interval(level) if harm_alt == "less" else good.interval(level)
+        lo, hi = harm.interval(level)
+        return float(lo), float(hi)
+
+    return CellTest(harm.method, float(harm.estimate), float(p_h), float(p_g), float(p_ni), None, None, None, ni_method, interval)
+
+
+def mean_cell(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    higher_is_better: bool | None = False,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    margin: float | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> CellTest:
+    """Tests of the difference of means (counts such as slips or recoveries, where most
+    runs tie at 0 and a location shift says nothing): studentized bootstrap (bootstrap-t),
+    Welch's t below 5 runs a side (:func:`workbench.stats.continuous.mean_test`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> c = mean_cell(rng.poisson(0.1, 80).astype(float), rng.poisson(0.6, 80).astype(float), higher_is_better=False)
+    >>> c.method, c.p_harm < 0.01, c.interval(0.025)[0] > 0
+    ('bootstrap_t', True, True)
+    """
+    from workbench.stats.continuous import mean_test
+
+    harm_alt = "greater" if higher_is_better is False else "less"
+    good_alt = "less" if harm_alt == "greater" else "greater"
+    a, b = (pairs if pairs is not None else (x, y))
+
+    def test(alt: str, delta: float = 0.0):  # noqa: ANN202
+        return mean_test(a, b, alternative=alt, delta=delta, paired=pairs is not None, n_boot=n_boot, seed=seed)
+
+    harm, good = test(harm_alt), test(good_alt)
+    p_ni, ni_method = math.nan, ""
+    base = float(np.mean(x)) if x.size else math.nan
+    if margin is not None and margin > 0 and higher_is_better is not None and math.isfinite(base) and base != 0:
+        d = abs(base) * margin
+        ni = test(good_alt, d if harm_alt == "greater" else -d)
+        p_ni, ni_method = ni.p_value, ni.method
+    p_h, p_g = harm.p_value, good.p_value
+    if higher_is_better is None:
+        p_h = p_g = _two_sided(harm.p_value, good.p_value)
+
+    def interval(level: float) -> tuple[float, float]:
+        lo, hi = harm.interval(level)
         return float(lo), float(hi)
 
     return CellTest(harm.method, float(harm.estimate), float(p_h), float(p_g), float(p_ni), None, None, None, ni_method, interval)
