@@ -24,6 +24,13 @@ from workbench.compare import CompareResult as CompareResult, compare as compare
 _SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui", "events"}
 
 
+def plan(source: object, **kwargs: object) -> object:
+    """Runs a comparison needs, per cell (see :func:`workbench.planning.plan`)."""
+    from workbench.planning import plan as _plan
+
+    return _plan(source, **kwargs)  # type: ignore[arg-type]
+
+
 def report(store: Store, **kwargs: object) -> object:
     """Write the self-contained HTML report (see :func:`workbench.report.report`).
 

@@ -530,6 +530,48 @@ def compare(
             sys.exit(EXIT_UNDECIDED)
 
 
+@cli.command(name="plan")
+@store_option
+@click.option("--by", default="model.version", show_default=True, help="Factor whose two values are compared.")
+@click.option("--baseline", default=None, help="Baseline value of --by.")
+@click.option("--candidate", default=None, help="Candidate value of --by.")
+@click.option("--within", multiple=True, help="Factor defining cells (repeatable, or comma-separated).")
+@click.option("--metric", default="success", show_default=True, help="The rate to plan for.")
+@click.option("--drop", default=0.1, show_default=True, type=float, help="Drop in success rate to detect (0.1 = 10 points).")
+@click.option("--power", default=0.8, show_default=True, type=float, help="Target power.")
+@click.option("--alpha", default=0.05, show_default=True, type=float, help="The gate's family-wise one-sided level.")
+@click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: str | None, within: tuple[str, ...],
+             metric: str, drop: float, power: float, alpha: float, where: str | None, fmt: str) -> None:
+    """How many runs a comparison needs, per cell.
+
+    The drop detectable now (mde_now), runs per side to detect --drop with --power
+    (runs_needed), and for undecided cells how many more runs per side would probably
+    decide them (more_runs_per_arm). Exact power of the gate's one-sided exact test.
+    """
+    from workbench.model import parse_scalar
+    from workbench.planning import plan
+
+    from workbench.compare import compared_ids, ensure_measured
+
+    store = _open(store_path)
+    cat = store.runs(where=where)
+    cells = [w.strip() for item in within for w in item.split(",") if w.strip()]
+    b_val = None if baseline is None else parse_scalar(baseline)
+    c_val = None if candidate is None else parse_scalar(candidate)
+    if ensure_measured(store, run_ids=compared_ids(cat, by, b_val, c_val), metrics=[metric]):
+        cat = store.runs(where=where)
+    table = plan(cat, by=by, baseline=b_val, candidate=c_val, within=cells, metric=metric,
+                 drop=drop, power=power, alpha=alpha)
+    if fmt == "table":
+        import polars as pl
+
+        table = table.with_columns(pl.col("p_base", "alpha_cell", "mde_now").round(4))
+        click.echo(f"{metric}: drop {drop} at power {power}, one-sided α={alpha} over {table.height} cell(s) (Bonferroni, conservative)")
+    _print_frame(table, fmt)
+
+
 @cli.command(name="readers")
 def readers_cmd() -> None:
     """List the installed log readers."""
