@@ -342,7 +342,7 @@ class _Pairwise:
                 v = (self.d[i] + self.d[j]) / 2.0
             else:
                 v = np.subtract.outer(self.c, self.b).ravel()
-            self.values = np.sort(v)
+            self.values = v  # unsorted: order statistics by selection (O(n)), not a full sort
 
     def _count_le(self, x: float) -> int:
         if self.walsh:
@@ -354,7 +354,7 @@ class _Pairwise:
     def kth(self, k: int) -> float:
         """k-th smallest (0-based); approximate to rounding for very large designs."""
         if self.values is not None:
-            return float(self.values[k])
+            return float(np.partition(self.values, k)[k])
         lo, hi = self.kth_bounds()
         i_lo, i_hi = _f2i(lo), _f2i(hi)
         while i_hi - i_lo > 1:  # smallest x with count_le(x) >= k + 1
@@ -372,6 +372,9 @@ class _Pairwise:
 
     def median(self) -> float:
         n = self.n
+        if self.values is not None and n % 2 == 0 and n:
+            part = np.partition(self.values, [n // 2 - 1, n // 2])
+            return (float(part[n // 2 - 1]) + float(part[n // 2])) / 2.0
         if n % 2:
             return self.kth(n // 2)
         return (self.kth(n // 2 - 1) + self.kth(n // 2)) / 2.0
