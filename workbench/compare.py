@@ -611,11 +611,29 @@ def compare(
     _families(rows, alpha, with_margin=any(v is not None for v in margins.values()))
     table = _table(rows, within)
     factors = list(attribution_factors) if attribution_factors is not None else _attribution_factors(sides, by, within)
-    attr = attribution(sides, factors=factors, metrics={m: mcols[m] for m in names})
+    attr = _attribute(sides, factors, {m: mcols[m] for m in names if infos[m][0] != "category"},
+                      {m: "rate" if infos[m][0] == "rate" else "continuous" for m in names}, seed=seed)
     repro = reproducibility(sides, metrics={m: mcols[m] for m in names})
     return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, list(exclusions), sides.height, missing,
                          primary=prim, margin=margin if not isinstance(margin, Mapping) else dict(margin),
                          exclusions=exclusions, pair_by=keys, replicates=replicates)
+
+
+def _attribute(sides: pl.DataFrame, factors: list[str], metrics: dict[str, str], kinds: dict[str, str], *, seed: int) -> pl.DataFrame:
+    """What explains each metric (:func:`workbench.stats.attribution.attribution_table`:
+    Type II tests, Shapley shares with bootstrap intervals, confounding warnings); an
+    empty table when there is nothing to attribute."""
+    import polars as pl
+
+    from workbench.stats.attribution import _SCHEMA, attribution_table
+
+    if not factors or not metrics or sides.height < 4:
+        return pl.DataFrame(schema=_SCHEMA)
+    try:
+        return attribution_table(sides, factors=factors, metrics=metrics, kinds=kinds, max_order=2,
+                                 n_boot=50 if sides.height > 2000 else 200, seed=seed, skip_unmeasured=True)
+    except ConfigError:
+        return pl.DataFrame(schema=_SCHEMA)
 
 
 def _pair_policy(sides: pl.DataFrame, by: str, within: Sequence[str], paired: bool | str, pair_by: Sequence[str] | str | None) -> list[str]:

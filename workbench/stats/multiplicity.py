@@ -41,8 +41,8 @@ sees that the four cells cannot be rejected and tests the first one at full ``al
 [True, False, False, False, False]
 >>> res.testable.tolist()
 [True, False, False, False, False]
->>> round(float(res.adjusted[0]), 4)
-0.0155
+>>> round(float(res.adjusted[0]), 4), float(res.critical[0])
+(0.0155, 0.05)
 """
 
 from __future__ import annotations
@@ -159,12 +159,11 @@ def _check_pvalues(pvalues: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class _Support:
     values: np.ndarray  # attainable p-values, strictly increasing
-    cdf: np.ndarray  # F(values), nondecreasing, <= 1
+    cdf0: np.ndarray  # 0 followed by F(values): nondecreasing, <= 1
 
     def at(self, x: np.ndarray) -> np.ndarray:
         """F at each point of ``x`` (right-continuous step function)."""
-        j = np.searchsorted(self.values, x, side="right") - 1
-        return np.where(j >= 0, self.cdf[np.maximum(j, 0)], 0.0)
+        return self.cdf0[np.searchsorted(self.values, x, side="right")]
 
 
 def _check_support(i: int, s: Any) -> _Support | None:
@@ -201,7 +200,7 @@ def _check_support(i: int, s: Any) -> _Support | None:
     if problem is not None:
         msg = f"supports[{i}] is not valid: {problem}; {hint}"
         raise ConfigError(msg)
-    return _Support(values, np.minimum(1.0, np.cumsum(probs)))
+    return _Support(values, np.concatenate([[0.0], np.minimum(1.0, np.cumsum(probs))]))
 
 
 def _check_supports(supports: Any, m: int) -> list[_Support | None]:
@@ -496,10 +495,15 @@ def discrete_holm(
     grid = np.unique(np.concatenate(vals)) if vals else np.empty(0)
     s_grid = np.zeros(grid.size)
     live = np.zeros(grid.size, dtype=np.int64)
+    on_grid: list[tuple[np.ndarray, np.ndarray] | None] = []  # (F on the grid, where its values are)
     for s in disc:
-        if s is not None:
-            s_grid += s.at(grid)
-            live[np.searchsorted(grid, s.values)] += 1
+        if s is None:
+            on_grid.append(None)
+            continue
+        f_grid, pos = s.at(grid), np.searchsorted(grid, s.values)
+        s_grid += f_grid
+        live[pos] += 1
+        on_grid.append((f_grid, pos))
 
     raw = np.empty(m)
     running = True
@@ -516,12 +520,12 @@ def discrete_holm(
                 c_stop = c
         g = int(np.searchsorted(grid, pj, side="right")) - 1
         raw[j] = (float(s_grid[g]) if g >= 0 else 0.0) + k * pj
-        s = disc[j]  # hypothesis (j) leaves the family
-        if s is None:
+        leaving = on_grid[j]  # hypothesis (j) leaves the family
+        if leaving is None:
             k -= 1
         else:
-            s_grid -= s.at(grid)
-            live[np.searchsorted(grid, s.values)] -= 1
+            s_grid -= leaving[0]
+            live[leaving[1]] -= 1
 
     if not running:
         critical[order[~rejected[order]]] = c_stop
