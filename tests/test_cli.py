@@ -257,3 +257,17 @@ def test_nothing_measured_on_real_lerobot_datasets(real_data, tmp_path):
     assert res.stderr.splitlines()[-1] == (
         f"nothing measured: {n} of {n} runs have no outcome (metrics.success is null); {NO_OUTCOME_HINT}")
     assert "not measured" in res.stdout and "undecided" not in res.stdout
+
+
+def test_sequential_compare_numbers_its_looks(sample_store):
+    args = ["compare", "--store", sample_store.url, *GATE, "--within", "hardware.robot,environment.lighting",
+            "--metric", "success", "--sequential"]
+    first = run_cli(*args, "--format", "json")
+    assert first.exit_code == 0, first.output
+    out = json.loads(first.stdout)
+    assert out["sequential"] is True and out["look"] >= 1
+    assert {c["test"] for c in out["cells"]} == {"e_process_paired"}
+    again = json.loads(run_cli(*args, "--format", "json").stdout)
+    assert again["look"] == out["look"] + 1
+    text = run_cli(*args)
+    assert f"sequential (anytime-valid), look {out['look'] + 2}" in text.stdout

@@ -191,3 +191,34 @@ def test_non_inferiority_margin_and_nan_outcomes():
 def test_format_p_never_prints_zero():
     assert format_p(0.0) == "<1e-4" and format_p(1e-300) == "<1e-4"
     assert format_p(0.04999) == "0.05" and format_p(float("nan")) == "–"
+
+
+def test_sequential_gate_is_anytime_valid_and_counts_looks(tmp_path):
+    """Re-checking after every 5 runs and stopping at the first alarm: the fixed-n gate's
+    false alarms grow with the looks, the sequential gate's stay under α."""
+    rng = np.random.default_rng(11)
+    reps, looks, n_max = 60, 8, 40
+    fixed = seq = 0
+    for _ in range(reps):
+        full = cells_catalog(rng, n=n_max, cells=1, base=0.8)
+        hit_f = hit_s = False
+        for k in range(1, looks + 1):
+            part = full.filter(pl.col("scenario.seed") < k * n_max // looks)
+            hit_f |= gate_status(part) == "regression"
+            hit_s |= gate_status(part, sequential=True) == "regression"
+        fixed += hit_f
+        seq += hit_s
+    assert seq / reps <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / reps), seq
+    assert seq <= fixed
+    # a real drop is found, and with a store each look is kept and numbered
+    cat = cells_catalog(np.random.default_rng(1), n=40, cells=1, base=0.95, cand=0.4)
+    res = wb.compare(cat, within=["environment.cell"], metrics=["success"], sequential=True, attribution_factors=[])
+    row = res.table.row(0, named=True)
+    assert row["test"] == "e_process_paired" and row["verdict"] == "regression" and res.look is None
+    from workbench.store import open_store
+
+    store = open_store(tmp_path / "s")
+    assert store.record_look("0123456789abcdef", {"n_runs": 10})[-1] == {"n_runs": 10}
+    assert len(store.record_look("0123456789abcdef", {"n_runs": 20})) == 2
+    with pytest.raises(ConfigError, match="must be hexadecimal"):
+        store.record_look("../x", {})

@@ -386,6 +386,8 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
 @click.option("--replicates", default="first", show_default=True, type=click.Choice(["first", "mean", "majority"]),
               help="How runs of one pairing key on one side are combined.")
 @click.option("--unpaired", is_flag=True, help="Never pair runs.")
+@click.option("--sequential", is_flag=True,
+              help="Anytime-valid gate for re-checking as runs are added (e-process); each look is kept and numbered.")
 @click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate of the gate (one-sided).")
 @click.option("--fail-on-regression", is_flag=True,
               help="CI gate: exit 1 when a cell regresses with confidence, 2 when no cell is measured on both sides.")
@@ -410,6 +412,7 @@ def compare(
     pair_by: str | None,
     replicates: str,
     unpaired: bool,
+    sequential: bool,
     alpha: float,
     fail_on_regression: bool,
     fail_on_undecided: bool,
@@ -456,7 +459,7 @@ def compare(
         click.echo("computed " + ", ".join(f"{k} for {len(v)} run(s)" for k, v in done.items()), err=True)
         cat = store.runs(where=where)
     res = run_compare(
-        cat,
+        store if sequential and where is None else cat,
         by=by,
         baseline=b_val,
         candidate=c_val,
@@ -471,6 +474,7 @@ def compare(
         paired=not unpaired,
         pair_by=pair_by,
         replicates=replicates,
+        sequential=sequential,
     )
     if fmt == "json":
         click.echo(res.to_json())
@@ -478,7 +482,8 @@ def compare(
         pairing = f"paired by {', '.join(res.pair_by)} ({res.replicates} of replicates)" if res.pair_by else "unpaired"
         click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline); gate on {', '.join(res.primary)}, "
                    f"one-sided at alpha={alpha} (discrete Holm); {pairing}"
-                   + (f"; non-inferiority margin {margin}" if margin is not None else ""))
+                   + (f"; non-inferiority margin {margin}" if margin is not None else "")
+                   + (f"; sequential (anytime-valid), look {res.look or 1}" if sequential else ""))
 
         def interval(name: str) -> pl.Expr:
             value = pl.col(name)

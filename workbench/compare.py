@@ -199,6 +199,9 @@ class CompareResult:
         Every excluded run id → why.
     pair_by, replicates
         The pairing policy (key columns; how replicates of a key are combined).
+    sequential, look
+        Whether the gate used anytime-valid tests, and which look at this question
+        this is (kept in the store; None without a store).
     """
 
     table: pl.DataFrame
@@ -217,6 +220,8 @@ class CompareResult:
     exclusions: dict[str, str] = field(default_factory=dict)
     pair_by: list[str] = field(default_factory=list)
     replicates: str = "first"
+    sequential: bool = False
+    look: int | None = None
 
     @property
     def gate(self) -> pl.DataFrame:
@@ -358,6 +363,8 @@ class CompareResult:
             "margin": self.margin,
             "pair_by": self.pair_by,
             "replicates": self.replicates,
+            "sequential": self.sequential,
+            "look": self.look,
         }
 
     def to_json(self) -> str:
@@ -476,6 +483,7 @@ def compare(
     paired: bool | str = "auto",
     pair_by: Sequence[str] | str | None = None,
     replicates: str = "first",
+    sequential: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
     attribution_factors: Sequence[str] | None = None,
@@ -522,8 +530,15 @@ def compare(
         ``majority``; rates use the majority for ``mean``). A cell is paired when it has
         at least :data:`MIN_PAIRS` pairs and at least half of each side's keys find a
         partner; the decision and the pair count are in each row (``pairing``).
+    sequential
+        For a team that adds runs and re-checks: the primary rate cells are tested by an
+        anytime-valid e-process on the runs in order of arrival
+        (:func:`workbench.stats.cell.sequential_rate_cell`), valid however often the gate
+        is looked at. With a store, each look is kept (``comparisons/<key>.json``) and
+        :attr:`CompareResult.look` numbers it.
     n_boot, seed
-        Kept for callers of earlier versions (intervals are no longer bootstrapped).
+        Seed of the attribution's bootstrap (*n_boot* is kept for callers of earlier
+        versions).
     """
     import polars as pl
 
@@ -604,7 +619,7 @@ def compare(
     for key in sorted(cells, key=lambda k: tuple(str(x) for x in k)):
         cell_rows = _cell_rows(cells[key], by=by, b_val=b_val, c_val=c_val, pair_keys=keys, replicates=replicates,
                                names=names, mcols=mcols, infos=infos, primary=prim, margins=margins, equivalence=equiv,
-                               dropped=drop_cells.get(key))
+                               dropped=drop_cells.get(key), sequential=sequential)
         for row in cell_rows:
             row.update({k: v for k, v in zip(within, key, strict=True)})
         rows += cell_rows
@@ -614,9 +629,29 @@ def compare(
     attr = _attribute(sides, factors, {m: mcols[m] for m in names if infos[m][0] != "category"},
                       {m: "rate" if infos[m][0] == "rate" else "continuous" for m in names}, seed=seed)
     repro = reproducibility(sides, metrics={m: mcols[m] for m in names})
+    look = None
+    if sequential and not isinstance(source, pl.DataFrame) and hasattr(source, "record_look"):
+        import hashlib
+
+        question = json.dumps({"by": by, "baseline": str(b_val), "candidate": str(c_val), "within": within,
+                               "primary": prim, "alpha": alpha}, sort_keys=True)
+        key = hashlib.sha256(question.encode()).hexdigest()[:16]
+        gate_rows = table.filter(pl.col("role") == "primary")
+        looks = source.record_look(key, {"n_runs": sides.height, "status": _status_of(gate_rows),
+                                         "p_min": float(gate_rows["p_value"].drop_nans().min() or 1.0) if gate_rows.height else None})
+        look = len(looks)
     return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, list(exclusions), sides.height, missing,
                          primary=prim, margin=margin if not isinstance(margin, Mapping) else dict(margin),
-                         exclusions=exclusions, pair_by=keys, replicates=replicates)
+                         exclusions=exclusions, pair_by=keys, replicates=replicates, sequential=sequential, look=look)
+
+
+def _status_of(gate: pl.DataFrame) -> str:
+    verdicts = set(gate["verdict"].to_list())
+    if "regression" in verdicts:
+        return "regression"
+    if not verdicts - {NOT_MEASURED}:
+        return NOT_MEASURED
+    return "undecided" if "undecided" in verdicts else "pass"
 
 
 def _attribute(sides: pl.DataFrame, factors: list[str], metrics: dict[str, str], kinds: dict[str, str], *, seed: int) -> pl.DataFrame:
@@ -804,12 +839,13 @@ def _cell_rows(
     margins: Mapping[str, float | None],
     equivalence: Mapping[str, float],
     dropped: pl.DataFrame | None,
+    sequential: bool = False,
 ) -> list[dict[str, Any]]:
     """Every metric of one cell: values split by side, paired by the stated policy, the
     cell's tests run (:mod:`workbench.stats.cell`); the family steps come later."""
     import polars as pl
 
-    from workbench.stats.cell import mean_cell, rate_cell, shift_cell, time_cell
+    from workbench.stats.cell import mean_cell, rate_cell, sequential_rate_cell, shift_cell, time_cell
 
     if "start_ns" in sub.columns:  # "first" of replicates = the earliest run
         sub = sub.sort("start_ns", nulls_last=True, maintain_order=True)
@@ -878,6 +914,8 @@ def _cell_rows(
             try:
                 if timed:
                     row["_test"] = time_cell(x, event[bi][mb], y, event[ci][mc], margin=margins[m])
+                elif kind == "rate" and sequential and m in primary and better is True:
+                    row["_test"] = sequential_rate_cell(x, y, pairs=pairs)
                 elif kind == "rate":
                     row["_test"] = rate_cell(x, y, higher_is_better=better, pairs=pairs, margin=margins[m])
                 elif x.size >= 2 and y.size >= 2 and (pairs is None or pairs[0].size >= 2):

@@ -115,6 +115,7 @@ OUTCOME_SECTION = "outcome"
 LABELS_SECTION = "labels"
 """Annotation section: a person's label of the run (outcome, reason, who, when)."""
 RULES_DIR = "rules"
+COMPARISONS_DIR = "comparisons"
 """Store-level folder of the rule sets applied (``rules/<hash>.yaml``)."""
 SOURCES_DIR = "sources"
 TMP_DIR = ".tmp"
@@ -1517,6 +1518,21 @@ class Store:
         if resolved is not None:
             return resolved.get("outcome")
         return self.manifest(run_id).get("outcome")
+
+    def record_look(self, key: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """Append one look of a sequential comparison (``comparisons/<key>.json``) and
+        return every look so far, this one last (its number is the list's length)."""
+        import re
+
+        if not re.fullmatch(r"[0-9a-f]{8,64}", key):
+            msg = f"comparison key {key!r} must be hexadecimal"
+            raise ConfigError(msg)
+        path = self._p(COMPARISONS_DIR, f"{key}.json")
+        looks: list[dict[str, Any]] = json.loads(self._read_bytes(path)) if self._exists(path) else []
+        looks.append(_json_safe(entry))
+        self.fs.makedirs(self._p(COMPARISONS_DIR), exist_ok=True)
+        self._write_bytes_atomic(path, json.dumps(looks, sort_keys=True).encode())
+        return looks
 
     def put_rules(self, digest: str, text: str) -> None:
         """Keep the text of a rule set once per store (``rules/<digest>.yaml``)."""

@@ -50,7 +50,7 @@ import numpy as np
 
 from workbench.model import ConfigError
 
-__all__ = ["CellTest", "mean_cell", "rate_cell", "shift_cell", "time_cell"]
+__all__ = ["CellTest", "mean_cell", "rate_cell", "sequential_rate_cell", "shift_cell", "time_cell"]
 
 Support = tuple[np.ndarray, np.ndarray] | None
 
@@ -293,3 +293,36 @@ def time_cell(
 
     return CellTest(harm.method, float(harm.estimate), float(harm.p_value), float(good.p_value), p_ni, None, None, None,
                     ni_method, interval)
+
+
+def sequential_rate_cell(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> CellTest:
+    """Anytime-valid harm test of a success rate, for a team that adds runs and re-checks:
+    the e-process of :mod:`workbench.stats.sequential` on the runs in order of arrival
+    (paired: the discordant pairs; unpaired: the k-th runs of each side paired), its
+    p-value ``min(1, 1 / max E)`` valid at every look and whenever the team stops.
+    There is no interval (``interval`` gives NaN): the verdict comes from the test.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = np.ones(30); c = np.r_[np.zeros(12), np.ones(18)]
+    >>> t = sequential_rate_cell(b, c, pairs=(b, c))
+    >>> t.method, t.p_harm < 0.01
+    ('e_process_paired', True)
+    """
+    from workbench.stats.sequential import paired_e_process, unpaired_e_process
+
+    if pairs is not None:
+        pb, pc = (np.asarray(a) > 0.5 for a in pairs)
+        res = paired_e_process(list(zip(pb.tolist(), pc.tolist(), strict=True)))
+        method, est = "e_process_paired", float(pc.mean() - pb.mean())
+    else:
+        res = unpaired_e_process((np.asarray(x) > 0.5).tolist(), (np.asarray(y) > 0.5).tolist())
+        method, est = "e_process_unpaired", float(np.mean(y) - np.mean(x))
+    p = float(min(1.0, 1.0 / res.e_max)) if res.e_max > 0 else 1.0
+    return CellTest(method, est, p, 1.0, math.nan, None, None, None, "", None)
