@@ -75,6 +75,8 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
                  "Tarone", "censored"):
         assert word in methods, word
     assert "The gate decides on <b>success</b>" in text
+    plan = text[text.index("id=plan>Runs needed"):text.index('id="plots"')]
+    assert plan.count("<tr>") == 5 and "runs per side for a 0.1 drop" in plan  # header + 4 cells
     # self-contained: no external script, stylesheet or image
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", text)
 

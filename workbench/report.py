@@ -216,6 +216,32 @@ def _comparison_section(res: CompareResult) -> str:
     return gate + _table(header, rows, cls="comparison") + excl
 
 
+def _plan_section(cat: Any, res: CompareResult) -> str:
+    """Runs needed per cell of the gate's rate (``workbench plan``), for a 0.1 drop."""
+    from workbench.model import WorkbenchError
+    from workbench.planning import plan
+
+    gate = res.gate
+    if gate.height == 0 or gate["kind"][0] != "rate" or res.n_measured == 0:
+        return ""
+    try:
+        table = plan(cat, by=res.by, baseline=res.baseline, candidate=res.candidate, within=res.within,
+                     metric=res.primary[0], drop=0.1, alpha=res.alpha)
+    except WorkbenchError:
+        return ""
+    rows = []
+    for r in table.iter_rows(named=True):
+        more = r["more_runs_per_arm"]
+        rows.append([*[_e(r[w]) for w in res.within], _e(r["verdict"]), _e(f"{r['n_base']} / {r['n_cand']}"),
+                     _num(r["mde_now"]), _e(r["runs_needed"] if r["runs_needed"] is not None else "–"),
+                     _e(more if more is not None else ("–" if r["verdict"] != "undecided" else "unlikely to decide"))])
+    head = [*res.within, "verdict", "runs b / c", "drop detectable now (80 % power)", "runs per side for a 0.1 drop",
+            "more runs per side to decide"]
+    return ("<h3 id=plan>Runs needed</h3><p class=muted>Exact power of the gate's one-sided test per cell "
+            "(Bonferroni over the cells: conservative); <code>workbench plan</code> gives the same for any drop.</p>"
+            + _table(head, rows))
+
+
 def _attribution_section(res: CompareResult) -> str:
     if res.attribution.height == 0:
         return "<p class=muted>Not enough varied runs to attribute variation to factors.</p>"
@@ -416,6 +442,7 @@ def render_report(
 <p>Verdicts: {verdicts}</p>
 <h2 id="comparison">Comparison per cell and metric</h2>
 {_comparison_section(res)}
+{_plan_section(cat, res)}
 <h2 id="plots">Plots</h2>
 <p class=muted>Interactive: hover for values, drag to pan, scroll to zoom.</p>
 <div class="plots">{figures}</div>
