@@ -222,3 +222,23 @@ def test_sequential_gate_is_anytime_valid_and_counts_looks(tmp_path):
     assert len(store.record_look("0123456789abcdef", {"n_runs": 20})) == 2
     with pytest.raises(ConfigError, match="must be hexadecimal"):
         store.record_look("../x", {})
+
+
+def test_success_within_a_time_is_a_rate():
+    rows = []
+    for v, times in (("v1", [3.0] * 18 + [None] * 2), ("v2", [3.0] * 8 + [12.0] * 10 + [None] * 2)):
+        for k, t in enumerate(times):
+            rows.append({"run_id": f"{v}-{k}", "model.version": v, "metrics.success": 0.0 if t is None else 1.0,
+                         "metrics.time_to_success": t})
+    rows[0]["metrics.success"] = None  # an unknown outcome stays unknown
+    cat = pl.DataFrame(rows)
+    res = wb.compare(cat, metrics=["success_within:10"], attribution_factors=[])
+    r = res.table.row(0, named=True)
+    assert r["kind"] == "rate" and r["test"] == "fisher_exact_conditional" and res.primary == ["success_within:10"]
+    assert (r["n_baseline"], r["n_unknown_baseline"]) == (19, 1)
+    assert r["baseline"] == pytest.approx(17 / 19) and r["candidate"] == pytest.approx(8 / 20)
+    assert r["verdict"] == "regression"
+    # success alone sees no difference (18 vs 18 of 20)
+    assert wb.compare(cat, metrics=["success"], attribution_factors=[]).table["verdict"][0] != "regression"
+    with pytest.raises(ConfigError, match="success_within:T with T a positive number"):
+        wb.compare(cat, metrics=["success_within:soon"])

@@ -19,6 +19,8 @@ much?" for every *cell* (a combination of the ``within`` factors) and metric.
   with confidence), ``no_change`` (the interval lies inside ± the equivalence bound),
   ``undecided`` (the data cannot tell at this n), ``changed`` for metrics without a
   better direction, and ``not measured`` when a side has no value.
+* ``success_within:T`` (e.g. ``success_within:10``) compares the rate of runs that
+  succeed within *T* seconds, failures counted as not within.
 * **Missing data in the open**: per cell and side, unknown outcomes and excluded
   runs with their ids, worst/best-case bounds of a rate difference, and a flag when
   missingness differs between the sides.
@@ -600,7 +602,7 @@ def compare(
             raise ConfigError(msg)
     else:
         names = list(metrics)
-    mcols = {m: _metric_column(cat, m) for m in names}
+    mcols = {m: _metric_column(cat, "time_to_success" if _within_s(m) is not None else m) for m in names}
     if isinstance(primary, str):
         primary = [p.strip() for p in primary.split(",") if p.strip()]
     prim = list(primary) if primary else (["success"] if "success" in names else names[:1])
@@ -608,7 +610,7 @@ def compare(
         if p not in names:
             msg = f"primary metric {p!r} is not among the compared metrics; compared: {', '.join(names)}"
             raise ConfigError(msg)
-    infos = {m: _metric_info(m) for m in names}
+    infos = {m: ("rate", True, "") if _within_s(m) is not None else _metric_info(m) for m in names}
     missing = {m: int(sides[mcols[m]].null_count()) for m in names if infos[m][0] != "category"}
     margins = {m: (margin.get(m) if isinstance(margin, Mapping) else margin) for m in names}
     equiv = {m: equivalence.get(m, 0.1) if isinstance(equivalence, Mapping) else equivalence for m in names}
@@ -669,6 +671,25 @@ def _attribute(sides: pl.DataFrame, factors: list[str], metrics: dict[str, str],
                                  n_boot=50 if sides.height > 2000 else 200, seed=seed, skip_unmeasured=True)
     except ConfigError:
         return pl.DataFrame(schema=_SCHEMA)
+
+
+WITHIN_PREFIX = "success_within:"
+"""``success_within:T`` compares the rate of runs that succeed within *T* seconds."""
+
+
+def _within_s(name: str) -> float | None:
+    """*T* of a ``success_within:T`` metric name (None for other names)."""
+    if not name.startswith(WITHIN_PREFIX):
+        return None
+    text = name[len(WITHIN_PREFIX):].removesuffix("s")
+    try:
+        t = float(text)
+    except ValueError:
+        t = math.nan
+    if not (math.isfinite(t) and t > 0):
+        msg = f"metric {name!r}: use success_within:T with T a positive number of seconds (e.g. success_within:10)"
+        raise ConfigError(msg)
+    return t
 
 
 def _pair_policy(sides: pl.DataFrame, by: str, within: Sequence[str], paired: bool | str, pair_by: Sequence[str] | str | None) -> list[str]:
@@ -865,7 +886,15 @@ def _cell_rows(
         s = sub[mcols[m]].cast(pl.Float64)
         v = s.to_numpy().astype(np.float64)
         ok = s.is_not_null().to_numpy() & ~np.isnan(v)
-        timed = m == "time_to_success" and "metrics.success" in sub.columns
+        limit = _within_s(m)
+        if limit is not None:  # a known outcome decides: success within T → 1, else 0
+            if "metrics.success" not in sub.columns:
+                msg = f"metric {m!r} needs metrics.success and metrics.time_to_success"
+                raise ConfigError(msg)
+            succ = sub["metrics.success"].cast(pl.Float64).to_numpy().astype(np.float64)
+            ok = np.isfinite(succ) & ~((succ == 1) & ~np.isfinite(v))
+            v = np.where((succ == 1) & (np.nan_to_num(v, nan=np.inf) <= limit), 1.0, 0.0)
+        timed = m == "time_to_success" and "metrics.success" in sub.columns and limit is None
         if timed:  # time to event: a known outcome is what counts, failures are censored
             succ = sub["metrics.success"].cast(pl.Float64).to_numpy().astype(np.float64)
             dur = ((sub["end_ns"] - sub["start_ns"]).cast(pl.Float64).to_numpy() / 1e9
@@ -901,7 +930,7 @@ def _cell_rows(
                 row.update(paired=True, n_pairs=info["n_pairs"], n_unpaired=int(info["unpaired_b"].size + info["unpaired_c"].size))
         elif timed and codes is not None:
             row["pairing"] = "unpaired: time to event is compared unpaired"
-        outcome = m in OUTCOME_METRICS
+        outcome = m in OUTCOME_METRICS or limit is not None
         if outcome not in frames:
             frames[outcome] = _window_frame(sub, outcome)
         rb, rc = bi[mb], ci[mc]
