@@ -271,3 +271,16 @@ def test_sequential_compare_numbers_its_looks(sample_store):
     assert again["look"] == out["look"] + 1
     text = run_cli(*args)
     assert f"sequential (anytime-valid), look {out['look'] + 2}" in text.stdout
+
+
+def test_where_localizes_the_planted_regression(sample_store):
+    res = run_cli("where", "--store", sample_store.url, *GATE, "--within", "hardware.robot,environment.lighting",
+                  "--format", "json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert len(rows) == 4
+    top = rows[0]
+    assert (top["hardware.robot"], top["environment.lighting"]) == ("arm-b", "dim") and top["share"] > 0.8
+    assert sum(r["contribution"] for r in rows) == pytest.approx(top["overall"], abs=1e-9)
+    text = run_cli("where", "--store", sample_store.url, *GATE, "--within", "hardware.robot,environment.lighting")
+    assert text.stdout.startswith("success: policy-v2 − policy-v1 = ") and "heterogeneity p = " in text.stdout

@@ -577,6 +577,40 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
     _print_frame(table, fmt)
 
 
+@cli.command(name="where")
+@store_option
+@click.option("--by", default="model.version", show_default=True, help="Factor whose two values are compared.")
+@click.option("--baseline", required=True, help="Baseline value of --by.")
+@click.option("--candidate", required=True, help="Candidate value of --by.")
+@click.option("--within", multiple=True, required=True, help="Factors whose cells may drive the change (repeatable, or comma-separated).")
+@click.option("--metric", default="success", show_default=True, help="The metric whose change is localized.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def where_cmd(store_path: str | None, by: str, baseline: str, candidate: str, within: tuple[str, ...], metric: str, fmt: str) -> None:
+    """Which cells drive a change: each cell's share of the overall difference and a
+    heterogeneity test (is the change the same everywhere?)."""
+    import polars as pl
+
+    from workbench.compare import _metric_column, _metric_info, compared_ids, ensure_measured
+    from workbench.model import parse_scalar
+    from workbench.stats.attribution import where
+
+    store = _open(store_path)
+    b_val, c_val = parse_scalar(baseline), parse_scalar(candidate)
+    cat = store.runs()
+    if ensure_measured(store, run_ids=compared_ids(cat, by, b_val, c_val), metrics=[metric]):
+        cat = store.runs()
+    cells = [w.strip() for item in within for w in item.split(",") if w.strip()]
+    kind = "rate" if _metric_info(metric)[0] == "rate" else "continuous"
+    table = where(cat, by=by, baseline=b_val, candidate=c_val, within=cells, column=_metric_column(cat, metric), kind=kind)
+    if fmt == "table":
+        top = table.row(0, named=True) if table.height else None
+        if top is not None:
+            click.echo(f"{metric}: {candidate} − {baseline} = {top['overall']:.3f} overall; heterogeneity p = {top['heterogeneity_p']:.3g}")
+        table = table.drop("overall", "heterogeneity_df", "heterogeneity_statistic", "heterogeneity_p").with_columns(
+            pl.col(pl.Float64).round(4))
+    _print_frame(table, fmt)
+
+
 @cli.command(name="readers")
 def readers_cmd() -> None:
     """List the installed log readers."""
