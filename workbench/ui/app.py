@@ -108,6 +108,13 @@ def serve(
         raise TypeError(msg)
     from workbench.ui.auth import TokenAuth, is_loopback, new_token
 
+    import panel.reactive
+    from panel.io.resources import LOCAL_DIST
+
+    # Stylesheets of models updated outside a session's templated document fall back to
+    # Panel's CDN (a race under many sessions at once): point that fallback at this
+    # server's own copy, so nothing is fetched from the internet.
+    panel.reactive.CDN_DIST = f"/{LOCAL_DIST}"
     local = is_loopback(address)
     if token is None and not local:
         token = new_token()
