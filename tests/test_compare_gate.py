@@ -197,7 +197,7 @@ def test_sequential_gate_is_anytime_valid_and_counts_looks(tmp_path):
     """Re-checking after every 5 runs and stopping at the first alarm: the fixed-n gate's
     false alarms grow with the looks, the sequential gate's stay under α."""
     rng = np.random.default_rng(11)
-    reps, looks, n_max = 60, 8, 40
+    reps, looks, n_max = 40, 6, 30
     fixed = seq = 0
     for _ in range(reps):
         full = cells_catalog(rng, n=n_max, cells=1, base=0.8)
