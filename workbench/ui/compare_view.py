@@ -212,7 +212,9 @@ class CompareView(pn.viewable.Viewer):
             return
         metrics = [m for m in (self.rate, self.metric) if m]
         try:
-            self.result = compare(cat, by=self.by, within=[f for f in self.x if f != self.by], metrics=metrics, n_boot=self.n_boot)
+            # the attribution chart above is this view's own: the comparison need not repeat it
+            self.result = compare(cat, by=self.by, within=[f for f in self.x if f != self.by], metrics=metrics,
+                                  n_boot=self.n_boot, attribution_factors=[])
         except WorkbenchError as err:
             self.verdicts.value = None
             self.status.object = f"Comparison not possible: {html.escape(str(err))}"
