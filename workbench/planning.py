@@ -35,9 +35,10 @@ from workbench.model import ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.compare import CompareResult
     from workbench.store import Store
 
-__all__ = ["plan"]
+__all__ = ["plan", "plan_result"]
 
 
 def plan(
@@ -80,20 +81,58 @@ def plan(
     ConfigError
         *metric* is not a rate, or nothing is measured (naming what the runs lack).
     """
-    import polars as pl
-
-    from workbench.compare import NOT_MEASURED, compare
-    from workbench.stats.plan import plan_table
+    from workbench.compare import compare
 
     res = compare(source, by=by, baseline=baseline, candidate=candidate, within=within, metrics=[metric],
                   primary=[metric], min_grade=min_grade, alpha=alpha, attribution_factors=[])
-    rows = res.table.filter(pl.col("verdict") != NOT_MEASURED)
+    return plan_result(res, metric=metric, drop=drop, power=power)
+
+
+def plan_result(res: CompareResult, *, metric: str = "success", drop: float = 0.1, power: float = 0.8) -> pl.DataFrame:
+    """:func:`plan` for a comparison already made (its cells, counts, verdicts and α).
+
+    Parameters
+    ----------
+    res
+        A :class:`~workbench.compare.CompareResult` whose metrics include *metric*.
+    metric, drop, power
+        As for :func:`plan`.
+
+    Returns
+    -------
+    polars.DataFrame
+        As :func:`plan`.
+
+    Raises
+    ------
+    ConfigError
+        *metric* is not in *res*, is not a rate, or nothing of it is measured.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from workbench.compare import compare
+    >>> cat = pl.DataFrame({"run_id": [f"r{i}" for i in range(40)], "model.version": ["v1"] * 20 + ["v2"] * 20,
+    ...                     "metrics.success": [1.0] * 18 + [0.0] * 2 + [1.0] * 15 + [0.0] * 5})
+    >>> plan_result(compare(cat, metrics=["success"]), drop=0.2)["runs_needed"].to_list() == plan(cat, drop=0.2)["runs_needed"].to_list()
+    True
+    """
+    import polars as pl
+
+    from workbench.compare import NOT_MEASURED
+    from workbench.stats.plan import plan_table
+
+    if metric not in res.table["metric"].unique().to_list():
+        msg = f"plan: the comparison has no metric {metric!r}; it has: {', '.join(sorted(set(res.table['metric'].to_list())))}"
+        raise ConfigError(msg)
+    rows = res.table.filter((pl.col("metric") == metric) & (pl.col("verdict") != NOT_MEASURED))
     if rows.height and rows["kind"][0] != "rate":
         msg = f"plan works on a rate (a metric of kind rate, e.g. success); {metric!r} is {rows['kind'][0]}"
         raise ConfigError(msg)
     if rows.height == 0:
         msg = f"nothing to plan: {res.missing_text() or 'no cell has runs on both sides'}"
         raise ConfigError(msg)
+    alpha = res.alpha
     cells = []
     for r in rows.iter_rows(named=True):
         kb, kc = round(r["baseline"] * r["n_baseline"]), round(r["candidate"] * r["n_candidate"])

@@ -216,17 +216,16 @@ def _comparison_section(res: CompareResult) -> str:
     return gate + _table(header, rows, cls="comparison") + excl
 
 
-def _plan_section(cat: Any, res: CompareResult) -> str:
+def _plan_section(res: CompareResult) -> str:
     """Runs needed per cell of the gate's rate (``workbench plan``), for a 0.1 drop."""
     from workbench.model import WorkbenchError
-    from workbench.planning import plan
+    from workbench.planning import plan_result
 
     gate = res.gate
     if gate.height == 0 or gate["kind"][0] != "rate" or res.n_measured == 0:
         return ""
     try:
-        table = plan(cat, by=res.by, baseline=res.baseline, candidate=res.candidate, within=res.within,
-                     metric=res.primary[0], drop=0.1, alpha=res.alpha)
+        table = plan_result(res, metric=res.primary[0], drop=0.1)
     except WorkbenchError:
         return ""
     rows = []
@@ -442,7 +441,7 @@ def render_report(
 <p>Verdicts: {verdicts}</p>
 <h2 id="comparison">Comparison per cell and metric</h2>
 {_comparison_section(res)}
-{_plan_section(cat, res)}
+{_plan_section(res)}
 <h2 id="plots">Plots</h2>
 <p class=muted>Interactive: hover for values, drag to pan, scroll to zoom.</p>
 <div class="plots">{figures}</div>

@@ -184,6 +184,14 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     assert all(n.startswith("arm-b_dim_") and "policy-v2" in n for n in names)
     page.screenshot(path=str(artifacts / "app_heatmap_click.png"))
 
+    # the comparison's "Runs needed" table: one row per cell, with the runs a 0.1 drop needs
+    plan = page.locator(".wb-plan")
+    plan.scroll_into_view_if_needed()
+    plan.locator(".tabulator-row").first.wait_for(timeout=60_000)
+    cells = plan.locator(".tabulator-cell[tabulator-field='runs per side for a 0.1 drop']").all_inner_texts()
+    assert len(cells) == 4 and all(c.strip().isdigit() and int(c) > 20 for c in cells), cells
+    assert page.locator(".wb-plan-status p", has_text="up to").count() == 1
+
     # the factor grid (custom anywidget) selects too
     page.locator(".wb-fg-cell[data-x='arm-a · dim'][data-y='policy-v1']").click()
     page.locator(".wb-run-count p", has_text="20 selected").wait_for(timeout=60_000)
@@ -295,6 +303,13 @@ def test_compare_view_says_what_is_not_measured():
     verdicts = dict(zip(view.verdicts.value["hardware.robot"], view.verdicts.value["verdict"], strict=True))
     assert verdicts["arm-b"] == "not measured" and verdicts["arm-a"] != "not measured"
     assert "1 of 2 cells **not measured**: 8 of 16 runs have no outcome (metrics.success is null)" in view.status.object
+    # runs needed for the measured cell only, as `workbench plan` gives them, for the drop asked
+    planned = view.plan.value
+    assert planned["hardware.robot"].tolist() == ["arm-a"]
+    assert planned["runs per side for a 0.1 drop"].tolist() == wb.plan(cat, within=["hardware.robot"], drop=0.1)["runs_needed"].to_list()
+    view.plan_drop = 0.3
+    assert view.plan.value["runs per side for a 0.3 drop"].tolist() == wb.plan(cat, within=["hardware.robot"], drop=0.3)["runs_needed"].to_list()
+    assert "up to" in view.plan_status.object
     view.data.filters = {"hardware.robot": ["arm-b"]}
     assert view.verdicts.value["verdict"].tolist() == ["not measured"]
     assert "**nothing measured**: 8 of 8 runs have no outcome" in view.status.object

@@ -60,6 +60,9 @@ class CompareView(pn.viewable.Viewer):
     auto_compare_max = param.Integer(default=2000, bounds=(0, None), doc="""
         Run the full comparison (bootstrap intervals, tests, verdicts) automatically when
         the filtered catalog has at most this many runs; above, use the button.""")
+    plan_drop = param.Number(default=0.1, bounds=(0.01, 0.9), step=0.05, doc="""
+        Drop in the rate to plan for: the "Runs needed" table gives, per cell, the runs
+        per side that detect it with 80 % power (``workbench plan``).""")
     n_boot = param.Integer(default=500, bounds=(100, 20000), doc="Bootstrap replicates of the comparison in the view.")
     cell = param.Dict(default={}, doc="The last clicked cell: {'x': column label, 'y': variant label}.")
 
@@ -79,6 +82,9 @@ class CompareView(pn.viewable.Viewer):
         self.attribution = pn.Row(*self._attr_panes, sizing_mode="stretch_width")
         self.verdicts = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                              layout="fit_data_table", css_classes=["wb-verdicts"])
+        self.plan = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                         layout="fit_data_table", css_classes=["wb-plan"])
+        self.plan_status = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-plan-status"])
         self.compare_button = pn.widgets.Button(label="Compare variants (intervals, tests, verdicts)", color="primary")
         self.compare_button.on_click(lambda _e: self.run_compare())
         self.status = pn.pane.Markdown("", margin=(0, 10))
@@ -231,6 +237,37 @@ class CompareView(pn.viewable.Viewer):
         )
         self.verdicts.value = view.to_pandas()
         self.status.object = self._status_text(self.result)
+        self.update_plan()
+
+    @param.depends("plan_drop", watch=True)
+    def update_plan(self) -> None:
+        """The runs needed per cell of the comparison's rate (``workbench plan``), for :attr:`plan_drop`."""
+        from workbench.model import WorkbenchError
+        from workbench.planning import plan_result
+
+        res = self.result
+        if res is None:
+            return
+        try:
+            table = plan_result(res, metric=self.rate, drop=float(self.plan_drop))
+        except WorkbenchError as err:
+            self.plan.value = None
+            self.plan_status.object = f"Runs needed: {html.escape(str(err))}"
+            return
+        more = pl.when(pl.col("verdict") != "undecided").then(pl.lit("–")).otherwise(
+            pl.col("more_runs_per_arm").cast(pl.String).fill_null("unlikely to decide"))
+        view = table.select(
+            *res.within, "verdict", pl.format("{} / {}", "n_base", "n_cand").alias("runs b / c"),
+            pl.col("mde_now").round(3).alias("drop detectable now"),
+            pl.col("runs_needed").alias(f"runs per side for a {self.plan_drop:g} drop"),
+            more.alias("more runs per side to decide"),
+        )
+        self.plan.value = view.to_pandas()
+        worst = table["runs_needed"].max()
+        self.plan_status.object = (
+            f"**Runs needed** ({html.escape(self.rate)}, 80 % power, exact one-sided test per cell, Bonferroni over "
+            f"{table.height} cell(s)): up to **{worst}** runs per side detect a {self.plan_drop:g} drop in every cell."
+            if worst is not None else "**Runs needed**: no cell can detect that drop at any number of runs.")
 
     def _status_text(self, res: Any) -> str:
         """The answer of comparison *res* in one Markdown line: regressions, or that
@@ -295,5 +332,8 @@ class CompareView(pn.viewable.Viewer):
             self.attribution,
             pn.Row(self.compare_button, self.status, sizing_mode="stretch_width"),
             self.verdicts,
+            pn.Row(self.plan_status, pn.widgets.FloatInput.from_param(self.param.plan_drop, label="plan for a drop of",
+                                                                     width=160), sizing_mode="stretch_width"),
+            self.plan,
             sizing_mode="stretch_width",
         )
