@@ -25,6 +25,7 @@ import argparse
 import itertools
 import math
 import time
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,9 @@ import workbench as wb
 
 
 def catalog(rng: np.random.Generator, n: int, cells: int, base: float, cand: float | None, *,
-            paired: bool, unknown: float) -> pl.DataFrame:
+            paired: bool, unknown: float, primaries: int = 1) -> pl.DataFrame:
+    """Success per run (and ``primaries - 1`` more 0/1 primary metrics, independent, at
+    the base rate in both variants: under the null like success)."""
     rows = []
     for c in range(cells):
         latent = rng.random(n)  # paired: the same seed is easy or hard for both variants
@@ -48,6 +51,10 @@ def catalog(rng: np.random.Generator, n: int, cells: int, base: float, cand: flo
                 val = None if rng.random() < unknown else float(ok[k])
                 rows.append((f"{c}-{v}-{k}", f"c{c}", v, k, val))
     df = pl.DataFrame(rows, schema=["run_id", "environment.cell", "model.version", "scenario.seed", "metrics.success"], orient="row")
+    for j in range(2, primaries + 1):
+        more = (rng.random(df.height) < base).astype(float)
+        gone = rng.random(df.height) < unknown
+        df = df.with_columns(pl.Series(f"metrics.m{j}", np.where(gone, np.nan, more)).fill_nan(None))
     return df if paired else df.drop("scenario.seed")
 
 
@@ -73,11 +80,12 @@ def _cell_counts(cat: pl.DataFrame, cell: str, paired: bool) -> tuple[float, flo
 
 
 def point(rng: np.random.Generator, reps: int, n: int, cells: int, base: float, cand: float | None,
-          paired: bool, unknown: float) -> tuple[float, float, float]:
+          paired: bool, unknown: float, primaries: int = 1) -> tuple[float, float, float]:
     gate = old = oracle = 0
+    metrics = ["success", *(f"m{j}" for j in range(2, primaries + 1))]
     for _ in range(reps):
-        cat = catalog(rng, n, cells, base, cand, paired=paired, unknown=unknown)
-        res = wb.compare(cat, within=["environment.cell"], metrics=["success"], attribution_factors=[])
+        cat = catalog(rng, n, cells, base, cand, paired=paired, unknown=unknown, primaries=primaries)
+        res = wb.compare(cat, within=["environment.cell"], metrics=metrics, primary=metrics, attribution_factors=[])
         gate += res.status == "regression"
         per = [_cell_counts(cat, f"c{c}", paired) for c in range(cells)]
         p2 = np.array([x[0] for x in per])
@@ -94,29 +102,48 @@ def point(rng: np.random.Generator, reps: int, n: int, cells: int, base: float, 
     return gate / reps, old / reps, oracle / reps
 
 
+def _null_point(args: tuple[Any, ...]) -> tuple[float, float]:
+    seed, reps, n, base, cells, paired, unknown, primaries = args
+    g, o, _ = point(np.random.default_rng(seed), reps, n, cells, base, None, paired, unknown, primaries)
+    return g, o
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=300, help="replications per grid point")
     ap.add_argument("--full", action="store_true", help="the whole null grid of the acceptance study")
+    ap.add_argument("--workers", type=int, default=1, help="processes the grid points are spread over")
     args = ap.parse_args()
     rng = np.random.default_rng(2026)
     reps = args.reps
     se = math.sqrt(0.05 * 0.95 / reps)
     t0 = time.perf_counter()
     print(f"== false alarms under the null ({reps} replications per point; target ≤ {0.05 + 2 * se:.3f} = 5 % + 2 SE)")
-    print(f"   {'n':>3} {'base':>5} {'cells':>5} {'paired':>6} {'unknown':>7}   {'gate':>6} {'old gate':>8}")
-    if args.full:
-        grid = list(itertools.product((5, 10, 20, 40), (0.5, 0.7, 0.9, 0.95), (1, 4, 8, 16), (False, True), (0.0, 0.2)))
+    print(f"   {'n':>3} {'base':>5} {'cells':>5} {'paired':>6} {'unknown':>7} {'primary':>7}   {'gate':>6} {'old gate':>8}")
+    if args.full:  # every combination with success as the one primary metric; 2 and 3 primaries on a sub-grid
+        grid = [(*g, 1) for g in itertools.product((5, 10, 20, 40), (0.5, 0.7, 0.9, 0.95), (1, 4, 8, 16), (False, True), (0.0, 0.2))]
+        grid += [(*g, k) for g in itertools.product((5, 20, 40), (0.5, 0.9), (1, 8), (False, True), (0.0, 0.2)) for k in (2, 3)]
     else:
-        grid = [(10, 0.5, 8, False, 0.0), (20, 0.9, 8, False, 0.0), (20, 0.8, 4, True, 0.0), (40, 0.7, 16, False, 0.2),
-                (5, 0.95, 4, False, 0.0), (20, 0.5, 1, True, 0.2)]
+        grid = [(10, 0.5, 8, False, 0.0, 1), (20, 0.9, 8, False, 0.0, 1), (20, 0.8, 4, True, 0.0, 1),
+                (40, 0.7, 16, False, 0.2, 1), (5, 0.95, 4, False, 0.0, 1), (20, 0.5, 1, True, 0.2, 1),
+                (20, 0.7, 8, False, 0.0, 3)]
+    seeds = np.random.SeedSequence(2027).spawn(len(grid))
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers) as pool:
+            results = list(pool.map(_null_point, [(s, reps, *g) for s, g in zip(seeds, grid, strict=True)], chunksize=1))
+    else:
+        results = [_null_point((s, reps, *g)) for s, g in zip(seeds, grid, strict=True)]
     worst = 0.0
-    for n, base, cells, paired, unknown in grid:
-        g, o, _ = point(rng, reps, n, cells, base, None, paired, unknown)
+    above = 0
+    for (n, base, cells, paired, unknown, primaries), (g, o) in zip(grid, results, strict=True):
         worst = max(worst, g)
+        above += g > 0.05 + 2 * se
         flag = "" if g <= 0.05 + 2 * se else "  ← above the target"
-        print(f"   {n:>3} {base:>5} {cells:>5} {paired!s:>6} {unknown:>7}   {g:6.3f} {o:8.3f}{flag}")
-    print(f"   worst false-alarm rate of the gate: {worst:.3f}")
+        print(f"   {n:>3} {base:>5} {cells:>5} {paired!s:>6} {unknown:>7} {primaries:>7}   {g:6.3f} {o:8.3f}{flag}")
+    print(f"   worst false-alarm rate of the gate over {len(grid)} points: {worst:.3f}; "
+          f"points above 5 % + 2 SE: {above} (by chance alone about {len(grid) * 0.023:.0f} of {len(grid)} would be)")
     print(f"== power against a drop in 1 cell ({reps} replications; oracle: one exact test at α on that cell)")
     print(f"   {'n':>3} {'drop':>10} {'cells':>5} {'paired':>6}   {'gate':>6} {'old gate':>8} {'oracle':>7}  target")
     for n, base, cand, cells, paired, target in ((20, 0.9, 0.6, 8, False, 0.50), (40, 0.9, 0.7, 8, False, 0.35),

@@ -26,6 +26,8 @@ def _run() -> wb.Run:
         "js": xr.Dataset({"position": (("time", "joint"), pos)}, coords={"time": t, "joint": ["j1", "j2"]}),
         "cmd": xr.Dataset({"position": (("time", "joint"), cmd[:, None])}, coords={"time": tc, "joint": ["j1"]}),
         "mode": xr.Dataset({"state": (("time",), (np.arange(n) // 700).astype(np.int64))}, coords={"time": t}),
+        "level": xr.Dataset({"v": (("time",), (np.sin(np.arange(n) / 25) + rng.normal(0, 0.3, n)).astype(np.float32))},
+                            coords={"time": t}),
     }
     return wb.Run(info=wb.RunInfo(run_id="engine-test", start_ns=0, end_ns=int(t[-1])), streams=streams)
 
@@ -52,8 +54,11 @@ def test_derived_signals_equal_numpy(rows):
     assert np.allclose(diff[inside], want[inside]) and np.isnan(diff[~inside]).all()
 
 
-def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path):
+def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path, monkeypatch):
+    import workbench.metrics.chunked as chunked
+
     rules = RuleSet.from_dict({"events": [
+        {"name": "high", "signal": {"stream": "level", "variable": "v"}, "above": 0.6, "release": 0.1, "min_duration": 0.05},
         {"name": "push", "signal": {"stream": "ft", "variable": "force", "axis": "x"}, "above": 15, "release": 5, "min_duration": 0.1},
         {"name": "mode", "signal": {"stream": "mode", "variable": "state"}, "on_change": True},
         {"name": "lag", "signal": {"diff": [{"stream": "js", "variable": "position", "joint": "j1"},
@@ -71,6 +76,35 @@ def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path):
     lazy = store.load("engine-test", lazy=True, indexes=False)
     got = evaluate(lazy, rules, rows=97)
     assert got.events.drop("origin").equals(whole.events.drop("origin"))
+    assert whole.counts["high"] > 10
+    # the stored float32 variable is read and scanned in threads: the same events with one thread
+    for threads in (1, 3):
+        monkeypatch.setattr(chunked, "SCAN_THREADS", threads)
+        lazy = store.load("engine-test", lazy=True, indexes=False)
+        assert evaluate(lazy, rules, rows=61).events.drop("origin").equals(whole.events.drop("origin"))
+
+
+def test_scan_map_runs_in_threads_and_keeps_the_order(tmp_path):
+    from workbench.metrics.chunked import StreamPieces
+
+    run = _run()
+    store = wb.open_store(tmp_path / "store")
+    store._write_run(run.info, run.streams, run.events)  # noqa: SLF001 - the store's own writer
+    ds = store.load("engine-test", lazy=True, indexes=False).streams["level"]
+    seen: set[str] = set()
+
+    def first_and_sum(t, v, scratch):
+        import threading
+
+        seen.add(threading.current_thread().name)
+        scratch["n"] = scratch.get("n", 0) + 1
+        return int(t[0]), float(v.astype(np.float64).sum())
+
+    got = list(StreamPieces(ds, rows=100).scan_map("v", first_and_sum, threads=2))
+    t, v = run.streams["level"]["time"].values, run.streams["level"]["v"].values.astype(np.float64)
+    want = [(int(t[a]), float(v[a:a + 100].sum())) for a in range(0, t.size, 100)]
+    assert [g[0] for g in got] == [w[0] for w in want] and np.allclose([g[1] for g in got], [w[1] for w in want])
+    assert len(seen) == 2 and all(n.startswith("workbench-scan") for n in seen)
 
 
 def test_rule_problems_name_the_valid_choices():
@@ -88,7 +122,7 @@ def test_rule_problems_name_the_valid_choices():
             evaluate(run, rules)
     absent = evaluate(run, RuleSet.from_dict({"events": [{"name": "r", "signal": {"stream": "imu"}, "above": 1}]}))
     assert absent.missing == {"r": "stream 'imu' absent"} and absent.events.height == 0
-    with pytest.raises(RuleProblem, match=r"stream 'imu' absent; streams: cmd, ft, js, mode"):
+    with pytest.raises(RuleProblem, match=r"stream 'imu' absent; streams: cmd, ft, js, level, mode"):
         evaluate(run, RuleSet.from_dict({"events": [{"name": "r", "signal": {"stream": "imu"}, "above": 1}]}), strict_streams=True)
 
 

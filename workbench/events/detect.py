@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Changes", "Intervals", "filter_intervals", "sequence_then", "sequence_without"]
+__all__ = ["Changes", "Intervals", "Scan", "filter_intervals", "sequence_then", "sequence_without"]
 
 Masks = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 """``masks(x, set_out, reset_out)`` writes the two boolean masks of *x* into the outputs."""
@@ -71,6 +72,24 @@ def _block_any(mask: np.ndarray, blocks: int) -> np.ndarray:
     return np.add.reduceat(words, np.arange(0, words.size, BLOCK // 8)) != 0 if blocks else np.zeros(0, bool)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One piece as :meth:`Intervals.scan` saw it (independent of the state before it).
+
+    ``codes`` (+1 set, −1 reset) where the code changes, ``times`` (ns) of those
+    samples, ``peaks`` of the stretch from each of them to the next (or the piece's
+    end); ``head`` whether samples precede the first of them, ``head_peak`` their
+    peak (of the whole piece when there is no code), ``last_t`` the last sample's time.
+    """
+
+    codes: np.ndarray
+    times: np.ndarray
+    peaks: np.ndarray
+    head: bool
+    head_peak: float
+    last_t: int
+
+
 @dataclass
 class Intervals:
     """Intervals of a two-level state machine (hysteresis), fed in pieces.
@@ -96,7 +115,6 @@ class Intervals:
     _last_t: int | None = None
     _last_end: int | None = None
     kept: list[Interval] = field(default_factory=list)
-    _scratch: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _made: dict[np.dtype, Masks] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -141,20 +159,23 @@ class Intervals:
 
         return cls(make, 1.0, min_duration_ns, refractory_ns)
 
-    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _buffers(self, n: int, scratch: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         size = -(-n // BLOCK) * BLOCK
-        if self._scratch is None or self._scratch[0].size < size:
-            self._scratch = (np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
-        on, off = self._scratch
+        held = self.__dict__ if scratch is None else scratch
+        buf = held.get("_scratch")
+        if buf is None or buf[0].size < size:
+            buf = held["_scratch"] = (np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
+        on, off = buf
         return on[:size], off[:size]
 
-    def _codes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _codes(self, x: np.ndarray, scratch: dict[str, Any] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Positions and codes (+1 set, −1 reset) of the first sample of every run of
         one code among the non-zero ones (a superset of the flips, in order); plus the
         masks. Blocks with samples of one kind only give one candidate each (resolved
         later), so the work is a few passes over the piece whatever its activity."""
         n = x.size
-        on, off = self._buffers(n)
+        on, off = self._buffers(n, scratch)
         masks = self._made.get(x.dtype)
         if masks is None:
             masks = self._made[x.dtype] = self.masks(x.dtype)
@@ -185,6 +206,37 @@ class Intervals:
             pos, codes, exact = pos_s, code_s, np.zeros(pos_s.size, bool)
         return pos, codes, exact, on, off
 
+    def scan(self, t: Any, x: np.ndarray, scratch: dict[str, Any] | None = None) -> Scan | None:
+        """What one piece holds, whatever the state before it: the samples where the
+        code (set / reset) changes, their times and the peak of each stretch between
+        them. Reads nothing of this detector's state, so pieces may be scanned in any
+        order (in threads, each with its own *scratch* dict); :meth:`merge` then takes
+        the scans in time order. ``None`` for an empty piece."""
+        n = int(t.size)
+        if n == 0:
+            return None
+        x = _as_values(x)
+        pos, codes, exact, on, off = self._codes(x, scratch)
+        keep = np.ones(codes.size, dtype=bool)
+        keep[1:] = codes[1:] != codes[:-1]
+        pos, codes, exact = pos[keep], codes[keep], exact[keep]
+        if pos.size and not exact.all():  # first set / reset sample of a one-kind block
+            rough = np.flatnonzero(~exact)
+            blk = pos[rough] // BLOCK
+            sets = codes[rough] > 0
+            rows = np.where(sets[:, None], on.reshape(-1, BLOCK)[blk], off.reshape(-1, BLOCK)[blk])
+            pos = pos.copy()
+            pos[rough] = blk * BLOCK + rows.argmax(axis=1)
+        reduce = np.fmax.reduceat if self.sign > 0 else np.fmin.reduceat
+        if pos.size == 0:
+            last = int(t[np.array([n - 1])][0])
+            return Scan(codes, np.zeros(0, np.int64), np.zeros(0), True, float(reduce(x, [0])[0]), last)
+        head = bool(pos[0] > 0)
+        peaks = reduce(x, np.concatenate(([0], pos)) if head else pos)  # peak of each stretch
+        at = np.asarray(t[np.append(pos, n - 1)], dtype=np.int64)  # one ascending read
+        head_peak = float(peaks[0]) if head else float("nan")
+        return Scan(codes, at[:-1], peaks[1:] if head else peaks, head, head_peak, int(at[-1]))
+
     def feed(self, t: Any, x: np.ndarray) -> None:
         """Add the next piece (times ascending, after the previous piece's).
 
@@ -193,40 +245,23 @@ class Intervals:
         samples where the state flips are located (a few passes over the piece, none in
         Python), and times are read at those samples and the last one only.
         """
-        n = int(t.size)
-        if n == 0:
+        self.merge(self.scan(t, x))
+
+    def merge(self, piece: Scan | None) -> None:
+        """Continue the state machine over the next piece's :meth:`scan`."""
+        if piece is None:
             return
-        x = _as_values(x)
-        pos, codes, exact, on, off = self._codes(x)
-        before = np.empty_like(codes)
-        if codes.size:
-            before[0] = 1 if self.state else -1
-            before[1:] = codes[:-1]
-        flip = codes != before
-        flips = pos[flip]
-        if flips.size and not exact[flip].all():  # first set / reset sample of a one-kind block
-            rough = np.flatnonzero(~exact[flip])
-            blk = flips[rough] // BLOCK
-            sets = codes[flip][rough] > 0
-            rows = np.where(sets[:, None], on.reshape(-1, BLOCK)[blk], off.reshape(-1, BLOCK)[blk])
-            flips = flips.copy()
-            flips[rough] = blk * BLOCK + rows.argmax(axis=1)
+        codes, at, peaks, head, first_peak = piece.codes, piece.times, piece.peaks, piece.head, piece.head_peak
+        if codes.size and codes[0] == (1 if self.state else -1):  # keeps the state: no flip there
+            first_peak = _better(first_peak, float(peaks[0]), self.sign) if head else float(peaks[0])
+            codes, at, peaks, head = codes[1:], at[1:], peaks[1:], True
         was_open = self.state
-        reduce = np.fmax.reduceat if self.sign > 0 else np.fmin.reduceat
-        if flips.size == 0:
+        self._last_t = piece.last_t
+        if codes.size == 0:
             if was_open:  # on through the whole piece
-                self._open_peak = _better(self._open_peak, float(reduce(x, [0])[0]), self.sign)
-            self._last_t = int(t[np.array([n - 1])][0])
+                self._open_peak = _better(self._open_peak, first_peak, self.sign)
             return
-        head = bool(flips[0] > 0)
-        bounds = np.concatenate(([0], flips)) if head else flips
-        peaks = reduce(x, bounds)  # peak of each segment between flips
-        at = np.asarray(t[np.append(flips, n - 1)], dtype=np.int64)  # one ascending read
-        last_t, at = int(at[-1]), at[:-1]
-        first_peak = float(peaks[0]) if head else float("nan")
-        if head:
-            peaks = peaks[1:]
-        k = 1 if was_open else 0  # the interval open at the previous piece's end ends at flips[0]
+        k = 1 if was_open else 0  # the interval open at the previous piece's end ends at the first flip
         ons, on_peaks = at[k::2], peaks[k::2]
         offs = at[k + 1::2]
         m = offs.size
@@ -239,7 +274,6 @@ class Intervals:
         self.state = ons.size > m
         if self.state:  # still open at this piece's end
             self._open_start, self._open_peak = int(ons[-1]), float(on_peaks[-1])
-        self._last_t = last_t
         if self.min_duration_ns > 0:  # most short intervals go here, before any Python object
             long = (ends - starts) >= self.min_duration_ns
             starts, ends, tops = starts[long], ends[long], tops[long]

@@ -163,7 +163,7 @@ def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = N
                    f"({dims}: LABEL) or use {{norm: …}}")
             raise RuleProblem(msg)
         sp = StreamPieces(ds, rows=rows)
-        if native and sig.stream is not None and cols is None and base.bit is None and width == 1:
+        if native and _is_native(sig, cols, width):
             for t, v in sp.scan(var):
                 yield t, v.reshape(-1)
             return
@@ -197,6 +197,27 @@ def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = N
     other = _Reader(run, second, rule, rows)
     for t, x in signal_pieces(run, first, rule=rule, rows=rows):
         yield t, x - other.at(t)
+
+
+def _is_native(sig: Signal, cols: np.ndarray | None, width: int) -> bool:
+    """One stored variable of one component, read as stored."""
+    return sig.stream is not None and cols is None and sig.bit is None and width == 1
+
+
+def native_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = None) -> tuple[Any, str] | None:
+    """``(StreamPieces, variable)`` when *sig* is read as stored (see :func:`signal_pieces`
+    with *native*), for a consumer that scans its pieces with
+    :meth:`~workbench.metrics.chunked.StreamPieces.scan_map`; ``None`` otherwise."""
+    from workbench.metrics.chunked import StreamPieces
+
+    if sig.stream is None:
+        return None
+    ds, var, cols = _base(run, sig, rule)
+    da = ds[var]
+    width = int(np.prod([da.sizes[d] for d in da.dims if d != "time"], dtype=np.int64)) if cols is None else int(cols.size)
+    if not _is_native(sig, cols, width):
+        return None
+    return StreamPieces(ds, rows=rows), var
 
 
 class _Reader:
@@ -243,6 +264,12 @@ def _intervals(run: Run, rule: Threshold | Change, rows: int | None) -> list[tup
     else:
         assert rule.equals is not None
         det = Intervals.equals(rule.equals, min_duration_ns=int(rule.min_duration * _NS), refractory_ns=int(rule.refractory * _NS))
+    source = native_pieces(run, rule.signal, rule=rule.name, rows=rows)
+    if source is not None:  # one stored variable: pieces read and scanned on every core
+        sp, var = source
+        for piece in sp.scan_map(var, lambda t, v, scratch: det.scan(t, v.reshape(-1), scratch)):
+            det.merge(piece)
+        return det.finish()
     for t, x in signal_pieces(run, rule.signal, rule=rule.name, rows=rows, native=True):
         det.feed(t, x)
     return det.finish()

@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -58,6 +59,7 @@ __all__ = [
     "LazyTimes",
     "LAZY_BYTES",
     "PIECE_BYTES",
+    "SCAN_THREADS",
     "Runs",
     "StreamPieces",
     "chunk_rows",
@@ -131,6 +133,10 @@ def _ns(values: np.ndarray) -> np.ndarray:
 
 SCAN_BYTES = 8 * 2**20
 """Size of the buffer :meth:`StreamPieces.scan` decodes one variable's pieces into."""
+
+
+SCAN_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads :meth:`StreamPieces.scan_map` reads and scans pieces in."""
 
 
 class LazyTimes:
@@ -300,23 +306,72 @@ class StreamPieces:
         times come as :class:`LazyTimes`, read only where indexed; otherwise the
         pieces of :meth:`pieces`. Values keep their stored dtype.
 
-        (Decoding the next piece in a background thread was tried: on two cores it did
-        not shorten a scan, as decoding and the numpy passes share the memory bandwidth.)
+        :meth:`scan_map` does the same work on several cores.
         """
         values, times = self._array(name), self._array("time")
         if not (isinstance(values, ChunkReader) and isinstance(times, ChunkReader)):
             for _a, _b, _lo, p in self.pieces(["time", name]):
                 yield p["time"], p[name]
             return
-        row = int(values.dtype.itemsize) * int(np.prod(values.shape[1:], dtype=np.int64))
-        step = max(1, SCAN_BYTES // max(1, row) // values.chunk_rows) * values.chunk_rows
-        if not self._auto:  # rows set by the caller or the chunk_rows context
-            step = self.rows
+        step = self._scan_step(values)
         buf = np.empty((min(step, self.n), *values.shape[1:]), dtype=values.dtype)
         for a, b in self.ranges(step=step):
             if b - a > buf.shape[0]:
                 buf = np.empty((b - a, *values.shape[1:]), dtype=values.dtype)
             yield LazyTimes(times, a, b), values.read(a, b, out=buf)
+
+    def scan_map(self, name: str, fn: Callable[[Any, np.ndarray, dict[str, Any]], Any], *,
+                 threads: int | None = None) -> Iterator[Any]:
+        """``fn(times, values, scratch)`` of every piece of :meth:`scan`, in order.
+
+        On a lazily opened local stream of several pieces the pieces are read and
+        *fn* runs in *threads* threads (default :data:`SCAN_THREADS`), each with its
+        own readers, buffer and *scratch* dict: *fn* must keep nothing of *values*
+        (a reused buffer) and touch no shared state. Decoding and numpy release the
+        GIL, so a scan runs on several cores; at most two pieces per thread are in
+        flight (bounded memory). Elsewhere it is ``fn`` over :meth:`scan` here.
+        """
+        values, times = self._array(name), self._array("time")
+        threads = SCAN_THREADS if threads is None else max(1, int(threads))
+        if not (isinstance(values, ChunkReader) and isinstance(times, ChunkReader)) or threads < 2:
+            scratch: dict[str, Any] = {}
+            for t, v in self.scan(name):
+                yield fn(t, v, scratch)
+            return
+        step = self._scan_step(values)
+        ranges = list(self.ranges(step=step))
+        if len(ranges) < 2:
+            scratch = {}
+            for t, v in self.scan(name):
+                yield fn(t, v, scratch)
+            return
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+        from threading import local
+
+        mine = local()
+
+        def task(a: int, b: int) -> Any:
+            st = getattr(mine, "st", None)
+            if st is None:
+                buf = np.empty((step, *values.shape[1:]), dtype=values.dtype)
+                st = mine.st = (ChunkReader(values.path), ChunkReader(times.path), {}, buf)
+            vr, tr, scratch, buf = st
+            return fn(LazyTimes(tr, a, b), vr.read(a, b, out=buf), scratch)
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="workbench-scan") as pool:
+            pending: deque[Future[Any]] = deque()
+            for a, b in ranges:
+                pending.append(pool.submit(task, a, b))
+                if len(pending) >= 2 * threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _scan_step(self, values: ChunkReader) -> int:
+        row = int(values.dtype.itemsize) * int(np.prod(values.shape[1:], dtype=np.int64))
+        step = max(1, SCAN_BYTES // max(1, row) // values.chunk_rows) * values.chunk_rows
+        return step if self._auto else self.rows  # rows set by the caller or the chunk_rows context
 
     # ---------------------------------------------------------------- search
     def piece_starts(self) -> np.ndarray:
