@@ -659,6 +659,7 @@ from workbench.viz.rerun_cli import view  # noqa: E402
 from workbench.ui.cli import serve  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
 from workbench.events.cli import events, label  # noqa: E402
+from workbench.metrics.roles_cli import roles  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)
@@ -666,6 +667,7 @@ cli.add_command(serve)
 cli.add_command(factors)
 cli.add_command(events)
 cli.add_command(label)
+cli.add_command(roles)
 
 # --------------------------------------------------------------------------- entry
 

@@ -1,11 +1,13 @@
 """Built-in behavior metrics (registered as ``workbench.metrics`` entry points).
 
-Stream names they look for (the ROS conventions of the sample campaign; a lab with
-other names registers its own metric or renames streams):
-``joint_states`` (JointState-like: ``position``/``velocity``/``effort`` on ``joint``),
-``joint_commands`` (commanded ``position``), ``ft_sensor`` (``force`` on ``axis``),
-``tf.<frame>`` (``translation`` on ``axis``; the end effector frame is the first of
-``tool0``, ``ee_link``, ``end_effector``, ``gripper``), and the events table.
+Each reads its inputs by role (:mod:`workbench.metrics.roles`): ``joint_position``,
+``joint_velocity``, ``joint_effort``, ``joint_command``, ``wrench``, ``ee_pose``,
+``gripper``, found per run from the format's conventions (the sample campaign's ROS
+topics ``joint_states``, ``joint_commands``, ``ft_sensor``, ``tf.<frame>``; LeRobot
+``observation.state`` / ``action``; robomimic and robosuite keys) or mapped in the
+``roles:`` section of ``workbench.yaml``; and the events table. Vehicle metrics are in
+:mod:`workbench.metrics.vehicle`. A metric whose inputs a run lacks is null there,
+with the reason in ``<metric>.why``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from workbench.model import Run
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.metrics.roles import RoleSignal
+
 __all__ = [
     "ControlLatency",
     "Effort",
     "FailureMode",
+    "GripperCycles",
     "Jerk",
     "Jitter",
     "PathLength",
@@ -37,53 +42,9 @@ __all__ = [
     "TrackingError",
 ]
 
-MEASURED = "joint_states"
-COMMANDED = "joint_commands"
-FORCE = "ft_sensor"
-EE_FRAMES = ("tool0", "ee_link", "end_effector", "gripper")
-
-
-class _Signal:
-    """A time-indexed variable of a stream, read piece by piece as float64 ``(rows, columns)``."""
-
-    def __init__(self, ds: Any, var: str) -> None:
-        da = ds[var].transpose("time", ...)
-        self.rd = StreamPieces(ds)
-        self.var = var
-        self.cols = int(np.prod(da.shape[1:], dtype=np.int64)) if da.ndim > 1 else 1
-        self.names = (
-            [str(x) for x in ds[da.dims[1]].values]
-            if da.ndim > 1 and da.dims[1] in ds.coords
-            else [str(i) for i in range(self.cols)]
-        )
-
-    @property
-    def n(self) -> int:
-        return self.rd.n
-
-    def first_time(self) -> int:
-        return self.rd.time_at(0)
-
-    def last_time(self) -> int:
-        return self.rd.time_at(self.rd.n - 1)
-
-    def window(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """Times and values of rows ``[a, b)``."""
-        p = self.rd.read(["time", self.var], a, b)
-        return p["time"], np.asarray(p[self.var], dtype=np.float64).reshape(p["time"].size, -1)
-
-    def pieces(self, *, before: int = 0) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
-        """``(a, b, lo, times, values)`` per piece ``[a, b)``, rows from ``lo`` (see StreamPieces)."""
-        for a, b, lo, p in self.rd.pieces(["time", self.var], before=before):
-            t = p["time"]
-            yield a, b, lo, t, np.asarray(p[self.var], dtype=np.float64).reshape(t.size, -1)
-
-
-def _signal(run: Run, stream: str, var: str) -> _Signal | None:
-    ds = run.streams.get(stream)
-    if ds is None or var not in ds or ds.sizes.get("time", 0) < 3:
-        return None
-    return _Signal(ds, var)
+TASK_EVENTS = ("slip", "drop", "recovery")
+NO_OUTCOME = ("no outcome: the run has no success/failure event; define one with an outcome: rule in "
+              "workbench.yaml or label it (workbench label RUN --outcome …)")
 
 
 def _events(run: Run, kind: str) -> list[tuple[int, dict[str, Any]]]:
@@ -109,6 +70,8 @@ class Success(Metric):
 
     def compute(self, run: Run) -> dict[str, Any]:
         outcome = run.outcome
+        if outcome is None:
+            self.note_missing(NO_OUTCOME)
         return {"success": None if outcome is None else float(outcome == "success")}
 
     def outdated(self, catalog: pl.DataFrame) -> pl.Expr | None:
@@ -133,6 +96,8 @@ class TimeToSuccess(Metric):
     )
 
     def compute(self, run: Run) -> dict[str, Any]:
+        if run.outcome is None:
+            self.note_missing(NO_OUTCOME)
         if run.outcome != "success":
             return {"time_to_success": None}
         t = max(t for t, _ in _events(run, "success"))
@@ -160,6 +125,7 @@ class FailureMode(Metric):
     def compute(self, run: Run) -> dict[str, Any]:
         outcome = run.outcome
         if outcome is None:
+            self.note_missing(NO_OUTCOME)
             return {"failure_mode": None}
         if outcome == "success":
             return {"failure_mode": "none"}
@@ -188,6 +154,10 @@ class Recoveries(Metric):
     )
 
     def compute(self, run: Run) -> dict[str, Any]:
+        if not _reports_task_events(run):
+            self.note_missing("no slip/drop/recovery reported: the run has no task events (slip, drop, recovery, "
+                              "success, failure) from its log and no rule making slip/drop/recovery events")
+            return {}
         rec = sorted(t for t, _ in _events(run, "recovery"))
         troubles = sorted(t for kind in ("slip", "drop") for t, _ in _events(run, kind))
         spent = 0.0
@@ -196,6 +166,19 @@ class Recoveries(Metric):
             if before:
                 spent += (r - before[-1]) / 1e9
         return {"recoveries": float(len(rec)), "recovery_time": spent, "slips": float(len(_events(run, "slip")))}
+
+
+def _reports_task_events(run: Run) -> bool:
+    """Whether a count of slips, drops and recoveries is a measurement on *run*: some
+    such event is there, a rule making them was applied, or the log itself reports
+    task events (its own success / failure), so their absence means none happened.
+    (A slip rule that fired on no run of a store leaves no trace: its runs read null.)"""
+    ev = run.events
+    if ev.height and ev.filter(ev["kind"].is_in(list(TASK_EVENTS))).height:
+        return True
+    origins = ev["origin"].to_list() if "origin" in ev.columns else ["log"] * ev.height
+    kinds = ev["kind"].to_list()
+    return any(o == "log" and k in ("success", "failure") for k, o in zip(kinds, origins, strict=True))
 
 
 class PathLength(Metric):
@@ -208,16 +191,16 @@ class PathLength(Metric):
         Column("joint_path_length", "continuous", "rad", False, "sum over joints of |Δq|"),
     )
 
+    roles: ClassVar[tuple[str, ...]] = ("ee_pose", "joint_position")
+
     def compute(self, run: Run) -> dict[str, Any]:
         out: dict[str, Any] = {"path_length": None, "joint_path_length": None}
-        for frame in EE_FRAMES:
-            m = _signal(run, f"tf.{frame}", "translation")
-            if m is not None:
-                out["path_length"] = sum(
-                    float(np.nansum(np.linalg.norm(np.diff(v, axis=0), axis=1))) for *_, v in m.pieces(before=1)
-                )
-                break
-        q = _signal(run, MEASURED, "position")
+        m = self.role("ee_pose", run, required=False, min_rows=3)
+        if m is not None:
+            out["path_length"] = sum(
+                float(np.nansum(np.linalg.norm(np.diff(v, axis=0), axis=1))) for *_, v in m.pieces(before=1)
+            )
+        q = self.role("joint_position", run, required=False, min_rows=3)
         if q is not None:
             out["joint_path_length"] = sum(float(np.nansum(np.abs(np.diff(v, axis=0)))) for *_, v in q.pieces(before=1))
         return out
@@ -236,13 +219,14 @@ class Jerk(Metric):
     columns: ClassVar[tuple[Column, ...]] = (Column("jerk_rms", "continuous", "rad/s³", False, "RMS joint jerk"),)
 
     rate_hz: ClassVar[float] = 100.0
+    roles: ClassVar[tuple[str, ...]] = ("joint_position",)
 
     def compute(self, run: Run) -> dict[str, Any]:
-        q = _signal(run, MEASURED, "position")
-        if q is None:
-            return {"jerk_rms": None}
+        q = self.role("joint_position", run, min_rows=3)
+        assert q is not None
         t0, t_last = q.first_time(), q.last_time()
         if t_last - t0 < 0.5e9:
+            self.note_missing(f"joint_position spans {(t_last - t0) / 1e9:.2f} s, less than the 0.5 s jerk needs")
             return {"jerk_rms": None}
         dt = 1.0 / self.rate_hz
         s_last = (t_last - t0) / 1e9
@@ -281,14 +265,17 @@ class TrackingError(Metric):
         Column("tracking_error_max", "continuous", "rad", False, "largest |measured − commanded| position"),
     )
 
+    roles: ClassVar[tuple[str, ...]] = ("joint_command", "joint_position")
+
     def compute(self, run: Run) -> dict[str, Any]:
         none = {"tracking_error_rms": None, "tracking_error_max": None}
-        c = _signal(run, COMMANDED, "position")
-        m = _signal(run, MEASURED, "position")
-        if c is None or m is None:
-            return none
+        c = self.role("joint_command", run, min_rows=3)
+        m = self.role("joint_position", run, min_rows=3)
+        assert c is not None and m is not None
         common = [n for n in c.names if n in m.names]
         if not common:
+            self.note_missing(f"joint_command ({', '.join(c.names[:6])}) and joint_position ({', '.join(m.names[:6])}) "
+                              "share no joint name")
             return none
         ci = [c.names.index(n) for n in common]
         mi = [m.names.index(n) for n in common]
@@ -327,25 +314,26 @@ class Effort(Metric):
         Column("effort_rms", "continuous", "N·m", False, "RMS joint effort"),
     )
 
+    roles: ClassVar[tuple[str, ...]] = ("joint_effort", "joint_velocity")
+
     def compute(self, run: Run) -> dict[str, Any]:
-        e = _signal(run, MEASURED, "effort")
-        v = _signal(run, MEASURED, "velocity")
+        e = self.role("joint_effort", run, min_rows=3)
+        assert e is not None
+        v = self.role("joint_velocity", run, required=False, min_rows=3)
         out: dict[str, Any] = {"energy": None, "effort_rms": None}
-        if e is None:
-            return out
-        with_power = v is not None and v.cols == e.cols
-        names = ["time", "effort", *(["velocity"] if with_power else [])]
+        with_power = v is not None and v.rd.ds is e.rd.ds and v.names == e.names
+        if v is not None and not with_power:
+            self.note_missing("energy needs joint_velocity on the same stream and joints as joint_effort")
         ssq, count, energy = 0.0, 0, 0.0
         t0 = e.first_time()
-        for a, _, lo, p in e.rd.pieces(names, before=1):
-            t = p["time"]
-            ev = np.asarray(p["effort"], dtype=np.float64).reshape(t.size, -1)
+        for a, _, lo, t, ev in e.pieces(before=1):
             own = ev[a - lo :]
             ok = ~np.isnan(own)
             ssq += float(np.sum(own[ok] ** 2))
             count += int(ok.sum())
             if with_power:
-                vv = np.asarray(p["velocity"], dtype=np.float64).reshape(t.size, -1)
+                assert v is not None
+                _, vv = v.window(lo, lo + t.size)
                 power = np.nansum(np.abs(ev * vv), axis=1)
                 s = (t - t0) / 1e9
                 energy += float(np.sum(0.5 * (power[1:] + power[:-1]) * np.diff(s)))
@@ -362,10 +350,11 @@ class PeakForce(Metric):
     description: ClassVar[str] = "peak contact force"
     columns: ClassVar[tuple[Column, ...]] = (Column("peak_force", "continuous", "N", False, "max |force|"),)
 
+    roles: ClassVar[tuple[str, ...]] = ("wrench",)
+
     def compute(self, run: Run) -> dict[str, Any]:
-        f = _signal(run, FORCE, "force")
-        if f is None:
-            return {"peak_force": None}
+        f = self.role("wrench", run, min_rows=3)
+        assert f is not None
         peak = None
         for *_, v in f.pieces():
             norms = np.linalg.norm(v, axis=1)
@@ -394,6 +383,7 @@ class ControlLatency(Metric):
         Column("control_latency_p95", "continuous", "ms", False, "95th percentile command-to-motion delay"),
     )
 
+    roles: ClassVar[tuple[str, ...]] = ("joint_command", "joint_position")
     whole_rows: ClassVar[int] = 1_000_000
     segment_rows: ClassVar[int] = 65_536
     max_segments: ClassVar[int] = 8
@@ -403,10 +393,9 @@ class ControlLatency(Metric):
         from workbench.sync import estimate_offset
 
         none = {"control_latency_p50": None, "control_latency_p95": None}
-        c = _signal(run, COMMANDED, "position")
-        m = _signal(run, MEASURED, "position")
-        if c is None or m is None or c.n < 32:
-            return none
+        c = self.role("joint_command", run, min_rows=32)
+        m = self.role("joint_position", run, min_rows=3)
+        assert c is not None and m is not None
         lo = np.full(c.cols, np.inf)
         hi = np.full(c.cols, -np.inf)
         finite = np.zeros(c.cols, dtype=bool)
@@ -439,7 +428,7 @@ class ControlLatency(Metric):
             return none
         return {"control_latency_p50": float(np.percentile(lags, 50)), "control_latency_p95": float(np.percentile(lags, 95))}
 
-    def _segments(self, c: _Signal, m: _Signal) -> list[tuple[int, int, int, int]]:
+    def _segments(self, c: RoleSignal, m: RoleSignal) -> list[tuple[int, int, int, int]]:
         """Row ranges ``(c_a, c_b, m_a, m_b)`` of evenly spread time segments."""
         t0, t1 = c.first_time(), c.last_time()
         needed = int(np.ceil(max(c.n, m.n) / self.segment_rows))
@@ -459,11 +448,12 @@ class Jitter(Metric):
     description: ClassVar[str] = "jitter of the joint-state stream"
     columns: ClassVar[tuple[Column, ...]] = (Column("jitter", "continuous", "ms", False, "std of joint-state intervals"),)
 
+    roles: ClassVar[tuple[str, ...]] = ("joint_position",)
+
     def compute(self, run: Run) -> dict[str, Any]:
-        ds = run.streams.get(MEASURED)
-        if ds is None or ds.sizes.get("time", 0) < 3:
-            return {"jitter": None}
-        rd = StreamPieces(ds)
+        q = self.role("joint_position", run, min_rows=3)
+        assert q is not None
+        rd = StreamPieces(q.rd.ds)
 
         def intervals() -> Iterator[np.ndarray]:
             for *_, p in rd.pieces(["time"], before=1):
@@ -476,3 +466,33 @@ class Jitter(Metric):
         mean = total / n / 1e6  # exact mean (ms)
         ssd = sum(float(np.sum((dt / 1e6 - mean) ** 2)) for dt in intervals())
         return {"jitter": float(np.sqrt(ssd / n))}
+
+
+class GripperCycles(Metric):
+    """Gripper close-open cycles: the opening crosses below the middle of its range and
+    back above it (hysteresis of a tenth of the range either side)."""
+
+    name: ClassVar[str] = "gripper_cycles"
+    description: ClassVar[str] = "gripper close-open cycles"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("gripper_cycles", "count", "", None, "times the gripper closed (and opened again or stayed closed)"),
+    )
+    roles: ClassVar[tuple[str, ...]] = ("gripper",)
+
+    def compute(self, run: Run) -> dict[str, Any]:
+        from workbench.events.detect import Intervals
+
+        g = self.role("gripper", run, min_rows=3)
+        assert g is not None
+        lo, hi = np.inf, -np.inf
+        for *_, v in g.pieces():
+            x = v[:, 0][~np.isnan(v[:, 0])]
+            if x.size:
+                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        if not np.isfinite(lo) or hi <= lo:
+            return {"gripper_cycles": 0.0 if np.isfinite(lo) else None}
+        mid, band = (lo + hi) / 2, (hi - lo) / 10
+        det = Intervals.threshold("below", mid - band, mid + band)
+        for _a, _b, _lo, t, v in g.pieces():
+            det.feed(t, v[:, 0])
+        return {"gripper_cycles": float(len(det.finish()))}

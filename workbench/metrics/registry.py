@@ -19,9 +19,10 @@ Examples
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.model import ConfigError, Run
@@ -29,6 +30,7 @@ from workbench.model import ConfigError, Run
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.metrics.roles import RoleConfig, RoleSignal
     from workbench.store import Store
 
 __all__ = [
@@ -80,11 +82,43 @@ class Column:
 
 
 class Metric:
-    """Base class of metric plugins (the protocol is what counts)."""
+    """Base class of metric plugins (the protocol is what counts).
+
+    A metric reads its inputs by role (:mod:`workbench.metrics.roles`) with
+    :meth:`role`; a required role the run lacks makes every column null and its
+    reason lands in ``<metric>.why``.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     columns: ClassVar[tuple[Column, ...]] = ()
+    roles: ClassVar[tuple[str, ...]] = ()
+    """The roles the metric reads (shown by ``workbench roles``)."""
+
+    def role(self, name: str, run: Run, *, required: bool = True, min_rows: int = 1) -> RoleSignal | None:
+        """The input of role *name* in *run*, read piece by piece along time.
+
+        Raises :class:`~workbench.metrics.roles.MissingInput` when the run lacks it and
+        *required* (the metric's values become null, the reason is kept); returns
+        ``None`` otherwise, noting the reason for the columns left null.
+        """
+        from workbench.metrics.roles import MissingInput, role_signal
+
+        try:
+            return role_signal(run, name, min_rows=min_rows)
+        except MissingInput as err:
+            if required:
+                raise
+            noted = _MISSING.get()
+            if noted is not None:
+                noted.append(str(err))
+            return None
+
+    def note_missing(self, reason: str) -> None:
+        """Record why some columns are null (kept in ``<metric>.why``)."""
+        noted = _MISSING.get()
+        if noted is not None:
+            noted.append(reason)
 
     def compute(self, run: Run) -> dict[str, Any]:  # pragma: no cover - interface
         """Values of :attr:`columns` for *run* (``None`` where not computable)."""
@@ -97,6 +131,7 @@ class Metric:
         return None
 
 
+_MISSING: ContextVar[list[str] | None] = ContextVar("workbench_missing_inputs", default=None)
 _RUNTIME: dict[str, type] = {}
 _CACHE: dict[str, Metric] | None = None
 
@@ -154,31 +189,45 @@ def columns(names: Iterable[str] | None = None) -> dict[str, Column]:
     return {c.name: c for m in chosen for c in m.columns}
 
 
-def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int | None = None) -> dict[str, Any]:
+def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int | None = None,
+                roles: RoleConfig | None = None) -> dict[str, Any]:
     """All chosen metrics of one run as one flat dict (plus ``run_id``).
 
     A metric that raises records ``None`` for its columns and the error under
-    ``"<metric>.error"`` — one broken metric never hides the others.
+    ``"<metric>.error"`` — one broken metric never hides the others. A metric whose
+    inputs the run lacks (a role not found) gives ``None`` and the reason under
+    ``"<metric>.why"``.
 
     The built-in metrics read streams piece by piece along time
     (:mod:`workbench.metrics.chunked`), so a lazy run larger than memory is measured
     in bounded memory; *chunk_rows* sets the rows per piece (``None``: a stream in
     memory is one piece, a lazy one is read about 64 MB at a time). Plugins see it
-    through :func:`workbench.metrics.chunked.current_chunk_rows`.
+    through :func:`workbench.metrics.chunked.current_chunk_rows`. *roles* are the
+    role overrides (default: those in effect, see :func:`workbench.metrics.roles.use_roles`).
     """
     from workbench.metrics.chunked import chunk_rows as chunking
+    from workbench.metrics.roles import MissingInput, current_roles, use_roles
 
     row: dict[str, Any] = {"run_id": run.run_id}
     chosen = _chosen(names)
-    with chunking(chunk_rows):
+    with chunking(chunk_rows), use_roles(roles if roles is not None else current_roles()):
         for metric in chosen:
+            missing: list[str] = []
+            token = _MISSING.set(missing)
             try:
                 values = metric.compute(run)
+            except MissingInput as err:
+                values = {}
+                missing.append(str(err))
             except Exception as err:  # plugin code: report, never crash the batch
                 values = {}
                 row[f"{metric.name}.error"] = f"{type(err).__name__}: {err}"
+            finally:
+                _MISSING.reset(token)
             for col in metric.columns:
                 row[col.name] = values.get(col.name)
+            if missing and any(row[c.name] is None for c in metric.columns):
+                row[f"{metric.name}.why"] = "; ".join(dict.fromkeys(missing))
     return row
 
 
@@ -189,7 +238,7 @@ def _chosen(names: Sequence[str] | None) -> list[Metric]:
 
 def _owned_keys(chosen: Iterable[Metric]) -> set[str]:
     """Keys of the ``metrics`` annotation that *chosen* write: their columns and errors."""
-    return {k for m in chosen for k in (*(c.name for c in m.columns), f"{m.name}.error")}
+    return {k for m in chosen for k in (*(c.name for c in m.columns), f"{m.name}.error", f"{m.name}.why")}
 
 
 def _frame(rows: list[dict[str, Any]], cols: dict[str, Column]) -> pl.DataFrame:
@@ -198,7 +247,7 @@ def _frame(rows: list[dict[str, Any]], cols: dict[str, Column]) -> pl.DataFrame:
     schema: dict[str, Any] = {"run_id": pl.String}
     for name, col in cols.items():
         schema[name] = pl.String if col.kind == "category" else pl.Float64
-    errors = sorted({k for r in rows for k in r if k.endswith(".error")})
+    errors = sorted({k for r in rows for k in r if k.endswith((".error", ".why"))})
     for e in errors:
         schema[e] = pl.String
     data = {k: [r.get(k) for r in rows] for k in schema}
@@ -217,6 +266,7 @@ def compute(
     store_results: bool = True,
     progress: bool = False,
     chunk_rows: int | None = None,
+    roles: RoleConfig | Mapping[str, Any] | str | None = None,
 ) -> pl.DataFrame:
     """Compute metrics, one row per run.
 
@@ -242,20 +292,28 @@ def compute(
         Rows per piece when streams are read (see :func:`compute_run`). With a store,
         a run larger than :data:`workbench.metrics.chunked.LAZY_BYTES` is opened
         lazily and measured piece by piece.
+    roles
+        Role overrides (a :class:`~workbench.metrics.roles.RoleConfig`, a ``roles:``
+        mapping or a YAML file); default: ``roles:`` of ``workbench.yaml`` in the
+        store's folder, else the current folder (see :mod:`workbench.metrics.roles`).
 
     Returns
     -------
     polars.DataFrame
-        ``run_id`` and one column per metric output.
+        ``run_id``, one column per metric output, and ``<metric>.why`` (why values
+        are null: the inputs the run lacks) / ``<metric>.error`` where any.
     """
+    from workbench.metrics.roles import configured_roles
     from workbench.parallel import map_runs
     from workbench.store import Store
 
     names = list(metrics) if metrics is not None else None
     cols = columns(names)
     if isinstance(source, Store):
+        cfg = configured_roles(source, roles)
         ids = list(run_ids) if run_ids is not None else source.run_ids()
-        rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows), scheduler=scheduler, progress=progress, label="metrics")
+        rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows, cfg.to_dict(), cfg.origin),
+                        scheduler=scheduler, progress=progress, label="metrics")
         df = _frame(rows, cols)
         if store_results and rows:
             owned = _owned_keys(_chosen(names))
@@ -265,7 +323,8 @@ def compute(
                 merged[r["run_id"]] = {k: v for k, v in kept.items() if k not in owned} | {k: v for k, v in r.items() if k != "run_id"}
             source.annotate_many("metrics", merged)
         return df
-    rows = [compute_run(run, names, chunk_rows=chunk_rows) for run in source]
+    cfg = configured_roles(None, roles)
+    rows = [compute_run(run, names, chunk_rows=chunk_rows, roles=cfg) for run in source]
     return _frame(rows, cols)
 
 
@@ -361,9 +420,12 @@ def compute_missing(
 
 
 def _compute_stored(
-    run_id: str, store_url: str, names: Sequence[str] | None, chunk_rows: int | None = None
+    run_id: str, store_url: str, names: Sequence[str] | None, chunk_rows: int | None = None,
+    roles: Mapping[str, Any] | None = None, roles_origin: str = "python",
 ) -> dict[str, Any]:
     from workbench.metrics.chunked import load_for_work
+    from workbench.metrics.roles import RoleConfig
     from workbench.store import open_store
 
-    return compute_run(load_for_work(open_store(store_url, create=False), run_id), names, chunk_rows=chunk_rows)
+    cfg = RoleConfig.from_dict(roles, origin=roles_origin)
+    return compute_run(load_for_work(open_store(store_url, create=False), run_id), names, chunk_rows=chunk_rows, roles=cfg)
