@@ -303,14 +303,13 @@ def compute(
         ``run_id``, one column per metric output, and ``<metric>.why`` (why values
         are null: the inputs the run lacks) / ``<metric>.error`` where any.
     """
-    from workbench.metrics.roles import configured_roles
     from workbench.parallel import map_runs
     from workbench.store import Store
 
     names = list(metrics) if metrics is not None else None
     cols = columns(names)
     if isinstance(source, Store):
-        cfg = configured_roles(source, roles)
+        cfg = _roles_for(source, roles)
         ids = list(run_ids) if run_ids is not None else source.run_ids()
         rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows, cfg.to_dict(), cfg.origin),
                         scheduler=scheduler, progress=progress, label="metrics")
@@ -323,9 +322,19 @@ def compute(
                 merged[r["run_id"]] = {k: v for k, v in kept.items() if k not in owned} | {k: v for k, v in r.items() if k != "run_id"}
             source.annotate_many("metrics", merged)
         return df
-    cfg = configured_roles(None, roles)
+    cfg = _roles_for(None, roles)
     rows = [compute_run(run, names, chunk_rows=chunk_rows, roles=cfg) for run in source]
     return _frame(rows, cols)
+
+
+def _roles_for(store: Store | None, roles: Any) -> RoleConfig:
+    """*roles* given, else those of :func:`~workbench.metrics.roles.use_roles` in
+    effect, else the ``roles:`` of ``workbench.yaml``."""
+    from workbench.metrics.roles import configured_roles, current_roles
+
+    if roles is None and current_roles().overrides:
+        return current_roles()
+    return configured_roles(store, roles)
 
 
 def compute_missing(
