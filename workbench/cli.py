@@ -352,16 +352,49 @@ def grade(store_path: str | None, where: str | None, findings: bool, scheduler: 
 @click.option("--scheduler", default=None, help="threads (default), processes, sync, or a Dask address tcp://host:8786.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, scheduler: str | None, fmt: str, progress: bool | None) -> None:
-    """Compute behavior metrics per run and keep them in the catalog."""
-    from workbench.metrics import compute
+@click.option("--roles", "roles_file", default=None, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="YAML file with a roles: section [default: workbench.yaml of the store folder, else of this folder].")
+@click.option("--list", "list_only", is_flag=True, help="List the installed metrics: columns, kind, unit, direction, roles read.")
+def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, scheduler: str | None, fmt: str,
+            progress: bool | None, roles_file: Path | None, list_only: bool) -> None:
+    """Compute behavior metrics per run and keep them in the catalog.
 
+    A metric whose inputs a run lacks is null there, with the reason in
+    <metric>.why (a summary is printed under the table; see `workbench roles RUN`).
+    """
+    import polars as pl
+
+    from workbench.metrics import compute, get_metric
+    from workbench.metrics import metrics as installed
+
+    if list_only:
+        chosen = [get_metric(n) for n in names] if names else list(installed().values())
+        rows = [{"metric": m.name, "column": c.name, "kind": c.kind, "unit": c.unit or "-",
+                 "better": {True: "higher", False: "lower", None: "-"}[c.higher_is_better],
+                 "roles": ", ".join(getattr(m, "roles", ())) or "-", "description": c.description}
+                for m in chosen for c in m.columns]
+        _print_frame(pl.DataFrame(rows), fmt)
+        return
     store = _open(store_path)
     ids = store.runs(where=where)["run_id"].to_list() if where else None
     show_bar = sys.stderr.isatty() if progress is None else progress
-    df = compute(store, list(names) or None, run_ids=ids, scheduler=scheduler, progress=show_bar and fmt == "table")
+    df = compute(store, list(names) or None, run_ids=ids, scheduler=scheduler, progress=show_bar and fmt == "table",
+                 roles=roles_file)
     df = store.runs().select("run_id", "name").join(df, on="run_id", how="inner")
-    _print_frame(df, fmt)
+    if fmt != "table":
+        _print_frame(df, fmt)
+        return
+    from workbench.metrics import columns
+
+    cols = columns(list(names) or None)
+    notes = [c for c in df.columns if c.endswith((".why", ".error"))]
+    shown = df.drop(notes).rename({c: f"{c} [{cols[c].unit}]" for c in df.columns if c in cols and cols[c].unit})
+    _print_frame(shown, fmt)
+    for c in notes:
+        reasons = df.filter(pl.col(c).is_not_null()).group_by(c).len().sort("len", descending=True)
+        for reason, n in reasons.iter_rows():
+            kind = "null" if c.endswith(".why") else "error"
+            click.echo(f"{c.rsplit('.', 1)[0]}: {kind} on {n} run(s): {reason}")
 
 
 @cli.command()
