@@ -693,6 +693,7 @@ from workbench.ui.cli import serve  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
 from workbench.events.cli import events, label  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
+from workbench.find_cli import find_cmd  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)
@@ -701,6 +702,7 @@ cli.add_command(factors)
 cli.add_command(events)
 cli.add_command(label)
 cli.add_command(roles)
+cli.add_command(find_cmd)
 
 # --------------------------------------------------------------------------- entry
 

@@ -96,6 +96,8 @@ ENTITY_ROOT = "/runs"
 """Every run's subtree lives under ``/runs/<label>``."""
 ALIGNED_TIMELINE = "aligned"
 """Duration timeline shared by all runs (0 = each run's anchor)."""
+AT_WINDOW_S = 2.0
+"""Half-width (s) of the time selection a replay opened ``at`` a moment shows."""
 LOG_TIMELINE = "log_time"
 """Timestamp timeline: each run's original recorder clock."""
 APPLICATION_ID = "robotops-workbench"
@@ -484,8 +486,12 @@ def _run_column(rrb: Any, plan: _RunPlan) -> Any:
     return rrb.Vertical(*views, name=plan.label)
 
 
-def build_blueprint(plans: Sequence[Any], layout: Layout = "side_by_side") -> rrb.Blueprint:
+def build_blueprint(plans: Sequence[Any], layout: Layout = "side_by_side", *, at: float | None = None,
+                    window: float = AT_WINDOW_S) -> rrb.Blueprint:
     """The viewer layout for planned runs.
+
+    With *at* (seconds on the aligned timeline, e.g. a hit of ``workbench find``), the
+    time panel opens with ``[at − window, at + window]`` selected and paused there.
 
     ``side_by_side``: one column per run (camera, key signals, TF, events) above a grid
     of overlay plots (each the same signal component of every run). ``overlay``: the
@@ -521,9 +527,13 @@ def build_blueprint(plans: Sequence[Any], layout: Layout = "side_by_side") -> rr
         )
         parts.append(rrb.Horizontal(*bottom, name="cameras & events"))
         root = rrb.Vertical(*parts, row_shares=[3, 1] if overlays else None)
+    panel: dict[str, Any] = {"timeline": ALIGNED_TIMELINE, "state": "expanded"}
+    if at is not None:
+        lo, hi = int(round((at - window) * 1e9)), int(round((at + window) * 1e9))
+        panel.update(time_selection=rrb.components.AbsoluteTimeRange(lo, hi), play_state="paused")
     return rrb.Blueprint(
         root,
-        rrb.TimePanel(timeline=ALIGNED_TIMELINE, state="expanded"),
+        rrb.TimePanel(**panel),
         rrb.BlueprintPanel(state="collapsed"),
         rrb.SelectionPanel(state="collapsed"),
     )
@@ -931,6 +941,7 @@ def _prepare(
     layout: str,
     streams: Iterable[str] | None,
     grades: Mapping[str, Any] | None,
+    at: float | None = None,
 ) -> _Prepared:
     rr = _rerun()
     if layout not in LAYOUTS:
@@ -943,9 +954,9 @@ def _prepare(
     plans = [_plan_run(rr, r, labels[r.run_id], patterns) for r in runs]
     for plan, g in zip(plans, _grades(runs, grades).values(), strict=True):
         plan.grade = g
-    bp = build_blueprint(plans, layout)  # type: ignore[arg-type]
+    bp = build_blueprint(plans, layout, at=at)  # type: ignore[arg-type]
     key = json.dumps(
-        {"runs": [r.run_id for r in runs], "align": alignment.shifts, "layout": layout, "streams": patterns},
+        {"runs": [r.run_id for r in runs], "align": alignment.shifts, "layout": layout, "streams": patterns, "at": at},
         sort_keys=True,
     )
     rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{APPLICATION_ID}:{key}"))
@@ -993,9 +1004,10 @@ def _run(
     grades: Mapping[str, Any] | None,
     application_id: str,
     single: bool,
+    at: float | None = None,
 ) -> RerunLog:
     rr = _rerun()
-    prep = _prepare(runs, align, layout, streams, grades)
+    prep = _prepare(runs, align, layout, streams, grades, at)
     own = recording is None
     rec = recording if recording is not None else rr.RecordingStream(application_id, recording_id=prep.recording_id)
     path = Path(out) if out is not None else None
@@ -1036,6 +1048,7 @@ def log_runs(
     streams: Iterable[str] | None = None,
     grades: Mapping[str, Grade | str] | None = None,
     application_id: str = APPLICATION_ID,
+    at: float | None = None,
 ) -> RerunLog:
     """Log runs into one Rerun recording, one subtree per run, on one aligned timeline.
 
@@ -1062,6 +1075,9 @@ def log_runs(
         run's provenance; ``None`` grades every run with :func:`workbench.quality.grade`.
     application_id
         Rerun application id of a new recording.
+    at
+        Open at this moment: seconds on the aligned timeline (from each run's anchor),
+        shown as a selected window of ±:data:`AT_WINDOW_S` s.
 
     Returns
     -------
@@ -1076,7 +1092,7 @@ def log_runs(
     """
     return _run(
         runs, align=align, layout=layout, out=out, recording=recording, streams=streams,
-        grades=grades, application_id=application_id, single=False,
+        grades=grades, application_id=application_id, single=False, at=at,
     )
 
 
@@ -1244,6 +1260,7 @@ def serve(
     open_browser: bool = False,
     application_id: str = APPLICATION_ID,
     timeout: float = 60.0,
+    at: float | None = None,
 ) -> ServedViewer:
     """Serve runs to the web viewer bundled in rerun-sdk, on this machine and offline.
 
@@ -1290,7 +1307,7 @@ def serve(
     tmp = tempfile.TemporaryDirectory(prefix="workbench-replay-")
     try:
         rrd = Path(tmp.name) / "replay.rrd"
-        log = log_runs(runs, align=align, layout=layout, out=rrd, streams=streams, grades=grades,
+        log = log_runs(runs, align=align, layout=layout, out=rrd, streams=streams, grades=grades, at=at,
                        application_id=application_id)
         env = {**os.environ, "RERUN_TELEMETRY_ENABLED": "false"}
         with open(Path(tmp.name) / "server.log", "wb") as server_log:

@@ -63,6 +63,8 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--serve", is_flag=True, help="Serve the bundled web viewer on 127.0.0.1 (offline, this machine only) and wait for Ctrl-C.")
 @click.option("--port", "web_port", type=int, default=9090, show_default=True, help="Web viewer port (with --serve).")
 @click.option("--grpc-port", type=int, default=9876, show_default=True, help="gRPC data port (with --serve).")
+@click.option("--at", "at", type=float, default=None, metavar="SECONDS",
+              help="Open at this moment: seconds from each run's anchor (--align), e.g. a hit's start_s from `workbench find`.")
 def view(
     run_ids: tuple[str, ...],
     store_path: str | None,
@@ -73,6 +75,7 @@ def view(
     serve: bool,
     web_port: int,
     grpc_port: int,
+    at: float | None,
 ) -> None:
     """Replay runs side by side in Rerun, synchronized on one aligned timeline.
 
@@ -82,6 +85,7 @@ def view(
     Examples:
       workbench view 0179889ce5c8dc4f 031569be09a82be9 --align event:grasp --out grasp.rrd
       workbench view 0179889ce5c8dc4f --serve
+      workbench view 0179889ce5c8dc4f --at 12.5 --out slip.rrd
     """
     from workbench.store import open_store
     from workbench.viz import rerun as wbr
@@ -94,13 +98,13 @@ def view(
     grades = _grades(store, run_ids)
     chosen = list(streams) or None
     if out is not None:
-        log = wbr.log_runs(runs, align=align, layout=layout, out=out, streams=chosen, grades=grades)  # type: ignore[arg-type]
+        log = wbr.log_runs(runs, align=align, layout=layout, out=out, streams=chosen, grades=grades, at=at)  # type: ignore[arg-type]
         labels = ", ".join(log.labels.values())
         click.echo(f"wrote {out} ({len(runs)} run(s): {labels}; {log.n_scalars:,} samples, {log.n_frames:,} frames)")
     if serve:
         served = wbr.serve(
             runs, align=align, layout=layout, streams=chosen, grades=grades,  # type: ignore[arg-type]
-            grpc_port=grpc_port, web_port=web_port,
+            grpc_port=grpc_port, web_port=web_port, at=at,
         )
         click.echo(f"Rerun viewer: {served.url}")
         click.echo(f"native viewer: rerun {served.grpc_url}")
