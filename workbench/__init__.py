@@ -31,6 +31,20 @@ def plan(source: object, **kwargs: object) -> object:
     return _plan(source, **kwargs)  # type: ignore[arg-type]
 
 
+def find(source: object, rule: object, **kwargs: object) -> object:
+    """Every hit of *rule* across runs, one row each (see :func:`workbench.moments.find`)."""
+    from workbench.moments import find as _find
+
+    return _find(source, rule, **kwargs)  # type: ignore[arg-type]
+
+
+def count_by(hits: object, source: object, factor: str, **kwargs: object) -> object:
+    """Hit rates per factor value with intervals (see :func:`workbench.moments.count_by`)."""
+    from workbench.moments import count_by as _count_by
+
+    return _count_by(hits, source, factor, **kwargs)  # type: ignore[arg-type]
+
+
 def report(store: Store, **kwargs: object) -> object:
     """Write the self-contained HTML report (see :func:`workbench.report.report`).
 

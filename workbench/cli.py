@@ -693,7 +693,7 @@ from workbench.ui.cli import serve  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
 from workbench.events.cli import events, label  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
-from workbench.find_cli import find_cmd  # noqa: E402
+from workbench.moments_cli import find_cmd  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)

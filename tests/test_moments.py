@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import workbench as wb
 from workbench.cli import cli
-from workbench.find import count_by, find
+from workbench.moments import count_by, find
 from workbench.model import ConfigError
 
 NS = 1_000_000_000
@@ -56,6 +56,7 @@ def test_find_returns_the_hits_of_a_brute_force_scan(tmp_path):
     assert len(want) > 10 and len({w[0] for w in want}) > 3
     hits = find(runs, RULE)
     assert list(zip(hits["run_id"], hits["start"], hits["end"], strict=True)) == want
+    assert wb.find(runs, RULE).equals(hits)
     first = {r.run_id: r.info.start_ns for r in runs}
     assert np.allclose(hits["start_s"], [(s - first[r]) / NS for r, s, _ in want])
     # the same from a store, on a 2-process pool and serially

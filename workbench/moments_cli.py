@@ -37,8 +37,8 @@ def find_cmd(rule: str, store_path: str | None, rules_file: Path | None, where: 
       workbench find '{name: hard_push, signal: {norm: {stream: ft_sensor, variable: force}}, above: 30, min_duration: 0.2}'
     """
     from workbench.cli import _print_frame
-    from workbench.find import count_by as rates
-    from workbench.find import find
+    from workbench.moments import count_by as rates
+    from workbench.moments import find
     from workbench.store import open_store
 
     store = open_store(store_path, create=False)
