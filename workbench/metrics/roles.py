@@ -53,6 +53,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -515,9 +516,29 @@ def _matches(when: tuple[tuple[str, tuple[str, ...]], ...], ctx: Mapping[str, An
     return True
 
 
+_LABELS: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+
 def _labels(ds: Any, var: str, dim: str) -> list[str]:
-    size = int(ds[var].sizes[dim])
-    return [str(v) for v in ds[dim].values] if dim in ds.coords else [str(i) for i in range(size)]
+    """Labels of *dim* (read once per dataset: a lazily opened coordinate is read from disk)."""
+    held = _LABELS.get(id(ds))
+    if held is None or held[0]() is not ds:
+        if len(_LABELS) > 256:
+            for key in [k for k, (ref, _) in _LABELS.items() if ref() is None]:
+                del _LABELS[key]
+        held = _LABELS[id(ds)] = (weakref.ref(ds), {})
+    got = held[1].get(dim)
+    if got is None:
+        v = ds.variables[var]
+        size = int(v.shape[v.dims.index(dim)])
+        got = held[1][dim] = [str(x) for x in ds.variables[dim].values] if dim in ds.coords else [str(i) for i in range(size)]
+    return got
+
+
+def _timed(ds: Any) -> dict[str, Any]:
+    """Time-indexed data variables of *ds* → their ``xarray.Variable`` (no DataArray built)."""
+    variables = ds.variables
+    return {str(k): variables[k] for k in ds.data_vars if "time" in variables[k].dims}
 
 
 def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Binding | None:
@@ -532,36 +553,37 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
     if ds is None or ds.sizes.get("time", 0) == 0:
         fail(f"no stream {cand.stream!r}; streams: {', '.join(sorted(run.streams)) or '(none)'}")
         return None
-    timed = sorted(str(v) for v in ds.data_vars if "time" in ds[v].dims)
+    timed = _timed(ds)
     if cand.variables:
         lacking = [v for v in cand.variables if v not in timed]
         if lacking:
-            fail(f"stream {cand.stream!r} has no variable {lacking[0]!r}; variables: {', '.join(timed)}")
+            fail(f"stream {cand.stream!r} has no variable {lacking[0]!r}; variables: {', '.join(sorted(timed))}")
             return None
-        bad = [v for v in cand.variables if ds[v].ndim != 1]
+        bad = [v for v in cand.variables if len(timed[v].dims) != 1]
         if bad:
-            fail(f"{cand.stream}/{bad[0]} has dimensions {ds[bad[0]].dims}; 'variables' are scalars per time")
+            fail(f"{cand.stream}/{bad[0]} has dimensions {timed[bad[0]].dims}; 'variables' are scalars per time")
             return None
         names = cand.names if len(cand.names) == len(cand.variables) else cand.variables
         return Binding(role, cand.stream, cand.variables, None, tuple(names), cand, why)
     var = cand.variable
     if var is None:
         if len(timed) != 1:
-            fail(f"stream {cand.stream!r} has {len(timed)} variables; name one with 'variable': {', '.join(timed)}")
+            fail(f"stream {cand.stream!r} has {len(timed)} variables; name one with 'variable': {', '.join(sorted(timed))}")
             return None
-        var = timed[0]
+        var = next(iter(timed))
     if var not in timed:
-        fail(f"stream {cand.stream!r} has no variable {var!r}; variables: {', '.join(timed)}")
+        fail(f"stream {cand.stream!r} has no variable {var!r}; variables: {', '.join(sorted(timed))}")
         return None
-    da = ds[var]
-    extra = [str(d) for d in da.dims if d != "time"]
+    v = timed[var]
+    extra = [str(d) for d in v.dims if d != "time"]
     if len(extra) > 1:
         fail(f"{cand.stream}/{var} has {len(extra)} dimensions besides time ({', '.join(extra)}); a role reads one")
         return None
-    if cand.form == "quat" and (not extra or int(da.sizes[extra[0]]) != 4):
-        fail(f"{cand.stream}/{var} is no quaternion (4 components), its shape is {tuple(da.shape)}")
+    if cand.form == "quat" and (not extra or int(v.shape[v.dims.index(extra[0])]) != 4):
+        fail(f"{cand.stream}/{var} is no quaternion (4 components), its shape is {tuple(v.shape)}")
         return None
-    labels = _labels(ds, var, extra[0]) if extra else [var]
+    needs_labels = bool(cand.select or cand.drop) or (extra and not (cand.form == "quat" or cand.names))
+    labels = (_labels(ds, var, extra[0]) if extra else [var]) if needs_labels or not extra else []
     cols: list[int] | None = None
     for dim, wanted in cand.select:
         if dim not in extra:
@@ -581,11 +603,12 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
         if not kept:
             fail(f"dropping {dim} {pattern} leaves nothing of {cand.stream}/{var}")
             return None
-    names = [labels[i] for i in cols] if cols is not None else labels
     if cand.form == "quat":
         names = list(cand.names or _RPY)
-    elif cand.names and len(cand.names) == len(names):
+    elif cand.names and (not extra or len(cand.names) == int(v.shape[v.dims.index(extra[0])])):
         names = list(cand.names)
+    else:
+        names = [labels[i] for i in cols] if cols is not None else labels
     return Binding(role, cand.stream, (var,), None if cols is None else tuple(cols), tuple(names), cand, why)
 
 
@@ -596,7 +619,7 @@ def _looked(role: str, reader: str) -> str:
     return ", ".join(f"{c.stream}/{c.variable or '{' + ','.join(c.variables) + '}'}" for c in cands)
 
 
-def resolve(run: Run, role: str, config: RoleConfig | None = None) -> Binding:
+def resolve(run: Run, role: str, config: RoleConfig | None = None, *, context: Mapping[str, Any] | None = None) -> Binding:
     """Where *role* is in *run*: the first override whose ``when`` matches (which must
     resolve), else the first format default present.
 
@@ -608,7 +631,7 @@ def resolve(run: Run, role: str, config: RoleConfig | None = None) -> Binding:
         An override matching the run names what the run does not have.
     """
     cfg = config if config is not None else current_roles()
-    ctx = _context(run)
+    ctx = context if context is not None else (_context(run) if cfg.overrides else {"reader": run.info.provenance.reader})
     for o in cfg.overrides:
         if o.role == role and _matches(o.when, ctx):
             b = _bind(run, role, o.candidate, f"{o.origin}: roles.{role}", strict=True)
@@ -631,9 +654,10 @@ def resolve(run: Run, role: str, config: RoleConfig | None = None) -> Binding:
 def resolve_all(run: Run, config: RoleConfig | None = None, roles: Sequence[str] | None = None) -> dict[str, Binding | MissingInput]:
     """Every role (default: :data:`ROLES`) on *run*: its binding, or why it is missing."""
     out: dict[str, Binding | MissingInput] = {}
+    ctx = _context(run)
     for role in roles if roles is not None else list(ROLES):
         try:
-            out[role] = resolve(run, role, config)
+            out[role] = resolve(run, role, config, context=ctx)
         except MissingInput as err:
             out[role] = err
     return out
