@@ -86,10 +86,11 @@ def test_every_parameter_of_the_ui_has_a_doc():
     import workbench.ui as pkg
 
     missing = []
-    classes = {obj for mod in (pkg.app, pkg.compare_view, pkg.datastore, pkg.factor_grid, pkg.replay_view, pkg.run_browser, pkg.run_detail)
+    classes = {obj for mod in (pkg.app, pkg.compare_view, pkg.datastore, pkg.factor_grid, pkg.moments_view, pkg.replay_view,
+                                pkg.run_browser, pkg.run_detail)
                for _, obj in inspect.getmembers(mod, inspect.isclass) if issubclass(obj, param.Parameterized)}
     ours = [c for c in classes if c.__module__.startswith("workbench.")]
-    assert len(ours) >= 7
+    assert len(ours) >= 8
     for cls in ours:
         for name, p in cls.param.objects("existing").items():
             if p.owner.__module__.startswith("workbench.") and not (p.doc or "").strip():
@@ -99,11 +100,11 @@ def test_every_parameter_of_the_ui_has_a_doc():
 
 def test_no_parameter_names_a_path():
     """The browser can only reach runs of the store: no string parameter is a path or URL input."""
-    for cls in (ui.DataStore, ui.RunBrowser, ui.CompareView, ui.RunDetail, ui.ReplayView, ui.App):
+    for cls in (ui.DataStore, ui.RunBrowser, ui.CompareView, ui.RunDetail, ui.ReplayView, ui.MomentsView, ui.App):
         for name, p in cls.param.objects("existing").items():
             if p.owner.__module__.startswith("workbench.") and isinstance(p, param.String | param.Path | param.Filename | param.Foldername):
                 assert not isinstance(p, param.Path), f"{cls.__name__}.{name}"
-                assert name in {"name", "text", "title", "url"}, f"{cls.__name__}.{name}"
+                assert name in {"name", "text", "title", "url", "rule"}, f"{cls.__name__}.{name}"
     assert ui.ReplayView.param.url.constant
 
 
@@ -223,6 +224,27 @@ def _xss_store(root: Path, samples_dir: Path) -> wb.Store:
     return store
 
 
+def test_app_moment_search_opens_a_hit_in_replay(served, browser, artifacts):
+    page, log = _open(browser, served)
+    # the moment search: find the default rule's hits, click one, the replay opens at it
+    page.get_by_text("Moments", exact=True).click()
+    page.locator(".wb-moments-find button").click()
+    page.locator(".wb-moments-status p", has_text="hit(s) in").wait_for(timeout=60_000)
+    starts = page.locator(".wb-moments-hits .tabulator-row .tabulator-cell[tabulator-field='start_s']").all_inner_texts()
+    assert len(starts) == 15 and all(float(x) >= 0 for x in starts)
+    rates = page.locator(".wb-moments-rates .tabulator-row").count()
+    assert rates >= 2
+    page.locator(".wb-moments-hits .tabulator-row").first.locator(".tabulator-cell[tabulator-field='name']").click()
+    page.locator(".wb-replay-status p", has_text="Replaying 1 run(s)").wait_for(timeout=60_000)
+    assert f"at {float(starts[0]):.2f} s" in page.locator(".wb-replay-status p").inner_text()
+    page.screenshot(path=str(artifacts / "app_moments.png"), full_page=True)
+
+    page.close()
+    # the app itself logged no error (the Rerun viewer's own refused font and version requests aside)
+    ours = [e for e in log["errors"] if "re_viewer" not in e and "ERR_NAME_NOT_RESOLVED" not in e and "rerun" not in e.lower()]
+    assert not ours, ours
+
+
 def test_app_shows_html_metadata_as_text(tmp_path, samples_dir, browser, artifacts):
     store = _xss_store(tmp_path, samples_dir)
     port = free_port()
@@ -314,6 +336,30 @@ def test_compare_view_says_what_is_not_measured():
     assert view.verdicts.value["verdict"].tolist() == ["not measured"]
     assert "**nothing measured**: 8 of 8 runs have no outcome" in view.status.object
     assert "no regression" not in view.status.object
+
+
+def test_moments_view_finds_hits_rates_and_opens_one(sample_store):
+    from workbench.ui.moments_view import EXAMPLE
+
+    data = ui.DataStore(store=sample_store)
+    data.filters = {"hardware.robot": ["arm-b"]}
+    view = ui.MomentsView(data=data)
+    hits = view.search()
+    ids = data.filtered["run_id"].to_list()
+    want = wb.find(sample_store, EXAMPLE, run_ids=ids)
+    assert hits is not None and hits.height == want.height > 10
+    assert set(hits["run_id"]) <= set(ids)
+    assert view.table.value["start_s"].round(3).tolist() == want["start_s"].round(3).to_list()[: view.max_hits]
+    assert f"**{want.height}** hit(s)" in view.status.object
+    rates = view.rates.value
+    assert rates["runs"].sum() == len(ids) and rates["hits"].sum() == want.height
+    opened = view.open(0)
+    assert opened == {"run_id": want["run_id"][0], "at": round(want["start_s"][0], 3)} and data.selection == [want["run_id"][0]]
+    # a rule that does not fit says why, and keeps the last hits
+    view.rule = "{name: x, signal: {stream: ft_sensor, variable: nope}, above: 1}"
+    assert view.search() is None and "has no variable 'nope'" in view.status.object
+    view.rule = "not: [valid"
+    assert view.search() is None and "Cannot search" in view.status.object
 
 
 def test_serve_command_computes_missing_grades_and_metrics(tmp_path, monkeypatch):

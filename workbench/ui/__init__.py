@@ -9,6 +9,8 @@ Every component is a ``param``-based :class:`panel.viewable.Viewer` fed by a sha
 * :class:`RunDetail` — aligned time series of the selected runs with events and findings,
   and their provenance;
 * :class:`ReplayView` — the selected runs in the Rerun web viewer, served locally;
+* :class:`MomentsView` — moment search (a rule over the filtered runs), hit rates per
+  factor, a hit opened in replay at its time;
 * :class:`FactorGrid` — a custom (anywidget) grid of factor-level cells, click to select;
 * :class:`App` — all of them on one page; :func:`serve` runs it with Panel's server.
 
@@ -29,15 +31,16 @@ if TYPE_CHECKING:
     from workbench.ui.compare_view import CompareView as CompareView
     from workbench.ui.datastore import DataStore as DataStore
     from workbench.ui.factor_grid import FactorGrid as FactorGrid
+    from workbench.ui.moments_view import MomentsView as MomentsView
     from workbench.ui.replay_view import ReplayView as ReplayView
     from workbench.ui.run_browser import RunBrowser as RunBrowser
     from workbench.ui.run_detail import RunDetail as RunDetail
 
-__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "ReplayView", "RunBrowser", "RunDetail", "serve"]
+__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "MomentsView", "ReplayView", "RunBrowser", "RunDetail", "serve"]
 
 _WHERE = {
     "App": "app", "serve": "app", "CompareView": "compare_view", "DataStore": "datastore", "FactorGrid": "factor_grid",
-    "ReplayView": "replay_view", "RunBrowser": "run_browser", "RunDetail": "run_detail",
+    "MomentsView": "moments_view", "ReplayView": "replay_view", "RunBrowser": "run_browser", "RunDetail": "run_detail",
 }
 
 

@@ -1,4 +1,4 @@
-"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView.
+"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView, MomentsView.
 
 :class:`App` is a Viewer like the components it lays out, so the same object renders
 in a notebook cell and in the served app. :func:`serve` runs it with Panel's server
@@ -18,6 +18,7 @@ import param
 from workbench.store import Store
 from workbench.ui.compare_view import CompareView
 from workbench.ui.datastore import DataStore
+from workbench.ui.moments_view import MomentsView
 from workbench.ui.replay_view import ReplayView
 from workbench.ui.run_browser import RunBrowser
 from workbench.ui.run_detail import RunDetail
@@ -47,6 +48,17 @@ class App(pn.viewable.Viewer):
         self.compare = CompareView(data=self.data)
         self.detail = RunDetail(data=self.data)
         self.replay = ReplayView(data=self.data)
+        self.moments = MomentsView(data=self.data)
+        self._tabs: Any = None
+        self.moments.param.watch(self._open_moment, "opened")
+
+    def _open_moment(self, event: Any) -> None:
+        """A hit clicked in the moment search: replay its run at its time."""
+        if not event.new:
+            return
+        if self._tabs is not None:
+            self._tabs.active = 2
+        self.replay.replay(at=float(event.new["at"]))
 
     @classmethod
     def from_store(cls, store: Store, **params: Any) -> App:
@@ -59,7 +71,8 @@ class App(pn.viewable.Viewer):
         header = pn.pane.HTML(f"<h2 style='margin:4px 0'>{html.escape(self.title)}</h2><span>{where}</span>",
                               sizing_mode="stretch_width", css_classes=["wb-header"])
         tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
-                       dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+                       ("Moments", self.moments), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+        self._tabs = tabs
         # plots drawn while their tab was hidden have no size: redraw the run detail when shown
         tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
         side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])

@@ -51,8 +51,12 @@ class ReplayView(pn.viewable.Viewer):
         note = "" if rerun_available() else " The Rerun replay (workbench.viz.rerun) is not installed."
         self.status = pn.pane.Markdown("Select runs, then replay them." + note, margin=(0, 10), css_classes=["wb-replay-status"])
 
-    def replay(self) -> str:
-        """Serve the selected runs (first ``max_runs``) to the web viewer; returns its address."""
+    def replay(self, at: float | None = None) -> str:
+        """Serve the selected runs (first ``max_runs``) to the web viewer; returns its address.
+
+        With *at* (seconds from each run's anchor, e.g. a hit of the moment search) the
+        viewer opens with the moment selected (±2 s).
+        """
         from workbench.viz import rerun as wb_rerun
 
         ids = list(self.data.selection)[: self.max_runs]
@@ -63,7 +67,7 @@ class ReplayView(pn.viewable.Viewer):
         runs = self.data.load_runs(ids)
         kinds = {k for r in runs for k in r.events["kind"].unique().to_list()}
         align = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
-        self._served = wb_rerun.serve(runs, align=align)
+        self._served = wb_rerun.serve(runs, align=align, at=at)
         with param.edit_constant(self):
             self.url = self._served.url
             self.replayed = ids
@@ -72,7 +76,8 @@ class ReplayView(pn.viewable.Viewer):
             f'<iframe src="{src}" title="Rerun replay" class="wb-rerun" '
             f'style="width:100%;height:{int(self.height)}px;border:1px solid #ddd"></iframe>'
         )
-        self.status.object = f"Replaying **{len(ids)}** run(s), aligned on {html.escape(align)}."
+        where = f", at **{at:.2f} s**" if at is not None else ""
+        self.status.object = f"Replaying **{len(ids)}** run(s), aligned on {html.escape(align)}{where}."
         return self.url
 
     def close(self) -> None:
