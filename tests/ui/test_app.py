@@ -160,6 +160,9 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     page, log = _open(browser, served)
     assert _count(page).startswith("164 of 164 runs")
     page.screenshot(path=str(artifacts / "app_loaded.png"))
+    # metric columns are headed with their unit
+    headers = page.locator(".wb-run-browser .tabulator-col-title").all_inner_texts()
+    assert "time_to_success [s]" in headers and "success" in headers, headers
 
     # filtering the RunBrowser by a facet changes its rows
     facet = page.locator("select[multiple]").filter(has=page.locator("option", has_text="arm-a (82)"))

@@ -47,6 +47,23 @@ class RunBrowser(pn.viewable.Viewer):
     page_size = param.Integer(default=15, bounds=(5, 500), doc="Rows per page of the table.")
     selected_first = param.Boolean(default=True, doc="Move runs selected by another view to the top of the table.")
 
+    @staticmethod
+    def titles(columns: list[str]) -> dict[str, str]:
+        """Column headers: metric columns without ``metrics.`` and with their unit.
+
+        >>> RunBrowser.titles(["name", "metrics.jerk_rms", "metrics.success"])
+        {'name': 'name', 'metrics.jerk_rms': 'jerk_rms [rad/s³]', 'metrics.success': 'success'}
+        """
+        from workbench.metrics import columns as metric_columns
+
+        units = {k: v.unit for k, v in metric_columns().items()}
+        out = {}
+        for c in columns:
+            short = c.removeprefix("metrics.")
+            unit = units.get(short, "") if c.startswith("metrics.") else ""
+            out[c] = f"{short} [{unit}]" if unit else short
+        return out
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if not self.columns:
@@ -56,7 +73,7 @@ class RunBrowser(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             self.frame(), pagination="remote", page_size=self.page_size, selectable="checkbox",
             disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_table",
-            titles={c: c.removeprefix("metrics.") for c in self.columns},
+            titles=self.titles(self.columns),
             formatters={
                 **{c: {"type": "money", "precision": 3, "symbol": ""} for c in self._float_columns()},
                 # a lookup of fixed badges (computed per page in the browser, unlike a pandas Styler
