@@ -124,3 +124,39 @@ def test_outcome_metrics_flag_values_that_no_longer_fit_the_outcome(name):
     assert flagged == ["changed"]
     assert metric.outdated(cat.drop("outcome")) is None
     assert wb.metrics.get_metric("jerk").outdated(cat) is None
+
+
+def test_a_plugin_reads_its_inputs_by_role_as_the_readme_shows():
+    from typing import Any, ClassVar
+
+    import numpy as np
+    import xarray as xr
+
+    from workbench.metrics import Column, Metric
+    from workbench.metrics.registry import register_metric, unregister_metric
+
+    class PeakJointSpeed(Metric):
+        name: ClassVar[str] = "peak_joint_speed"
+        description: ClassVar[str] = "fastest joint speed"
+        columns: ClassVar[tuple[Column, ...]] = (Column("peak_joint_speed", "continuous", "rad/s", None, "max |q̇|"),)
+        roles: ClassVar[tuple[str, ...]] = ("joint_velocity",)
+
+        def compute(self, run) -> dict[str, Any]:
+            qd = self.role("joint_velocity", run)
+            return {"peak_joint_speed": max(float(np.nanmax(np.abs(v))) for *_, v in qd.pieces())}
+
+    register_metric(PeakJointSpeed)
+    try:
+        t = np.arange(20, dtype=np.int64) * 10**8
+        v = np.linspace(-3, 2, 40).reshape(20, 2)
+        ros = wb.Run(info=wb.RunInfo(run_id="p1"), streams={"joint_states": xr.Dataset(
+            {"velocity": (("time", "joint"), v)}, coords={"time": t, "joint": ["a", "b"]})})
+        other = wb.Run(info=wb.RunInfo(run_id="p2"), streams={"imu": xr.Dataset({"x": ("time", v[:, 0])}, coords={"time": t})})
+        got = wb.metrics.compute([ros, other], ["peak_joint_speed"])
+        assert got["peak_joint_speed"].to_list() == [3.0, None]
+        assert got["peak_joint_speed.why"].to_list() == [None, "no joint_velocity (looked for joint_states/velocity)"]
+        # a role override reaches the plugin too
+        mapped = wb.metrics.compute([other], ["peak_joint_speed"], roles={"joint_velocity": {"stream": "imu", "variable": "x"}})
+        assert mapped["peak_joint_speed"].to_list() == [3.0]
+    finally:
+        unregister_metric("peak_joint_speed")
