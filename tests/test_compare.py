@@ -265,3 +265,19 @@ def test_compare_on_a_store_computes_what_it_lacks(tmp_path, samples_dir):
     measured = res.table.filter(pl.col("verdict") != "not measured")
     assert measured.height == 2 and (measured["n_baseline"] + measured["n_candidate"] + len(res.excluded)).to_list() == [8, 8]
     assert ensure_measured(store, metrics=["success", "jerk_rms"], grades=True) == {}
+
+
+def test_reproducibility_treats_episodes_and_demos_as_replicates():
+    import numpy as np
+
+    from workbench.compare import reproducibility
+
+    rng = np.random.default_rng(4)
+    rows = [{"run_id": f"r{i}", "hardware.robot": robot, "scenario.episode": i, "metrics.jerk_rms": float(rng.normal(10 if robot == "a" else 20, 1))}
+            for i, robot in enumerate(["a"] * 6 + ["b"] * 6)]
+    table = reproducibility(pl.DataFrame(rows), metrics={"jerk": "metrics.jerk_rms"})
+    row = table.row(0, named=True)
+    assert row["n_configs"] == 2  # one configuration per robot, the episodes its replicates
+    within = np.array([r["metrics.jerk_rms"] for r in rows]).reshape(2, 6)
+    assert row["pooled_sd"] == pytest.approx(np.sqrt(within.var(axis=1, ddof=1).mean()))
+    assert row["share_within"] < 0.1

@@ -1236,8 +1236,13 @@ def attribution(
     return df.sort(["metric", "share"], descending=[False, True])
 
 
+REPLICATE_FACTORS = ("scenario.seed", "scenario.episode", "scenario.demo")
+"""Factors that number the replicates of one configuration (not part of it)."""
+
+
 def reproducibility(cat: pl.DataFrame, *, metrics: Mapping[str, str], config: Iterable[str] | None = None) -> pl.DataFrame:
-    """Spread between runs of identical configuration (every factor equal but the seed).
+    """Spread between runs of identical configuration (every factor equal but the
+    replicate's own id: :data:`REPLICATE_FACTORS`, the seed, episode or demo number).
 
     Per metric: number of configurations with ≥ 2 runs, the median within-configuration
     standard deviation, the pooled within-configuration standard deviation, and the
@@ -1247,7 +1252,7 @@ def reproducibility(cat: pl.DataFrame, *, metrics: Mapping[str, str], config: It
     import polars as pl
 
     cfg = list(config) if config is not None else [
-        c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS and c != "scenario.seed" and cat[c].n_unique() > 1
+        c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS and c not in REPLICATE_FACTORS and cat[c].n_unique() > 1
     ]
     schema = {"metric": pl.String, "unit": pl.String, "n_configs": pl.Int64, "median_sd": pl.Float64, "pooled_sd": pl.Float64, "share_within": pl.Float64}
     used: dict[str, tuple[str, str]] = {}
