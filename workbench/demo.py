@@ -84,7 +84,11 @@ def tour(
 
     echo("\n== 4. Behavior metrics per run (success, time to success, recoveries, latency …)")
     metrics = wb.metrics.compute(store, progress=progress)
-    echo(f"   {metrics.width - 1} metric columns for {metrics.height} runs, kept in the catalog as metrics.*")
+    values = [c for c in metrics.columns if c != "run_id" and not c.endswith((".why", ".error"))]
+    empty = [c for c in values if metrics[c].null_count() == metrics.height]
+    echo(f"   {len(values)} metric columns for {metrics.height} runs, kept in the catalog as metrics.*"
+         + (f"; {len(empty)} null on every run for lack of inputs (vehicle metrics on a manipulator campaign; "
+            "the reasons are in metrics.<name>.why)" if empty else ""))
 
     from workbench.compare import format_p
 
