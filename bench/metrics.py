@@ -118,7 +118,7 @@ def main() -> None:
                   f"2 workers: {t_h / t_d:.2f}×")
             print(f"   null on the sample campaign (no inputs there): "
                   f"{', '.join(f'{k} {v}' for k, v in nulls.items() if v) or 'none'}")
-            print(f"== 2. wb.find of one threshold rule (norm of ft_sensor/force above 3 N for 0.2 s)")
+            print("== 2. wb.find of one threshold rule (norm of ft_sensor/force above 3 N for 0.2 s)")
             t0 = time.perf_counter()
             hits_s = wb.find(store, RULE, scheduler="sync")
             f_s = time.perf_counter() - t0

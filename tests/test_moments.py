@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import workbench as wb
 from workbench.cli import cli
-from workbench.moments import count_by, find
 from workbench.model import ConfigError
+from workbench.moments import count_by, find
 
 NS = 1_000_000_000
 RULE = {"name": "high", "signal": {"stream": "sensor", "variable": "x"}, "above": 1.0, "release": 0.2, "min_duration": 0.05}
@@ -62,7 +62,7 @@ def test_find_returns_the_hits_of_a_brute_force_scan(tmp_path):
     # the same from a store, on a 2-process pool and serially
     store = wb.open_store(tmp_path / "store")
     for r in runs:
-        store._write_run(r.info, r.streams, r.events)  # noqa: SLF001 - the store's own writer
+        store._write_run(r.info, r.streams, r.events)
     store.rebuild_catalog()
     for scheduler in ("sync", "processes"):
         got = find(store, RULE, scheduler=scheduler).sort("run_id", "start")

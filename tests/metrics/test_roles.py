@@ -53,7 +53,7 @@ def test_lerobot_defaults_split_the_gripper_from_the_joints():
     assert g.names == ("gripper.pos",) and g.columns == (2,)
     c = resolve(run, "joint_command")
     assert c.stream == "action" and c.names == ("j1", "j2")
-    t, v = role_signal(run, "joint_position").values()
+    _, v = role_signal(run, "joint_position").values()
     assert v.shape == (200, 2) and np.array_equal(v, run.streams["observation.state"]["state"].values[:, :2])
     # a ROS-named stream is not read as LeRobot's (defaults are per reader)
     with pytest.raises(MissingInput, match=r"no joint_position \(looked for joint_states/position\)"):
@@ -151,7 +151,7 @@ def test_missing_inputs_give_null_with_the_reason_never_zero():
 
 def test_roles_command_shows_what_resolved_and_why(tmp_path, samples_dir):
     store = wb.open_store(tmp_path / "store")
-    mcap = sorted((samples_dir / "campaign").glob("arm-a_bright_*_s00.mcap"))[0]
+    mcap = min((samples_dir / "campaign").glob("arm-a_bright_*_s00.mcap"))
     (rid,) = store.ingest([mcap]).ingested
     res = CliRunner().invoke(cli, ["roles", rid, "--store", str(tmp_path / "store")])
     assert res.exit_code == 0, res.output

@@ -122,14 +122,12 @@ class AttitudeTracking(Metric):
     roles: ClassVar[tuple[str, ...]] = ("attitude", "attitude_setpoint", "rate", "rate_setpoint", "armed")
 
     def compute(self, run: Run) -> dict[str, Any]:
+        from workbench.metrics.roles import MissingInput
+
         out = _tracking(self, run, "attitude", "attitude_setpoint", "attitude")
         try:
             out |= _tracking(self, run, "rate", "rate_setpoint", "rate")
-        except Exception as err:
-            from workbench.metrics.roles import MissingInput
-
-            if not isinstance(err, MissingInput):
-                raise
+        except MissingInput as err:  # rates are optional: attitude alone is kept
             self.note_missing(str(err))
         return out
 
