@@ -489,3 +489,30 @@ def test_set_factors_disambiguates_with_a_source_key(real_store, real_data, tmp_
     table.write_text(f"scenario.episode,source,scenario.operator\n1,{real_data / V30},x\n1,{real_data / V30}/,y\n")
     with pytest.raises(ConfigError, match="rows 1 and 2 → run .*two rows name the same run"):
         real_store.set_factors(table, on=["scenario.episode", "source"])
+
+
+@pytest.mark.parametrize("attack", [
+    "run_id in (select a from read_csv('{secret}'))",
+    "read_csv('{secret}') is not null",
+    "run_id = (select max(a) from read_parquet('{secret}'))",
+    "exists (select 1)",
+    "1=1; drop table runs",
+    "run_id in (with t as (select 1) select * from t)",
+])
+def test_where_text_is_a_condition_never_a_query(tmp_path, attack):
+    """A where text cannot read files of the machine: no query, subquery or table function runs."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\ntop-secret-line\n")
+    store = wb.open_store(tmp_path / "store")
+    with pytest.raises(wb.ConfigError, match=r"^where: ") as err:
+        store.runs(where=attack.format(secret=secret))
+    assert "top-secret-line" not in str(err.value)
+
+
+def test_where_text_keeps_its_conditions(tmp_path, samples_dir):
+    store = wb.open_store(tmp_path / "store")
+    store.ingest(sorted((samples_dir / "campaign").glob("arm-a_*_s00.mcap")))
+    cat = store.runs()
+    got = store.runs(where="environment.lighting = 'dim' and lower(name) like '%rubber%' and duration_s > 1")
+    want = cat.filter((pl.col("environment.lighting") == "dim") & pl.col("name").str.contains("rubber") & (pl.col("duration_s") > 1))
+    assert got["run_id"].sort().to_list() == want["run_id"].sort().to_list() and got.height > 0

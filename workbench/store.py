@@ -383,8 +383,49 @@ def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]
 _SQL_OPS = (("==", "="),)
 
 
+WHERE_FUNCTIONS = frozenset({
+    "abs", "cast", "ceil", "ceiling", "coalesce", "concat", "ends_with", "floor", "greatest", "ifnull", "least",
+    "length", "char_length", "lower", "ltrim", "nullif", "round", "rtrim", "starts_with", "strpos", "substr",
+    "substring", "trim", "upper", "date", "year", "month", "day", "in",
+})
+"""Functions a ``where`` text may call (scalar functions of one row); anything else is refused."""
+_WHERE_REFUSED = ("select", "from", "with", "join", "union", "exists", "table", "values", "into", "copy", "attach",
+                  "pragma", "lateral", "unnest", "intersect", "except")
+
+
+def check_where(where: str) -> None:
+    """Refuse a ``where`` text that is more than an expression over catalog columns:
+    no query (``SELECT``, ``FROM``, subqueries), no table function (``read_csv(…)``),
+    only the scalar functions of :data:`WHERE_FUNCTIONS`.
+
+    >>> check_where("hardware.robot = 'arm-a' and lower(name) like '%dim%'")
+    >>> check_where("x in (select a from read_csv('/etc/passwd'))")
+    Traceback (most recent call last):
+    ...
+    workbench.model.ConfigError: where: only a condition over catalog columns is allowed, not 'select' (no queries, subqueries or table functions); e.g. hardware.robot = 'arm-a' and outcome = 'success'
+    """
+    import re
+
+    bare = re.sub(r"'(?:[^']|'')*'", "''", where)  # string literals say nothing
+    bare = re.sub(r'"(?:[^"]|"")*"', "col", bare)  # quoted column names
+    hint = "e.g. hardware.robot = 'arm-a' and outcome = 'success'"
+    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare):
+        if word.lower() in _WHERE_REFUSED:
+            msg = (f"where: only a condition over catalog columns is allowed, not {word.lower()!r} "
+                   f"(no queries, subqueries or table functions); {hint}")
+            raise ConfigError(msg)
+    for name in re.findall(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(", bare):
+        if name.lower() not in WHERE_FUNCTIONS and name.lower() not in ("and", "or", "not"):
+            msg = (f"where: function {name!r} is not allowed; functions: {', '.join(sorted(WHERE_FUNCTIONS - {'in'}))}; {hint}")
+            raise ConfigError(msg)
+    if ";" in bare:
+        msg = f"where: one condition, no ';'; {hint}"
+        raise ConfigError(msg)
+
+
 def _sql_where(where: str, columns: list[str]) -> str:
     """Quote dotted column names and accept ``==`` so users can write natural filters."""
+    check_where(where)
     out = where
     for old, new in _SQL_OPS:
         out = out.replace(old, new)
@@ -725,8 +766,7 @@ class Store:
             raise ConfigError(msg)
         query = _sql_where(where, df.columns)
         try:
-            ctx = pl.SQLContext(frames={"runs": df})
-            return ctx.execute(f"SELECT * FROM runs WHERE {query}", eager=True)
+            return df.filter(pl.sql_expr(query))
         except (pl.exceptions.PolarsError, ValueError) as err:
             msg = f"cannot filter runs with {where!r}: {err}. Columns: {', '.join(df.columns)}"
             raise ConfigError(msg) from err
