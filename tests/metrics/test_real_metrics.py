@@ -51,6 +51,10 @@ def test_px4_ulog_attitude_flight_time_and_battery_match_pyulog(real_data: Path,
     armed = st["arming_state"] == 2
     assert row["flight_time"] == pytest.approx(((nxt - ts) / 1e6)[armed].sum(), abs=1e-5)
     assert row["flight_time"] > 1
+    mode_t = np.bincount(st["nav_state"].astype(int), weights=(nxt - ts) / 1e6)
+    order = np.argsort(-mode_t, kind="stable")
+    want = "; ".join(f"{m}: {mode_t[m]:.1f}" for m in order if mode_t[m] > 0 or m in st["nav_state"])
+    assert row["time_per_mode"] == want and row["main_mode"] == str(order[0])
     bat = topic[("battery_status", 0)]
     assert row["battery_used"] == pytest.approx(float(bat["discharged_mah"][-1] - bat["discharged_mah"][0]), rel=1e-6)
     assert row["battery_min_voltage"] == pytest.approx(float(bat["voltage_v"][bat["voltage_v"] > 0].min()), rel=1e-6)

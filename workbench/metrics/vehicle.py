@@ -142,6 +142,7 @@ class FlightTime(Metric):
         Column("mode_changes", "count", "", None, "changes of flight mode"),
         Column("main_mode", "category", "", None, "the mode held longest (its number)"),
         Column("main_mode_share", "continuous", "", None, "share of the logged time in the main mode"),
+        Column("time_per_mode", "category", "s", None, "seconds in each mode, longest first ('15: 5.6; 0: 1.2')"),
         Column("takeoffs", "count", "", None, "landed → flying transitions"),
     )
     roles: ClassVar[tuple[str, ...]] = ("armed", "mode", "landed")
@@ -169,7 +170,9 @@ class FlightTime(Metric):
                 modes, inverse = np.unique(m, return_inverse=True)
                 per = np.bincount(inverse, weights=dur, minlength=modes.size)
                 top = int(np.argmax(per))
-                out["main_mode"] = str(int(modes[top])) if float(modes[top]).is_integer() else str(modes[top])
+                label = [str(int(x)) if float(x).is_integer() else str(x) for x in modes.tolist()]
+                out["main_mode"] = label[top]
+                out["time_per_mode"] = "; ".join(f"{label[i]}: {per[i]:.1f}" for i in np.argsort(-per, kind="stable"))
                 total = float(per.sum())
                 out["main_mode_share"] = float(per[top] / total) if total > 0 else None
         landed = self.role("landed", run, required=False)
