@@ -387,3 +387,19 @@ def test_serve_command_computes_missing_grades_and_metrics(tmp_path, monkeypatch
     assert "computed quality.grade for 2 run(s)" in res.stderr
     res = CliRunner().invoke(serve, ["--store", store.url, "--no-progress"], catch_exceptions=False)
     assert res.exit_code == 0 and "computed" not in res.stderr  # nothing lacks them any more
+
+
+def test_facet_counts_follow_the_other_filters_and_sort_naturally(sample_store):
+    data = ui.DataStore(store=sample_store)
+    widgets = {w.tags[0].removeprefix("facet:"): w for w in data.facet_widgets()}
+    robots = widgets["hardware.robot"]
+    assert list(robots.options) == ["arm-a (82)", "arm-b (82)"]
+    data.filters = {"environment.lighting": ["dim"]}
+    cat = sample_store.runs()
+    want = cat.filter(pl.col("environment.lighting") == "dim").group_by("hardware.robot").len().sort("hardware.robot")
+    assert list(robots.options) == [f"{r} ({n})" for r, n in want.iter_rows()]
+    # a facet's own filter does not shrink its own counts: the other levels stay choosable
+    lighting = widgets["environment.lighting"]
+    assert list(lighting.options) == ["bright (82)", "dim (82)"] and lighting.value == ["dim"]
+    seeds = [v for v in widgets["scenario.seed"].options.values()]
+    assert seeds == sorted(seeds, key=int) and seeds[:3] == ["0", "1", "2"]

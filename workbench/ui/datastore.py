@@ -33,6 +33,16 @@ def _as_label(value: Any) -> str:
     return MISSING if value is None else str(value)
 
 
+def _natural(label: str) -> tuple[Any, ...]:
+    """Sort key: numbers by value before text, text alphabetically, missing last."""
+    if label == MISSING:
+        return (2, 0.0, label)
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
 class DataStore(pn.viewable.Viewer):
     """The store's catalog, the facet filters and the shared selection.
 
@@ -106,9 +116,14 @@ class DataStore(pn.viewable.Viewer):
                 if c.startswith("metrics.") and self.catalog.schema[c].is_numeric()]
 
     def levels(self, column: str) -> list[str]:
-        """Distinct values of *column* as facet labels, sorted."""
+        """Distinct values of *column* as facet labels, sorted naturally (numbers by
+        value: 2 before 10), the missing label last.
+
+        >>> DataStore(catalog=pl.DataFrame({"run_id": list("abcd"), "scenario.seed": [10, 2, None, 1]})).levels("scenario.seed")
+        ['1', '2', '10', '∅']
+        """
         values = self.catalog[column].unique().to_list()
-        return sorted({_as_label(v) for v in values}, key=lambda s: (s == MISSING, s))
+        return sorted({_as_label(v) for v in values}, key=_natural)
 
     def refresh(self) -> None:
         """Re-read the catalog from the store (after ingest, grading or metrics)."""
@@ -117,8 +132,11 @@ class DataStore(pn.viewable.Viewer):
 
     def expression(self) -> pl.Expr | None:
         """The polars filter of ``filters`` and ``text`` (None when nothing is filtered)."""
+        return self._expression(self.filters)
+
+    def _expression(self, filters: dict[str, Any]) -> pl.Expr | None:
         exprs: list[pl.Expr] = []
-        for col, values in self.filters.items():
+        for col, values in filters.items():
             if not values or col not in self.catalog.columns:
                 continue
             wanted = [str(v) for v in values]
@@ -196,13 +214,21 @@ class DataStore(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ facets
 
+    def facet_counts(self, col: str) -> dict[str, int]:
+        """Runs per level of facet *col* among the runs the *other* filters pass (so a
+        count says how many runs choosing that level would show)."""
+        others = {c: v for c, v in self.filters.items() if c != col}
+        expr = self._expression(others)
+        cat = self.catalog if expr is None else self.catalog.filter(expr)
+        return dict(cat.select(pl.col(col).cast(pl.String).fill_null(MISSING).alias("v")).group_by("v").len().iter_rows())
+
+    def _options(self, col: str) -> dict[str, str]:
+        counts = self.facet_counts(col)
+        return {f"{lv} ({counts.get(lv, 0)})": lv for lv in self.levels(col)}
+
     def _facet_widget(self, col: str) -> pn.widgets.MultiSelect:
         levels = self.levels(col)
-        counts = dict(
-            self.catalog.select(pl.col(col).cast(pl.String).fill_null(MISSING).alias("v"))
-            .group_by("v").len().iter_rows()
-        )
-        options = {f"{lv} ({counts.get(lv, 0)})": lv for lv in levels}
+        options = self._options(col)
         w = pn.widgets.MultiSelect(
             label=col, options=options, value=list(self.filters.get(col, [])),
             size=min(max(len(levels), 2), 6), sizing_mode="stretch_width",
@@ -225,6 +251,9 @@ class DataStore(pn.viewable.Viewer):
         self._syncing = True
         try:
             for col, w in getattr(self, "_facet_widgets", {}).items():
+                options = self._options(col)
+                if options != w.options:  # counts follow the other filters
+                    w.options = options
                 want = list(self.filters.get(col, []))
                 if list(w.value) != want:
                     w.value = want
