@@ -77,7 +77,15 @@ class ReplayView(pn.viewable.Viewer):
             f'style="width:100%;height:{int(self.height)}px;border:1px solid #ddd"></iframe>'
         )
         where = f", at **{at:.2f} s**" if at is not None else ""
-        self.status.object = f"Replaying **{len(ids)}** run(s), aligned on {html.escape(align)}{where}."
+        text = f"Replaying **{len(ids)}** run(s), aligned on {html.escape(align)}{where}."
+        if align.startswith("event:"):
+            lacking = [r.info.name or r.run_id for r in runs if align[6:] not in set(r.events["kind"].to_list())]
+            if lacking:
+                text += (f" {len(lacking)} of {len(runs)} have no {html.escape(align[6:])} event and start at their "
+                         f"start: {html.escape(', '.join(lacking))}.")
+        elif self.align != align:
+            text += f" No selected run has a {html.escape(self.align[6:])} event: aligned on their starts."
+        self.status.object = text
         return self.url
 
     def close(self) -> None:
