@@ -498,6 +498,10 @@ def test_set_factors_disambiguates_with_a_source_key(real_store, real_data, tmp_
     "exists (select 1)",
     "1=1; drop table runs",
     "run_id in (with t as (select 1) select * from t)",
+    "/*'*/ run_id in (select column_1 from read_csv('{secret}')) /*'*/",
+    "-- '\n run_id in (select column_1 from read_csv('{secret}')) --'",
+    "`a'b` = 1 or run_id in (select column_1 from read_csv('{secret}'))",
+    "$$'$$ = 1",
 ])
 def test_where_text_is_a_condition_never_a_query(tmp_path, attack):
     """A where text cannot read files of the machine: no query, subquery or table function runs."""
@@ -516,3 +520,6 @@ def test_where_text_keeps_its_conditions(tmp_path, samples_dir):
     got = store.runs(where="environment.lighting = 'dim' and lower(name) like '%rubber%' and duration_s > 1")
     want = cat.filter((pl.col("environment.lighting") == "dim") & pl.col("name").str.contains("rubber") & (pl.col("duration_s") > 1))
     assert got["run_id"].sort().to_list() == want["run_id"].sort().to_list() and got.height > 0
+    # words of a query inside literals or dotted names are values, and == inside a literal stays
+    assert store.runs(where="name like '%select%from%' or name == 'a==b'").height == 0
+    assert store.runs(where="run_id = 'x'' or 1=1 union select 1 --'").height == 0

@@ -37,6 +37,7 @@ import errno
 import hashlib
 import inspect
 import json
+import re
 import os
 import shutil
 import uuid
@@ -393,42 +394,91 @@ _WHERE_REFUSED = ("select", "from", "with", "join", "union", "exists", "table", 
                   "pragma", "lateral", "unnest", "intersect", "except")
 
 
+def _where_tokens(where: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` tokens of a ``where`` text, scanned as SQL scans it: ``str``
+    (a '…' literal, '' escapes a quote), ``ident`` (a "…" quoted name), ``word``
+    (a bare name, dotted parts included), ``punct`` (anything else). Comments,
+    backticks and dollar quoting are refused: they are where a checker and the SQL
+    parser can disagree about what is text."""
+    hint = "e.g. hardware.robot = 'arm-a' and outcome = 'success'"
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(where)
+    while i < n:
+        ch = where[i]
+        if where.startswith(("--", "/*"), i) or ch in "`$#":
+            msg = f"where: {where[i:i + 2]!r} is not allowed (no comments, backticks or $ quoting); {hint}"
+            raise ConfigError(msg)
+        if ch in "'\"":
+            j = i + 1
+            while True:
+                k = where.find(ch, j)
+                if k < 0:
+                    msg = f"where: unclosed {ch} at character {i + 1}; {hint}"
+                    raise ConfigError(msg)
+                if k + 1 < n and where[k + 1] == ch:  # doubled quote: an escaped one
+                    j = k + 2
+                    continue
+                break
+            out.append(("str" if ch == "'" else "ident", where[i + 1:k]))
+            i = k + 1
+        elif ch.isalpha() or ch == "_":
+            j = i
+            while j < n and (where[j].isalnum() or where[j] in "_."):
+                j += 1
+            out.append(("word", where[i:j]))
+            i = j
+        elif ch.isspace():
+            i += 1
+        else:
+            out.append(("punct", ch))
+            i += 1
+    return out
+
+
 def check_where(where: str) -> None:
     """Refuse a ``where`` text that is more than an expression over catalog columns:
     no query (``SELECT``, ``FROM``, subqueries), no table function (``read_csv(…)``),
-    only the scalar functions of :data:`WHERE_FUNCTIONS`.
+    only the scalar functions of :data:`WHERE_FUNCTIONS`, no comments.
 
-    >>> check_where("hardware.robot = 'arm-a' and lower(name) like '%dim%'")
+    >>> check_where("hardware.robot = 'arm-a' and lower(name) like '%from%'")
     >>> check_where("x in (select a from read_csv('/etc/passwd'))")
     Traceback (most recent call last):
     ...
     workbench.model.ConfigError: where: only a condition over catalog columns is allowed, not 'select' (no queries, subqueries or table functions); e.g. hardware.robot = 'arm-a' and outcome = 'success'
     """
-    import re
-
-    bare = re.sub(r"'(?:[^']|'')*'", "''", where)  # string literals say nothing
-    bare = re.sub(r'"(?:[^"]|"")*"', "col", bare)  # quoted column names
     hint = "e.g. hardware.robot = 'arm-a' and outcome = 'success'"
-    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare):
-        if word.lower() in _WHERE_REFUSED:
-            msg = (f"where: only a condition over catalog columns is allowed, not {word.lower()!r} "
+    tokens = _where_tokens(where)
+    for pos, (kind, text) in enumerate(tokens):
+        if kind == "punct" and text == ";":
+            msg = f"where: one condition, no ';'; {hint}"
+            raise ConfigError(msg)
+        if kind != "word":
+            continue
+        if "." not in text and text.lower() in _WHERE_REFUSED:  # a dotted column name may hold such a word
+            msg = (f"where: only a condition over catalog columns is allowed, not {text.lower()!r} "
                    f"(no queries, subqueries or table functions); {hint}")
             raise ConfigError(msg)
-    for name in re.findall(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(", bare):
-        if name.lower() not in WHERE_FUNCTIONS and name.lower() not in ("and", "or", "not"):
-            msg = (f"where: function {name!r} is not allowed; functions: {', '.join(sorted(WHERE_FUNCTIONS - {'in'}))}; {hint}")
+        called = pos + 1 < len(tokens) and tokens[pos + 1] == ("punct", "(")
+        if called and text.lower() not in WHERE_FUNCTIONS and text.lower() not in ("and", "or", "not"):
+            msg = f"where: function {text!r} is not allowed; functions: {', '.join(sorted(WHERE_FUNCTIONS - {'in'}))}; {hint}"
             raise ConfigError(msg)
-    if ";" in bare:
-        msg = f"where: one condition, no ';'; {hint}"
-        raise ConfigError(msg)
 
 
 def _sql_where(where: str, columns: list[str]) -> str:
-    """Quote dotted column names and accept ``==`` so users can write natural filters."""
+    """Quote dotted column names and accept ``==`` so users can write natural filters
+    (string literals are left as they are)."""
     check_where(where)
-    out = where
+    parts, i = [], 0
+    for m in re.finditer(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", where):
+        outside = where[i:m.start()]
+        for old, new in _SQL_OPS:
+            outside = outside.replace(old, new)
+        parts += [outside, m.group(0)]
+        i = m.end()
+    tail = where[i:]
     for old, new in _SQL_OPS:
-        out = out.replace(old, new)
+        tail = tail.replace(old, new)
+    out = "".join([*parts, tail])
     # quote dotted catalog columns not already quoted, longest first
     for col in sorted((c for c in columns if "." in c or "-" in c), key=len, reverse=True):
         out = _quote_identifier(out, col)
@@ -767,7 +817,7 @@ class Store:
         query = _sql_where(where, df.columns)
         try:
             return df.filter(pl.sql_expr(query))
-        except (pl.exceptions.PolarsError, ValueError) as err:
+        except (pl.exceptions.PolarsError, ValueError, OSError) as err:
             msg = f"cannot filter runs with {where!r}: {err}. Columns: {', '.join(df.columns)}"
             raise ConfigError(msg) from err
 
