@@ -150,11 +150,15 @@ class Candidate:
     changes: bool = False
     """The stream records changes of a 0/1 state only (DataFlash ARM): before its
     first record the state was the opposite."""
+    invalid: tuple[float, ...] = ()
+    """Raw values that mean "not measured" (MAVLink: −1, UINT16_MAX): read as NaN."""
 
 
 def _c(stream: str, variable: str | None = None, *, readers: Sequence[str] = (), **kw: Any) -> Candidate:
     if "variables" in kw:
         kw["variables"] = tuple(kw["variables"])
+    if "invalid" in kw:
+        kw["invalid"] = tuple(float(x) for x in kw["invalid"])
     if "names" in kw:
         kw["names"] = tuple(kw["names"])
     return Candidate(stream, variable, readers=tuple(readers), **kw)
@@ -162,13 +166,16 @@ def _c(stream: str, variable: str | None = None, *, readers: Sequence[str] = (),
 
 _RPY = ("roll", "pitch", "yaw")
 _XYZ = ("x", "y", "z")
+_AXES = {"attitude": _RPY, "attitude_setpoint": _RPY, "rate": _RPY, "rate_setpoint": _RPY,
+         "position": _XYZ, "position_setpoint": _XYZ, "vibration": _XYZ, "wrench": _XYZ, "ee_pose": _XYZ}
+"""Component names of roles whose components are axes (given to scalar ``variables`` without names)."""
 _ULOG, _DF, _TLOG = ("ulog",), ("dataflash",), ("tlog",)
 _GRIP = "*gripper*"
 
 DEFAULTS: dict[str, tuple[Candidate, ...]] = {
     "joint_position": (
         _c("joint_states", "position"),
-        _c("observation.state", "state", readers=("lerobot",), drop=(("joint", _GRIP),), note="without the gripper"),
+        _c("observation.state", "state", readers=("lerobot",), drop=(("*", _GRIP),), note="without the gripper"),
         _c("obs.robot0_joint_pos", "robot0_joint_pos", readers=("hdf5",)),
     ),
     "joint_velocity": (
@@ -182,7 +189,7 @@ DEFAULTS: dict[str, tuple[Candidate, ...]] = {
     ),
     "joint_command": (
         _c("joint_commands", "position"),
-        _c("action", "action", readers=("lerobot",), drop=(("joint", _GRIP),), note="the action without the gripper"),
+        _c("action", "action", readers=("lerobot",), drop=(("*", _GRIP),), note="the action without the gripper"),
     ),
     "wrench": (_c("ft_sensor", "force"),),
     "ee_pose": (
@@ -190,7 +197,7 @@ DEFAULTS: dict[str, tuple[Candidate, ...]] = {
         _c("obs.robot0_eef_pos", "robot0_eef_pos", readers=("hdf5",)),
     ),
     "gripper": (
-        _c("observation.state", "state", readers=("lerobot",), select=(("joint", (_GRIP,)),)),
+        _c("observation.state", "state", readers=("lerobot",), select=(("*", (_GRIP,)),)),
         _c("obs.robot0_gripper_qpos", "robot0_gripper_qpos", readers=("hdf5",)),
         _c("gripper_actuations", "gripper_actuations", readers=("hdf5",)),
     ),
@@ -227,17 +234,17 @@ DEFAULTS: dict[str, tuple[Candidate, ...]] = {
     "battery_voltage": (
         _c("battery_status", "voltage_v", readers=_ULOG),
         _c("BAT", "Volt", readers=_DF),
-        _c("SYS_STATUS", "voltage_battery", readers=_TLOG, scale=1e-3, note="millivolts"),
+        _c("SYS_STATUS", "voltage_battery", readers=_TLOG, scale=1e-3, invalid=(65535.0,), note="millivolts"),
     ),
     "battery_current": (
         _c("battery_status", "current_a", readers=_ULOG),
         _c("BAT", "Curr", readers=_DF),
-        _c("SYS_STATUS", "current_battery", readers=_TLOG, scale=1e-2, note="centiamperes"),
+        _c("SYS_STATUS", "current_battery", readers=_TLOG, scale=1e-2, invalid=(-1.0,), note="centiamperes"),
     ),
     "battery_used": (
         _c("battery_status", "discharged_mah", readers=_ULOG),
         _c("BAT", "CurrTot", readers=_DF),
-        _c("BATTERY_STATUS", "current_consumed", readers=_TLOG),
+        _c("BATTERY_STATUS", "current_consumed", readers=_TLOG, invalid=(-1.0,)),
     ),
     "vibration": (
         _c("vehicle_imu_status", "accel_vibration_metric", readers=_ULOG),
@@ -245,7 +252,8 @@ DEFAULTS: dict[str, tuple[Candidate, ...]] = {
         _c("VIBRATION", variables=("vibration_x", "vibration_y", "vibration_z"), readers=_TLOG, names=_XYZ),
     ),
     "clipping": (
-        _c("sensor_accel", "clip_counter", readers=_ULOG),
+        _c("vehicle_imu_status", variables=("accel_clipping_0", "accel_clipping_1", "accel_clipping_2"), readers=_ULOG,
+           names=_XYZ, note="cumulative counters"),
         _c("VIBE", variables=("Clip0", "Clip1", "Clip2"), readers=_DF),
         _c("VIBE", "Clip", readers=_DF),
         _c("VIBRATION", variables=("clipping_0", "clipping_1", "clipping_2"), readers=_TLOG),
@@ -291,7 +299,8 @@ class MissingInput(WorkbenchError):
 # --------------------------------------------------------------------------- overrides
 
 
-_OVERRIDE_KEYS = ("when", "stream", "variable", "variables", "scale", "offset", "form", "bit", "equals", "drop", "names")
+_OVERRIDE_KEYS = ("when", "stream", "variable", "variables", "scale", "offset", "form", "bit", "equals", "drop", "names",
+                  "changes")
 
 
 @dataclass(frozen=True)
@@ -341,7 +350,7 @@ class RoleConfig:
                 d["variable"] = c.variable
             if c.variables:
                 d["variables"] = list(c.variables)
-            for k, v in (("scale", 1.0), ("offset", 0.0), ("form", ""), ("bit", None), ("equals", None)):
+            for k, v in (("scale", 1.0), ("offset", 0.0), ("form", ""), ("bit", None), ("equals", None), ("changes", False)):
                 if getattr(c, k) != v:
                     d[k] = getattr(c, k)
             if c.names:
@@ -388,6 +397,11 @@ def _parse_block(role: str, block: Any, where: str, origin: str) -> Override:
                 msg = f"{where}: 'bit' is 0…62, got {value!r}"
                 raise ConfigError(msg)
             kw["bit"] = value
+        elif key == "changes":
+            if not isinstance(value, bool):
+                msg = f"{where}: 'changes' is true or false (the stream records changes of a 0/1 state only), got {value!r}"
+                raise ConfigError(msg)
+            kw["changes"] = value
         elif key == "form":
             if value not in ("", "quat"):
                 msg = f"{where}: 'form' is 'quat' (an x, y, z, w quaternion read as roll, pitch, yaw), got {value!r}"
@@ -485,6 +499,8 @@ class Binding:
     names: tuple[str, ...]
     candidate: Candidate
     why: str
+    dim: str = ""  # the dimension the columns were chosen on
+    labels: tuple[str, ...] = ()  # their labels
 
     def describe(self) -> str:
         c = self.candidate
@@ -492,8 +508,7 @@ class Binding:
             return f"{self.stream}/{{{', '.join(self.variables)}}}"
         sel = ""
         if self.columns is not None:
-            dim = c.select[0][0] if c.select else (c.drop[0][0] if c.drop else "")
-            sel = f"[{dim}={','.join(self.names)}]"
+            sel = f"[{self.dim}={','.join(self.labels or self.names)}]"
         bit = f".bit{c.bit}" if c.bit is not None else ""
         return f"{self.stream}/{self.variables[0]}{sel}{bit}"
 
@@ -506,11 +521,13 @@ def _context(run: Run) -> dict[str, Any]:
 
 
 def _matches(when: tuple[tuple[str, tuple[str, ...]], ...], ctx: Mapping[str, Any]) -> bool:
+    from workbench.events.rules import _text_value
+
     for key, values in when:
         got = ctx.get(key)
         if got is None:
             return False
-        text = str(got)
+        text = _text_value(got)
         if not any(fnmatch.fnmatchcase(text, v) if any(ch in v for ch in "*?[") else text == v for v in values):
             return False
     return True
@@ -550,10 +567,15 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
             raise ConfigError(f"{where}: {text}")
 
     ds = run.streams.get(cand.stream)
-    if ds is None or ds.sizes.get("time", 0) == 0:
+    if ds is None:
         fail(f"no stream {cand.stream!r}; streams: {', '.join(sorted(run.streams)) or '(none)'}")
         return None
+    if ds.sizes.get("time", 0) == 0:
+        if strict:
+            raise MissingInput(role, f"{cand.stream} has no rows")
+        return None
     timed = _timed(ds)
+    axes = _AXES.get(role)
     if cand.variables:
         lacking = [v for v in cand.variables if v not in timed]
         if lacking:
@@ -563,7 +585,10 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
         if bad:
             fail(f"{cand.stream}/{bad[0]} has dimensions {timed[bad[0]].dims}; 'variables' are scalars per time")
             return None
-        names = cand.names if len(cand.names) == len(cand.variables) else cand.variables
+        if cand.names and len(cand.names) != len(cand.variables):
+            fail(f"{len(cand.names)} names for {len(cand.variables)} variables")
+            return None
+        names = cand.names or (axes if axes and len(axes) == len(cand.variables) else cand.variables)
         return Binding(role, cand.stream, cand.variables, None, tuple(names), cand, why)
     var = cand.variable
     if var is None:
@@ -579,37 +604,51 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
     if len(extra) > 1:
         fail(f"{cand.stream}/{var} has {len(extra)} dimensions besides time ({', '.join(extra)}); a role reads one")
         return None
-    if cand.form == "quat" and (not extra or int(v.shape[v.dims.index(extra[0])]) != 4):
+    width = int(v.shape[v.dims.index(extra[0])]) if extra else 1
+    if cand.form == "quat" and width != 4:
         fail(f"{cand.stream}/{var} is no quaternion (4 components), its shape is {tuple(v.shape)}")
         return None
-    needs_labels = bool(cand.select or cand.drop) or (extra and not (cand.form == "quat" or cand.names))
-    labels = (_labels(ds, var, extra[0]) if extra else [var]) if needs_labels or not extra else []
+    labels = _labels(ds, var, extra[0]) if extra else [var]
+
+    def dim_of(dim: str) -> str | None:
+        if dim == "*":  # the variable's one dimension besides time, whatever its name
+            return extra[0] if extra else None
+        return dim if dim in extra else None
+
     cols: list[int] | None = None
     for dim, wanted in cand.select:
-        if dim not in extra:
+        if dim_of(dim) is None:
             fail(f"{cand.stream}/{var} has no dimension {dim!r}; dimensions: {', '.join(extra) or '(only time)'}")
             return None
-        cols = [i for i, lab in enumerate(labels) if any(fnmatch.fnmatchcase(lab, w) for w in wanted)]
+        cols = [i for i, lab in enumerate(labels) if any(fnmatch.fnmatchcase(lab.lower(), w.lower()) for w in wanted)]
         if not cols:
-            fail(f"no {dim} {', '.join(wanted)} in {cand.stream}/{var}; {dim} labels: {', '.join(labels)}")
+            fail(f"no {dim_of(dim)} {', '.join(wanted)} in {cand.stream}/{var}; {dim_of(dim)} labels: {', '.join(labels)}")
             return None
     for dim, pattern in cand.drop:
-        if dim not in extra:
+        if dim_of(dim) is None:
             fail(f"{cand.stream}/{var} has no dimension {dim!r}; dimensions: {', '.join(extra) or '(only time)'}")
             return None
         base = cols if cols is not None else list(range(len(labels)))
         kept = [i for i in base if not fnmatch.fnmatchcase(labels[i].lower(), pattern.lower())]
         cols = kept if len(kept) != len(base) else cols
         if not kept:
-            fail(f"dropping {dim} {pattern} leaves nothing of {cand.stream}/{var}")
+            fail(f"dropping {dim_of(dim)} {pattern} leaves nothing of {cand.stream}/{var}")
             return None
+    picked = [labels[i] for i in cols] if cols is not None else labels
     if cand.form == "quat":
         names = list(cand.names or _RPY)
-    elif cand.names and (not extra or len(cand.names) == int(v.shape[v.dims.index(extra[0])])):
+        if len(names) != 3:
+            fail(f"a quaternion gives 3 angles; {len(names)} names given")
+            return None
+    elif cand.names:
+        if len(cand.names) != len(picked):
+            fail(f"{len(cand.names)} names for the {len(picked)} component(s) of {cand.stream}/{var} ({', '.join(picked)})")
+            return None
         names = list(cand.names)
     else:
-        names = [labels[i] for i in cols] if cols is not None else labels
-    return Binding(role, cand.stream, (var,), None if cols is None else tuple(cols), tuple(names), cand, why)
+        names = picked
+    return Binding(role, cand.stream, (var,), None if cols is None else tuple(cols), tuple(names), cand, why,
+                   dim=extra[0] if extra else "", labels=tuple(picked))
 
 
 def _looked(role: str, reader: str) -> str:
@@ -720,6 +759,8 @@ class RoleSignal:
                 v = _quat_to_rpy(v)
             elif b.columns is not None:
                 v = v[:, list(b.columns)]
+        if c.invalid:
+            v = np.where(np.isin(v, c.invalid), np.nan, v)
         if c.bit is not None:
             v = np.where(np.isnan(v), np.nan, (np.nan_to_num(v).astype(np.int64) >> c.bit) & 1).astype(np.float64)
         if c.equals is not None:

@@ -91,9 +91,11 @@ def _tracking(metric: Metric, run: Run, est_role: str, sp_role: str, prefix: str
         inside &= on
     target = hold(ts, vs, te[inside])
     got = ve[inside]
-    for axis in AXES:
-        if axis not in est.names or axis not in sp.names:
-            continue
+    shared = [a for a in AXES if a in est.names and a in sp.names]
+    if not shared:
+        metric.note_missing(f"{est_role} ({', '.join(est.names)}) and {sp_role} ({', '.join(sp.names)}) share no axis "
+                            "named roll, pitch or yaw")
+    for axis in shared:
         err = np.degrees(got[:, est.names.index(axis)] - target[:, sp.names.index(axis)])
         if prefix == "attitude":
             err = wrap_deg(err)
@@ -124,11 +126,16 @@ class AttitudeTracking(Metric):
     def compute(self, run: Run) -> dict[str, Any]:
         from workbench.metrics.roles import MissingInput
 
-        out = _tracking(self, run, "attitude", "attitude_setpoint", "attitude")
-        try:
-            out |= _tracking(self, run, "rate", "rate_setpoint", "rate")
-        except MissingInput as err:  # rates are optional: attitude alone is kept
-            self.note_missing(str(err))
+        out: dict[str, Any] = {}
+        missing = []
+        for est, sp, prefix in (("attitude", "attitude_setpoint", "attitude"), ("rate", "rate_setpoint", "rate")):
+            try:
+                out |= _tracking(self, run, est, sp, prefix)
+            except MissingInput as err:  # either alone is kept
+                missing.append(err)
+                self.note_missing(str(err))
+        if len(missing) == 2:
+            raise missing[0]
         return out
 
 
@@ -187,9 +194,11 @@ class Battery(Metric):
     """Voltage sag (V), charge used (mAh) and energy used (Wh).
 
     *Sag* is the drop of the voltage under load: the median voltage at the lowest
-    tenth of currents minus the median at the highest tenth (with a current role),
-    else the 95th minus the 5th percentile of the voltage. *Charge used* is the
-    battery's own counter (last − first) when logged, else ∫ current dt.
+    tenth of currents minus the median at the highest tenth (null without a varying
+    current). *Charge used* is the battery's own counter (last − first) when logged,
+    else ∫ current dt. A current that is mostly below 0 is a sensor mounted the other
+    way round (ArduSub logs) and is read with its sign flipped; readings a format marks
+    as "not measured" are dropped by the role.
     """
 
     name: ClassVar[str] = "battery"
@@ -216,23 +225,28 @@ class Battery(Metric):
         i = None
         if cur is not None:
             tc, c = cur.values()
-            good = ~np.isnan(c[:, 0]) & (c[:, 0] >= 0)  # −1: not measured (MAVLink)
+            good = ~np.isnan(c[:, 0])
             if good.sum() >= 2:
                 i = np.interp(tv, tc[good], c[good, 0])
-        if i is not None and np.ptp(i) > 0:
-            lo, hi = np.percentile(i, [10, 90])
-            out["battery_sag"] = float(np.median(v[i <= lo]) - np.median(v[i >= hi]))
+                if np.median(i) < 0:  # a current sensor mounted the other way round (ArduSub logs)
+                    i = -i
+            else:
+                self.note_missing(f"battery_current ({cur.binding.describe()}) has fewer than 2 readings")
+        if i is not None:
             dt = np.diff(tv) / _NS
             power = v * i
             out["battery_energy"] = float(np.sum(0.5 * (power[1:] + power[:-1]) * dt) / 3600.0)
-        else:
-            out["battery_sag"] = float(np.percentile(v, 95) - np.percentile(v, 5))
+            lo, hi = np.percentile(i, [10, 90])
+            if hi > lo:
+                out["battery_sag"] = float(np.median(v[i <= lo]) - np.median(v[i >= hi]))
+            else:
+                self.note_missing("battery_sag needs the current to vary (it is the voltage at low minus at high current)")
         used = self.role("battery_used", run, required=False, min_rows=2)
         if used is not None:
             _, u = used.values()
-            u = u[~np.isnan(u[:, 0]) & (u[:, 0] >= 0), 0]
+            u = u[~np.isnan(u[:, 0]), 0]
             if u.size >= 2:
-                out["battery_used"] = float(u[-1] - u[0])
+                out["battery_used"] = abs(float(u[-1] - u[0]))  # a reversed sensor counts down
         if "battery_used" not in out and i is not None:
             dt = np.diff(tv) / _NS
             out["battery_used"] = float(np.sum(0.5 * (i[1:] + i[:-1]) * dt) / 3.6)  # A·s → mAh
