@@ -145,3 +145,30 @@ def test_find_command_and_replay_at_a_hit(tmp_path, samples_dir):
     lo, hi = (flat["min"], flat["max"]) if isinstance(flat, dict) else tuple(flat)
     at_ns = hit["start_s"] * 1e9
     assert lo == pytest.approx(at_ns - 2e9, abs=1) and hi == pytest.approx(at_ns + 2e9, abs=1)
+
+
+def test_find_leaves_the_runs_as_they_are_and_keys_hits_by_rule():
+    runs = _runs(4)
+    runs[0].events = pl.DataFrame({"time": [int(runs[0].info.start_ns)], "kind": ["grasp"], "detail": ["{}"], "origin": ["rule:grasp"]})
+    before = [r.events.height for r in runs]
+    # the rule makes events of kind 'contact'; a second rule of the same kind is not counted as its hits
+    spec = {**RULE, "name": "push", "kind": "contact"}
+    other = {"name": "other", "kind": "contact", "signal": {"stream": "sensor", "variable": "x"}, "below": -100}
+    from workbench.events import RuleSet
+
+    hits = find(runs, spec, rules=RuleSet.from_dict({"events": [other]}))
+    want = [(r.run_id, s, e) for r in runs for s, e in _brute(r)]
+    assert list(zip(hits["run_id"], hits["start"], hits["end"], strict=True)) == want and set(hits["rule"]) <= {"push"}
+    assert [r.events.height for r in runs] == before
+
+
+def test_count_by_sorts_numbers_by_value_and_needs_every_duration():
+    hits = pl.DataFrame({"run_id": ["a", "b", "b"]})
+    cat = pl.DataFrame({"run_id": ["a", "b", "c", "d"], "scenario.seed": [10, 2, 2, 1], "duration_s": [3600.0, 1800.0, 1800.0, None]})
+    table = count_by(hits, cat, "scenario.seed")
+    assert table["scenario.seed"].to_list() == ["1", "2", "10"]
+    assert table["hits"].to_list() == [0, 2, 1] and table["hours"].to_list() == [None, 1.0, 1.0]
+    assert table["per_hour"].to_list() == [None, 2.0, 1.0]
+    # start / end in ns give the hours too
+    cat2 = pl.DataFrame({"run_id": ["a", "b"], "environment.surface": ["steel", "steel"], "start": [0, 0], "end": [3600 * 10**9, 0]})
+    assert count_by(hits, cat2, "environment.surface")["hours"].to_list() == [1.0]

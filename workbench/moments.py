@@ -93,11 +93,15 @@ def parse_rule(rule: Any, rules: RuleSet | None = None) -> tuple[RuleSet, str]:
 
 
 def _hits(run: Run, rules: RuleSet, name: str, rows: int | None) -> list[dict[str, Any]]:
+    """The hits of rule *name* on *run* (which is left as it is). Rules read the log's
+    own events and people's labels, not the events other rules stored."""
     from workbench.events.engine import evaluate
 
-    run.events = run.events.filter(run.events["origin"] == "log") if "origin" in run.events.columns else run.events
-    ev = evaluate(run, rules, rows=rows)
-    mine = ev.events.filter(ev.events["kind"] == name)
+    events = run.events
+    if "origin" in events.columns:
+        events = events.filter(events["origin"].is_in(["log", "label"]))
+    ev = evaluate(Run(info=run.info, streams=run.streams, events=events), rules, rows=rows, origin="find")
+    mine = ev.events.filter(ev.events["origin"] == f"find:{name}")
     out = []
     t0 = run.info.start_ns
     for t, detail in zip(mine["time"].to_list(), mine["detail"].to_list(), strict=True):
@@ -158,10 +162,12 @@ def find(
         Other rules a named rule or a sequence needs (a RuleSet or a YAML file);
         default with a store: ``events:`` of its ``workbench.yaml``.
     where, run_ids
-        With a store: only these runs (a catalog condition as ``workbench list
-        --where``, or ids).
+        With a store: only these runs (a catalog condition as ``workbench runs
+        --where``, and/or ids: given both, the runs that pass both). Runs already
+        loaded are all searched.
     limit
-        At most this many hits (the earliest runs first, in time order within a run).
+        At most this many hits, in the order of the runs searched (a store's run ids,
+        or the runs as given) and in time order within a run; every run is searched.
     scheduler, progress, chunk_rows
         As for :func:`workbench.events.apply_rules`.
 
@@ -188,10 +194,11 @@ def find(
     if isinstance(source, Store):
         base = configured_rules(source, rules)
         rs, name = parse_rule(rule, base)
-        if run_ids is not None:
-            ids = list(run_ids)
-        else:
-            ids = source.runs(where=where)["run_id"].to_list() if where is not None else source.run_ids()
+        ids = source.runs(where=where)["run_id"].to_list() if where is not None else source.run_ids()
+        if run_ids is not None:  # both: the runs that are in each
+            wanted = list(dict.fromkeys(run_ids))
+            known = set(ids)
+            ids = [r for r in wanted if r in known]
         parts = []
         from workbench.parallel import map_runs
 
@@ -218,7 +225,9 @@ def count_by(hits: pl.DataFrame, source: Store | Iterable[Run] | pl.DataFrame, f
     ``duration_s`` or ``start``/``end`` in ns) of every run searched, with or without
     hits. Per factor value: ``runs``, ``hours`` logged, ``hits``, ``runs_with_hit``;
     ``per_hour`` with the exact (Garwood) Poisson interval ``per_hour_lo``/``_hi``;
-    ``share_of_runs`` with Wilson's interval ``share_lo``/``share_hi``.
+    ``share_of_runs`` with Wilson's interval ``share_lo``/``share_hi``. Values sort
+    as the factor's type sorts (numbers by value); hours (and the per-hour rate) are
+    null for a value where some run's length is unknown.
 
     Raises :class:`ConfigError` when *factor* is not a catalog column (naming them).
     """
@@ -243,26 +252,32 @@ def count_by(hits: pl.DataFrame, source: Store | Iterable[Run] | pl.DataFrame, f
         msg = f"count by {factor!r}: no such factor; factors: {', '.join(choices) or '(none)'}"
         raise ConfigError(msg)
     if "duration_s" not in cat.columns:
-        if {"start_ns", "end_ns"} <= set(cat.columns):
-            cat = cat.with_columns(((pl.col("end_ns") - pl.col("start_ns")) / _NS).alias("duration_s"))
+        for a, b in (("start_ns", "end_ns"), ("start", "end")):
+            if {a, b} <= set(cat.columns) and cat.schema[a].is_integer():
+                cat = cat.with_columns(((pl.col(b) - pl.col(a)) / _NS).alias("duration_s"))
+                break
         else:
             cat = cat.with_columns(pl.lit(None, dtype=pl.Float64).alias("duration_s"))
-    runs = cat.select("run_id", pl.col(factor).cast(pl.String), pl.col("duration_s").cast(pl.Float64))
+    runs = cat.select("run_id", factor, pl.col("duration_s").cast(pl.Float64))
     per_run = hits.group_by("run_id").len("hits") if hits.height else pl.DataFrame(schema={"run_id": pl.String, "hits": pl.UInt32})
     joined = runs.join(per_run, on="run_id", how="left").with_columns(pl.col("hits").fill_null(0))
     groups = joined.group_by(factor).agg(
-        pl.len().alias("runs"), (pl.col("duration_s").sum() / 3600).alias("hours"),
+        pl.len().alias("runs"),
+        # hours only when every run's length is known: a rate over part of the time would be too high
+        pl.when(pl.col("duration_s").null_count() == 0).then(pl.col("duration_s").sum() / 3600).alias("hours"),
         pl.col("hits").sum().cast(pl.Int64).alias("hits"), (pl.col("hits") > 0).sum().cast(pl.Int64).alias("runs_with_hit"),
     ).sort(factor, nulls_last=True)
     out = []
     a = 1 - level
     for r in groups.iter_rows(named=True):
-        k, hours, n, m = int(r["hits"]), float(r["hours"] or 0.0), int(r["runs"]), int(r["runs_with_hit"])
+        k, n, m = int(r["hits"]), int(r["runs"]), int(r["runs_with_hit"])
+        hours = float(r["hours"]) if r["hours"] is not None else 0.0
         lo_c = float(stats.chi2.ppf(a / 2, 2 * k) / 2) if k > 0 else 0.0
         hi_c = float(stats.chi2.ppf(1 - a / 2, 2 * k + 2) / 2)
         lo_s, hi_s = wilson_interval(m, n, level=level)
         rate = (k / hours) if hours > 0 else None
-        out.append({factor: r[factor], "runs": n, "hours": hours, "hits": k, "runs_with_hit": m,
+        out.append({factor: None if r[factor] is None else str(r[factor]), "runs": n,
+                    "hours": hours if r["hours"] is not None else None, "hits": k, "runs_with_hit": m,
                     "per_hour": rate, "per_hour_lo": lo_c / hours if hours > 0 else None,
                     "per_hour_hi": hi_c / hours if hours > 0 else None,
                     "share_of_runs": m / n if n else None, "share_lo": lo_s, "share_hi": hi_s})

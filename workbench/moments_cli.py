@@ -17,7 +17,7 @@ __all__ = ["find_cmd"]
 @click.option("--rules", "rules_file", default=None, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Rules file whose events: RULE may name [default: workbench.yaml of the store folder, else of this folder].")
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition (as `workbench list --where`).")
-@click.option("--limit", type=int, default=None, metavar="N", help="Show at most N hits.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Show at most N hits.")
 @click.option("--count-by", "count_by", default=None, metavar="FACTOR",
               help="Hit rates per value of FACTOR: hits per hour (exact Poisson interval) and share of runs with a hit (Wilson).")
 @click.option("--scheduler", default=None, help="threads (default), processes, sync, or a Dask address tcp://host:8786.")

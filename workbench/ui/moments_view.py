@@ -93,6 +93,7 @@ class MomentsView(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.hits = hits.to_pandas() if hits.height else None
         self._hits = hits
+        self._searched = ids
         shown = hits.head(self.max_hits)
         self.table.value = shown.select(
             "name", "rule", pl.col("start_s").round(3), pl.col("duration_s").round(3), pl.col("peak").round(4), "run_id",
@@ -111,8 +112,7 @@ class MomentsView(pn.viewable.Viewer):
         if hits is None or self.count_by is None:
             self.rates.value = None
             return
-        ids = set(self.data.filtered["run_id"].to_list())
-        searched = self.data.filtered if ids else self.data.catalog
+        searched = self.data.catalog.filter(pl.col("run_id").is_in(self._searched))  # the runs searched, not today's filter
         table = count_by(hits, searched, self.count_by)
         self.rates.value = table.select(
             self.count_by, "runs", "hits", pl.col("per_hour").round(2), pl.col("per_hour_lo").round(2),
