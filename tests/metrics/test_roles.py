@@ -166,3 +166,24 @@ def test_roles_command_shows_what_resolved_and_why(tmp_path, samples_dir):
     bad.write_text("roles:\n  wrench: {stream: nowhere, variable: f}\n")
     res = CliRunner().invoke(cli, ["roles", rid, "--store", str(tmp_path / "store"), "--roles", str(bad)])
     assert res.exit_code == 1 and "role 'wrench' on run" in res.output and "no stream 'nowhere'" in res.output
+
+
+def test_compute_missing_redoes_nulls_once_roles_are_mapped(tmp_path):
+    import polars as pl
+
+    csv = tmp_path / "arm.csv"
+    t = np.arange(300) * 0.01
+    pl.DataFrame({"time": t, "q1": np.sin(t), "q2": np.cos(2 * t)}).write_csv(csv)
+    store = wb.open_store(tmp_path / "store")
+    (rid,) = store.ingest([csv]).ingested
+    wb.metrics.compute(store, ["jerk"])
+    row = store.runs().row(0, named=True)
+    assert row["metrics.jerk_rms"] is None and row["metrics.jerk.why"].startswith("no joint_position")
+    assert wb.metrics.compute_missing(store, ["jerk"]) == {}  # nothing changed: nothing to redo
+    stream = next(iter(store.manifest(rid)["streams"]))
+    (tmp_path / "store" / "workbench.yaml").write_text(
+        yaml.safe_dump({"roles": {"joint_position": {"stream": stream, "variables": ["q1", "q2"]}}}))
+    assert wb.metrics.compute_missing(store, ["jerk"]) == {"jerk": [rid]}
+    row = store.runs().row(0, named=True)
+    assert row["metrics.jerk_rms"] > 0 and row.get("metrics.jerk.why") is None
+    assert wb.metrics.compute_missing(store, ["jerk"]) == {}

@@ -131,6 +131,8 @@ class Metric:
         return None
 
 
+ROLES_KEY = "roles_digest"
+"""Key of the ``metrics`` annotation holding the role overrides' digest the values were computed with."""
 _MISSING: ContextVar[list[str] | None] = ContextVar("workbench_missing_inputs", default=None)
 _RUNTIME: dict[str, type] = {}
 _CACHE: dict[str, Metric] | None = None
@@ -238,7 +240,7 @@ def _chosen(names: Sequence[str] | None) -> list[Metric]:
 
 def _owned_keys(chosen: Iterable[Metric]) -> set[str]:
     """Keys of the ``metrics`` annotation that *chosen* write: their columns and errors."""
-    return {k for m in chosen for k in (*(c.name for c in m.columns), f"{m.name}.error", f"{m.name}.why")}
+    return {k for m in chosen for k in (*(c.name for c in m.columns), f"{m.name}.error", f"{m.name}.why")} | {ROLES_KEY}
 
 
 def _frame(rows: list[dict[str, Any]], cols: dict[str, Column]) -> pl.DataFrame:
@@ -319,7 +321,8 @@ def compute(
             merged: dict[str, dict[str, Any]] = {}
             for r in rows:
                 kept = source.annotations(r["run_id"]).get("metrics", {})
-                merged[r["run_id"]] = {k: v for k, v in kept.items() if k not in owned} | {k: v for k, v in r.items() if k != "run_id"}
+                merged[r["run_id"]] = ({k: v for k, v in kept.items() if k not in owned}
+                                       | {k: v for k, v in r.items() if k != "run_id"} | {ROLES_KEY: cfg.digest})
             source.annotate_many("metrics", merged)
         return df
     cfg = _roles_for(None, roles)
@@ -391,6 +394,8 @@ def compute_missing(
     cat = store.runs()
     if not chosen or cat.height == 0:
         return {}
+    digest = _roles_for(store, None).digest
+    roles_col = f"metrics.{ROLES_KEY}"
     if run_ids is not None:
         cat = cat.filter(pl.col("run_id").is_in(list(run_ids)))
     ids = cat["run_id"].to_list()
@@ -403,6 +408,14 @@ def compute_missing(
                 lacking.setdefault(rid, []).append(m.name)
             continue
         flagged: set[str] = set()
+        why = f"metrics.{m.name}.why"
+        if why in cat.columns:  # null for lack of an input, with other role overrides than now
+            stale = pl.col(why).is_not_null()
+            if roles_col in cat.columns:
+                stale &= pl.col(roles_col).cast(pl.String).fill_null("none") != digest
+            elif digest == "none":
+                stale = pl.lit(False)
+            flagged |= set(cat.filter(stale)["run_id"].to_list())
         outdated = getattr(m, "outdated", None)
         expr = outdated(cat) if callable(outdated) else None
         if expr is not None:

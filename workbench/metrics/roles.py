@@ -336,6 +336,18 @@ class RoleConfig:
                 out.append(_parse_block(str(role), block, where, origin))
         return cls(tuple(out), origin)
 
+    @property
+    def digest(self) -> str:
+        """A short hash of the overrides (``"none"`` without any): kept with computed
+        metrics, so values left null for lack of an input are recomputed once the
+        overrides change (:func:`workbench.metrics.compute_missing`)."""
+        if not self.overrides:
+            return "none"
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (``RoleConfig.from_dict(c.to_dict()) == c``)."""
         out: dict[str, list[dict[str, Any]]] = {}
