@@ -484,6 +484,9 @@ class GripperCycles(Metric):
 
         g = self.role("gripper", run, min_rows=3)
         assert g is not None
+        if g.cols != 1:
+            self.note_missing(f"gripper resolved to {g.cols} components ({', '.join(g.names)}); map one under roles:")
+            return {"gripper_cycles": None}
         lo, hi = np.inf, -np.inf
         for *_, v in g.pieces():
             x = v[:, 0][~np.isnan(v[:, 0])]
