@@ -309,6 +309,6 @@ class EstimatorHealth(Metric):
         if not ok.any():
             self.note_missing(f"estimator_innovation ({est.binding.describe()}) has no values")
             return {}
-        dur = _durations(t)
+        dur = _durations(t, run.info.end_ns or None)  # each ratio holds until the next, the last to the end
         return {"innovation_ratio_max": float(worst[ok].max()),
                 "innovation_time_above_1": float(np.sum(dur[ok & (worst > 1.0)]))}
