@@ -202,10 +202,16 @@ def _print_frame(df: Any, fmt: str) -> None:
 @click.option("--where", default=None, metavar="EXPR", help="SQL condition, e.g. \"hardware.robot = 'arm-a'\".")
 @click.option("--columns", default=None, metavar="A,B", help="Only these columns (comma-separated).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def runs(store_path: str | None, where: str | None, columns: str | None, fmt: str) -> None:
+@click.option("--schema", is_flag=True, help="Describe the catalog's columns instead: group, type, and each metric's kind, unit and direction.")
+def runs(store_path: str | None, where: str | None, columns: str | None, fmt: str, schema: bool) -> None:
     """List the runs of the store (the catalog)."""
     store = _open(store_path)
     df = store.runs(where=where)
+    if schema:
+        from workbench.metrics import catalog_schema
+
+        _print_frame(catalog_schema(df), fmt)
+        return
     if columns:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         missing = [c for c in wanted if c not in df.columns]

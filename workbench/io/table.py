@@ -9,10 +9,13 @@ tables come from log readers.
 
 Examples
 --------
+>>> import tempfile
 >>> from pathlib import Path
 >>> reader = TableReader()
->>> reader.guess_can_open(Path("run.csv"))
-True
+>>> d = Path(tempfile.mkdtemp())
+>>> _ = (d / "run.csv").write_text("time,x")
+>>> reader.guess_can_open(d / "run.csv"), reader.guess_can_open(d / "missing.csv")
+(True, False)
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ from workbench.metrics.registry import (
     Metric as Metric,
 )
 from workbench.metrics.registry import (
+    catalog_schema as catalog_schema,
+)
+from workbench.metrics.registry import (
     columns as columns,
 )
 from workbench.metrics.registry import (

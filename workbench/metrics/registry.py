@@ -13,7 +13,7 @@ since), so that :func:`compute_missing` recomputes them.
 Examples
 --------
 >>> sorted(metrics())[:3]
-['control_latency', 'effort', 'failure_mode']
+['attitude_tracking', 'battery', 'control_latency']
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Column",
     "Metric",
+    "catalog_schema",
     "columns",
     "compute",
     "compute_missing",
@@ -231,6 +232,39 @@ def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int
             if missing and any(row[c.name] is None for c in metric.columns):
                 row[f"{metric.name}.why"] = "; ".join(dict.fromkeys(missing))
     return row
+
+
+def catalog_schema(catalog: pl.DataFrame) -> pl.DataFrame:
+    """What each catalog column is: one row per column with its ``group`` (a factor
+    group, ``metrics``, ``metric reason``, ``run``…), polars ``dtype`` and, for metric
+    columns, ``kind``, ``unit``, ``higher_is_better`` and ``description`` (the metric
+    registry's declaration).
+
+    >>> import polars as pl
+    >>> cat = pl.DataFrame({"run_id": ["a"], "hardware.robot": ["x"], "metrics.jerk_rms": [1.0], "metrics.jerk.why": [None]})
+    >>> catalog_schema(cat).select("column", "group", "unit").rows()
+    [('run_id', 'run', ''), ('hardware.robot', 'hardware', ''), ('metrics.jerk_rms', 'metrics', 'rad/s³'), ('metrics.jerk.why', 'metric reason', '')]
+    """
+    import polars as pl
+
+    from workbench.model import FACTOR_GROUPS
+
+    cols = columns()
+    rows = []
+    for name, dtype in catalog.schema.items():
+        head = name.split(".", 1)[0]
+        short = name.removeprefix("metrics.")
+        col = cols.get(short) if head == "metrics" else None
+        if head == "metrics":
+            group = "metric reason" if name.endswith(".why") else "metric error" if name.endswith(".error") else "metrics"
+        else:
+            group = head if head in FACTOR_GROUPS else "run" if "." not in name else head
+        rows.append({"column": name, "group": group, "dtype": str(dtype), "kind": col.kind if col else "",
+                     "unit": col.unit if col else "", "higher_is_better": col.higher_is_better if col else None,
+                     "description": col.description if col else ""})
+    schema = {"column": pl.String, "group": pl.String, "dtype": pl.String, "kind": pl.String, "unit": pl.String,
+              "higher_is_better": pl.Boolean, "description": pl.String}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _chosen(names: Sequence[str] | None) -> list[Metric]:

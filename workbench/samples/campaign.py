@@ -365,7 +365,7 @@ def generate(
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     truth = generate(tmp, runs=2, seed=1)
-    >>> [r["file"] for r in truth["runs"]]
+    >>> [r["file"] for r in truth["runs"]][:2]
     ['campaign/arm-a_bright_rubber_policy-v1_s00.mcap', 'campaign/arm-a_bright_rubber_policy-v2_s00.mcap']
     """
     if profile not in PROFILES:
