@@ -13,6 +13,7 @@ import pytest
 import workbench as wb
 
 ULOG = "ulog/pyulog/sample_log_small.ulg"
+ULOG2 = "ulog/foxglove_mcap/test_ulog.ulg"
 PLANE_BIN = "ardupilot_dataflash/pymavlink/test.BIN"
 SUB_BIN = "ardupilot_dataflash/ardusub_log_tools/small.BIN"
 SUB_TLOG = "mavlink_tlog/ardusub_log_tools/small.tlog"
@@ -25,7 +26,7 @@ def real_runs(real_data: Path, tmp_path_factory) -> dict[str, list[wb.Run]]:
     """The real logs these tests use, ingested into a store and loaded back, by source."""
     store = wb.open_store(tmp_path_factory.mktemp("real-metrics") / "store")
     out: dict[str, list[wb.Run]] = {}
-    for name in (ULOG, PLANE_BIN, SUB_BIN, SUB_TLOG, SO101, UNITREE):
+    for name in (ULOG, ULOG2, PLANE_BIN, SUB_BIN, SUB_TLOG, SO101, UNITREE):
         ids = store.ingest([real_data / name]).ingested
         out[name] = [store.load(rid) for rid in ids]
     return out
@@ -38,11 +39,12 @@ def _rpy(q: np.ndarray) -> np.ndarray:
                             np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))])
 
 
-def test_px4_ulog_attitude_flight_time_and_battery_match_pyulog(real_data: Path, real_runs):
+@pytest.mark.parametrize("name", [ULOG, ULOG2])
+def test_px4_ulog_attitude_flight_time_and_battery_match_pyulog(real_data: Path, real_runs, name):
     from pyulog import ULog
 
-    path = real_data / ULOG
-    (run,) = real_runs[ULOG]
+    path = real_data / name
+    (run,) = real_runs[name]
     row = wb.metrics.compute_run(run, ["attitude_tracking", "flight_time", "battery"])
     log = ULog(str(path))
     topic = {(d.name, d.multi_id): d.data for d in log.data_list}
