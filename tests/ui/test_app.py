@@ -52,7 +52,7 @@ def _open(browser, url: str):
     log = {"errors": [], "external": [], "dialogs": []}
     page.on("console", lambda m: log["errors"].append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: log["errors"].append(str(e)))
-    page.on("request", lambda r: log["external"].append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) and r.frame == page.main_frame else None)
+    page.on("request", lambda r: log["external"].append(r.url) if not r.url.startswith(("http://127.0.0.", "ws://127.0.0.", "data:", "blob:")) and r.frame == page.main_frame else None)
     page.on("dialog", lambda d: (log["dialogs"].append(d.message), d.dismiss()))
     page.goto(url)
     page.wait_for_selector(".wb-run-count p", timeout=90_000)
@@ -77,6 +77,51 @@ def _plot_frames(page) -> list[dict]:
         }
       }
       return out; }""")
+
+
+def _drawn(page) -> list[dict]:
+    """What a person sees of every titled Bokeh plot: its frame box, the points held by
+    its line glyphs, and how many coloured (line) pixels the screenshot has inside the
+    frame (white background, grey grid and axes excluded)."""
+    import io
+
+    from PIL import Image
+
+    plots = page.evaluate("""() => {
+      const out = []; const queue = [...Bokeh.index]; const seen = new Set();
+      while (queue.length) {
+        const v = queue.shift(); if (seen.has(v)) continue; seen.add(v);
+        for (const c of v.children()) queue.push(c);
+        if (v.frame && v.model.title && v.model.title.text) {
+          const r = (v.canvas_view ?? v.canvas).el.getBoundingClientRect(); const bb = v.frame.bbox;
+          let points = 0;
+          for (const rend of v.model.renderers) {
+            if (!rend.glyph || !rend.data_source || !rend.glyph.type || !rend.glyph.type.includes("Line")) continue;
+            const d = rend.data_source.data; const cols = d instanceof Map ? [...d.values()] : Object.values(d);
+            points += cols.length ? cols[0].length : 0;
+          }
+          out.push({title: v.model.title.text, left: r.left + bb.left + window.scrollX, top: r.top + bb.top + window.scrollY,
+                    width: bb.width, height: bb.height, points});
+        }
+      }
+      return out; }""")
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    for p in plots:
+        box = (int(p["left"]) + 2, int(p["top"]) + 2, int(p["left"] + p["width"]) - 2, int(p["top"] + p["height"]) - 2)
+        p["line_pixels"] = 0
+        if box[2] > box[0] and box[3] > box[1]:
+            px = np.asarray(shot.crop(box), dtype=np.int16)
+            p["line_pixels"] = int(((px.max(axis=2) - px.min(axis=2)) > 60).sum())
+    return plots
+
+
+TABS = ("Compare", "Run detail", "Replay", "Moments")
+
+
+def _tab(page, name: str) -> None:
+    """Click a tab of the app as a person would (fails if something covers it)."""
+    page.locator(".bk-tab", has_text=name).click(timeout=10_000)
+    page.locator(".bk-tab.bk-active", has_text=name).wait_for(timeout=10_000)
 
 
 # --------------------------------------------------------------------------- without a browser
@@ -200,15 +245,31 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     page.locator(".wb-fg-cell[data-x='arm-a · dim'][data-y='policy-v1']").click()
     page.locator(".wb-run-count p", has_text="20 selected").wait_for(timeout=60_000)
 
-    page.get_by_text("Run detail", exact=True).click()
+    _tab(page, "Run detail")
     status = page.locator(".wb-run-detail-status p", has_text="first 6 of 20 selected")
     status.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
-    titles = [f["title"] for f in _plot_frames(page)]
-    assert any("joint_states.position" in t for t in titles)
+    page.wait_for_timeout(2000)
     prov = page.locator(".wb-provenance .tabulator-row").all_inner_texts()
     assert len(prov) == 6 and all(".mcap" in r for r in prov)
     page.screenshot(path=str(artifacts / "app_run_detail.png"), full_page=True)
+    # each signal's plot is drawn: a frame of real size, six runs' lines with data, coloured pixels inside it
+    signals = {"joint_states.position[joint_2]", "ft_sensor.force[z]"}
+    drawn = {p["title"]: p for p in _drawn(page) if p["title"] in signals}
+    assert set(drawn) == signals, drawn
+    for p in drawn.values():
+        assert p["width"] > 500 and p["height"] > 120, p
+        assert p["points"] > 6 * 100, p
+        assert p["line_pixels"] > 2000, p
+    # the legends stay inside their plots: the tab bar is not covered, every tab opens after every other
+    for first in TABS:
+        for then in TABS:
+            _tab(page, first)
+            _tab(page, then)
+    _tab(page, "Run detail")
+    page.wait_for_timeout(1500)
+    again = {p["title"]: p for p in _drawn(page) if p["title"] in signals}
+    assert set(again) == set(drawn) and all(p["line_pixels"] > 2000 for p in again.values()), again
+    page.screenshot(path=str(artifacts / "app_run_detail_after_tabs.png"), full_page=True)
     page.close()
     assert not log["errors"], log["errors"]
     assert not log["external"], log["external"]
@@ -230,7 +291,7 @@ def _xss_store(root: Path, samples_dir: Path) -> wb.Store:
 def test_app_moment_search_opens_a_hit_in_replay(served, browser, artifacts):
     page, log = _open(browser, served)
     # the moment search: find the default rule's hits, click one, the replay opens at it
-    page.get_by_text("Moments", exact=True).click()
+    _tab(page, "Moments")
     page.locator(".wb-moments-find button").click()
     page.locator(".wb-moments-status p", has_text="hit(s) in").wait_for(timeout=60_000)
     starts = page.locator(".wb-moments-hits .tabulator-row .tabulator-cell[tabulator-field='start_s']").all_inner_texts()
@@ -272,36 +333,61 @@ def test_app_shows_html_metadata_as_text(tmp_path, samples_dir, browser, artifac
         server.stop()
 
 
+@pytest.fixture
+def remote(sample_store) -> Iterator[tuple[str, str, int]]:
+    """The app as a colleague reaches it: bound to every address with a token, opened
+    through another address of this machine (127.0.0.2, not the one it prints)."""
+    port, token = free_port(), "remote-token-0123456789abcdef"
+    server = ui.serve(sample_store, address="0.0.0.0", port=port, token=token, threaded=True, allow_origin=["127.0.0.2"])
+    _wait_port(port)
+    yield f"http://127.0.0.2:{port}/", token, port
+    server.stop()
+
+
 @pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
-def test_replay_embeds_the_local_rerun_viewer(served, browser, artifacts):
-    page, log = _open(browser, served)
+def test_replay_through_the_app_from_another_address(remote, browser, artifacts):
+    served, token, port = remote
+    page, log = _open(browser, f"{served}?token={token}")
     # the machine is offline: anything not local is refused (and recorded), the replay must still work
     blocked: list[str] = []
-    local = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:")
+    local = ("http://127.0.0.", "http://localhost", "ws://127.0.0.", "ws://localhost", "data:", "blob:")
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
                else (blocked.append(route.request.url), route.abort()))
     page.locator(".wb-fg-cell[data-x='arm-b · dim'][data-y='policy-v2']").click()
     page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=60_000)
-    page.get_by_text("Replay", exact=True).click()
-    page.locator(".wb-replay-button button").click()
-    frame_el = page.locator("iframe.wb-rerun")
-    frame_el.wait_for(state="attached", timeout=60_000)
-    src = frame_el.get_attribute("src")
-    assert src.startswith("http://127.0.0.1:") and "url=rerun%2Bhttp%3A%2F%2F127.0.0.1%3A" in src
-    # the replay's servers (a rerun child process) listen on loopback only
     import psutil
 
     me = psutil.Process()
-    listening = {c.laddr.ip for p in [me, *me.children(recursive=True)]
-                 for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
-    assert listening == {"127.0.0.1"}, listening
+
+    def listening() -> set[tuple[str, int]]:
+        return {(c.laddr.ip, c.laddr.port) for p in [me, *me.children(recursive=True)]
+                for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    recordings: list[int] = []
+    page.on("response", lambda r: recordings.append(r.status) if "/replay/data/" in r.url else None)
+    _tab(page, "Replay")
+    page.locator(".wb-replay-button button").click()
+    frame_el = page.locator("iframe.wb-rerun")
+    frame_el.wait_for(state="attached", timeout=60_000)
+    # the viewer and the recording come from the app's own origin and routes: no other server
+    src = frame_el.get_attribute("src")
+    assert src.startswith("replay/page/") and "://" not in src, src
+    assert listening() == before, listening() - before
+    assert {(ip, p) for ip, p in before if not ip.startswith("127.")} == {("0.0.0.0", port)}
     page.locator(".wb-replay-status p", has_text="Replaying 4 run(s)").wait_for(timeout=10_000)
     frame = frame_el.content_frame
+    inner = frame_el.element_handle().content_frame()
+    assert inner is not None and inner.url == served + src, inner and inner.url
     frame.locator("canvas").first.wait_for(state="attached", timeout=60_000)
     page.wait_for_timeout(20_000)  # the wasm viewer needs a while in software rendering
     page.screenshot(path=str(artifacts / "app_replay.png"), full_page=True)
     box = frame.locator("canvas").first.bounding_box()
     assert box and box["width"] > 300 and box["height"] > 300
+    assert recordings and set(recordings) == {200}, recordings  # the viewer fetched the recording
+    # the viewer can take the whole page
+    full = page.locator("a.wb-replay-full")
+    assert full.get_attribute("href") == src and full.get_attribute("target") == "_blank"
     page.close()
     # the app itself asked nothing of the internet; the Rerun viewer's own tries (fonts,
     # version check) were refused and did not stop the replay

@@ -223,3 +223,127 @@ def test_twenty_sessions_held_for_a_minute(sample_store, browser, artifacts, cap
         for page in pages:
             page.close()
         server.stop()
+
+
+# --------------------------------------------------------------------------- the replay, through the app
+
+
+def _raw(port: int, path: str, *, cookie: str | None = None, host: str = "127.0.0.1") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", path, headers={"Cookie": f"{COOKIE}={cookie}"} if cookie else {})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+def _replay_of(store, n: int = 2):
+    """A replay made as a browser session makes it (the ReplayView of one App)."""
+    from workbench.ui.datastore import DataStore
+    from workbench.ui.replay_view import ReplayView
+
+    data = DataStore(store=store)
+    data.selection = data.filtered["run_id"][:n].to_list()
+    view = ReplayView(data=data)
+    url = view.replay()
+    return view, url
+
+
+def test_replay_routes_need_the_token_and_name_no_file(guarded, sample_store):
+    from workbench.ui.replay_routes import REPLAYS, replay_key
+
+    port, _ = guarded
+    view, url = _replay_of(sample_store)
+    try:
+        assert re.fullmatch(r"replay/page/[A-Za-z0-9_-]{32}", url), url  # relative to the app: same origin, any prefix
+        rid = url.rsplit("/", 1)[1]
+        rrd = REPLAYS.path(rid)
+        assert rrd is not None and rrd.is_file() and rrd.stat().st_size > 10_000
+        data = f"/replay/data/{rid}.rrd"
+        routes = [f"/{url}", data, "/replay/viewer/widget.js", "/replay/viewer/re_viewer_bg.wasm"]
+        # without the token (or with a wrong one) no route returns anything of the replay
+        for path in routes:
+            for cookie in (None, "wrong-token-wrong-token"):
+                status, body = _raw(port, path, cookie=cookie)
+                assert status == 403 and len(body) < 200 and b"RRF" not in body, (path, cookie, status)
+        assert _raw(port, f"{data}?key=" + "0" * 32)[0] == 403
+        assert _raw(port, f"{data}?key={replay_key('another-token-0123456789', rid)}")[0] == 403
+        # with the cookie: the page (carrying the key for the viewer's own fetch), the recording, the viewer
+        status, page = _raw(port, f"/{url}", cookie=TOKEN)
+        assert status == 200 and f"../data/{rid}.rrd?key={replay_key(TOKEN, rid)}".encode() in page
+        status, body = _raw(port, data, cookie=TOKEN)
+        assert status == 200 and body == rrd.read_bytes()
+        assert _raw(port, f"{data}?key={replay_key(TOKEN, rid)}") == (200, body)  # the key opens this one only
+        status, js = _raw(port, "/replay/viewer/widget.js", cookie=TOKEN)
+        assert status == 200 and b"var WebViewer" in js
+        # nothing else can be named: other files, traversal, ids not registered
+        store_file = next(Path(sample_store.root).rglob("*.json"))
+        for path in ["/replay/viewer/__init__.py", "/replay/viewer/..%2f__init__.py", "/replay/viewer/%2e%2e%2f%2e%2e%2fsecret.txt",
+                     "/replay/data/..%2f..%2f..%2fetc%2fpasswd.rrd", "/replay/data/" + "A" * 32 + ".rrd",
+                     f"/replay/data/{rid[:-1]}.rrd", f"/replay/page/{rid}x", "/replay/data/" + quote(str(store_file), safe="") + ".rrd",
+                     "/replay/page/" + "..%2f" * 8 + "etc%2fpasswd", f"/replay/data/{rid}.rrd/../../../etc/passwd"]:
+            status, body = _raw(port, path, cookie=TOKEN)
+            assert status == 404 and b"root:x:0:0" not in body and b'"run_id"' not in body, (path, status)
+    finally:
+        view.close()
+    # the session's replay is gone with it: its id answers 404 and its file is deleted
+    assert _raw(port, f"/replay/data/{rid}.rrd", cookie=TOKEN)[0] == 404
+    assert REPLAYS.path(rid) is None and not rrd.exists()
+
+
+def test_a_replay_opens_no_listening_socket(guarded, sample_store):
+    import psutil
+
+    port, _ = guarded
+    me = psutil.Process()
+
+    def listening() -> set[tuple[str, int]]:
+        return {(c.laddr.ip, c.laddr.port) for p in [me, *me.children(recursive=True)]
+                for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    view, _url = _replay_of(sample_store, 4)
+    try:
+        after = listening()
+        assert after == before, after - before  # no new server, no child process listening
+        off_machine = {(ip, p) for ip, p in after if not is_loopback(ip)}
+        assert off_machine <= {("0.0.0.0", port), ("::", port)}, off_machine
+    finally:
+        view.close()
+
+
+def test_view_serve_off_this_machine_needs_a_token(sample_store):
+    """`workbench view --serve --address 0.0.0.0`: one port, the token printed, nothing without it."""
+    import psutil
+
+    port = free_port()
+    rid = sample_store.run_ids()[0]
+    exe = Path(sys.executable).with_name("workbench")
+    proc = subprocess.Popen(
+        [str(exe), "view", rid, "--store", str(sample_store.root), "--serve", "--address", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = ""
+        while "Rerun viewer:" not in line:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "the command ended before serving"
+        m = re.search(rf"http://127\.0\.0\.1:{port}/(replay/page/[\w-]+)\?token=([\w-]+)", line)
+        assert m, line
+        page, token = m.group(1), m.group(2)
+        assert len(token) >= 32
+        assert _raw(port, f"/{page}")[0] == 403
+        status, html_page = _raw(port, f"/{page}?token={token}")
+        assert status == 200
+        data = re.search(rb'"\.\./data/([\w-]+\.rrd\?key=\w+)"', html_page).group(1).decode()
+        status, body = _raw(port, f"/replay/data/{data}")
+        assert status == 200 and len(body) > 10_000
+        assert _raw(port, "/replay/data/" + data.split("?")[0])[0] == 403
+        listen = {c.laddr.port for c in psutil.Process(proc.pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+        assert listen == {port}, listen
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

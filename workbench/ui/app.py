@@ -119,10 +119,12 @@ def serve(
     if _never:
         msg = f"unexpected options {sorted(_never)}"
         raise TypeError(msg)
-    from workbench.ui.auth import TokenAuth, is_loopback, new_token
-
     import panel.reactive
     from panel.io.resources import LOCAL_DIST
+
+    from workbench.ui.auth import TokenAuth, is_loopback, new_token
+    from workbench.ui.replay_routes import REPLAYS
+    from workbench.ui.replay_routes import routes as replay_routes
 
     # Stylesheets of models updated outside a session's templated document fall back to
     # Panel's CDN (a race under many sessions at once): point that fallback at this
@@ -144,9 +146,11 @@ def serve(
         origins += [f"{socket.gethostname()}:{port}", f"{socket.getfqdn()}:{port}"]
     origins += [o if ":" in o else f"{o}:{port}" for o in allow_origin]
     extra: dict[str, Any] = {"auth_provider": TokenAuth(token)} if token else {}
+    REPLAYS.mounted = True  # replays go through this server's routes, behind the same token
     server = pn.serve(
         {"/": session}, address=address, port=port, show=show, threaded=threaded, title=TITLE,
-        websocket_origin=sorted(set(origins)), start=True, verbose=False, **extra,
+        websocket_origin=sorted(set(origins)), start=True, verbose=False,
+        extra_patterns=replay_routes(token), **extra,
     )
     host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")

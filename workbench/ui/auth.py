@@ -24,7 +24,7 @@ from tornado.web import RequestHandler
 
 from workbench.net import is_loopback
 
-__all__ = ["COOKIE", "TokenAuth", "is_loopback", "new_token"]
+__all__ = ["COOKIE", "TokenAuth", "has_token", "is_loopback", "new_token"]
 
 COOKIE = "workbench_token"
 """Name of the cookie holding the token once given."""
@@ -42,6 +42,18 @@ def _same(given: str | None, token: str) -> bool:
     return bool(given) and hmac.compare_digest(str(given).encode(), token.encode())
 
 
+def has_token(handler: RequestHandler, token: str | None) -> bool:
+    """Whether the request carries *token* (``?token=…``, which then sets the cookie,
+    or the cookie); always True when the app has no token (bound to this machine)."""
+    if not token:
+        return True
+    if _same(handler.get_query_argument("token", None), token):
+        if hasattr(handler, "set_cookie"):
+            handler.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+        return True
+    return _same(handler.get_cookie(COOKIE), token)
+
+
 class TokenAuth(AuthProvider):
     """Bokeh auth provider accepting a request that carries *token* (query or cookie)."""
 
@@ -57,14 +69,7 @@ class TokenAuth(AuthProvider):
         token = self._token
 
         def get_user(handler: RequestHandler) -> str | None:
-            given = handler.get_query_argument("token", None)
-            if _same(given, token):
-                if hasattr(handler, "set_cookie"):
-                    handler.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-                return "token"
-            if _same(handler.get_cookie(COOKIE), token):
-                return "token"
-            return None
+            return "token" if has_token(handler, token) else None
 
         return get_user
 

@@ -1,14 +1,20 @@
 """ReplayView: the selected runs replayed, aligned, in the Rerun web viewer (iframe).
 
-The runs are logged with :func:`workbench.viz.rerun.serve` (one recording, one
-subtree per run, one aligned timeline) and shown by the web viewer bundled in
-rerun-sdk, served from this machine: nothing is fetched from the internet. The
-iframe's address is made here from the served viewer, never taken from the browser.
+The runs are logged into one recording (one subtree per run, one aligned timeline,
+:func:`workbench.viz.rerun.log_runs`) and shown by the web viewer bundled in
+rerun-notebook: nothing is fetched from the internet. In the served app the viewer's
+files and the recording come from the app's own routes
+(:mod:`workbench.ui.replay_routes`: same origin, same token, no other port), so the
+replay works from another machine and behind a reverse proxy; elsewhere (a notebook)
+the recording is served on this machine by :func:`workbench.viz.rerun.serve`. The
+iframe's address is made here, never taken from the browser.
 """
 
 from __future__ import annotations
 
 import html
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -36,14 +42,17 @@ class ReplayView(pn.viewable.Viewer):
     align = param.Selector(default="start", objects=["start", "event:grasp", "event:slip", "event:success", "event:failure"], doc="""
         Anchor of the replay's aligned timeline (each run's start or first event of a kind).""")
     max_runs = param.Integer(default=4, bounds=(1, 12), doc="At most this many selected runs are replayed.")
-    height = param.Integer(default=720, bounds=(200, 3000), doc="Height of the embedded viewer in pixels.")
+    height = param.Integer(default=860, bounds=(200, 3000), doc="Height of the embedded viewer in pixels.")
     url = param.String(default="", constant=True, doc="""
-        Address of the locally served viewer (set by :meth:`replay`; not settable from the browser).""")
+        Address of the viewer page (set by :meth:`replay`; not settable from the browser): relative to the
+        app (``replay/page/<id>``) in the served app, ``http://127.0.0.1:<port>/…`` elsewhere.""")
     replayed = param.List(default=[], item_type=str, constant=True, doc="Run ids in the current replay.")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._served: Any = None
+        self._replay_id: str | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.button = pn.widgets.Button(label="Replay selected runs in Rerun", color="primary",
                                         disabled=not rerun_available(), css_classes=["wb-replay-button"])
         self.button.on_click(lambda _e: self.replay())
@@ -67,12 +76,24 @@ class ReplayView(pn.viewable.Viewer):
         runs = self.data.load_runs(ids)
         kinds = {k for r in runs for k in r.events["kind"].unique().to_list()}
         align = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
-        self._served = wb_rerun.serve(runs, align=align, at=at)
+        from workbench.ui.replay_routes import REPLAYS, page_path
+
+        if REPLAYS.mounted:  # the served app: its own routes, origin and token
+            self._tmp = tempfile.TemporaryDirectory(prefix="workbench-replay-")
+            rrd = Path(self._tmp.name) / "replay.rrd"
+            wb_rerun.log_runs(runs, align=align, at=at, out=rrd)
+            self._replay_id = REPLAYS.add(rrd)
+            url = page_path(self._replay_id)
+        else:
+            self._served = wb_rerun.serve(runs, align=align, at=at)
+            url = self._served.url
         with param.edit_constant(self):
-            self.url = self._served.url
+            self.url = url
             self.replayed = ids
         src = html.escape(self.url, quote=True)
         self.frame.object = (
+            f'<p style="margin:2px 0"><a href="{src}" target="_blank" rel="noopener" class="wb-replay-full">'
+            f'Open the replay on its own page ↗</a></p>'
             f'<iframe src="{src}" title="Rerun replay" class="wb-rerun" '
             f'style="width:100%;height:{int(self.height)}px;border:1px solid #ddd"></iframe>'
         )
@@ -89,7 +110,15 @@ class ReplayView(pn.viewable.Viewer):
         return self.url
 
     def close(self) -> None:
-        """Stop serving the current replay."""
+        """Stop serving the current replay and delete its recording."""
+        from workbench.ui.replay_routes import REPLAYS
+
+        if self._replay_id is not None:
+            REPLAYS.remove(self._replay_id)
+            self._replay_id = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
         if self._served is not None:
             try:
                 self._served.close()

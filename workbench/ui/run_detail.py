@@ -42,13 +42,17 @@ class RunDetail(pn.viewable.Viewer):
     align = param.Selector(default="start", objects=list(ALIGN_CHOICES), doc="""
         Anchor of the common timeline: each run's start or its first event of a kind.""")
     max_runs = param.Integer(default=6, bounds=(1, 24), doc="At most this many selected runs are loaded and drawn.")
-    plot_width = param.Integer(default=1000, bounds=(300, 4000), doc="Width of each time-series panel in pixels (legend included).")
+    plot_width = param.Integer(default=None, allow_None=True, bounds=(300, 4000), doc="""
+        Width of each time-series panel in pixels (legend included); None: the page's width.""")
+    plot_height = param.Integer(default=240, bounds=(120, 2000), doc="Height of each time-series panel in pixels.")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.runs: list[Any] = []
         self._hold = False
-        self.plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=250, css_classes=["wb-run-detail-plot"])
+        # one pane per signal, each sized by itself: a whole Layout in one stretching pane
+        # drew no frames (only floating legends) in the served app and in JupyterLab
+        self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["wb-run-detail-plot"])
         self.provenance = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                                layout="fit_data_table", css_classes=["wb-provenance"])
         self.status = pn.pane.Markdown("Select runs (table, heatmap cell or grid cell) to see them here.",
@@ -84,19 +88,23 @@ class RunDetail(pn.viewable.Viewer):
         if self._hold:
             return
         if not self.runs:
-            self.plot.object = None
+            self.plot.objects = []
             return
         findings = {r.run_id: f for r in self.runs if (f := self.data.findings(r.run_id)) is not None}
         kinds = {k for r in self.runs for k in r.events["kind"].unique().to_list()}
         on = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
-        self.plot.object = plots.signals(self.runs, self.signals, on=on, findings=findings, height=220, width=self.plot_width)
+        layout = plots.signals(self.runs, self.signals, on=on, findings=findings, height=self.plot_height,
+                               width=self.plot_width)
+        sizing = {"width": self.plot_width} if self.plot_width else {"sizing_mode": "stretch_width"}
+        self.plot.objects = [pn.pane.HoloViews(panel, height=self.plot_height, linked_axes=True, **sizing)
+                             for panel in layout]
 
     def update(self) -> None:
         """Load the selected runs (cached) and redraw plots and provenance."""
         ids = list(self.data.selection)[: self.max_runs]
         if not ids:
             self.runs = []
-            self.plot.object = None
+            self.plot.objects = []
             self.provenance.value = None
             self.status.object = "Select runs (table, heatmap cell or grid cell) to see them here."
             return

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from workbench.model import ConfigError, StoreError
+from workbench.net import is_loopback
 
 __all__ = ["view"]
 
@@ -61,6 +62,10 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (names or globs, repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.rrd", help="Write a Rerun recording (open with `rerun FILE.rrd`).")
 @click.option("--serve", is_flag=True, help="Serve the bundled web viewer on 127.0.0.1 (offline, this machine only) and wait for Ctrl-C.")
+@click.option("--address", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address --serve listens on. Off this machine (e.g. 0.0.0.0) the viewer page and the recording are "
+                   "served on --port behind a token (printed, or --token), with no other port open.")
+@click.option("--token", default=None, metavar="TEXT", help="Access token of --serve off this machine [default: a random one].")
 @click.option("--port", "web_port", type=int, default=9090, show_default=True, help="Web viewer port (with --serve).")
 @click.option("--grpc-port", type=int, default=9876, show_default=True, help="gRPC data port (with --serve).")
 @click.option("--at", "at", type=float, default=None, metavar="SECONDS",
@@ -73,6 +78,8 @@ def view(
     streams: tuple[str, ...],
     out: Path | None,
     serve: bool,
+    address: str,
+    token: str | None,
     web_port: int,
     grpc_port: int,
     at: float | None,
@@ -102,12 +109,32 @@ def view(
         labels = ", ".join(log.labels.values())
         click.echo(f"wrote {out} ({len(runs)} run(s): {labels}; {log.n_scalars:,} samples, {log.n_frames:,} frames)")
     if serve:
-        served = wbr.serve(
-            runs, align=align, layout=layout, streams=chosen, grades=grades,  # type: ignore[arg-type]
-            grpc_port=grpc_port, web_port=web_port, at=at,
-        )
-        click.echo(f"Rerun viewer: {served.url}")
-        click.echo(f"native viewer: rerun {served.grpc_url}")
+        served: Any
+        if is_loopback(address) and token is None:
+            served = wbr.serve(
+                runs, align=align, layout=layout, streams=chosen, grades=grades,  # type: ignore[arg-type]
+                grpc_port=grpc_port, web_port=web_port, at=at, host=address,
+            )
+            click.echo(f"Rerun viewer: {served.url}")
+            click.echo(f"native viewer: rerun {served.grpc_url}")
+        else:  # off this machine: our own token-protected routes, one port
+            import tempfile
+
+            from workbench.ui.replay_routes import serve_replay
+
+            tmp = tempfile.TemporaryDirectory(prefix="workbench-replay-")
+            rrd = Path(tmp.name) / "replay.rrd"
+            wbr.log_runs(runs, align=align, layout=layout, out=rrd, streams=chosen, grades=grades, at=at)  # type: ignore[arg-type]
+            replay = serve_replay(rrd, address=address, port=web_port, token=token)
+
+            class _Both:
+                def close(self) -> None:
+                    replay.close()
+                    tmp.cleanup()
+
+            served = _Both()
+            click.echo(f"Rerun viewer: {replay.url}")
+            click.echo(f"listening on {address}:{web_port}; the page needs the token above (then a cookie)")
         click.echo("serving; press Ctrl-C to stop", err=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignored it
         signal.signal(signal.SIGTERM, _interrupt)
