@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,44 @@ def sample_store(tmp_path_factory, samples_dir):
     wb.quality.grade_store(store)
     wb.metrics.compute(store)
     return store
+
+
+def _drawn_plots(page: Any) -> list[dict[str, Any]]:
+    """What a person sees of every visible titled Bokeh plot on *page*: the frame's
+    size, the points held by its line glyphs, and how many coloured (line) pixels a
+    screenshot of the frame holds (white background, grey grid and axes excluded).
+    Works in the served app and in JupyterLab (each plot is scrolled into view)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    count = page.evaluate("""() => { window.__wbPlots = []; const queue = [...Bokeh.index]; const seen = new Set();
+      while (queue.length) { const v = queue.shift(); if (seen.has(v)) continue; seen.add(v);
+        for (const c of v.children()) queue.push(c);
+        const el = v.canvas_view?.el ?? v.canvas?.el;
+        if (v.frame && v.model.title && v.model.title.text && el && el.getClientRects().length) window.__wbPlots.push(v); }
+      return window.__wbPlots.length; }""")
+    out = []
+    for i in range(count):
+        p = page.evaluate("""(i) => { const v = window.__wbPlots[i]; const el = v.canvas_view?.el ?? v.canvas.el;
+          el.scrollIntoView({block: "center"}); const r = el.getBoundingClientRect(); const bb = v.frame.bbox;
+          let points = 0;
+          for (const rend of v.model.renderers) {
+            if (!rend.glyph || !rend.data_source || !rend.glyph.type || !rend.glyph.type.includes("Line")) continue;
+            const d = rend.data_source.data; const cols = d instanceof Map ? [...d.values()] : Object.values(d);
+            points += cols.length ? cols[0].length : 0; }
+          return {title: v.model.title.text, left: r.left + bb.left, top: r.top + bb.top, width: bb.width, height: bb.height, points}; }""", i)
+        p["line_pixels"] = 0
+        if p["width"] > 4 and p["height"] > 4:
+            clip = {"x": p["left"] + 2, "y": p["top"] + 2, "width": p["width"] - 4, "height": p["height"] - 4}
+            px = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB"), dtype=np.int16)
+            p["line_pixels"] = int(((px.max(axis=2) - px.min(axis=2)) > 60).sum())
+        out.append(p)
+    return out
+
+
+@pytest.fixture
+def drawn_plots() -> Any:
+    """:func:`_drawn_plots`: what is drawn in each visible Bokeh plot of a page."""
+    return _drawn_plots

@@ -119,7 +119,7 @@ def jupyterlab(tmp_path, sample_store, samples_dir):
 
 
 @pytest.mark.slow
-def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts):
+def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts, drawn_plots):
     base, token = jupyterlab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # offline: every request that would leave the machine is refused (and recorded)
@@ -162,6 +162,22 @@ def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts
     assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback").count()
     page.locator(".jp-OutputArea-output .tabulator").first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "jupyterlab_quickstart.png"))
+    # the App of the last cell (the notebook selected a cell's runs): Run detail draws its plots
+    try:
+        page.locator(".bk-tab", has_text="Run detail").last.click()
+        page.locator(".wb-run-detail-status p", has_text="run(s) shown").last.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+    finally:
+        page.screenshot(path=str(artifacts / "jupyterlab_run_detail.png"))
+    # no warning or error box in any output of the tutorial
+    errs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+    assert not errs, [e[-2000:] for e in errs]
+    signals = {"joint_states.position[joint_2]", "ft_sensor.force[z]"}
+    drawn = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
+    page.screenshot(path=str(artifacts / "jupyterlab_run_detail.png"))
+    assert set(drawn) == signals, drawn
+    for p in drawn.values():
+        assert p["width"] > 400 and p["height"] > 120 and p["points"] > 600 and p["line_pixels"] > 2000, p
     page.close()
     assert not errors, errors
     # offline: Panel's CSS for models updated through the comm comes from the local

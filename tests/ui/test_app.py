@@ -79,42 +79,6 @@ def _plot_frames(page) -> list[dict]:
       return out; }""")
 
 
-def _drawn(page) -> list[dict]:
-    """What a person sees of every titled Bokeh plot: its frame box, the points held by
-    its line glyphs, and how many coloured (line) pixels the screenshot has inside the
-    frame (white background, grey grid and axes excluded)."""
-    import io
-
-    from PIL import Image
-
-    plots = page.evaluate("""() => {
-      const out = []; const queue = [...Bokeh.index]; const seen = new Set();
-      while (queue.length) {
-        const v = queue.shift(); if (seen.has(v)) continue; seen.add(v);
-        for (const c of v.children()) queue.push(c);
-        if (v.frame && v.model.title && v.model.title.text) {
-          const r = (v.canvas_view ?? v.canvas).el.getBoundingClientRect(); const bb = v.frame.bbox;
-          let points = 0;
-          for (const rend of v.model.renderers) {
-            if (!rend.glyph || !rend.data_source || !rend.glyph.type || !rend.glyph.type.includes("Line")) continue;
-            const d = rend.data_source.data; const cols = d instanceof Map ? [...d.values()] : Object.values(d);
-            points += cols.length ? cols[0].length : 0;
-          }
-          out.push({title: v.model.title.text, left: r.left + bb.left + window.scrollX, top: r.top + bb.top + window.scrollY,
-                    width: bb.width, height: bb.height, points});
-        }
-      }
-      return out; }""")
-    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
-    for p in plots:
-        box = (int(p["left"]) + 2, int(p["top"]) + 2, int(p["left"] + p["width"]) - 2, int(p["top"] + p["height"]) - 2)
-        p["line_pixels"] = 0
-        if box[2] > box[0] and box[3] > box[1]:
-            px = np.asarray(shot.crop(box), dtype=np.int16)
-            p["line_pixels"] = int(((px.max(axis=2) - px.min(axis=2)) > 60).sum())
-    return plots
-
-
 TABS = ("Compare", "Run detail", "Replay", "Moments")
 
 
@@ -164,7 +128,7 @@ def test_selection_flows_between_views(sample_store):
     assert sorted(browser.table.selection) == list(range(21))  # moved to the top and selected
     assert set(browser.table.value["run_id"][:21]) == set(runs)
     assert len(detail.runs) == detail.max_runs and detail.provenance.value.shape[0] == detail.max_runs
-    assert detail.plot.object is not None and detail.signals
+    assert len(detail.plot.objects) == len(detail.signals) >= 1 and all(p.object is not None for p in detail.plot.objects)
     # filtering drops selected runs outside the filter and shrinks every view
     data.filters = {"hardware.robot": ["arm-a"]}
     assert data.filtered.height == 82 and data.selection == []
@@ -201,7 +165,7 @@ def test_serve_command_binds_localhost_by_default():
 # --------------------------------------------------------------------------- in Chromium
 
 
-def test_app_loads_filters_and_selects(served, browser, artifacts):
+def test_app_loads_filters_and_selects(served, browser, artifacts, drawn_plots):
     page, log = _open(browser, served)
     assert _count(page).startswith("164 of 164 runs")
     page.screenshot(path=str(artifacts / "app_loaded.png"))
@@ -254,7 +218,7 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
     page.screenshot(path=str(artifacts / "app_run_detail.png"), full_page=True)
     # each signal's plot is drawn: a frame of real size, six runs' lines with data, coloured pixels inside it
     signals = {"joint_states.position[joint_2]", "ft_sensor.force[z]"}
-    drawn = {p["title"]: p for p in _drawn(page) if p["title"] in signals}
+    drawn = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
     assert set(drawn) == signals, drawn
     for p in drawn.values():
         assert p["width"] > 500 and p["height"] > 120, p
@@ -267,7 +231,7 @@ def test_app_loads_filters_and_selects(served, browser, artifacts):
             _tab(page, then)
     _tab(page, "Run detail")
     page.wait_for_timeout(1500)
-    again = {p["title"]: p for p in _drawn(page) if p["title"] in signals}
+    again = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
     assert set(again) == set(drawn) and all(p["line_pixels"] > 2000 for p in again.values()), again
     page.screenshot(path=str(artifacts / "app_run_detail_after_tabs.png"), full_page=True)
     page.close()

@@ -147,7 +147,9 @@ class CompareView(pn.viewable.Viewer):
 
         if layers:
             maps = [hv.DynamicMap(lambda data, i=i: draw(data, i), streams=[pipe]) for i in range(layers)]
-            pane.object = hv.Overlay(maps) if layers > 1 else maps[0]
+            # collated here as HoloViews' plotting would (with a warning box in notebooks): the
+            # layers' streams (Tap on the first) are kept by the collated DynamicMap
+            pane.object = hv.Overlay(maps).collate() if layers > 1 else maps[0]
             first = maps[0]
         else:
             first = hv.DynamicMap(draw, streams=[pipe])
