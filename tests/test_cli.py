@@ -284,3 +284,44 @@ def test_where_localizes_the_planted_regression(sample_store):
     assert sum(r["contribution"] for r in rows) == pytest.approx(top["overall"], abs=1e-9)
     text = run_cli("where", "--store", sample_store.url, *GATE, "--within", "hardware.robot,environment.lighting")
     assert text.stdout.startswith("success: policy-v2 − policy-v1 = ") and "heterogeneity p = " in text.stdout
+
+
+def _at_width(width: int, *args: str):
+    res = CliRunner(env={"COLUMNS": str(width)}).invoke(cli, list(args), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("width", [80, 120, 160])
+def test_runs_and_metrics_fit_the_terminal(sample_store, width):
+    store = str(sample_store.root)
+    n = len(sample_store.run_ids())
+    out, err = _at_width(width, "runs", "--store", store)
+    lines = out.splitlines()
+    assert len(lines) == n + 1 and max(map(len, lines)) <= width  # one line per run, nothing wraps
+    header = lines[0].split()
+    assert header[:4] == ["run_id", "name", "outcome", "quality.grade"]
+    assert "more column(s) not shown:" in err and "--columns all" in err
+    hidden = err.split("not shown: ", 1)[1].split(" (see", 1)[0].rstrip(" …").split(", ")
+    assert hidden and not set(hidden) & set(header)
+    # names keep both ends (the seed at the end tells runs apart), values are right-aligned numbers
+    names = {ln.split()[1] for ln in lines[1:]}
+    assert len(names) == n and all(x.endswith(tuple(f"_s{i:02d}" for i in range(16))) for x in names), sorted(names)[:3]
+    # every column on demand: --columns all (one line per run, widths capped) and --wide
+    out, err = _at_width(width, "runs", "--store", store, "--columns", "all")
+    cat = sample_store.runs()
+    assert out.splitlines()[0].split() == cat.columns and not err
+    wide, _ = _at_width(width, "runs", "--store", store, "--wide", "--columns", "run_id,model.checkpoint")
+    full = sorted(cat["model.checkpoint"].unique().to_list())
+    assert all(c in wide for c in full)  # 40-character hashes shown whole
+    cut, _ = _at_width(width, "runs", "--store", store, "--columns", "run_id,model.checkpoint")
+    assert not any(c in cut for c in full) and all(c[:12] + "…" in cut for c in full)
+    res = CliRunner().invoke(cli, ["runs", "--store", store, "--columns", "run_id,bogus"])
+    assert res.exit_code == 1 and "no column(s) ['bogus']" in res.output and "(or all)" in res.output
+
+    out, err = _at_width(width, "metrics", "--store", store, "--no-progress")
+    lines = out.splitlines()
+    assert len(lines) == n + 1 and max(map(len, lines)) <= width
+    assert lines[0].split()[:2] == ["run_id", "name"]
+    assert "metric column(s) null on every listed run" in err
+    assert "attitude_error_rms_roll" not in lines[0]  # a vehicle metric, null on every arm run

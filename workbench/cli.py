@@ -177,7 +177,19 @@ def _print_report(report: Any) -> None:
 # --------------------------------------------------------------------------- runs & show
 
 
-def _print_frame(df: Any, fmt: str) -> None:
+WIDER = "a wider terminal or --format csv/json shows every column"
+"""Said under a table that left columns out, for commands without --columns."""
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
+
+
+def _print_frame(df: Any, fmt: str, *, wide: bool = False, fit: bool = True, hint: str | None = None) -> None:
+    """*df* as JSON, CSV or a table fitting the terminal; the columns a table leaves out
+    are named on stderr (with *hint*, on stdout with that hint on seeing them)."""
     import polars as pl
 
     if fmt == "json":
@@ -186,59 +198,74 @@ def _print_frame(df: Any, fmt: str) -> None:
     elif fmt == "csv":
         click.echo(df.write_csv(), nl=False)
     else:
-        with pl.Config(
-            tbl_rows=max(df.height, 1),
-            tbl_cols=-1,
-            tbl_width_chars=200,
-            fmt_str_lengths=40,
-            tbl_hide_dataframe_shape=True,
-            tbl_hide_column_data_types=True,
-        ):
-            click.echo(df)
+        from workbench.textable import fit_table, hidden_note
+
+        text, hidden = fit_table(df, width=_terminal_width() if fit else 10**6, wide=wide)
+        click.echo(text)
+        if hidden and hint is None:
+            click.echo(hidden_note(hidden), err=True)
+        elif hidden:
+            click.echo(f"{len(hidden)} more column(s) not shown: {', '.join(hidden)} ({hint})")
+
+
+def _chosen_columns(df: Any, columns: str | None) -> Any:
+    """``--columns A,B`` (or ``all``) of *df*; None when not given."""
+    if not columns:
+        return None
+    if columns.strip().lower() == "all":
+        return df
+    wanted = [c.strip() for c in columns.split(",") if c.strip()]
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        from workbench.model import ConfigError
+
+        msg = f"no column(s) {missing}; columns: {', '.join(df.columns)} (or all)"
+        raise ConfigError(msg)
+    return df.select(wanted)
 
 
 @cli.command()
 @store_option
 @click.option("--where", default=None, metavar="EXPR", help="SQL condition, e.g. \"hardware.robot = 'arm-a'\".")
-@click.option("--columns", default=None, metavar="A,B", help="Only these columns (comma-separated).")
+@click.option("--columns", default=None, metavar="A,B|all",
+              help="These columns (comma-separated), or all [default: identity, outcome, grade and the factors that vary, as many as fit].")
+@click.option("--wide", is_flag=True, help="Every chosen column at full width, whatever the terminal's width.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--schema", is_flag=True, help="Describe the catalog's columns instead: group, type, and each metric's kind, unit and direction.")
-def runs(store_path: str | None, where: str | None, columns: str | None, fmt: str, schema: bool) -> None:
-    """List the runs of the store (the catalog)."""
+def runs(store_path: str | None, where: str | None, columns: str | None, wide: bool, fmt: str, schema: bool) -> None:
+    """List the runs of the store (the catalog): one line per run, the columns that fit."""
     store = _open(store_path)
     df = store.runs(where=where)
     if schema:
         from workbench.metrics import catalog_schema
 
-        _print_frame(catalog_schema(df), fmt)
+        _print_frame(catalog_schema(df), fmt, wide=wide)
         return
-    if columns:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            from workbench.model import ConfigError
-
-            msg = f"no column(s) {missing}; columns: {', '.join(df.columns)}"
-            raise ConfigError(msg)
-        df = df.select(wanted)
+    chosen = _chosen_columns(df, columns)
+    if chosen is not None:
+        df = chosen
     elif fmt == "table":
         df = df.select(_table_columns(df))
-    _print_frame(df, fmt)
+    _print_frame(df, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
 
 
-_TABLE_BASE = ("run_id", "name", "outcome", "duration_s", "reader", "quality.grade")
+_TABLE_BASE = ("run_id", "name", "outcome", "quality.grade", "duration_s")
 
 
 def _table_columns(df: Any) -> list[str]:
-    """The columns a person reads first: identity, outcome, grade, and the factors that
-    vary between the listed runs (every column stays available with --columns or
-    --format csv/json)."""
+    """The columns a person reads first: identity, outcome, grade, duration, the factors
+    that vary between the listed runs (model and hardware first), then the reader when
+    it varies and the constant factors (every column stays available with --columns,
+    --wide or --format csv/json)."""
     from workbench.model import FACTOR_GROUPS
 
     cols = [c for c in _TABLE_BASE if c in df.columns]
-    factors = [c for c in df.columns if c.split(".", 1)[0] in FACTOR_GROUPS and df[c].null_count() < df.height]
+    rank = {g: i for i, g in enumerate(("model", "hardware", "environment", "scenario"))}
+    factors = sorted((c for c in df.columns if c.split(".", 1)[0] in FACTOR_GROUPS and df[c].null_count() < df.height),
+                     key=lambda c: (rank.get(c.split(".", 1)[0], 9), c))
     varying = [c for c in factors if df[c].n_unique() > 1]
-    return (cols + varying + [c for c in factors if c not in varying])[:14]
+    reader = ["reader"] if "reader" in df.columns and df["reader"].n_unique() > 1 else []
+    return cols + varying + reader + [c for c in factors if c not in varying]
 
 
 @cli.command()
@@ -346,9 +373,9 @@ def grade(store_path: str | None, where: str | None, findings: bool, scheduler: 
     click.echo("grades: " + ", ".join(f"{g}: {n}" for g, n in counts.iter_rows()))
     flagged = table.filter(pl.col("grade") != "A")
     if flagged.height:
-        _print_frame(flagged, "table")
+        _print_frame(flagged, "table", hint=WIDER)
     if detail is not None:
-        _print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table")
+        _print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table", hint=WIDER)
 
 
 @cli.command()
@@ -361,8 +388,11 @@ def grade(store_path: str | None, where: str | None, findings: bool, scheduler: 
 @click.option("--roles", "roles_file", default=None, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="YAML file with a roles: section [default: workbench.yaml of the store folder, else of this folder].")
 @click.option("--list", "list_only", is_flag=True, help="List the installed metrics: columns, kind, unit, direction, roles read.")
+@click.option("--columns", default=None, metavar="A,B|all",
+              help="These columns, or all [default: run id, name and the metrics measured on some listed run, as many as fit].")
+@click.option("--wide", is_flag=True, help="Every chosen column at full width, whatever the terminal's width.")
 def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, scheduler: str | None, fmt: str,
-            progress: bool | None, roles_file: Path | None, list_only: bool) -> None:
+            progress: bool | None, roles_file: Path | None, list_only: bool, columns: str | None, wide: bool) -> None:
     """Compute behavior metrics per run and keep them in the catalog.
 
     A metric whose inputs a run lacks is null there, with the reason in
@@ -379,7 +409,7 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
                  "better": {True: "higher", False: "lower", None: "-"}[c.higher_is_better],
                  "roles": ", ".join(getattr(m, "roles", ())) or "-", "description": c.description}
                 for m in chosen for c in m.columns]
-        _print_frame(pl.DataFrame(rows), fmt)
+        _print_frame(pl.DataFrame(rows), fmt, hint=WIDER)
         return
     store = _open(store_path)
     ids = store.runs(where=where)["run_id"].to_list() if where else None
@@ -388,19 +418,29 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
                  roles=roles_file)
     df = store.runs().select("run_id", "name").join(df, on="run_id", how="inner")
     if fmt != "table":
-        _print_frame(df, fmt)
+        _print_frame(df, fmt, hint=WIDER)
         return
-    from workbench.metrics import columns
+    from workbench.metrics import columns as metric_columns
 
-    cols = columns(list(names) or None)
+    cols = metric_columns(list(names) or None)
     notes = [c for c in df.columns if c.endswith((".why", ".error"))]
-    shown = df.drop(notes).rename({c: f"{c} [{cols[c].unit}]" for c in df.columns if c in cols and cols[c].unit})
-    _print_frame(shown, fmt)
+    shown = df.drop(notes)
+    chosen = _chosen_columns(shown, columns)
+    if chosen is not None:
+        shown = chosen
+    else:  # the metrics measured somewhere first; those null on every listed run are only counted
+        empty = [c for c in shown.columns[2:] if shown[c].null_count() == shown.height]
+        shown = shown.drop(empty)
+        if empty:
+            click.echo(f"{len(empty)} metric column(s) null on every listed run (see the reasons below; --columns all shows them)",
+                       err=True)
+    shown = shown.rename({c: f"{c} [{cols[c].unit}]" for c in shown.columns if c in cols and cols[c].unit})
+    _print_frame(shown, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
     for c in notes:
         reasons = df.filter(pl.col(c).is_not_null()).group_by(c).len().sort("len", descending=True)
         for reason, n in reasons.iter_rows():
             kind = "null" if c.endswith(".why") else "error"
-            click.echo(f"{c.rsplit('.', 1)[0]}: {kind} on {n} run(s): {reason}")
+            click.echo(f"{c.rsplit('.', 1)[0]}: {kind} on {n} run(s): {reason}", err=True)
 
 
 @cli.command()
@@ -533,16 +573,16 @@ def compare(
             u = pl.format("{}/{}", pl.col("n_unknown_baseline"), pl.col("n_unknown_candidate"))
             return pl.when(pl.col("missing_differs")).then(pl.format("{} (differs)", u)).otherwise(u).alias("unknown b/c")
 
-        view = res.table.select(
-            *cells, "metric", "role", "n_baseline", "n_candidate", unknown(), interval("baseline"), interval("candidate"),
-            interval("difference"),
-            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p_adj"), "verdict",
+        view = res.table.select(  # the verdict first after the cell: it is what fits on every terminal
+            *cells, "metric", "verdict", interval("difference"),
+            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p_adj"),
+            "n_baseline", "n_candidate", interval("baseline"), interval("candidate"), unknown(), "role",
         )
-        _print_frame(view, "table")
+        _print_frame(view, "table", hint="--format csv or json shows every column")
         top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)
         if top.height:
             click.echo("what explains each metric (share of variation):")
-            _print_frame(top.with_columns(pl.col("share").round(3)), "table")
+            _print_frame(top.with_columns(pl.col("share").round(3)), "table", hint=WIDER)
         if res.excluded:
             reasons: dict[str, int] = {}
             for why in res.exclusions.values():
@@ -613,7 +653,7 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
 
         table = table.with_columns(pl.col("p_base", "alpha_cell", "mde_now").round(4))
         click.echo(f"{metric}: drop {drop} at power {power}, one-sided α={alpha} over {table.height} cell(s) (Bonferroni, conservative)")
-    _print_frame(table, fmt)
+    _print_frame(table, fmt, hint=WIDER)
 
 
 @cli.command(name="where")
@@ -647,7 +687,7 @@ def where_cmd(store_path: str | None, by: str, baseline: str, candidate: str, wi
             click.echo(f"{metric}: {candidate} − {baseline} = {top['overall']:.3f} overall; heterogeneity p = {top['heterogeneity_p']:.3g}")
         table = table.drop("overall", "heterogeneity_df", "heterogeneity_statistic", "heterogeneity_p").with_columns(
             pl.col(pl.Float64).round(4))
-    _print_frame(table, fmt)
+    _print_frame(table, fmt, hint=WIDER)
 
 
 @cli.command(name="readers")
