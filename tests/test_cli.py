@@ -292,7 +292,7 @@ def _at_width(width: int, *args: str):
     return res.stdout, res.stderr
 
 
-@pytest.mark.parametrize("width", [80, 120, 160])
+@pytest.mark.parametrize("width", [80, 160])
 def test_runs_and_metrics_fit_the_terminal(sample_store, width):
     store = str(sample_store.root)
     n = len(sample_store.run_ids())

@@ -344,7 +344,11 @@ def test_replay_through_the_app_from_another_address(remote, browser, artifacts)
     inner = frame_el.element_handle().content_frame()
     assert inner is not None and inner.url == served + src, inner and inner.url
     frame.locator("canvas").first.wait_for(state="attached", timeout=60_000)
-    page.wait_for_timeout(20_000)  # the wasm viewer needs a while in software rendering
+    for _ in range(120):  # the viewer fetches the recording once its wasm has started
+        if recordings:
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(6_000)  # then draws it (software rendering here)
     page.screenshot(path=str(artifacts / "app_replay.png"), full_page=True)
     box = frame.locator("canvas").first.bounding_box()
     assert box and box["width"] > 300 and box["height"] > 300
