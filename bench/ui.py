@@ -10,12 +10,20 @@ models. Target: < 300 ms. The full comparison with bootstrap intervals and tests
 not part of the live update above ``auto_compare_max`` runs (it runs on its button);
 its time is printed beside.
 
-Run: ``.venv/bin/python bench/ui.py [--runs N]``.
+In Chromium (``--browser``, default on when ``/usr/bin/chromium`` exists): the served
+app on a synthetic catalog of ``--paint-runs`` runs (default 100,000), the time from
+opening the page to its first meaningful paint (the run count and the first rows of the
+run table drawn; target < 3 s); and on the store of ``make demo`` (``--store``), the
+time from clicking "Replay" with 4 runs selected to the viewer holding the recording
+(fetched from the app's route, the viewer's canvas drawn; target < 5 s).
+
+Run: ``.venv/bin/python bench/ui.py [--runs N] [--paint-runs N] [--store DIR] [--no-browser]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -57,6 +65,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--paint-runs", type=int, default=100_000, help="runs of the catalog the first paint is timed on")
+    ap.add_argument("--store", default="workbench-store", help="store the replay is timed on (make demo writes it)")
+    ap.add_argument("--browser", action=argparse.BooleanOptionalAction, default=os.path.exists("/usr/bin/chromium"),
+                    help="also time the served app in headless Chromium")
     args = ap.parse_args()
 
     from bokeh.document import Document
@@ -99,6 +111,79 @@ def main() -> None:
     compare.run_compare()
     print(f"on demand: full comparison of {data.filtered.height} runs (bootstrap {compare.n_boot}, tests, verdicts): "
           f"{1000 * (time.perf_counter() - t):.0f} ms")
+    if args.browser:
+        browser_timings(args.paint_runs, args.store)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def browser_timings(paint_runs: int, store_dir: str) -> None:
+    """First meaningful paint on a big catalog and replay latency, in headless Chromium."""
+    from pathlib import Path
+
+    import panel as pn
+    from playwright.sync_api import sync_playwright
+
+    import workbench as wb
+    from workbench.ui import App, DataStore
+    from workbench.ui import app as app_module
+
+    big = synthetic_catalog(paint_runs, seed=1)
+    port = _free_port()
+    server = pn.serve({"/": lambda: App(data=DataStore(catalog=big)).__panel__()}, port=port, address="127.0.0.1",
+                      show=False, threaded=True, start=True, verbose=False, websocket_origin=[f"127.0.0.1:{port}"])
+    store = wb.open_store(store_dir, create=False) if Path(store_dir, "runs").is_dir() else None
+    port2 = _free_port()
+    served = app_module.serve(store, port=port2, threaded=True) if store is not None else None
+    time.sleep(2)
+    try:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path="/usr/bin/chromium")
+            paints = []
+            for _ in range(3):
+                page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+                t = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="commit")
+                page.locator(".wb-run-count p", has_text=f"of {paint_runs} runs").wait_for(timeout=120_000)
+                page.locator(".wb-run-browser .tabulator-row").first.wait_for(timeout=120_000)
+                paints.append(time.perf_counter() - t)
+                page.close()
+            med = statistics.median(paints)
+            print(f"served app, {paint_runs:,}-run catalog: first meaningful paint (count + first table rows) "
+                  f"median {med:.2f} s of {len(paints)} (min {min(paints):.2f}, max {max(paints):.2f}; target < 3 s: "
+                  f"{'OK' if med < 3 else 'MISSED'})")
+            if served is None:
+                print(f"replay latency: skipped (no store at {store_dir}; run `make demo` first)")
+                return
+            page = chromium.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port2}/")
+            page.locator(".wb-fg-cell").first.wait_for(timeout=120_000)
+            page.locator(".wb-fg-cell").first.click()
+            page.locator(".wb-run-count p", has_text="selected").wait_for(timeout=60_000)
+            page.locator(".bk-tab", has_text="Replay").click()
+            fetched: list[float] = []
+            page.on("response", lambda r: fetched.append(time.perf_counter()) if "/replay/data/" in r.url and r.status == 200 else None)
+            t = time.perf_counter()
+            page.locator(".wb-replay-button button").click()
+            frame = page.frame_locator("iframe.wb-rerun")
+            frame.locator("canvas").first.wait_for(state="attached", timeout=120_000)
+            canvas = time.perf_counter() - t
+            while not fetched and time.perf_counter() - t < 120:
+                page.wait_for_timeout(100)
+            got = fetched[0] - t if fetched else float("nan")
+            print(f"replay of 4 runs (the demo store): viewer canvas after {canvas:.2f} s, recording fetched by the "
+                  f"viewer after {got:.2f} s (target < 5 s: {'OK' if got < 5 else 'MISSED'}; software rendering here)")
+            chromium.close()
+    finally:
+        server.stop()
+        if served is not None:
+            served.stop()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import inspect
 import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 from pathlib import Path
 
 import numpy as np
@@ -457,3 +458,65 @@ def test_facet_counts_follow_the_other_filters_and_sort_naturally(sample_store):
     assert list(lighting.options) == ["bright (82)", "dim (82)"] and lighting.value == ["dim"]
     seeds = [v for v in widgets["scenario.seed"].options.values()]
     assert seeds == sorted(seeds, key=int) and seeds[:3] == ["0", "1", "2"]
+
+
+def test_a_link_restores_the_view_and_refuses_the_rest(served, browser, sample_store, artifacts):
+    ids = sample_store.runs(where="hardware.robot = 'arm-a'")["run_id"].to_list()[:3]
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(served + "?f.hardware.robot=arm-a&tab=detail&align=event%3Agrasp&sel=" + ",".join(ids))
+    page.locator(".wb-run-count p", has_text="82 of 164 runs · 3 selected").wait_for(timeout=90_000)
+    assert page.locator(".bk-tab.bk-active").inner_text() == "Run detail"
+    page.locator(".wb-run-detail-status p", has_text="3 run(s) shown").wait_for(timeout=60_000)
+    assert page.locator(".wb-link-problems").count() == 0
+    # the address follows what the person does; "Copy link" copies it (without any token)
+    _tab(page, "Replay")
+    page.wait_for_function("() => window.location.search.includes('tab=replay')", timeout=30_000)
+    page.locator(".wb-copy-link button").click()
+    page.locator(".wb-copy-link button", has_text="Link copied").wait_for(timeout=10_000)
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == page.url and "tab=replay" in link and "f.hardware.robot=arm-a" in link and "align=event%3Agrasp" in link
+    other = context.new_page()
+    other.goto(link)
+    other.locator(".wb-run-count p", has_text="82 of 164 runs · 3 selected").wait_for(timeout=90_000)
+    assert other.locator(".bk-tab.bk-active").inner_text() == "Replay"
+    assert other.locator(".wb-replay-frame, .wb-replay-status p").first.is_visible()
+    other.close()
+    # a hand-made link: a value that is not one of the column's, unknown columns and markup are refused, shown as text
+    page.goto(served + "?f.hardware.robot=" + quote("arm-a' OR '1'='1") + "&f." + quote("read_csv('/etc/passwd')") + "=1"
+              + "&by=" + quote(XSS) + "&tab=nowhere")
+    page.locator(".wb-run-count p", has_text="164 of 164 runs").wait_for(timeout=90_000)
+    problems = page.get_by_text("This link's view was restored except").inner_text()
+    assert "no facet \"read_csv('/etc/passwd')\"" in problems, problems
+    assert "hardware.robot has no value \"arm-a' OR '1'='1\"" in problems, problems
+    assert XSS in problems and "tab='nowhere'" in problems
+    page.screenshot(path=str(artifacts / "app_link_problems.png"))
+    assert dialogs == []
+    context.close()
+
+
+def test_view_state_round_trips_through_a_query(sample_store):
+    from workbench.ui.links import apply_state, parse_query, query_string, view_state
+
+    app = ui.App.from_store(sample_store)
+    ids = app.data.catalog.filter(pl.col("hardware.robot") == "arm-b")["run_id"].to_list()[:5]
+    app.data.param.update(filters={"hardware.robot": ["arm-b"], "environment.lighting": ["dim", "bright"]}, text="policy")
+    app.data.selection = ids
+    app.compare.metric = app.compare.param.metric.objects[-1]
+    app.active_tab, app.replay.align = 3, "event:slip"
+    state = view_state(app)
+    assert state["f.hardware.robot"] == ["arm-b"] and state["sel"] == ids and state["tab"] == ["moments"]
+    again = ui.App.from_store(sample_store)
+    assert apply_state(again, parse_query("?" + query_string(state))) == []
+    assert view_state(again) == state
+    assert again.data.filtered.height == app.data.filtered.height > 0 and again.data.selection == ids
+    # a value holding a comma survives; unknown columns, ids and choices are reported, never applied
+    assert parse_query(query_string({"q": ["a,b"]})) == {"q": ["a,b"]}
+    third = ui.App.from_store(sample_store)
+    problems = apply_state(third, {"f.__import__('os')": ["1"], "sel": ["not-a-run"], "rate": ["drop table"], "tab": ["x"],
+                                   "f.hardware.robot": ["arm-a' OR 1=1 --"]})
+    assert len(problems) == 5 and third.data.filters == {} and third.data.selection == [] and third.active_tab == 0
+    assert third.compare.rate == "success"

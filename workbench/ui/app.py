@@ -41,6 +41,8 @@ class App(pn.viewable.Viewer):
 
     data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state of every component.")
     title = param.String(default=TITLE, doc="Heading of the page.")
+    active_tab = param.Integer(default=0, bounds=(0, 3), doc="""
+        Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments (``tab=`` of a link).""")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -51,13 +53,14 @@ class App(pn.viewable.Viewer):
         self.moments = MomentsView(data=self.data)
         self._tabs: Any = None
         self.moments.param.watch(self._open_moment, "opened")
+        c = self.compare
+        self._link_defaults = {"by": c.by, "x": list(c.x), "rate": c.rate, "metric": c.metric}
 
     def _open_moment(self, event: Any) -> None:
         """A hit clicked in the moment search: replay its run at its time."""
         if not event.new:
             return
-        if self._tabs is not None:
-            self._tabs.active = 2
+        self.active_tab = 2
         self.replay.replay(at=float(event.new["at"]))
 
     @classmethod
@@ -68,11 +71,23 @@ class App(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         store = self.data.store
         where = f" · <code>{html.escape(str(store.url))}</code>" if store is not None else ""
-        header = pn.pane.HTML(f"<h2 style='margin:4px 0'>{html.escape(self.title)}</h2><span>{where}</span>",
-                              sizing_mode="stretch_width", css_classes=["wb-header"])
+        title = pn.pane.HTML(f"<h2 style='margin:4px 0'>{html.escape(self.title)}</h2><span>{where}</span>",
+                             sizing_mode="stretch_width", css_classes=["wb-header"])
+        copy = pn.widgets.Button(label="Copy link", width=110, css_classes=["wb-copy-link"],
+                                 description="Copy this view's address: filters, selection, tab and settings")
+        copy.js_on_click(args={"btn": copy}, code="""
+            const url = window.location.href.replace(/([?&])token=[^&]*&?/, "$1").replace(/[?&]$/, "");
+            const done = () => { btn.label = "Link copied"; setTimeout(() => { btn.label = "Copy link"; }, 2000); };
+            if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(url).then(done); }
+            else { const t = document.createElement("textarea"); t.value = url; document.body.appendChild(t);
+                   t.select(); document.execCommand("copy"); t.remove(); done(); }""")
+        header = pn.Row(title, copy, sizing_mode="stretch_width")
         tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
-                       ("Moments", self.moments), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+                       ("Moments", self.moments), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"],
+                       active=self.active_tab)
         self._tabs = tabs
+        tabs.param.watch(lambda e: setattr(self, "active_tab", e.new), "active")
+        self.param.watch(lambda e: setattr(tabs, "active", e.new), "active_tab")
         # plots drawn while their tab was hidden have no size: redraw the run detail when shown
         tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
         side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])
@@ -123,6 +138,7 @@ def serve(
     from panel.io.resources import LOCAL_DIST
 
     from workbench.ui.auth import TokenAuth, is_loopback, new_token
+    from workbench.ui.links import apply_state, keep_address_current, parse_query
     from workbench.ui.replay_routes import REPLAYS
     from workbench.ui.replay_routes import routes as replay_routes
 
@@ -137,7 +153,15 @@ def serve(
     def session() -> pn.viewable.Viewable:
         app = App.from_store(store)
         pn.state.on_session_destroyed(lambda _ctx: app.close())
-        return app.__panel__()
+        problems = apply_state(app, parse_query(pn.state.session_args))  # a link: its view, validated
+        view = app.__panel__()
+        if problems:
+            text = html.escape("; ".join(problems))  # a link's text is shown, never rendered
+            view = pn.Column(pn.pane.Alert(f"This link's view was restored except: {text}",
+                                           alert_type="warning", css_classes=["wb-link-problems"]), view,
+                             sizing_mode="stretch_width")
+        keep_address_current(app)
+        return view
 
     origins = [f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}"]
     if not local:
