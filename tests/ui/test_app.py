@@ -6,8 +6,8 @@ import inspect
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import param
