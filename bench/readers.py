@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-# this folder holds bench/rerun.py: keep it off the path so `import rerun` is rerun-sdk
+# keep this folder off the path so no bench script can shadow a package (`import rerun` is rerun-sdk)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402

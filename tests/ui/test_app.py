@@ -520,3 +520,32 @@ def test_view_state_round_trips_through_a_query(sample_store):
                                    "f.hardware.robot": ["arm-a' OR 1=1 --"]})
     assert len(problems) == 5 and third.data.filters == {} and third.data.selection == [] and third.active_tab == 0
     assert third.compare.rate == "success"
+
+
+def test_labels_from_run_detail_reach_the_catalog_and_the_comparison(tmp_path, samples_dir):
+    files = sorted((samples_dir / "campaign").glob("arm-b_dim_rubber_policy-v*_s0[0-3].mcap"))
+    store = wb.open_store(tmp_path / "store")
+    store.ingest(files)
+    wb.metrics.compute(store)
+    app = ui.App.from_store(store)
+    before = app.data.catalog
+    wins = before.filter(pl.col("outcome") == "success")["run_id"].to_list()
+    assert wins, before.select("run_id", "outcome")
+    app.compare.by = "model.version"
+    n_fail = int((app.compare.cells["n"] - app.compare.cells["k"]).sum())
+    app.data.selection = wins
+    detail = app.detail
+    detail.label_outcome.value, detail.label_note.value = "failure", f"gripper slipped {XSS}"
+    detail.label_button.clicks += 1  # as a person clicks it
+    cat = app.data.catalog
+    assert cat.filter(pl.col("run_id").is_in(wins))["outcome"].to_list() == ["failure"] * len(wins)
+    assert cat.filter(pl.col("run_id").is_in(wins))["metrics.success"].to_list() == [0.0] * len(wins)  # not stale
+    assert int((app.compare.cells["n"] - app.compare.cells["k"]).sum()) == n_fail + len(wins)
+    status = detail.label_status.object
+    assert f"Labelled **{len(wins)}** run(s) as **failure**" in status and XSS not in status and "&lt;script&gt;" in status
+    notes = store.annotations(wins[0])["labels"]
+    assert notes["outcome"] == "failure" and notes["reason"] == f"gripper slipped {XSS}" and notes["by"] and notes["when"]
+    # the comparison the CLI and the report run sees it too
+    res = wb.compare(store, by="model.version", metrics=["success"])
+    assert int(res.table["n_baseline"].sum() + res.table["n_candidate"].sum()) == len(files)
+    assert store.current_outcome(wins[0]) == "failure"

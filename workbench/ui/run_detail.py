@@ -3,7 +3,9 @@
 The selected runs (the first ``max_runs``) are loaded from the store and plotted on
 one timeline aligned on their start or on an event (``event:grasp``): one panel per
 chosen signal, the runs' events as vertical lines, quality findings shaded. Below,
-the provenance of each run (source files with sha256, reader, factors).
+the provenance of each run (source files with sha256, reader, factors). A person can
+label the selected runs' outcome with a failure mode or note (``store.label``: who and
+when are recorded; the label beats every rule and the catalog shows it at once).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import panel as pn
 import param
 import polars as pl
 
+from workbench.model import WorkbenchError
 from workbench.ui.datastore import DataStore
 from workbench.viz import plots
 
@@ -57,6 +60,15 @@ class RunDetail(pn.viewable.Viewer):
                                                layout="fit_data_table", css_classes=["wb-provenance"])
         self.status = pn.pane.Markdown("Select runs (table, heatmap cell or grid cell) to see them here.",
                                        margin=(0, 10), css_classes=["wb-run-detail-status"])
+        # labels by people: the selected runs' outcome and failure mode, stored through store.label
+        self.label_outcome = pn.widgets.Select(options=["failure", "success", "unknown"], value="failure", width=120,
+                                               css_classes=["wb-label-outcome"])
+        self.label_note = pn.widgets.TextInput(placeholder="failure mode or note (optional)", width=320,
+                                               css_classes=["wb-label-note"])
+        self.label_button = pn.widgets.Button(label="Label the selected runs", width=200, css_classes=["wb-label-button"],
+                                              disabled=self.data.store is None)
+        self.label_button.on_click(lambda _e: self.label_selected(self.label_outcome.value, self.label_note.value))
+        self.label_status = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-label-status"])
         self.data.param.watch(lambda _e: self.update(), "selection")
         self.update()
 
@@ -115,6 +127,30 @@ class RunDetail(pn.viewable.Viewer):
         self.provenance.value = self.provenance_frame().to_pandas()
         self.redraw()
 
+    def label_selected(self, outcome: str, note: str = "") -> list[str]:
+        """Label every selected run's outcome (with *note* as the reason, e.g. a failure
+        mode) through :meth:`workbench.store.Store.label`; the catalog is re-read so the
+        table, facets and comparison show it at once. Returns the labelled run ids."""
+        store = self.data.store
+        ids = list(self.data.selection)
+        if store is None or not ids:
+            self.label_status.object = "Select runs first." if store is not None else "No store to label in."
+            return []
+        note = (note or "").strip()[:500] or None
+        from workbench.metrics import compute_missing
+
+        try:
+            done = store.label(ids, outcome, reason=note)
+        except WorkbenchError as err:
+            self.label_status.object = f"Not labelled: {html.escape(str(err))}"
+            return []
+        compute_missing(store, run_ids=done)  # outcome metrics (success, time to success) follow the label
+        self.data.refresh()
+        self.data.selection = [r for r in ids if r in set(self.data.filtered["run_id"].to_list())]
+        why = f" ({html.escape(note)})" if note else ""
+        self.label_status.object = f"Labelled **{len(done)}** run(s) as **{html.escape(outcome)}**{why}."
+        return done
+
     def provenance_frame(self) -> pl.DataFrame:
         """One row per shown run: id, name, source path, sha256, size, reader, factors."""
         rows = []
@@ -143,5 +179,7 @@ class RunDetail(pn.viewable.Viewer):
             pn.widgets.IntInput.from_param(self.param.max_runs, label="max runs", width=100),
             sizing_mode="stretch_width",
         )
-        return pn.Column(self.status, controls, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
+        labels = pn.Row(pn.pane.Markdown("**Label:**", margin=(12, 10)), self.label_outcome, self.label_note,
+                        self.label_button, self.label_status, sizing_mode="stretch_width")
+        return pn.Column(self.status, controls, labels, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
                          self.provenance, sizing_mode="stretch_width")

@@ -13,7 +13,7 @@
 
 Prints rates, the speed-up ratio from this one run, and the peak RSS.
 
-Run: ``.venv/bin/python bench/rerun.py [--samples 10000000] [--frames 1000] [--baseline 50000]``.
+Run: ``.venv/bin/python bench/rerun_logging.py [--samples 10000000] [--frames 1000] [--baseline 50000]``.
 """
 
 from __future__ import annotations
