@@ -549,3 +549,26 @@ def test_labels_from_run_detail_reach_the_catalog_and_the_comparison(tmp_path, s
     res = wb.compare(store, by="model.version", metrics=["success"])
     assert int(res.table["n_baseline"].sum() + res.table["n_candidate"].sum()) == len(files)
     assert store.current_outcome(wins[0]) == "failure"
+
+
+@pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
+def test_replay_status_names_the_runs_that_fell_back_to_their_start(tmp_path, samples_dir):
+    store = _xss_store(tmp_path, samples_dir)
+    data = ui.DataStore(store=store)
+    cat = data.catalog
+    plain = cat.filter(pl.col("reader") == "table")["run_id"].to_list()  # the CSV run: no events at all
+    grasped = [r for r in cat["run_id"].to_list()
+               if "grasp" in store.load(r, streams=[]).events["kind"].to_list()]
+    assert plain and grasped
+    data.selection = [*plain, grasped[0]]
+    view = ui.ReplayView(data=data, align="event:grasp")
+    try:
+        assert view.replay()
+        status = view.status.object
+        name = cat.filter(pl.col("run_id") == plain[0])["name"][0]
+        assert "aligned on event:grasp" in status and "1 of 2 have no grasp event" in status and name in status, status
+        data.selection = plain
+        view.replay()
+        assert "No selected run has a grasp event: aligned on their starts." in view.status.object
+    finally:
+        view.close()
