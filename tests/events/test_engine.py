@@ -91,12 +91,20 @@ def test_scan_map_runs_in_threads_and_keeps_the_order(tmp_path):
     store = wb.open_store(tmp_path / "store")
     store._write_run(run.info, run.streams, run.events)  # noqa: SLF001 - the store's own writer
     ds = store.load("engine-test", lazy=True, indexes=False).streams["level"]
+    import threading
+
     seen: set[str] = set()
+    both = threading.Barrier(2, timeout=60)  # the first two pieces meet: two threads at once, whatever the load
+    calls = [0]
+    lock = threading.Lock()
 
     def first_and_sum(t, v, scratch):
-        import threading
-
         seen.add(threading.current_thread().name)
+        with lock:
+            calls[0] += 1
+            first_two = calls[0] <= 2
+        if first_two:
+            both.wait()
         scratch["n"] = scratch.get("n", 0) + 1
         return int(t[0]), float(v.astype(np.float64).sum())
 
