@@ -53,6 +53,15 @@ def _get(port: int, path: str, *, cookie: str | None = None, method: str = "GET"
     return resp.status, dict(resp.getheaders()), data
 
 
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Ctrl-C a command as a person would; kill it if it does not stop within 20 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def guarded(sample_store):
     """The app bound to every address (0.0.0.0), with a token."""
@@ -141,11 +150,7 @@ def test_serve_command_prints_the_address_with_its_token(sample_store):
         assert _get(port, "/")[0] == 302
         assert _get(port, f"/?token={m.group(1)}")[0] == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _interrupt(proc)
     from workbench.cli import cli
 
     res = CliRunner().invoke(cli, ["serve", "--store", str(sample_store.root), "--token", "short"])
@@ -342,8 +347,4 @@ def test_view_serve_off_this_machine_needs_a_token(sample_store):
         listen = {c.laddr.port for c in psutil.Process(proc.pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
         assert listen == {port}, listen
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _interrupt(proc)

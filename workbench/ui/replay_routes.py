@@ -138,6 +138,9 @@ class _Guarded(RequestHandler):
     def prepare(self) -> None:
         if not has_token(self, self._token):
             raise HTTPError(403, "this replay needs the app's token")
+        self._private()
+
+    def _private(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "private, no-store")
 
@@ -179,8 +182,7 @@ class _Data(_Guarded):
         rid = self.path_args[0] if self.path_args else ""
         key = self.get_query_argument("key", "")
         if self._token and key and hmac.compare_digest(key.encode(), replay_key(self._token, str(rid)).encode()):
-            self.set_header("X-Content-Type-Options", "nosniff")
-            self.set_header("Cache-Control", "private, no-store")
+            self._private()
             return
         super().prepare()
 
