@@ -133,3 +133,18 @@ def test_signals_align_runs_on_an_event_and_draw_events_and_findings():
     assert spans.dimension_values("x0")[0] == pytest.approx(0.2)
     assert spans.dimension_values("x1")[0] == pytest.approx(0.4)
     hv.render(layout, backend="bokeh")
+
+
+def test_a_humanoids_26_joints_are_offered_one_by_one():
+    import numpy as np
+    import xarray as xr
+
+    import workbench as wb
+    from workbench.viz import plots
+
+    joints = [f"joint_{i}" for i in range(26)]  # as the Unitree G1 LeRobot dataset has
+    ds = xr.Dataset({"state": (("time", "joint"), np.zeros((5, 26)))}, coords={"time": np.arange(5), "joint": joints})
+    frame = xr.Dataset({"index": (("time",), np.arange(5))}, coords={"time": np.arange(5)})
+    run = wb.Run(info=wb.RunInfo(run_id="g1", start_ns=0, end_ns=4), streams={"frame": frame, "observation.state": ds})
+    names = plots.signal_names(run)
+    assert names == ["frame.index", *(f"observation.state.state[{j}]" for j in joints)]

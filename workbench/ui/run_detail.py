@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_SIGNALS", "RunDetail"]
 
 DEFAULT_SIGNALS = ("joint_states.position[joint_2]", "ft_sensor.force[z]", "joint_states.velocity[joint_2]")
 """Signals shown first when the runs have them (else the first two of the run)."""
+_COUNTERS = ("index", "timestamp", "episode", "frame", "seq")
+"""Words of a variable name that make it a counter rather than a signal worth plotting first."""
 ALIGN_CHOICES = ("start", "event:grasp", "event:slip", "event:success", "event:failure")
 """Alignments offered (``workbench.sync.align_runs``)."""
 
@@ -82,7 +84,9 @@ class RunDetail(pn.viewable.Viewer):
         self.param.signals.objects = {html.escape(n): n for n in names}
         chosen = [s for s in self.signals if s in names]
         if not chosen:
-            chosen = [s for s in DEFAULT_SIGNALS if s in names][:2] or names[:2]
+            # else the first two that are measurements, not counters (a LeRobot frame.index, timestamps)
+            measured = [n for n in names if not any(w in n.split("[", 1)[0].rsplit(".", 1)[-1] for w in _COUNTERS)]
+            chosen = [s for s in DEFAULT_SIGNALS if s in names][:2] or (measured or names)[:2]
         if chosen != self.signals:
             self._hold = True  # update() redraws once, after the provenance
             try:

@@ -419,6 +419,10 @@ def difference_intervals(
 # --------------------------------------------------------------------------- run plots
 
 
+MAX_COMPONENTS = 64
+"""Components of a vector variable offered one by one (a 26-joint humanoid's state fits)."""
+
+
 def signal_names(run: Run) -> list[str]:
     """Plottable signals of a run: ``stream.var`` or ``stream.var[component]``.
 
@@ -434,7 +438,7 @@ def signal_names(run: Run) -> list[str]:
             extra = [d for d in da.dims if d != "time"]
             if not extra:
                 out.append(f"{name}.{var}")
-            elif len(extra) == 1 and extra[0] in da.coords and da.sizes[extra[0]] <= 16:
+            elif len(extra) == 1 and extra[0] in da.coords and da.sizes[extra[0]] <= MAX_COMPONENTS:
                 out.extend(f"{name}.{var}[{c}]" for c in da.coords[extra[0]].values.tolist())
     return out
 
