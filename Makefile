@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 STORE  ?= workbench-store
+JOBS   ?= 2
 
 .PHONY: demo test bench lint clean
 
@@ -19,9 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/workbench demo --store $(STORE)
 
-## test: create .venv, install with test extras, run the whole suite
+## test: create .venv, install with test extras, run the whole suite (JOBS=2 processes)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
 
 ## bench: run the benchmarks (figures side by side with the usual baseline)
 bench: $(STAMP)

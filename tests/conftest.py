@@ -88,11 +88,26 @@ def sample_store(tmp_path_factory, samples_dir):
     return store
 
 
-def _drawn_plots(page: Any) -> list[dict[str, Any]]:
+def _drawn_plots(page: Any, until: Any = None, timeout: float = 30.0) -> list[dict[str, Any]]:
     """What a person sees of every visible titled Bokeh plot on *page*: the frame's
     size, the points held by its line glyphs, and how many coloured (line) pixels a
     screenshot of the frame holds (white background, grey grid and axes excluded).
-    Works in the served app and in JupyterLab (each plot is scrolled into view)."""
+    Works in the served app and in JupyterLab (each plot is scrolled into view).
+
+    With *until* (a predicate on the list), look again until it holds or *timeout*
+    seconds passed (a loaded machine lays out and draws late), then return the last look.
+    """
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        plots = _drawn_once(page)
+        if until is None or until(plots) or time.monotonic() > end:
+            return plots
+        page.wait_for_timeout(500)
+
+
+def _drawn_once(page: Any) -> list[dict[str, Any]]:
     import io
 
     import numpy as np
@@ -127,3 +142,27 @@ def _drawn_plots(page: Any) -> list[dict[str, Any]]:
 def drawn_plots() -> Any:
     """:func:`_drawn_plots`: what is drawn in each visible Bokeh plot of a page."""
     return _drawn_plots
+
+
+@pytest.fixture(scope="session")
+def listening():
+    """``listening(pid=None)``: the TCP (address, port) pairs a process tree listens on."""
+    return listeners
+
+
+def listeners(pid: int | None = None) -> set[tuple[str, int]]:
+    """(address, port) on which process *pid* (default: this one) and its children listen
+    for TCP; a child that ends while being listed is skipped."""
+    import os
+
+    import psutil
+
+    root = psutil.Process(pid or os.getpid())
+    found: set[tuple[str, int]] = set()
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+    return found

@@ -173,11 +173,18 @@ def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab, browser, artifacts
     errs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
     assert not errs, [e[-2000:] for e in errs]
     signals = {"joint_states.position[joint_2]", "ft_sensor.force[z]"}
-    drawn = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
+    def ok(p: dict) -> bool:
+        return p["width"] > 400 and p["height"] > 120 and p["points"] > 600 and p["line_pixels"] > 2000
+
+    def all_drawn(plots: list[dict]) -> bool:
+        mine = [p for p in plots if p["title"] in signals]
+        return len(mine) == len(signals) and all(ok(p) for p in mine)
+
+    drawn = {p["title"]: p for p in drawn_plots(page, until=all_drawn) if p["title"] in signals}
     page.screenshot(path=str(artifacts / "jupyterlab_run_detail.png"))
     assert set(drawn) == signals, drawn
     for p in drawn.values():
-        assert p["width"] > 400 and p["height"] > 120 and p["points"] > 600 and p["line_pixels"] > 2000, p
+        assert ok(p), p
     page.close()
     assert not errors, errors
     # offline: Panel's CSS for models updated through the comm comes from the local

@@ -42,3 +42,17 @@ def test_metrics_run_on_every_real_file(real_store):
     assert df.height == len(real_store)
     errors = [c for c in df.columns if c.endswith(".error")]
     assert errors == [] or df.select(pl.col(errors).is_null().all()).row(0) == tuple([True] * len(errors)), df.select(errors).drop_nulls()
+
+
+def test_trend_of_real_logs_over_their_start_times(real_store):
+    """Real public logs were recorded years apart: durations trend per month, each point's runs kept."""
+    from workbench.trends import trend
+
+    cat = real_store.runs()
+    res = trend(cat, metric="duration_s", over="auto")
+    assert res.kind == "continuous"
+    assert res.table["n"].sum() == cat.filter(pl.col("start_ns").is_not_null())["duration_s"].drop_nulls().len()
+    assert sorted(r for ids in res.table["run_ids"].to_list() for r in ids) == sorted(
+        cat.filter(pl.col("start_ns").is_not_null())["run_id"].to_list())
+    span_days = (cat["start_ns"].max() - cat["start_ns"].min()) / 86_400e9
+    assert res.over == ("month" if span_days > 7 * 60 else res.over)

@@ -106,8 +106,27 @@ def test_report_opens_offline_in_chromium(sample_report, browser, artifacts):
     assert page.locator("table").count() >= 5
     assert page.locator(".verdict-regression").count() >= 1
     page.screenshot(path=str(artifacts / "report_top.png"))
+    # at 1280 px every verdict of the comparison is visible without scrolling sideways
+    boxes = page.evaluate("""() => { const box = document.querySelector('.comparison').getBoundingClientRect();
+        return [...document.querySelectorAll('.comparison .badge')].map(b => {
+            const r = b.getBoundingClientRect(); return [r.left, r.right, box.left, box.right]; }); }""")
+    assert len(boxes) >= 8 and all(box_l <= left and right <= box_r for left, right, box_l, box_r in boxes), boxes
     page.locator("#plots").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "report_plots.png"))
+    # the trends: one window per hour per variant, each listing its runs, linked to their provenance
+    page.locator("#trends").scroll_into_view_if_needed()
+    rows = page.locator(".trends tbody tr")
+    assert rows.count() >= 40, rows.count()
+    first = rows.first
+    first.locator("summary").click()
+    link = first.locator("details a").first
+    target = link.get_attribute("href")
+    assert target.startswith("#run-")
+    link.click()
+    assert page.evaluate("() => location.hash") == target
+    assert page.locator(f"[id='{target[1:]}']").count() == 1
+    page.locator("#trends").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "report_trends.png"))
     page.close()
     leaving = [u for u in requests if not u.startswith(("file://", "data:", "blob:"))]
     assert not leaving, leaving

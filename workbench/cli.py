@@ -740,6 +740,7 @@ from workbench.factors_cli import factors  # noqa: E402
 from workbench.events.cli import events, label  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
 from workbench.moments_cli import find_cmd  # noqa: E402
+from workbench.trends_cli import trends_cmd  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)
@@ -749,6 +750,7 @@ cli.add_command(events)
 cli.add_command(label)
 cli.add_command(roles)
 cli.add_command(find_cmd)
+cli.add_command(trends_cmd)
 
 # --------------------------------------------------------------------------- entry
 

@@ -67,7 +67,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.78
 .summary{padding:.8rem 1rem;border-radius:.4rem;margin:1rem 0}.pass{background:#e8f5e9}.fail{background:#fdecea}
 .unmeasured{background:#f1f1f1}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
-.muted{color:#666}.scroll{max-height:36rem;overflow:auto}
+.muted{color:#666}.nowrap{white-space:nowrap}.scroll{max-height:36rem;overflow:auto}
 nav a{margin-right:1rem}
 """
 
@@ -190,20 +190,20 @@ def _comparison_section(res: CompareResult) -> str:
         rows.append([
             *[_e(r[w]) for w in res.within],
             f"{_e(r['metric'])}{_e(unit)}" + (" <span class=muted>(secondary)</span>" if r["role"] != "primary" else ""),
-            f"<span class=num>{_e(r['n_baseline'])}</span>",
-            f"<span class=num>{_e(r['n_candidate'])}</span>",
-            unknown,
+            _verdict_badge(r["verdict"]),
+            _interval(r["difference"], r["difference_lo"], r["difference_hi"]) + ci + bounds,
             _interval(r["baseline"], r["baseline_lo"], r["baseline_hi"]),
             _interval(r["candidate"], r["candidate_lo"], r["candidate_hi"]),
-            _interval(r["difference"], r["difference_lo"], r["difference_hi"]) + ci + bounds,
-            _e(r["test"]) + f"<br><span class=muted>{_e(r['pairing'])}</span>",
+            f"<span class='num nowrap'>{_e(r['n_baseline'])} / {_e(r['n_candidate'])}</span>",
+            unknown,
             _e(format_p(r["p_value"])),
             _e(format_p(r["p_verdict"])),
-            _verdict_badge(r["verdict"]),
+            _e(r["test"]) + f"<br><span class=muted>{_e(r['pairing'])}</span>",
         ])
-    header = [*res.within, "metric", "n baseline", "n candidate", "unknown b / c", f"baseline {res.baseline}",
-              f"candidate {res.candidate}", "difference [interval of the test]", "test", "p (one-sided, harm)",
-              "p of the verdict (discrete Holm)", "verdict"]
+    # the verdict right after the cell and metric: read without scrolling at any width
+    header = [*res.within, "metric", "verdict", "difference [interval of the test]", f"baseline {res.baseline}",
+              f"candidate {res.candidate}", "n b / c", "unknown b / c", "p (one-sided, harm)",
+              "p of the verdict (discrete Holm)", "test"]
     gate = (f"<p>The gate decides on <b>{_e(', '.join(res.primary))}</b> "
             f"({res.gate.height} cell(s), one-sided at α = {_e(res.alpha)}); other metrics are secondary and never change it. "
             f"Status: <b>{_e(res.status)}</b>.</p>")
@@ -301,10 +301,48 @@ def _provenance_section(store: Store, run_ids: Sequence[str], cat: pl.DataFrame)
             extra.append(f"{len(prov.skipped)} skipped: " + ", ".join(_e(s.get('topic')) for s in prov.skipped))
         if prov.overrides:
             extra.append(f"{len(prov.overrides)} factor override(s)")
-        rows.append([f"<span class=mono>{_e(rid)}</span><br>{_e(names.get(rid, info.name))}", sources,
+        rows.append([f"<span class=mono id=\"run-{_e(rid)}\">{_e(rid)}</span><br>{_e(names.get(rid, info.name))}", sources,
                      reader + ("<br>" + "<br>".join(extra) if extra else ""), factors,
                      f"{_e(prov.workbench_version)}<br><span class=muted>{_e(prov.ingested_at)}</span>"])
     return _table(["run", "source files", "reader", "factors", "ingested by"], rows, cls="provenance")
+
+
+def _trend_section(cat: pl.DataFrame, res: CompareResult, over: str) -> tuple[str, Any]:
+    """(HTML, chart or None) of the primary metric per window per variant, with changes."""
+    import polars as pl
+
+    from workbench.model import WorkbenchError
+    from workbench.trends import trend
+
+    metric = res.primary[0] if res.primary else "success"
+    sides = cat.filter(pl.col(res.by).is_in([res.baseline, res.candidate]) & ~pl.col("run_id").is_in(res.excluded))
+    try:
+        tr = trend(sides, metric=metric, over=over, within=[res.by])
+    except WorkbenchError as err:
+        return f"<p class=muted>No trend: {_e(err)}</p>", None
+    names = dict(zip(cat["run_id"].to_list(), cat["name"].to_list(), strict=True)) if "name" in cat.columns else {}
+    fmt = (lambda v: _num(v, 3))
+    rows = []
+    for r in tr.table.iter_rows(named=True):
+        state = ("<span class='badge verdict-regression'>change</span>" if r["change"] else
+                 "<span class='badge verdict-undecided'>out of limits</span>" if r["out_of_control"] else "")
+        links = ", ".join(f'<a href="#run-{_e(rid)}">{_e(names.get(rid, rid))}</a>' for rid in r["run_ids"])
+        runs = f"<details><summary>{len(r['run_ids'])} run(s)</summary>{links}</details>"
+        rows.append([*[_e(r[w]) for w in tr.within], _e(r["window"]), f"<span class=num>{_e(r['n'])}</span>",
+                     _interval(r["value"], r["lo"], r["hi"]), fmt(r["center"]),
+                     f"{fmt(r['lcl'])} – {fmt(r['ucl'])}", state, runs])
+    what = "rate" if tr.kind == "rate" else "mean"
+    head = [*tr.within, tr.over, "runs measured", f"{tr.metric} {what} [{tr.level:.0%} interval]", "center",
+            "control limits", "", "runs"]
+    if tr.changes.height:
+        found = "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in tr.summary().splitlines()) + "</ul>"
+    else:
+        found = f"<p>No change of {_e(tr.metric)} found (α = {_e(tr.alpha)}, each variant on its own).</p>"
+    chart_kind = "p-chart" if tr.kind == "rate" else "X̄ chart"
+    intro = (f"<p class=muted>{_e(tr.metric)} per {_e(tr.over)} of run start (UTC) per variant: a {chart_kind} "
+             f"(center line and ±3σ limits for each window's runs) and the runs from which behavior changed "
+             f"(permutation test of the strongest split, Holm across variants). Each window lists its runs.</p>")
+    return intro + found + _table(head, rows, cls="trends"), tr.plot(height=260)
 
 
 def _plots(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
@@ -377,11 +415,18 @@ def render_report(
     min_grade: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
+    trend_over: str | None = "auto",
     progress: bool = False,
 ) -> str:
     """The report's HTML text (see :func:`report`)."""
     from workbench._version import __version__
-    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compare, compared_ids, ensure_measured
+    from workbench.compare import (
+        DEFAULT_METRICS,
+        NOT_MEASURED,
+        compare,
+        compared_ids,
+        ensure_measured,
+    )
 
     cat = store.runs(where=where)
     if cat.height == 0:
@@ -395,7 +440,11 @@ def render_report(
                   metrics=list(metrics) if metrics else None, min_grade=min_grade, alpha=alpha)
     title = title or f"{res.by}: {res.candidate} vs {res.baseline}"
     plot_items = _plots(cat, res)
-    script, divs, resources = _bokeh_embed([obj for _, obj in plot_items]) if plot_items else ("", [], "")
+    trends_html, trend_plot = _trend_section(cat, res, trend_over) if trend_over else ("<p class=muted>Not asked for.</p>", None)
+    objects = [obj for _, obj in plot_items] + ([trend_plot] if trend_plot is not None else [])
+    script, divs, resources = _bokeh_embed(objects) if objects else ("", [], "")
+    if trend_plot is not None:
+        trends_html = f"<figure class=trend>{divs.pop()}</figure>" + trends_html
     figures = "".join(f"<figure><figcaption>{_e(cap)}</figcaption>{div}</figure>" for (cap, _), div in zip(plot_items, divs, strict=True))
     if not plot_items:
         figures = "<p class=muted>No metric is measured in any cell: nothing to plot.</p>"
@@ -434,7 +483,7 @@ def render_report(
     body = f"""
 <main>
 <h1>{_e(title)}</h1>
-<nav><a href="#comparison">comparison</a><a href="#plots">plots</a><a href="#attribution">attribution</a>
+<nav><a href="#comparison">comparison</a><a href="#plots">plots</a><a href="#trends">trends</a><a href="#attribution">attribution</a>
 <a href="#quality">data quality</a><a href="#provenance">provenance</a><a href="#methods">methods</a></nav>
 {question}
 {summary}
@@ -445,6 +494,8 @@ def render_report(
 <h2 id="plots">Plots</h2>
 <p class=muted>Interactive: hover for values, drag to pan, scroll to zoom.</p>
 <div class="plots">{figures}</div>
+<h2 id="trends">Trends over time</h2>
+{trends_html}
 <h2 id="attribution">What explains each metric</h2>
 {_attribution_section(res)}
 <h3>Reproducibility (runs of identical configuration)</h3>
@@ -486,6 +537,7 @@ def report(
     min_grade: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
+    trend_over: str | None = "auto",
     out: str | Path = "report.html",
     progress: bool = False,
 ) -> Path:
@@ -502,6 +554,9 @@ def report(
         Only runs matching this condition (see :meth:`workbench.store.Store.runs`).
     title
         Title of the report (default: ``"<by>: <candidate> vs <baseline>"``).
+    trend_over
+        Windows of the trends section (:func:`workbench.trends.trend`'s *over*: ``auto``,
+        ``day``, ``week``, … or a factor such as ``model.checkpoint``); None leaves it out.
     out
         The HTML file to write (its folder is created).
     progress
@@ -513,7 +568,8 @@ def report(
         *out*.
     """
     text = render_report(store, by=by, baseline=baseline, candidate=candidate, within=within, metrics=metrics,
-                         where=where, min_grade=min_grade, alpha=alpha, title=title, progress=progress)
+                         where=where, min_grade=min_grade, alpha=alpha, title=title, trend_over=trend_over,
+                         progress=progress)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

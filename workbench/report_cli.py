@@ -25,6 +25,8 @@ __all__ = ["report"]
 @click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")), help="Leave out runs graded below this.")
 @click.option("--alpha", default=0.05, show_default=True, help="Family-wise error rate (Holm).")
 @click.option("--title", default=None, help="Title of the report.")
+@click.option("--trend-over", default="auto", show_default=True, metavar="WINDOW",
+              help="Windows of the trends section: auto, hour, day, week, month, a factor column, or none.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write.")
 @click.option("--progress/--no-progress", default=None,
@@ -40,6 +42,7 @@ def report(
     min_grade: str | None,
     alpha: float,
     title: str | None,
+    trend_over: str,
     out: Path,
     progress: bool | None,
 ) -> None:
@@ -67,6 +70,7 @@ def report(
         min_grade=min_grade,
         alpha=alpha,
         title=title,
+        trend_over=None if trend_over.lower() == "none" else trend_over,
         out=out,
         progress=sys.stderr.isatty() if progress is None else progress,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import inspect
 import socket
 import time
@@ -80,7 +82,7 @@ def _plot_frames(page) -> list[dict]:
       return out; }""")
 
 
-TABS = ("Compare", "Run detail", "Replay", "Moments")
+TABS = ("Compare", "Run detail", "Replay", "Moments", "Trends")
 
 
 def _tab(page, name: str) -> None:
@@ -219,22 +221,79 @@ def test_app_loads_filters_and_selects(served, browser, artifacts, drawn_plots):
     page.screenshot(path=str(artifacts / "app_run_detail.png"), full_page=True)
     # each signal's plot is drawn: a frame of real size, six runs' lines with data, coloured pixels inside it
     signals = {"joint_states.position[joint_2]", "ft_sensor.force[z]"}
-    drawn = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
+    def ok(p: dict) -> bool:
+        return p["width"] > 500 and p["height"] > 120 and p["points"] > 6 * 100 and p["line_pixels"] > 2000
+
+    def all_drawn(plots: list[dict]) -> bool:
+        mine = {p["title"]: p for p in plots if p["title"] in signals}
+        return set(mine) == signals and all(ok(p) for p in mine.values())
+
+    drawn = {p["title"]: p for p in drawn_plots(page, until=all_drawn) if p["title"] in signals}
     assert set(drawn) == signals, drawn
     for p in drawn.values():
-        assert p["width"] > 500 and p["height"] > 120, p
-        assert p["points"] > 6 * 100, p
-        assert p["line_pixels"] > 2000, p
+        assert ok(p), p
     # the legends stay inside their plots: the tab bar is not covered, every tab opens after every other
-    walk = [0, 1, 2, 3, 0, 2, 1, 3, 2, 0, 3, 1, 0]  # every ordered pair of different tabs once
-    assert len({(a, b) for a, b in zip(walk, walk[1:])}) == len(TABS) * (len(TABS) - 1)
+    walk = [0, 4, 3, 4, 2, 4, 1, 4, 0, 3, 2, 3, 1, 3, 0, 2, 1, 2, 0, 1, 0]  # every ordered pair of different tabs once
+    assert len({(a, b) for a, b in itertools.pairwise(walk)}) == len(TABS) * (len(TABS) - 1)
     for i in walk:
         _tab(page, TABS[i])
     _tab(page, "Run detail")
     page.wait_for_timeout(1500)
-    again = {p["title"]: p for p in drawn_plots(page) if p["title"] in signals}
+    again = {p["title"]: p for p in drawn_plots(page, until=all_drawn) if p["title"] in signals}
     assert set(again) == set(drawn) and all(p["line_pixels"] > 2000 for p in again.values()), again
     page.screenshot(path=str(artifacts / "app_run_detail_after_tabs.png"), full_page=True)
+    page.close()
+    assert not log["errors"], log["errors"]
+    assert not log["external"], log["external"]
+
+
+def test_app_trends_draw_a_control_chart_and_a_point_opens_its_runs(served, sample_store, browser, artifacts, drawn_plots):
+    from workbench.trends import trend
+
+    page, log = _open(browser, served)
+    _tab(page, "Trends")
+    status = page.locator(".wb-trends-status p", has_text="per hour over 164 run(s)")
+    status.wait_for(timeout=60_000)
+    windows = int(status.inner_text().split("run(s): ")[1].split(" point")[0])
+    assert windows == 30, status.inner_text()  # the sample campaign's runs started over 30 hours
+    page.wait_for_timeout(1000)
+    def chart_drawn(plots: list[dict]) -> bool:
+        return any(p["title"] == "success per hour" and p["line_pixels"] > 1500 and p["width"] > 500 for p in plots)
+
+    charts = [p for p in drawn_plots(page, until=chart_drawn) if p["title"] == "success per hour"]
+    assert len(charts) == 1, charts
+    chart = charts[0]
+    assert chart["width"] > 500 and chart["height"] > 150, chart
+    assert chart["points"] >= 4 * windows, chart  # value line, center line and two limits
+    assert chart["line_pixels"] > 1500, chart
+    rows = page.locator(".wb-trends-table .tabulator-row")
+    assert rows.count() == 12  # the first page of 30 windows
+    first = rows.first.locator(".tabulator-cell[tabulator-field='hour']").inner_text()
+    assert first == "2026-06-01 00:00", first
+    # one series per model version: two charts, one per version
+    page.locator(".wb-trends-controls select").nth(2).select_option(label="model.version")
+    points = trend(sample_store.runs(), within="model.version").table.height
+    assert points > windows
+    page.locator(".wb-trends-status p", has_text=f"{points} point(s)").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    def two_drawn(plots: list[dict]) -> bool:
+        return sum(p["title"].startswith("model.version") and p["line_pixels"] > 1500 for p in plots) == 2
+
+    both = sorted((p for p in drawn_plots(page, until=two_drawn) if p["title"].startswith("model.version")),
+                  key=lambda p: p["title"])
+    assert [p["title"] for p in both] == ["model.version = policy-v1: success per hour",
+                                          "model.version = policy-v2: success per hour"], both
+    assert all(p["width"] > 500 and p["points"] >= 4 * 20 and p["line_pixels"] > 1500 for p in both), both
+    page.screenshot(path=str(artifacts / "app_trends.png"), full_page=True)
+    # a row (a point) opens its runs: they are selected and Run detail shows them
+    row = page.locator(".wb-trends-table .tabulator-row").nth(1)
+    assert row.locator(".tabulator-cell[tabulator-field='model.version']").inner_text() == "policy-v1"
+    runs = int(row.locator(".tabulator-cell[tabulator-field='runs']").inner_text())
+    assert runs > 0
+    row.locator(".tabulator-cell[tabulator-field='hour']").click()
+    page.locator(".bk-tab.bk-active", has_text="Run detail").wait_for(timeout=30_000)
+    page.locator(".wb-run-count p", has_text=f"· {runs} selected").wait_for(timeout=30_000)
+    page.locator(".wb-run-detail-status p", has_text=f"{runs} run(s) shown").wait_for(timeout=30_000)
     page.close()
     assert not log["errors"], log["errors"]
     assert not log["external"], log["external"]
@@ -310,7 +369,7 @@ def remote(sample_store) -> Iterator[tuple[str, str, int]]:
 
 
 @pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
-def test_replay_through_the_app_from_another_address(remote, browser, artifacts):
+def test_replay_through_the_app_from_another_address(remote, browser, artifacts, listening):
     served, token, port = remote
     page, log = _open(browser, f"{served}?token={token}")
     # the machine is offline: anything not local is refused (and recorded), the replay must still work
@@ -320,13 +379,7 @@ def test_replay_through_the_app_from_another_address(remote, browser, artifacts)
                else (blocked.append(route.request.url), route.abort()))
     page.locator(".wb-fg-cell[data-x='arm-b · dim'][data-y='policy-v2']").click()
     page.locator(".wb-run-count p", has_text="21 selected").wait_for(timeout=60_000)
-    import psutil
 
-    me = psutil.Process()
-
-    def listening() -> set[tuple[str, int]]:
-        return {(c.laddr.ip, c.laddr.port) for p in [me, *me.children(recursive=True)]
-                for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
 
     before = listening()
     recordings: list[int] = []
@@ -382,6 +435,7 @@ def test_compare_view_says_what_is_not_measured():
     view = ui.CompareView(data=ui.DataStore(catalog=cat), by="model.version", x=["hardware.robot"])
     verdicts = dict(zip(view.verdicts.value["hardware.robot"], view.verdicts.value["verdict"], strict=True))
     assert verdicts["arm-b"] == "not measured" and verdicts["arm-a"] != "not measured"
+    assert list(view.verdicts.value.columns[:3]) == ["hardware.robot", "metric", "verdict"]  # read without scrolling
     assert "1 of 2 cells **not measured**: 8 of 16 runs have no outcome (metrics.success is null)" in view.status.object
     # runs needed for the measured cell only, as `workbench plan` gives them, for the drop asked
     planned = view.plan.value

@@ -296,15 +296,9 @@ def test_replay_routes_need_the_token_and_name_no_file(guarded, sample_store):
     assert REPLAYS.path(rid) is None and not rrd.exists()
 
 
-def test_a_replay_opens_no_listening_socket(guarded, sample_store):
-    import psutil
+def test_a_replay_opens_no_listening_socket(guarded, sample_store, listening):
 
     port, _ = guarded
-    me = psutil.Process()
-
-    def listening() -> set[tuple[str, int]]:
-        return {(c.laddr.ip, c.laddr.port) for p in [me, *me.children(recursive=True)]
-                for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
 
     before = listening()
     view, _url = _replay_of(sample_store, 4)

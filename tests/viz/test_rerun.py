@@ -399,38 +399,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listeners(pid: int) -> set[tuple[str, int]]:
-    """Addresses on which *pid* and its children listen for TCP connections."""
-    import psutil
-
-    root = psutil.Process(pid)
-    found: set[tuple[str, int]] = set()
-    for p in [root, *root.children(recursive=True)]:
-        try:
-            conns = p.net_connections(kind="tcp")
-        except psutil.NoSuchProcess:
-            continue
-        found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
-    return found
 
 
-def test_serve_listens_on_loopback_only_and_stops(runs: list[wb.Run]) -> None:
+def test_serve_listens_on_loopback_only_and_stops(runs: list[wb.Run], listening) -> None:
     import urllib.request
 
-    before = _listeners(os.getpid())
+    before = listening(os.getpid())
     with wbr.serve(runs[:2], align="event:grasp") as served:
         assert served.running
         grpc_port = int(served.grpc_url.rsplit(":", 1)[1].split("/")[0])
         web_port = int(served.url.split(":")[2].split("/")[0])
         assert served.url.startswith(f"http://127.0.0.1:{web_port}/?url=rerun%2Bhttp%3A%2F%2F127.0.0.1%3A{grpc_port}%2Fproxy")
-        assert _listeners(os.getpid()) - before == {("127.0.0.1", grpc_port), ("127.0.0.1", web_port)}
+        assert listening(os.getpid()) - before == {("127.0.0.1", grpc_port), ("127.0.0.1", web_port)}
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         proc = served.process
         assert served.log.labels and len(served.log.labels) == 2
     assert proc is not None and proc.poll() is not None
     assert not served.running
-    assert _listeners(os.getpid()) == before
+    assert listening(os.getpid()) == before
     for address in ("0.0.0.0", "::", "192.168.1.10"):
         with pytest.raises(ConfigError, match=r"this machine only.*workbench serve --address"):
             wbr.serve(runs[:1], host=address)
@@ -447,7 +434,7 @@ def _palette_pixels(png: bytes, rgb: tuple[int, int, int]) -> int:
 
 @pytest.mark.slow
 def test_served_viewer_renders_the_runs(
-    store: wb.Store, ids: dict[str, str], browser: Any, artifacts: Path
+    store: wb.Store, ids: dict[str, str], browser: Any, artifacts: Path, listening: Any
 ) -> None:
     grpc_port, web_port = _free_port(), _free_port()
     three = [ids[n] for n in WITH_GRASP]
@@ -463,7 +450,7 @@ def test_served_viewer_renders_the_runs(
         url = line.split(": ", 1)[1].strip()
         assert f"127.0.0.1%3A{grpc_port}%2Fproxy" in url
         # both servers listen on loopback only, and only on the ports asked for
-        assert _listeners(proc.pid) == {("127.0.0.1", grpc_port), ("127.0.0.1", web_port)}
+        assert listening(proc.pid) == {("127.0.0.1", grpc_port), ("127.0.0.1", web_port)}
         page = browser.new_page(viewport={"width": 1800, "height": 1100})
         console: list[str] = []
         page.on("console", lambda m: console.append(m.text))

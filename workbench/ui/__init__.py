@@ -11,6 +11,8 @@ Every component is a ``param``-based :class:`panel.viewable.Viewer` fed by a sha
 * :class:`ReplayView` — the selected runs in the Rerun web viewer, served locally;
 * :class:`MomentsView` — moment search (a rule over the filtered runs), hit rates per
   factor, a hit opened in replay at its time;
+* :class:`TrendsView` — a metric per day, week or factor value per cell: control chart,
+  change points, a point opens its runs;
 * :class:`FactorGrid` — a custom (anywidget) grid of factor-level cells, click to select;
 * :class:`App` — all of them on one page; :func:`serve` runs it with Panel's server.
 
@@ -35,12 +37,15 @@ if TYPE_CHECKING:
     from workbench.ui.replay_view import ReplayView as ReplayView
     from workbench.ui.run_browser import RunBrowser as RunBrowser
     from workbench.ui.run_detail import RunDetail as RunDetail
+    from workbench.ui.trends_view import TrendsView as TrendsView
 
-__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "MomentsView", "ReplayView", "RunBrowser", "RunDetail", "serve"]
+__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "MomentsView", "ReplayView", "RunBrowser", "RunDetail",
+           "TrendsView", "serve"]
 
 _WHERE = {
     "App": "app", "serve": "app", "CompareView": "compare_view", "DataStore": "datastore", "FactorGrid": "factor_grid",
     "MomentsView": "moments_view", "ReplayView": "replay_view", "RunBrowser": "run_browser", "RunDetail": "run_detail",
+    "TrendsView": "trends_view",
 }
 
 

@@ -1,4 +1,4 @@
-"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView, MomentsView.
+"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView, MomentsView, TrendsView.
 
 :class:`App` is a Viewer like the components it lays out, so the same object renders
 in a notebook cell and in the served app. :func:`serve` runs it with Panel's server
@@ -22,6 +22,7 @@ from workbench.ui.moments_view import MomentsView
 from workbench.ui.replay_view import ReplayView
 from workbench.ui.run_browser import RunBrowser
 from workbench.ui.run_detail import RunDetail
+from workbench.ui.trends_view import TrendsView
 
 __all__ = ["App", "serve"]
 
@@ -41,8 +42,8 @@ class App(pn.viewable.Viewer):
 
     data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state of every component.")
     title = param.String(default=TITLE, doc="Heading of the page.")
-    active_tab = param.Integer(default=0, bounds=(0, 3), doc="""
-        Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments (``tab=`` of a link).""")
+    active_tab = param.Integer(default=0, bounds=(0, 4), doc="""
+        Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments, 4 Trends (``tab=`` of a link).""")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -51,10 +52,18 @@ class App(pn.viewable.Viewer):
         self.detail = RunDetail(data=self.data)
         self.replay = ReplayView(data=self.data)
         self.moments = MomentsView(data=self.data)
+        self.trends = TrendsView(data=self.data)
         self._tabs: Any = None
         self.moments.param.watch(self._open_moment, "opened")
-        c = self.compare
-        self._link_defaults = {"by": c.by, "x": list(c.x), "rate": c.rate, "metric": c.metric}
+        self.trends.param.watch(self._open_window, "opened")
+        c, t = self.compare, self.trends
+        self._link_defaults = {"by": c.by, "x": list(c.x), "rate": c.rate, "metric": c.metric,
+                               "trend_metric": t.metric, "trend_over": t.over, "trend_within": t.within}
+
+    def _open_window(self, event: Any) -> None:
+        """A point clicked in the trends: its runs are selected; show them in Run detail."""
+        if event.new and event.new.get("run_ids"):
+            self.active_tab = 1
 
     def _open_moment(self, event: Any) -> None:
         """A hit clicked in the moment search: replay its run at its time."""
@@ -83,7 +92,7 @@ class App(pn.viewable.Viewer):
                    t.select(); document.execCommand("copy"); t.remove(); done(); }""")
         header = pn.Row(title, copy, sizing_mode="stretch_width")
         tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
-                       ("Moments", self.moments), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"],
+                       ("Moments", self.moments), ("Trends", self.trends), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"],
                        active=self.active_tab)
         self._tabs = tabs
         tabs.param.watch(lambda e: setattr(self, "active_tab", e.new), "active")

@@ -231,11 +231,13 @@ class CompareView(pn.viewable.Viewer):
         within = self.result.within
         from workbench.compare import format_p
 
+        # the verdict right after the cell and metric: seen without scrolling sideways
         view = tab.select(
-            *within, "metric", "role", "n_baseline", "n_candidate",
+            *within, "metric", "verdict",
+            *(pl.col(c).round(3) for c in ("difference", "difference_lo", "difference_hi", "baseline", "candidate")),
+            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p (discrete Holm)"),
+            "role", "n_baseline", "n_candidate",
             pl.format("{}/{}", "n_unknown_baseline", "n_unknown_candidate").alias("unknown b/c"),
-            *(pl.col(c).round(3) for c in ("baseline", "candidate", "difference", "difference_lo", "difference_hi")),
-            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p (discrete Holm)"), "verdict",
         )
         self.verdicts.value = view.to_pandas()
         self.status.object = self._status_text(self.result)

@@ -15,8 +15,9 @@ stale or hand-edited link opens what it can and says what it could not.
 
 Query parameters: ``f.<column>=a,b`` (a facet filter), ``q`` (text search), ``sel``
 (run ids, comma-separated), ``tab`` (``compare``, ``detail``, ``replay``,
-``moments``), ``by``, ``x`` (comma-separated), ``rate``, ``metric`` (comparison),
-``align`` (replay), ``detail_align`` and ``signals`` (run detail). Values are
+``moments``, ``trends``), ``by``, ``x`` (comma-separated), ``rate``, ``metric`` (comparison),
+``align`` (replay), ``detail_align`` and ``signals`` (run detail), ``trend_metric``,
+``trend_over`` and ``trend_within`` (trends). Values are
 URL-encoded; a literal comma inside a value is written ``%2C`` twice-encoded as
 ``%252C`` by :func:`query_string`.
 
@@ -36,7 +37,7 @@ from urllib.parse import parse_qsl, quote
 
 __all__ = ["TABS", "apply_state", "keep_address_current", "parse_query", "query_string", "view_state"]
 
-TABS: tuple[str, ...] = ("compare", "detail", "replay", "moments")
+TABS: tuple[str, ...] = ("compare", "detail", "replay", "moments", "trends")
 """Names of the app's tabs in a link, in their order on the page."""
 
 _MAX_VALUES = 5000  # values per parameter read from a link
@@ -95,6 +96,12 @@ def view_state(app: Any) -> dict[str, list[str]]:
         state["align"] = [app.replay.align]
     if app.detail.align != "start":
         state["detail_align"] = [app.detail.align]
+    trends = getattr(app, "trends", None)
+    if trends is not None:
+        for name in ("metric", "over", "within"):
+            value = getattr(trends, name)
+            if value is not None and defaults.get(f"trend_{name}") != value:
+                state[f"trend_{name}"] = [str(value)]
     return state
 
 
@@ -155,6 +162,10 @@ def apply_state(app: Any, query: Mapping[str, Sequence[str]]) -> list[str]:
         _choice(app.replay, "align", query["align"][0], problems)
     if query.get("detail_align"):
         _choice(app.detail, "align", query["detail_align"][0], problems)
+    trends = getattr(app, "trends", None)
+    for name in ("metric", "over", "within"):
+        if trends is not None and query.get(f"trend_{name}"):
+            _choice(trends, name, query[f"trend_{name}"][0], problems)
     if query.get("tab"):
         name = query["tab"][0].lower()
         if name in TABS:
@@ -186,6 +197,8 @@ def keep_address_current(app: Any) -> None:
 
     watched = [(app.data, ["filters", "text", "selection"]), (app, ["active_tab"]),
                (app.compare, ["by", "x", "rate", "metric"]), (app.replay, ["align"]), (app.detail, ["align"])]
+    if getattr(app, "trends", None) is not None:
+        watched.append((app.trends, ["metric", "over", "within"]))
     for obj, names in watched:
         obj.param.watch(push, names)
     pn.state.onload(push)  # once the page is connected: the address drops what the link could not restore

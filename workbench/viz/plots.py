@@ -28,7 +28,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from workbench.compare import CompareResult
     from workbench.model import Run
+    from workbench.trends import TrendResult
 
 __all__ = [
     "attribution_bars",
@@ -54,6 +55,8 @@ __all__ = [
     "signal_names",
     "signals",
     "success_heatmap",
+    "trend_chart",
+    "trend_charts",
 ]
 
 MISSING_LABEL = "∅"
@@ -414,6 +417,134 @@ def difference_intervals(
         responsive=width is None, **({"width": width} if width else {}),
         toolbar="above", default_tools=["save", "reset"],
     )
+
+
+# --------------------------------------------------------------------------- trends
+
+
+def _on_tap(rows: list[int], on_select: Callable[[int], None]) -> Callable[..., None]:
+    """A Selection1D subscriber calling *on_select* with the table row of the first point tapped."""
+
+    def tapped(index: list[int]) -> None:
+        if index:
+            on_select(int(rows[index[0]]))
+
+    return tapped
+
+
+def trend_chart(
+    result: TrendResult,
+    *,
+    height: int = 300,
+    width: int | None = None,
+    on_select: Callable[[int], None] | None = None,
+) -> hv.Overlay | hv.Layout:
+    """The charts of :func:`trend_charts` in one object: an Overlay for one cell, else a
+    one-column Layout.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from workbench.trends import trend
+    >>> cat = pl.DataFrame({"run_id": list("abcdef"), "metrics.success": [1, 1, 0, 1, 0, 0],
+    ...                     "start_ns": [0, 1, 86_400 * 10**9, 2 * 86_400 * 10**9, 3 * 86_400 * 10**9, 3 * 86_400 * 10**9 + 1]})
+    >>> type(trend_chart(trend(cat, over="day"))).__name__
+    'Overlay'
+    """
+    hv = holoviews()
+    charts = trend_charts(result, height=height, width=width, on_select=on_select)
+    if not charts:
+        return hv.Overlay([hv.Text(0, 0, "no window has a value")]).opts(height=height)
+    return charts[0] if len(charts) == 1 else hv.Layout(charts).cols(1)
+
+
+def trend_charts(
+    result: TrendResult,
+    *,
+    height: int = 300,
+    width: int | None = None,
+    on_select: Callable[[int], None] | None = None,
+) -> list[hv.Overlay]:
+    """Control chart of a trend: per window the metric and its interval, the center
+    line and control limits (steps, as they follow each window's runs), points out of
+    the limits in red, and a red triangle where a change starts. One chart per cell.
+
+    Parameters
+    ----------
+    result
+        A :func:`workbench.trends.trend` result.
+    height, width
+        Size of each chart (width: fill the container when None).
+    on_select
+        Called with the row of :attr:`~workbench.trends.TrendResult.table` of a point
+        clicked (tapped) in the chart, e.g. to open that window's runs.
+
+    Returns
+    -------
+    list of holoviews.Overlay
+        One chart per cell with a measured window (shown one per pane in a served
+        page: a whole Layout in one stretching pane draws empty frames).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from workbench.trends import trend
+    >>> cat = pl.DataFrame({"run_id": list("abcd"), "metrics.success": [1, 0, 1, 0], "hardware.robot": list("xyxy"),
+    ...                     "start_ns": [0, 1, 86_400 * 10**9, 86_400 * 10**9 + 1]})
+    >>> len(trend_charts(trend(cat, over="day", within="hardware.robot")))
+    2
+    """
+    import polars as pl
+
+    hv = holoviews()
+    tab = result.table.with_row_index("row")
+    by_time = tab["window_start"].null_count() < tab.height
+    x = "window_start" if by_time else "window"
+    x_dim = hv.Dimension(x, label=f"run start ({result.over}, UTC)" if by_time else result.over)
+    unit = f" ({result.unit})" if result.unit else ""
+    y_dim = hv.Dimension("value", label=f"{result.metric}{' rate' if result.kind == 'rate' else ''}{unit}")
+    cells = tab.partition_by(result.within, as_dict=True, maintain_order=True) if result.within else {(): tab}
+    charts = []
+    for key, part in cells.items():
+        part = part.filter(pl.col("n") > 0)
+        if part.height == 0:
+            continue
+        xs = part[x].dt.replace_time_zone(None).to_list() if by_time else part["window"].to_list()
+        frame = _frame({
+            x: xs, "value": part["value"].to_list(),
+            "lo": (part["value"] - part["lo"]).fill_nan(None).fill_null(0.0).to_list(),
+            "hi": (part["hi"] - part["value"]).fill_nan(None).fill_null(0.0).to_list(),
+            "interval_lo": part["lo"].to_list(), "interval_hi": part["hi"].to_list(),
+            "n": part["n"].to_list(), "window": part["window"].to_list(), "row": part["row"].to_list(),
+            "lcl": part["lcl"].to_list(), "ucl": part["ucl"].to_list(), "center": part["center"].to_list(),
+            "state": ["change" if c else ("out of limits" if o else "in limits")
+                      for c, o in zip(part["change"].to_list(), part["out_of_control"].to_list(), strict=True)],
+        }, columns=list(dict.fromkeys([x, "value", "lo", "hi", "interval_lo", "interval_hi", "n", "window", "row", "lcl", "ucl",
+                                       "center", "state"])))
+        bars = hv.ErrorBars(frame, kdims=[x_dim], vdims=[y_dim, "lo", "hi"]).opts(line_width=1.5, color="#444")
+        line = hv.Curve(frame, kdims=[x_dim], vdims=[y_dim]).opts(color="#1f77b4", line_width=1.5)
+        center = hv.Curve(frame, kdims=[x_dim], vdims=[hv.Dimension("center", label=y_dim.label)]).opts(
+            color="black", line_dash="dashed", line_width=1)
+        ucl = hv.Curve(frame, kdims=[x_dim], vdims=[hv.Dimension("ucl", label=y_dim.label)]).opts(
+            color="#d62728", line_dash="dotted", line_width=1, interpolation="steps-mid")
+        lcl = hv.Curve(frame, kdims=[x_dim], vdims=[hv.Dimension("lcl", label=y_dim.label)]).opts(
+            color="#d62728", line_dash="dotted", line_width=1, interpolation="steps-mid")
+        pts = hv.Scatter(frame, kdims=[x_dim], vdims=[y_dim, "n", *(["window"] if by_time else []), "interval_lo", "interval_hi",
+                                                      "state", "row"]).opts(
+            size=8, color="state", cmap={"in limits": "#1f77b4", "out of limits": "#d62728", "change": "#d62728"},
+            marker=hv.dim("state").categorize({"change": "triangle"}, default="circle"),
+            tools=["hover", "tap"], show_legend=False, nonselection_alpha=0.6)
+        if on_select is not None:
+            hv.streams.Selection1D(source=pts).add_subscriber(_on_tap(frame["row"].tolist(), on_select))
+        cell = LABEL_SEPARATOR.join(f"{w} = {v}" for w, v in zip(result.within, key, strict=True))
+        title = f"{cell}: " * bool(cell) + f"{result.metric} per {result.over}"
+        n_changes = int(part["change"].sum())
+        title += f" — {n_changes} change(s)" if n_changes else ""
+        charts.append((center * ucl * lcl * bars * line * pts).opts(
+            title=title, height=height, responsive=width is None, **({"width": width} if width else {}),
+            toolbar="above", default_tools=["save", "reset", "pan", "wheel_zoom"], show_legend=False,
+            **({"xrotation": 45} if not by_time and len(xs) > 6 else {})))
+    return charts
 
 
 # --------------------------------------------------------------------------- run plots
