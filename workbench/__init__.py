@@ -21,7 +21,8 @@ from workbench.model import (
 from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
 from workbench.compare import CompareResult as CompareResult, compare as compare  # noqa: E402  (after the submodule import, so `wb.compare` is the function)
 
-_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui", "events"}
+_SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui", "events",
+               "trends"}
 
 
 def plan(source: object, **kwargs: object) -> object:
@@ -29,6 +30,14 @@ def plan(source: object, **kwargs: object) -> object:
     from workbench.planning import plan as _plan
 
     return _plan(source, **kwargs)  # type: ignore[arg-type]
+
+
+def trend(source: object, **kwargs: object) -> object:
+    """A metric per time window or factor value per cell, its control chart and change
+    points (see :func:`workbench.trends.trend`)."""
+    from workbench.trends import trend as _trend
+
+    return _trend(source, **kwargs)  # type: ignore[arg-type]
 
 
 def find(source: object, rule: object, **kwargs: object) -> object:

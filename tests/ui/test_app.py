@@ -574,6 +574,16 @@ def test_view_state_round_trips_through_a_query(sample_store):
                                    "f.hardware.robot": ["arm-a' OR 1=1 --"]})
     assert len(problems) == 5 and third.data.filters == {} and third.data.selection == [] and third.active_tab == 0
     assert third.compare.rate == "success"
+    # the trends' settings and tab live in the link too
+    app.active_tab = 4
+    app.trends.param.update(over="day", within="hardware.robot")
+    state = view_state(app)
+    assert state["tab"] == ["trends"] and state["trend_over"] == ["day"] and state["trend_within"] == ["hardware.robot"]
+    fourth = ui.App.from_store(sample_store)
+    assert apply_state(fourth, parse_query(query_string(state))) == []
+    assert (fourth.active_tab, fourth.trends.over, fourth.trends.within) == (4, "day", "hardware.robot")
+    assert apply_state(fourth, {"trend_over": ["fortnight"]}) == [
+        f"over='fortnight' is not one of {fourth.trends.param.over.objects}"]
 
 
 def test_labels_from_run_detail_reach_the_catalog_and_the_comparison(tmp_path, samples_dir):

@@ -61,8 +61,8 @@ class TrendsView(pn.viewable.Viewer):
         self.table.on_click(lambda e: self.open(int(e.row)))
         self._dirty = True
         self._shown = False
-        self.data.param.watch(lambda _e: self._changed(), "filtered")
-        self.param.watch(lambda _e: self._changed(), ["metric", "over", "within", "alpha"])
+        self.data.param.watch(lambda *_e: self._changed(), "filtered")
+        self.param.watch(lambda *_e: self._changed(), ["metric", "over", "within", "alpha"])
 
     def _changed(self) -> None:
         self._dirty = True
