@@ -737,7 +737,7 @@ from workbench.report_cli import report  # noqa: E402  (feature commands live wi
 from workbench.viz.rerun_cli import view  # noqa: E402
 from workbench.ui.cli import serve  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
-from workbench.events.cli import events, label  # noqa: E402
+from workbench.events.cli import events, label, mark  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
 from workbench.moments_cli import find_cmd  # noqa: E402
 from workbench.trends_cli import trends_cmd  # noqa: E402
@@ -748,6 +748,7 @@ cli.add_command(serve)
 cli.add_command(factors)
 cli.add_command(events)
 cli.add_command(label)
+cli.add_command(mark)
 cli.add_command(roles)
 cli.add_command(find_cmd)
 cli.add_command(trends_cmd)

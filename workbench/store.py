@@ -84,6 +84,7 @@ __all__ = [
     "DERIVED_EVENTS",
     "EVENTS_SECTION",
     "LABELS_SECTION",
+    "MARKS_SECTION",
     "OUTCOME_SECTION",
     "RULES_DIR",
     "CATALOG_PATH",
@@ -115,6 +116,8 @@ OUTCOME_SECTION = "outcome"
 """Annotation section: the resolved outcome, its time and its source."""
 LABELS_SECTION = "labels"
 """Annotation section: a person's label of the run (outcome, reason, who, when)."""
+MARKS_SECTION = "marks"
+"""Annotation section of the time windows people marked as events (``Store.mark``)."""
 RULES_DIR = "rules"
 COMPARISONS_DIR = "comparisons"
 """Store-level folder of the rule sets applied (``rules/<hash>.yaml``)."""
@@ -926,6 +929,18 @@ class Store:
                  "detail": [detail], "origin": ["label"]},
                 schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
             ))
+        marks = self.annotations(run_id).get(MARKS_SECTION)
+        if marks and marks.get("items"):
+            items = json.loads(marks["items"])
+            parts.append(pl.DataFrame(
+                {"time": [int(m["start_ns"]) for m in items], "kind": [str(m["kind"]) for m in items],
+                 "detail": [json.dumps({"start": m["start_ns"], "end": m["end_ns"],
+                                        "duration_s": (m["end_ns"] - m["start_ns"]) / 1e9,
+                                        **{k: m.get(k) for k in ("note", "by", "when") if m.get(k) is not None}},
+                                       sort_keys=True) for m in items],
+                 "origin": ["label"] * len(items)},
+                schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
+            ))
         if len(parts) == 1:
             return events
         return pl.concat(parts).sort("time", maintain_order=True)
@@ -1593,6 +1608,22 @@ class Store:
 
         ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         return label(self, ids, outcome, reason=reason, at=at, user=user)
+
+    def mark(self, run_id: str, kind: str, start: float, end: float, *, note: str | None = None,
+             user: str | None = None) -> dict[str, Any]:
+        """Mark the window *start* … *end* (seconds from the run's start) as an event
+        *kind* with a *note* (see :func:`workbench.events.apply.mark_span`); who and when
+        are recorded.
+
+        >>> import workbench as wb
+        >>> wb.open_store("memory://doc-mark").mark("nope", "slip", 1.0, 2.0)
+        Traceback (most recent call last):
+        ...
+        workbench.model.StoreError: unknown run id(s) or name(s) ['nope'] in store 'memory://doc-mark'
+        """
+        from workbench.events.apply import mark_span
+
+        return mark_span(self, run_id, kind, start, end, note=note, user=user)
 
     def apply_rules(self, rules: Any = None, *, run_ids: Iterable[str] | None = None, where: Any = None,
                     scheduler: Any = None, progress: bool = False) -> Any:

@@ -164,6 +164,49 @@ def test_cli_label_and_events_apply(so101_store, tmp_path):
     assert res.exit_code != 0 and "give RUN… and --outcome" in res.output
 
 
+
+def test_marked_windows_are_events_that_survive_apply_and_rebuild(so101_store, monkeypatch):
+    store = so101_store
+    rid = sorted(store.run_ids())[0]
+    info = store.info(rid)
+    monkeypatch.setenv("WORKBENCH_USER", "ana")
+    m = store.mark(rid, "slip", 1.25, 2.0, note="cube slid")
+    assert (m["start_ns"] - info.start_ns, m["end_ns"] - info.start_ns) == (1_250_000_000, 2_000_000_000)
+    assert m["by"] == "ana" and m["note"] == "cube slid"
+    store.mark(rid, "collision", 0.5, 0.75)
+    assert store.runs().filter(pl.col("run_id") == rid)["marks.n"].to_list() == [2]
+
+    def marks() -> list[tuple[str, int, float, str | None]]:
+        ev = store.load(rid, streams=[]).events.filter(pl.col("origin") == "label")
+        out = []
+        for kind, t, d in ev.select("kind", "time", "detail").iter_rows():
+            detail = json.loads(d)
+            out.append((kind, t - info.start_ns, detail["duration_s"], detail.get("note")))
+        return out
+
+    expected = [("collision", 500_000_000, 0.25, None), ("slip", 1_250_000_000, 0.75, "cube slid")]
+    assert marks() == expected  # in time order, among the run's events
+    apply_rules(store, RuleSet.from_yaml(SO101_RULES))  # rules replace derived events, never marks
+    store.rebuild_catalog()
+    assert marks() == expected and store.runs().filter(pl.col("run_id") == rid)["marks.n"].to_list() == [2]
+    before = store.annotations(rid)["marks"]
+    for kind, a, b, match in [("Slip!", 1, 2, "lowercase letters"), ("failure", 1, 2, "label outcomes"),
+                              ("slip", 2, 1, "start before end"), ("slip", -1, 1, "not a window inside run"),
+                              ("slip", 0, info.duration_s + 5, "not a window inside run"),
+                              ("slip", float("nan"), 1, "not a window")]:
+        with pytest.raises(ConfigError, match=match):
+            store.mark(rid, kind, a, b)
+    with pytest.raises(StoreError, match=r"unknown run id\(s\) or name\(s\) \['nope'\]"):
+        store.mark("nope", "slip", 1, 2)
+    assert store.annotations(rid)["marks"] == before  # a refused mark changes nothing
+    res = CliRunner().invoke(cli, ["mark", rid, "--store", store.url, "--kind", "slip", "--from", "3", "--to", "3.5",
+                                   "--note", "again"])
+    assert res.exit_code == 0, res.output
+    assert "marked slip from 3 s to 3.5 s by ana (3 mark(s) on this run)" in res.output
+    res = CliRunner().invoke(cli, ["mark", rid, "--store", store.url, "--kind", "success", "--from", "3", "--to", "4"])
+    assert res.exit_code != 0 and "label outcomes" in res.output
+    assert store.runs().filter(pl.col("run_id") == rid)["marks.n"].to_list() == [3]
+
 def test_bad_rules_change_nothing_and_name_the_choices(so101_store, tmp_path):
     store = so101_store
     before = store.runs()

@@ -615,6 +615,96 @@ def test_labels_from_run_detail_reach_the_catalog_and_the_comparison(tmp_path, s
     assert store.current_outcome(wins[0]) == "failure"
 
 
+def test_a_brushed_window_is_marked_as_an_event_of_the_run(tmp_path, samples_dir):
+    files = sorted((samples_dir / "campaign").glob("arm-b_dim_rubber_policy-v1_s0[0-1].mcap"))
+    store = wb.open_store(tmp_path / "store")
+    store.ingest(files)
+    app = ui.App.from_store(store)
+    detail = app.detail
+    rid = next(r for r in app.data.catalog["run_id"] if "grasp" in store.load(r, streams=[]).events["kind"].to_list())
+    app.data.selection = list(app.data.catalog["run_id"])
+    assert detail.mark_window("slip", 1.0, 2.0) == {} and "exactly one run" in detail.mark_status.object
+    app.data.selection = [rid]
+    detail.align = "event:grasp"  # the plot's time is from the grasp; the mark is in the run's own seconds
+    panel = detail.plot.objects[0].object
+    from holoviews.streams import BoundsX, Stream
+
+    brush = next(s for s in Stream.registry[panel] if isinstance(s, BoundsX))  # the plot's x-range brush
+    grasp = app.data.load_runs([rid])[0].events.filter(pl.col("kind") == "grasp")["time"][0]
+    start_ns = store.info(rid).start_ns
+    offset = (grasp - start_ns) / 1e9
+    brush.event(boundsx=(-0.5, 0.25))  # what a drag with the x-range select tool sends
+    assert detail.mark_from.value == pytest.approx(round(offset - 0.5, 3))
+    assert detail.mark_to.value == pytest.approx(round(offset + 0.25, 3))
+    detail.mark_kind.value, detail.mark_note.value = "slip", f"cube slid {XSS}"
+    detail.mark_button.clicks += 1  # as a person clicks it
+    assert "Marked **slip**" in detail.mark_status.object and XSS not in detail.mark_status.object
+    assert app.data.catalog.filter(pl.col("run_id") == rid)["marks.n"].to_list() == [1]
+    ev = store.load(rid, streams=[]).events.filter((pl.col("kind") == "slip") & (pl.col("origin") == "label"))
+    assert ev.height == 1
+    detail_json = __import__("json").loads(ev["detail"][0])
+    assert detail_json["note"] == f"cube slid {XSS}" and detail_json["by"]
+    assert (detail_json["end"] - detail_json["start"]) / 1e9 == pytest.approx(0.75, abs=2e-3)
+    assert ev["time"][0] - start_ns == pytest.approx((offset - 0.5) * 1e9, abs=2e6)
+    # the plots show it at once: the shown run's events include the mark
+    assert "slip" in detail.runs[0].events["kind"].to_list()
+    shaded = [e.data for e in detail.plot.objects[0].object if type(e).__name__ == "VSpans"]
+    assert [(r["kind"], r["note"]) for d in shaded for r in d.to_dict("records")] == [("slip", f"cube slid {XSS}")]
+    assert shaded[0]["x1"][0] - shaded[0]["x0"][0] == pytest.approx(0.75, abs=2e-3)
+    detail.mark_kind.value = "failure"
+    detail.mark_button.clicks += 1
+    assert "Not marked" in detail.mark_status.object and "label outcomes" in detail.mark_status.object
+
+
+def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browser, artifacts):
+    files = sorted((samples_dir / "campaign").glob("arm-a_bright_rubber_policy-v1_s0[0-1].mcap"))
+    store = wb.open_store(tmp_path / "store")
+    store.ingest(files)
+    rid = store.runs()["run_id"][0]
+    port = free_port()
+    server = ui.serve(store, port=port, threaded=True)
+    try:
+        _wait_port(port)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"http://127.0.0.1:{port}/?sel={rid}&tab=detail")
+        page.locator(".wb-run-detail-status p", has_text="1 run(s) shown").wait_for(timeout=90_000)
+        frame = next(f for f in _wait_frames(page) if f["title"] == "joint_states.position[joint_2]")
+        page.locator(".bk-tool-icon-x-box-select").first.click()
+        y = frame["top"] + frame["height"] / 2
+        page.mouse.move(frame["left"] + frame["width"] * 0.25, y)
+        page.mouse.down()
+        page.mouse.move(frame["left"] + frame["width"] * 0.4, y, steps=8)
+        page.mouse.move(frame["left"] + frame["width"] * 0.5, y, steps=8)
+        page.mouse.up()
+        page.locator(".wb-mark-status p", has_text="seconds from its start").wait_for(timeout=30_000)
+        lo = float(page.locator(".wb-mark-from input").input_value())
+        hi = float(page.locator(".wb-mark-to input").input_value())
+        duration = store.info(rid).duration_s
+        assert 0 <= lo < hi <= duration and 0.1 < (hi - lo) / duration < 0.45, (lo, hi, duration)
+        page.locator(".wb-mark-kind input").fill("slip")
+        page.locator(".wb-mark-note input").fill("cube slid")
+        page.locator(".wb-mark-button button").click()
+        page.locator(".wb-mark-status p", has_text="Marked slip").wait_for(timeout=30_000)
+        page.screenshot(path=str(artifacts / "app_mark_window.png"), full_page=True)
+        page.close()
+    finally:
+        server.stop()
+    marks = __import__("json").loads(store.annotations(rid)["marks"]["items"])
+    assert [(m["kind"], m["note"]) for m in marks] == [("slip", "cube slid")]
+    start = store.info(rid).start_ns
+    assert (marks[0]["start_ns"] - start) / 1e9 == pytest.approx(lo, abs=2e-3)
+    assert (marks[0]["end_ns"] - start) / 1e9 == pytest.approx(hi, abs=2e-3)
+
+
+def _wait_frames(page, timeout: float = 30.0) -> list[dict]:
+    end = time.time() + timeout
+    while True:
+        frames = [f for f in _plot_frames(page) if f["width"] > 300]
+        if frames or time.time() > end:
+            return frames
+        page.wait_for_timeout(500)
+
+
 @pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
 def test_replay_status_names_the_runs_that_fell_back_to_their_start(tmp_path, samples_dir):
     store = _xss_store(tmp_path, samples_dir)

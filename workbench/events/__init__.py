@@ -24,6 +24,7 @@ from workbench.events.apply import apply_rules as apply_rules
 from workbench.events.apply import configured_rules as configured_rules
 from workbench.events.apply import label as label
 from workbench.events.apply import label_from_file as label_from_file
+from workbench.events.apply import mark_span as mark_span
 from workbench.events.defaults import defaults_for as defaults_for
 
 from workbench.events.engine import Evaluation as Evaluation
@@ -49,6 +50,7 @@ __all__ = [
     "defaults_for",
     "label",
     "label_from_file",
+    "mark_span",
     "Change",
     "Clause",
     "Evaluation",

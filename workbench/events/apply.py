@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from workbench.store import Store
 
-__all__ = ["ApplyReport", "apply_rules", "configured_rules", "label", "label_from_file", "rules_for_run"]
+__all__ = ["ApplyReport", "apply_rules", "configured_rules", "label", "label_from_file", "mark_span", "rules_for_run"]
 
 CONFIG_NAME = "workbench.yaml"
 LABEL_OUTCOMES = ("success", "failure", "unknown")
@@ -413,6 +413,85 @@ def _label_many(store: Store, specs: list[tuple[str, str, str | None, float | No
         outcomes[rid] = {"outcome": res[0], "outcome_ns": res[1], "source": res[2]}
     store.annotate_many(OUTCOME_SECTION, outcomes)
     return list(sections)
+
+
+MAX_NOTE = 500
+"""Characters of a label's reason or a mark's note kept."""
+
+
+def mark_span(
+    store: Store,
+    run_id: str,
+    kind: str,
+    start: float,
+    end: float,
+    *,
+    note: str | None = None,
+    user: str | None = None,
+) -> dict[str, Any]:
+    """Mark a time window of a run as an event, by hand (e.g. a span brushed in Run detail).
+
+    The mark is an event of the run (``kind`` at *start*, with ``start``, ``end``,
+    ``duration_s``, ``note``, ``by`` and ``when`` in its detail, origin ``label``), kept
+    beside the run (annotation section ``marks``: the catalog's ``marks.n`` counts them)
+    and surviving :func:`apply_rules` and ``rebuild``.
+
+    Parameters
+    ----------
+    store
+        The store.
+    run_id
+        The run (id or unique name).
+    kind
+        Event kind: lowercase letters, digits and ``_`` (e.g. ``slip``, ``collision``);
+        an outcome (success, failure, unknown) is given with :func:`label` instead.
+    start, end
+        The window in seconds from the run's start, ``start < end``, inside the run.
+    note
+        What happened (at most :data:`MAX_NOTE` characters are kept).
+    user
+        Who marks (default: ``$WORKBENCH_USER``, else the OS user).
+
+    Returns
+    -------
+    dict
+        The mark as stored (``kind``, ``start_ns``, ``end_ns``, ``note``, ``by``, ``when``).
+
+    Raises
+    ------
+    ConfigError
+        On a bad kind, a window that is empty, reversed or outside the run.
+    """
+    import math
+    import re
+
+    from workbench.store import MARKS_SECTION
+
+    (rid,) = store.resolve_runs([run_id])
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", kind):
+        msg = f"mark kind {kind!r} is not valid: use lowercase letters, digits and _ (e.g. 'slip'), at most 64"
+        raise ConfigError(msg)
+    if kind in LABEL_OUTCOMES or kind in {"start"}:
+        msg = f"mark kind {kind!r} is an outcome: label outcomes with `workbench label` (store.label) instead"
+        raise ConfigError(msg)
+    try:
+        a, b = float(start), float(end)
+    except (TypeError, ValueError) as err:
+        msg = f"a mark's window needs numbers of seconds, got start={start!r}, end={end!r}"
+        raise ConfigError(msg) from err
+    info = store.info(rid)
+    dur = info.duration_s
+    if not (math.isfinite(a) and math.isfinite(b)) or not a < b or a < 0 or b > dur + 1e-9:
+        msg = f"window {a:g} … {b:g} s is not a window inside run {rid!r} (0 … {dur:.3f} s, start before end)"
+        raise ConfigError(msg)
+    entry = {"kind": kind, "start_ns": int(info.start_ns + round(a * 1e9)), "end_ns": int(info.start_ns + round(b * 1e9)),
+             "note": (note or "").strip()[:MAX_NOTE] or None, "by": user or _user(),
+             "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    previous = store.annotations(rid).get(MARKS_SECTION) or {}
+    items = json.loads(previous.get("items") or "[]")
+    items.append(entry)
+    store.annotate_many(MARKS_SECTION, {rid: {"n": len(items), "items": json.dumps(items, sort_keys=True)}})
+    return entry
 
 
 def label_from_file(store: Store, path: str | os.PathLike[str], *, user: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import click
 
 from workbench.model import ConfigError
 
-__all__ = ["events", "label"]
+__all__ = ["events", "label", "mark"]
 
 _STORE_HELP = "Store folder or fsspec URL [default: $WORKBENCH_STORE or ./workbench-store]."
 
@@ -113,3 +113,25 @@ def label(runs: tuple[str, ...], store_path: str | None, outcome: str | None, re
     cat = store.runs().filter(store.runs()["run_id"].is_in(done))
     counts = cat["outcome"].fill_null("unknown").value_counts().sort("outcome").iter_rows()
     click.echo(f"labelled {len(done)} run(s); their outcomes: " + ", ".join(f"{k} {n}" for k, n in counts))
+
+
+@click.command()
+@click.argument("run")
+@click.option("--store", "store_path", default=None, metavar="DIR", help=_STORE_HELP)
+@click.option("--kind", required=True, help="Event kind of the window (e.g. slip, collision).")
+@click.option("--from", "start", type=float, required=True, metavar="SECONDS", help="Start of the window, seconds from the run's start.")
+@click.option("--to", "end", type=float, required=True, metavar="SECONDS", help="End of the window, seconds from the run's start.")
+@click.option("--note", default=None, metavar="TEXT", help="What happened.")
+def mark(run: str, store_path: str | None, kind: str, start: float, end: float, note: str | None) -> None:
+    """Mark a time window of RUN as an event with a note (who and when are recorded).
+
+    \b
+    Example:
+      workbench mark 0179889ce5c8dc4f --kind slip --from 3.2 --to 4.0 --note "cube slid in the gripper"
+    """
+    from workbench.store import open_store
+
+    store = open_store(store_path, create=False)
+    m = store.mark(run, kind, start, end, note=note)
+    n = store.annotations(store.resolve_runs([run])[0]).get("marks", {}).get("n")
+    click.echo(f"marked {kind} from {start:g} s to {end:g} s by {m['by']} ({n} mark(s) on this run)")

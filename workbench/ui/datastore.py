@@ -205,6 +205,12 @@ class DataStore(pn.viewable.Viewer):
             out.append(run)
         return out
 
+    def forget(self, run_ids: Iterable[str]) -> None:
+        """Drop these runs from the cache (their events changed: a label or a mark)."""
+        drop = set(run_ids)
+        for key in [k for k in self._runs if k[0] in drop]:
+            del self._runs[key]
+
     def findings(self, run_id: str) -> pl.DataFrame | None:
         """Quality findings of a run of the store (None when not graded)."""
         self._check_ids([run_id])

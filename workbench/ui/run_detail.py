@@ -71,6 +71,18 @@ class RunDetail(pn.viewable.Viewer):
                                               disabled=self.data.store is None)
         self.label_button.on_click(lambda _e: self.label_selected(self.label_outcome.value, self.label_note.value))
         self.label_status = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-label-status"])
+        # a time window of one run marked as an event: brushed in a plot (x-range select) or typed
+        self.mark_kind = pn.widgets.TextInput(placeholder="event kind, e.g. slip", width=160, css_classes=["wb-mark-kind"])
+        self.mark_from = pn.widgets.FloatInput(value=None, placeholder="from (s)", width=110, css_classes=["wb-mark-from"])
+        self.mark_to = pn.widgets.FloatInput(value=None, placeholder="to (s)", width=110, css_classes=["wb-mark-to"])
+        self.mark_note = pn.widgets.TextInput(placeholder="note (optional)", width=260, css_classes=["wb-mark-note"])
+        self.mark_button = pn.widgets.Button(label="Mark the window", width=160, css_classes=["wb-mark-button"],
+                                             disabled=self.data.store is None)
+        self.mark_button.on_click(lambda _e: self.mark_window(self.mark_kind.value, self.mark_from.value,
+                                                              self.mark_to.value, self.mark_note.value))
+        self.mark_status = pn.pane.Markdown("Brush a window in a plot (x-range select tool) or type it; one run shown.",
+                                            margin=(0, 10), css_classes=["wb-mark-status"])
+        self._alignment: Any = None
         self.data.param.watch(lambda _e: self.update(), "selection")
         self.update()
 
@@ -110,10 +122,56 @@ class RunDetail(pn.viewable.Viewer):
         kinds = {k for r in self.runs for k in r.events["kind"].unique().to_list()}
         on = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
         layout = plots.signals(self.runs, self.signals, on=on, findings=findings, height=self.plot_height,
-                               width=self.plot_width)
+                               width=self.plot_width, brush=True)
+        from workbench.sync import align_runs
+
+        self._alignment = align_runs(self.runs, on=on)
         sizing = {"width": self.plot_width} if self.plot_width else {"sizing_mode": "stretch_width"}
-        self.plot.objects = [pn.pane.HoloViews(panel, height=self.plot_height, linked_axes=True, **sizing)
-                             for panel in layout]
+        panes = []
+        for panel in layout:
+            hv = plots.holoviews()
+            hv.streams.BoundsX(source=panel).add_subscriber(self._brushed)
+            panes.append(pn.pane.HoloViews(panel, height=self.plot_height, linked_axes=True, **sizing))
+        self.plot.objects = panes
+
+    def _brushed(self, boundsx: Any = None) -> None:
+        """A window brushed on the aligned timeline: shown in the run's own seconds."""
+        if not boundsx or not self.runs or self._alignment is None:
+            return
+        run = self.runs[0]
+        offset = (self._alignment.shifts[run.run_id] - run.info.start_ns) / 1e9
+        lo, hi = sorted(float(b) for b in boundsx)
+        self.mark_from.value, self.mark_to.value = round(max(lo + offset, 0.0), 3), round(hi + offset, 3)
+        self.mark_status.object = (f"Window {self.mark_from.value:g} … {self.mark_to.value:g} s of "
+                                   f"**{html.escape(run.info.name or run.run_id)}** (seconds from its start).")
+
+    def mark_window(self, kind: str, start: float | None, end: float | None, note: str = "") -> dict[str, Any]:
+        """Mark *start* … *end* (seconds from the run's start) of the one run shown as an
+        event *kind* with *note* (:meth:`workbench.store.Store.mark`); the catalog and
+        the plots follow at once. Returns the mark (empty when refused)."""
+        store = self.data.store
+        if store is None:
+            self.mark_status.object = "No store to mark in."
+            return {}
+        if len(self.runs) != 1:
+            self.mark_status.object = f"Show exactly one run to mark a window ({len(self.runs)} shown)."
+            return {}
+        if start is None or end is None:
+            self.mark_status.object = "Brush a window in a plot or type its start and end (s)."
+            return {}
+        rid = self.runs[0].run_id
+        try:
+            m = store.mark(rid, (kind or "").strip(), float(start), float(end), note=(note or "").strip() or None)
+        except WorkbenchError as err:
+            self.mark_status.object = f"Not marked: {html.escape(str(err))}"
+            return {}
+        self.data.refresh()
+        self.data.forget([rid])
+        self.update()
+        why = f" ({html.escape(m['note'])})" if m.get("note") else ""
+        self.mark_status.object = (f"Marked **{html.escape(m['kind'])}** from {float(start):g} s to {float(end):g} s"
+                                   f"{why} by {html.escape(m['by'])}.")
+        return m
 
     def update(self) -> None:
         """Load the selected runs (cached) and redraw plots and provenance."""
@@ -150,6 +208,7 @@ class RunDetail(pn.viewable.Viewer):
             return []
         compute_missing(store, run_ids=done)  # outcome metrics (success, time to success) follow the label
         self.data.refresh()
+        self.data.forget(done)
         self.data.selection = [r for r in ids if r in set(self.data.filtered["run_id"].to_list())]
         why = f" ({html.escape(note)})" if note else ""
         self.label_status.object = f"Labelled **{len(done)}** run(s) as **{html.escape(outcome)}**{why}."
@@ -185,5 +244,7 @@ class RunDetail(pn.viewable.Viewer):
         )
         labels = pn.Row(pn.pane.Markdown("**Label:**", margin=(12, 10)), self.label_outcome, self.label_note,
                         self.label_button, self.label_status, sizing_mode="stretch_width")
-        return pn.Column(self.status, controls, labels, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
+        marks = pn.Row(pn.pane.Markdown("**Mark a window:**", margin=(12, 10)), self.mark_kind, self.mark_from,
+                       self.mark_to, self.mark_note, self.mark_button, self.mark_status, sizing_mode="stretch_width")
+        return pn.Column(self.status, controls, labels, marks, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
                          self.provenance, sizing_mode="stretch_width")

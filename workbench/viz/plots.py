@@ -604,6 +604,32 @@ def _signal_values(run: Run, spec: str) -> tuple[str, np.ndarray, np.ndarray] | 
     return None
 
 
+MARK_COLOR = "#9467bd"
+"""Shade of the time windows people marked (``Store.mark``) in :func:`signals`."""
+
+
+def _marked_windows(run: Any, shift: int, label: str) -> list[dict[str, Any]]:
+    """The run's marked windows (label events with a start and an end in their detail)
+    on the aligned timeline."""
+    import json
+
+    ev = run.events
+    if not ev.height or not {"origin", "detail"} <= set(ev.columns):
+        return []
+    rows = []
+    for kind, origin, detail in ev.select("kind", "origin", "detail").iter_rows():
+        if origin != "label" or not detail:
+            continue
+        try:
+            d = json.loads(detail)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and isinstance(d.get("start"), int) and isinstance(d.get("end"), int):
+            rows.append({"x0": (d["start"] - shift) / 1e9, "x1": (d["end"] - shift) / 1e9,
+                         "kind": kind, "note": str(d.get("note") or ""), "run": label})
+    return rows
+
+
 def signals(
     runs: Sequence[Run],
     names: Sequence[str],
@@ -613,6 +639,7 @@ def signals(
     labels: Mapping[str, str] | None = None,
     height: int = 220,
     width: int | None = None,
+    brush: bool = False,
 ) -> hv.Layout:
     """Time series of *names* for several runs on one aligned timeline.
 
@@ -632,6 +659,9 @@ def signals(
         Run id → quality findings table (``store.get_table(run_id, "quality_findings")``).
     labels
         Run id → legend label (default: the run's name or id).
+    brush
+        Offer the x-range select tool, to brush a time window (e.g. to mark it as an
+        event; attach ``hv.streams.BoundsX(source=panel)`` to read it).
     """
 
     from workbench.sync import align_runs
@@ -648,6 +678,7 @@ def signals(
         layers: list[Any] = []
         ev_rows: list[dict[str, Any]] = []
         span_rows: list[dict[str, Any]] = []
+        mark_rows: list[dict[str, Any]] = []
         for run in runs:
             label = (labels or {}).get(run.run_id) or run.info.name or run.run_id
             got = _signal_values(run, spec)
@@ -658,9 +689,11 @@ def signals(
             step = max(1, len(t) // MAX_POINTS)
             ts = (t[::step] - shift) / 1e9
             layers.append(hv.Curve((ts, v[::step]), hv.Dimension("time_s", label=f"time from {alignment.on} (s)"),
-                                   hv.Dimension("value", label=spec), label=label))
+                                   hv.Dimension("value", label=spec), label=label)
+                          .opts(tools=["xbox_select"] if brush else []))
             for tt, kind in zip(run.events["time"].to_list(), run.events["kind"].to_list(), strict=True):
                 ev_rows.append({"x": (tt - shift) / 1e9, "kind": kind, "run": label})
+            mark_rows.extend(_marked_windows(run, shift, label))
             f = findings.get(run.run_id)
             if f is not None and f.height:
                 for r in f.iter_rows(named=True):
@@ -676,6 +709,9 @@ def signals(
         if span_rows:
             layers.append(hv.VSpans(_frame(span_rows, ["x0", "x1", "check", "severity", "run"]), kdims=["x0", "x1"], vdims=["check", "severity", "run"])
                           .opts(color=hv.dim("severity").categorize(SEVERITY_COLORS, default="#d62728"), alpha=0.2, tools=["hover"]))
+        if mark_rows:  # windows people marked: shaded, with their kind and note on hover
+            layers.append(hv.VSpans(_frame(mark_rows, ["x0", "x1", "kind", "note", "run"]), kdims=["x0", "x1"],
+                                    vdims=["kind", "note", "run"]).opts(color=MARK_COLOR, alpha=0.15, tools=["hover"]))
         if ev_rows:
             layers.append(hv.VLines(_frame(ev_rows, ["x", "kind", "run"]), kdims=["x"], vdims=["kind", "run"])
                           .opts(color="#555555", line_dash="dotted", line_width=1, tools=["hover"]))
