@@ -1423,7 +1423,7 @@ class Store:
                         # a streamed run's metadata and events are complete only now
                         info = self._make_info(run_id, data, layers_base, reader, opts, sources)
                         events = check_events(data.events)
-                        if span is not None:
+                        if span is not None and data.span is None:
                             lo, hi = span
                             if events.height:
                                 lo, hi = min(lo, info.start_ns), max(hi, info.end_ns)
@@ -1478,7 +1478,7 @@ class Store:
         ) if data.factors else {}
         layers.layers = {"embedded": embedded, **layers.layers} if embedded else layers.layers
         merged, origin, overrides = layers.merge()
-        start, end = _span(data.streams, data.events)
+        start, end = data.span if data.span is not None else _span(data.streams, data.events)
         prov = Provenance(
             sources=sources,
             reader=reader.name,

@@ -280,3 +280,21 @@ def test_bad_files_name_the_file(real_data: Path, tmp_path: Path) -> None:
     headers_only.write_bytes((real_data / FILES["small"]).read_bytes()[:3000])
     with pytest.raises(ReaderError, match="defs.ulg.*no data"):
         list(reader.read(headers_only))
+
+
+@pytest.mark.parametrize("key", sorted(FILES))
+def test_run_spans_the_logs_own_start_and_last_timestamp(real_data: Path, tmp_path: Path, key: str) -> None:
+    import workbench as wb
+
+    path = real_data / FILES[key]
+    ulog = ULog(str(path))
+    (run,) = list(ULogReader().read(path))
+    assert run.span == (ulog.start_timestamp * 1000, ulog.last_timestamp * 1000)
+    # PX4 logs each topic's last known state at the start, with its older stamp: kept
+    early = [n for n, ds in run.streams.items() if int(ds["time"].values[0]) < run.span[0]]
+    assert early, "these logs carry samples from before their start"
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([path])
+    info = store.info(store.run_ids()[0])
+    assert (info.start_ns, info.end_ns) == run.span
+    assert info.duration_s == pytest.approx((ulog.last_timestamp - ulog.start_timestamp) / 1e6)

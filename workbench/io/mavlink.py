@@ -251,6 +251,8 @@ def _build_streams(
             attrs={"source": source, **acc.attrs},
         )
         ds["time"].attrs["clock"] = clock
+        if "header_time" in ds.coords:
+            ds["header_time"].attrs["clock"] = f"sender {acc.attrs.get('header_field', 'stamp')}"
         streams[name] = ds
     return streams
 
@@ -647,9 +649,10 @@ class TlogReader(ReaderEntrypoint):
             acc = accs.get(sname)
             if acc is None:
                 fields = [f for f in msg.fieldnames if f != inst_field]
-                header_field = next(
-                    (f for f in ("time_boot_ms", "time_usec") if f in fields), None
-                )
+                # the sender's own stamp: time_boot_ms, or time_usec except on GPS
+                # messages, whose time_usec is GPS time (UTC or unset), another clock
+                stamps = ("time_boot_ms",) if "GPS" in mtype else ("time_boot_ms", "time_usec")
+                header_field = next((f for f in stamps if f in fields), None)
                 attrs: dict[str, Any] = {
                     "message": mtype,
                     "src_system": src[0],

@@ -78,6 +78,11 @@ class RunData:
         Reader-specific provenance (attachments, salvage, header info).
     name
         A readable label, e.g. the file stem and episode.
+    span
+        The run's ``(start_ns, end_ns)`` when the log states it (a ULog's own start and
+        last timestamp); ``None``: from the first to the last sample or event. Values a
+        log carries from before its start (a topic's last known state) keep their
+        stamps but do not extend the run.
     """
 
     key: str = ""
@@ -87,6 +92,7 @@ class RunData:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    span: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.factors) - set(FACTOR_GROUPS))

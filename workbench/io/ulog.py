@@ -18,6 +18,9 @@ What a run holds
   ``control_3``, ``esc[0].esc_rpm`` → ``esc_0.esc_rpm``.
 * The clock is boot-relative and kept as such: ``extra["clock"] == "boot"``. When a
   GPS topic carries UTC time, ``extra["boot_to_utc_ns"]`` gives the offset to add.
+* The run spans the log's own start and last timestamp (pyulog's ``start_timestamp``
+  and ``last_timestamp``): PX4 logs each topic's last known state when logging starts,
+  with its older stamp; those samples are kept but do not extend the run.
 * Parameters: all initial values in ``extra["parameters"]`` (PX4 logs 700–1200);
   the ``factor_params`` option picks a few into ``hardware.param.<NAME>``. Version
   info (``sys_name``, ``ver_hw``, ``ver_hw_subtype``, ``ver_sw``, ``ver_sw_release`` as
@@ -356,6 +359,9 @@ class ULogReader(ReaderEntrypoint):
             skipped=skipped,
             extra=extra,
             name=path.stem,
+            # the log's own start and last timestamp: each topic's last known state,
+            # logged at the start with its older stamp, does not extend the run
+            span=(int(ulog.start_timestamp) * 1000, max(int(ulog.last_timestamp), int(ulog.start_timestamp)) * 1000),
         )
 
 

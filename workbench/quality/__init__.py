@@ -59,6 +59,8 @@ if TYPE_CHECKING:
     import polars as pl
     import xarray as xr
 
+    from workbench.quality.kinds import StreamKind
+
     from workbench.store import Store
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "SEVERITIES",
     "Grade",
     "Thresholds",
+    "explain",
     "grade",
     "grade_letter",
     "grade_missing",
@@ -117,6 +120,18 @@ class Thresholds:
     frozen_exempt
         Stream name patterns (``fnmatch``) never flagged as frozen: setpoints and
         transforms of objects at rest legitimately hold still.
+    frozen_live
+        A measurement is checked for frozen spans only when it is *live*: its values
+        change on at least this share of its steps outside those spans (a noisy or
+        continuous signal that suddenly repeats itself), and the run's commands do
+        not hold still at the same time (an arm at rest is not a frozen sensor).
+    gap_missing, gap_longest_s
+        A stream's gaps are a warning when they miss at least this share of the
+        samples expected at its rate, or the longest lasts at least this long;
+        otherwise they are reported as info (shaded in plots, no effect on the grade).
+    streams
+        Per stream name or glob: ``kind``, ``role``, ``nan``, ``frozen``, ``clock``
+        (see :mod:`workbench.quality.kinds`).
     """
 
     gap_factor: float = 3.0
@@ -137,6 +152,10 @@ class Thresholds:
     command_stream: str = "joint_commands"
     measured_stream: str = "joint_states"
     frozen_exempt: tuple[str, ...] = ("joint_commands", "*command*", "tf.*", "tf_static.*")
+    frozen_live: float = 0.9
+    gap_missing: float = 0.01
+    gap_longest_s: float = 1.0
+    streams: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "thresholds") -> Thresholds:
@@ -147,6 +166,11 @@ class Thresholds:
             msg = f"{origin}: unknown quality threshold(s) {unknown}; valid: {', '.join(sorted(valid))}"
             raise ConfigError(msg)
         kwargs = dict(data)
+        if "streams" in kwargs:
+            from workbench.quality.kinds import parse_policies
+
+            parse_policies(kwargs["streams"], origin=origin)  # refused here, with the choices
+            kwargs["streams"] = dict(kwargs["streams"] or {})
         if "frozen_exempt" in kwargs:
             kwargs["frozen_exempt"] = tuple(kwargs["frozen_exempt"])
         try:
@@ -188,13 +212,72 @@ def grade_letter(n_warning: int, n_error: int) -> str:
     return "A"
 
 
+def _issues(findings: pl.DataFrame) -> list[tuple[str, str, str, int, str]]:
+    """(severity, stream, check, rows, what) per stream and check that affects the
+    grade: many gaps of one stream are one issue, at its worst severity."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in findings.iter_rows(named=True):
+        if r["severity"] in ("warning", "error"):
+            groups.setdefault((r["stream"], r["check"]), []).append(r)
+    out = []
+    for (stream, check), rows in groups.items():
+        sev = "error" if any(r["severity"] == "error" for r in rows) else "warning"
+        detail = rows[0]["detail"]
+        what = detail.split("; ", 1)[1] if check == "gap" and "; " in detail else detail
+        if check != "gap" and len(rows) > 1:
+            what += f" (and {len(rows) - 1} more)"
+        out.append((sev, stream, check, len(rows), what))
+    out.sort(key=lambda x: (x[0] != "error", x[1], x[2]))
+    return out
+
+
+def _letter(findings: pl.DataFrame) -> str:
+    issues = _issues(findings)
+    return grade_letter(sum(i[0] == "warning" for i in issues), sum(i[0] == "error" for i in issues))
+
+
+def explain(letter: str, findings: pl.DataFrame, *, limit: int = 3) -> str:
+    """The grade in a sentence: the letter and the issues behind it, worst first.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"stream": ["imu", "imu"], "check": ["gap", "gap"], "severity": ["warning"] * 2,
+    ...                   "detail": ["0.5 s without data; 2.4 % of the samples expected at 100 Hz missing in 2 gap(s)"] * 2})
+    >>> explain("B", f)
+    'B: imu gap — 2.4 % of the samples expected at 100 Hz missing in 2 gap(s)'
+    """
+    issues = _issues(findings)
+    if not issues:
+        n_info = findings.height
+        return f"{letter}: no warning or error" + (f" ({n_info} note(s))" if n_info else "")
+    parts = [f"{stream or 'file'} {check} — {what}" for _sev, stream, check, _n, what in issues[:limit]]
+    more = f"; and {len(issues) - limit} more issue(s)" if len(issues) > limit else ""
+    return f"{letter}: " + "; ".join(parts) + more
+
+
 @dataclass
 class Grade:
-    """A run's grade and the findings behind it."""
+    """A run's grade, the findings behind it and how each stream was classified."""
 
     run_id: str
     grade: str
     findings: pl.DataFrame
+    kinds: dict[str, StreamKind] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        """The letter and the issues behind it (:func:`explain`)."""
+        return explain(self.grade, self.findings)
+
+    def streams(self) -> pl.DataFrame:
+        """One row per stream: kind, role, clock, period (ms), regularity, why."""
+        import polars as pl
+
+        rows = [{"stream": n, "kind": k.kind, "role": k.role, "clock": k.clock,
+                 "period_ms": k.period_ns / 1e6, "regular": k.regular, "why": k.why} for n, k in self.kinds.items()]
+        schema = {"stream": pl.String, "kind": pl.String, "role": pl.String, "clock": pl.String,
+                  "period_ms": pl.Float64, "regular": pl.Float64, "why": pl.String}
+        return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
     def counts(self) -> dict[str, int]:
         """Number of findings per severity."""
@@ -211,6 +294,7 @@ class Grade:
             "n_error": c["error"],
             "n_info": c["info"],
             "checks": ",".join(flagged),
+            "why": self.explain(),
         }
 
 
@@ -282,17 +366,17 @@ class _TimeStats:
     period: float = 0.0  # median of the positive intervals (0: none)
 
 
-def _intervals(rd: StreamPieces) -> Iterator[np.ndarray]:
-    for _, _, _, p in rd.pieces(["time"], before=1):
-        yield np.diff(p["time"])
+def _intervals(rd: StreamPieces, col: str = "time") -> Iterator[np.ndarray]:
+    for _, _, _, p in rd.pieces([col], before=1):
+        yield np.diff(p[col])
 
 
-def _time_stats(rd: StreamPieces) -> _TimeStats:
+def _time_stats(rd: StreamPieces, col: str = "time") -> _TimeStats:
     st = _TimeStats(rd.n)
     if rd.n == 0:
         return st
-    for a, _, lo, p in rd.pieces(["time"], before=1):
-        t = p["time"]
+    for a, _, lo, p in rd.pieces([col, "time"] if col != "time" else ["time"], before=1):
+        t = p[col]
         if a == 0:
             st.first = int(t[0])
         st.last = int(t[-1])
@@ -301,7 +385,7 @@ def _time_stats(rd: StreamPieces) -> _TimeStats:
         k = int(zero.sum())
         if k:
             if not st.dup:
-                st.dup_at = int(t[np.flatnonzero(zero)[0]])
+                st.dup_at = int(p["time"][np.flatnonzero(zero)[0]])
             st.dup += k
         neg = dt < 0
         k = int(neg.sum())
@@ -311,57 +395,90 @@ def _time_stats(rd: StreamPieces) -> _TimeStats:
             st.back += k
         st.pos += int(np.count_nonzero(dt > 0))
     if st.pos:
-        st.period = median(lambda: (dt[dt > 0] for dt in _intervals(rd)), st.pos)
+        st.period = median(lambda: (dt[dt > 0] for dt in _intervals(rd, col)), st.pos)
     return st
 
 
-def _check_timing(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, th: Thresholds, out: _Findings) -> None:
+def _clock_name(ds: xr.Dataset, col: str) -> str:
+    if col == "time":
+        return "log clock"
+    field_name = ds.attrs.get("header_field") or ds[col].attrs.get("clock") or "header stamp"
+    return f"sensor clock ({field_name})"
+
+
+def _check_timing(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, kind: StreamKind, th: Thresholds,
+                  out: _Findings) -> None:
+    """Duplicates, order, gaps, jitter and rate, on the clock the stream's kind names.
+
+    Event and text streams get no gap, drop, jitter or duplicate check (their times
+    say when something happened); a bursty stream is measured on its sensor stamps.
+    """
     if st.n < 3:
         return
-    if st.dup:
-        out.add(name, "duplicate_timestamps", "warning", st.dup, 0, st.dup_at, st.dup_at, f"{st.dup} samples share a log time")
     if st.back:
         t_i, t_next = rd.times(st.back_at, st.back_at + 2)
         out.add(name, "out_of_order", "warning", st.back, 0, t_i, t_next, f"{st.back} log times go backwards")
-    if st.pos < 2:
+    if not kind.timed:
         return
-    period = st.period
+    col = "header_time" if kind.clock == "header" else "time"
+    cs = _time_stats(rd, col) if col != "time" else st
+    clock = _clock_name(ds, col)
+    # duplicate stamps on the clock that is regular: the log clock of a periodic stream
+    # (a recording fault), the sensor clock of a bursty one
+    dup, dup_at, dup_clock = (cs.dup, cs.dup_at, clock) if kind.kind == "bursty" else (st.dup, st.dup_at, "log clock")
+    if dup and not (dup_clock == "log clock" and kind.bursty_arrival):
+        out.add(name, "duplicate_timestamps", "warning", dup, 0, dup_at, dup_at,
+                f"{dup} samples share a stamp on the {dup_clock}")
+    if cs.pos < 2:
+        return
+    period = cs.period
     limit = th.gap_factor * period
     n_regular = 0
     sum_regular = 0  # exact (Python int): the mean of the intervals is exact
-    for _, _, _, p in rd.pieces(["time"], before=1):
-        t = p["time"]
-        dt = np.diff(t)
+    gaps: list[tuple[float, int, int, int]] = []
+    names = [col, "time"] if col != "time" else ["time"]
+    for _, _, _, p in rd.pieces(names, before=1):
+        c, t = p[col], p["time"]
+        dt = np.diff(c)
         for i in np.flatnonzero(dt > limit).tolist():
-            missing = int(round(dt[i] / period)) - 1
-            out.add(
-                name, "gap", "warning", dt[i] / 1e6, limit / 1e6, t[i], t[i + 1],
-                f"{dt[i] / 1e9:.3f} s without data, about {missing} messages dropped (period {period / 1e6:.1f} ms)",
-            )
+            gaps.append((float(dt[i]), int(t[i]), int(t[i + 1]), int(round(dt[i] / period)) - 1))
         regular = dt[(dt > 0) & (dt <= limit)]
         n_regular += regular.size
         sum_regular += int(regular.sum(dtype=np.int64))
+    if gaps:
+        expected = max(1.0, (cs.last - cs.first) / period + 1)
+        missing = sum(g[3] for g in gaps)
+        share = missing / expected
+        longest = max(g[0] for g in gaps)
+        serious = share >= th.gap_missing or longest / 1e9 >= th.gap_longest_s
+        sev = "warning" if serious else "info"
+        summary = (f"{100 * share:.2g} % of the samples expected at {1e9 / period:.3g} Hz missing in {len(gaps)} "
+                   f"gap(s), the longest {longest / 1e9:.3f} s ({longest / period:.0f} periods)")
+        for dt_i, t0, t1, n_missing in gaps:
+            out.add(name, "gap", sev, dt_i / 1e6, limit / 1e6, t0, t1,
+                    f"{dt_i / 1e9:.3f} s without data on the {clock}, about {n_missing} messages dropped "
+                    f"(period {period / 1e6:.1f} ms); {summary}")
 
     def regular_pieces() -> Iterator[np.ndarray]:
-        for dt in _intervals(rd):
+        for dt in _intervals(rd, col):
             yield dt[(dt > 0) & (dt <= limit)]
 
-    if n_regular > 10:
+    if n_regular > 10 and kind.kind != "state":
         mean = sum_regular / n_regular
         ssd = sum(float(np.sum((r.astype(np.float64) - mean) ** 2)) for r in regular_pieces())
         cv = float(np.sqrt(ssd / n_regular) / period)
         if cv > th.jitter_cv:
             p99 = percentile(regular_pieces, n_regular, 99)
             out.add(name, "jitter", "warning", cv, th.jitter_cv, st.first, st.last,
-                    f"interval std/median {cv:.2f}, p99 {p99 / 1e6:.1f} ms vs median {period / 1e6:.1f} ms")
+                    f"interval std/median {cv:.2f} on the {clock}, p99 {p99 / 1e6:.1f} ms vs median {period / 1e6:.1f} ms")
     nominal = th.nominal_rates.get(name) or ds.attrs.get("nominal_rate_hz")
     if nominal:
-        duration = (st.last - st.first) / 1e9
-        measured = (st.n - 1) / duration if duration > 0 else 0.0
+        duration = (cs.last - cs.first) / 1e9
+        measured = (cs.n - 1) / duration if duration > 0 else 0.0
         dev = abs(measured - float(nominal)) / float(nominal)
         if dev > th.rate_tolerance:
             out.add(name, "rate", "warning", measured, float(nominal), st.first, st.last,
-                    f"measured {measured:.1f} Hz vs nominal {float(nominal):.1f} Hz")
+                    f"measured {measured:.1f} Hz vs nominal {float(nominal):.1f} Hz on the {clock}")
 
 
 def _latency(rd: StreamPieces, a: int, b: int) -> np.ndarray:
@@ -370,9 +487,19 @@ def _latency(rd: StreamPieces, a: int, b: int) -> np.ndarray:
     return (p["time"] - p["header_time"]).astype(np.float64)
 
 
-def _check_clocks(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, th: Thresholds, out: _Findings) -> None:
-    if "header_time" not in ds.coords or rd.n < 3:
-        return
+def _check_clocks(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, kind: StreamKind, th: Thresholds,
+                  out: _Findings) -> bool:
+    """Clock jumps, backward sensor stamps and latency spikes: the sensor's stamp of a
+    message against the time it was logged, two clocks that measure the same thing.
+    Returns whether the sensor clock jumps or goes backwards (then it cannot time gaps).
+
+    Only on timed streams (an event's stamp may be when it was raised, long before it
+    was logged); on a bursty stream latency varies with the bursts, so only a
+    persistent step of its lower envelope is a jump and spikes are not judged.
+    """
+    if "header_time" not in ds.coords or rd.n < 3 or not kind.timed:
+        return False
+    clocks = f"{_clock_name(ds, 'header_time')} vs the log clock"
     back, back_at = 0, -1
     for _, _, lo, p in rd.pieces(["header_time"], before=1):
         neg = np.diff(p["header_time"]) < 0
@@ -381,21 +508,18 @@ def _check_clocks(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, t
             if not back:
                 back_at = lo + int(np.flatnonzero(neg)[0])
             back += k
-    jumps = _level_jumps(rd, st, th.clock_jump_ms * 1e6)
-    for j in jumps:
-        k = 5
-        d = _latency(rd, max(0, j - k), j + k)
-        at = j - max(0, j - k)
-        size = float(np.median(d[at:]) - np.median(d[:at]))
+    jumps = _level_jumps(rd, st, th.clock_jump_ms * 1e6, envelope=kind.kind == "bursty")
+    for j, size in jumps:
         direction = "backward" if size > 0 else "forward"  # sensor clock fell behind / ran ahead
         t_prev, t_j = rd.times(j - 1, j + 1)
         out.add(name, "clock_jump", "error", abs(size) / 1e6, th.clock_jump_ms, t_prev, t_j,
-                f"sensor clock jumps {direction} by {abs(size) / 1e6:.1f} ms relative to the log clock")
+                f"sensor clock jumps {direction} by {abs(size) / 1e6:.1f} ms relative to the log clock ({clocks})")
     if back and not jumps:
         t_i, t_next = rd.times(back_at, back_at + 2)
-        out.add(name, "out_of_order", "warning", back, 0, t_i, t_next, f"{back} sensor stamps go backwards")
-    if jumps:
-        return  # latency statistics are meaningless across a jump
+        out.add(name, "out_of_order", "warning", back, 0, t_i, t_next,
+                f"{back} stamps go backwards on the {_clock_name(ds, 'header_time')}")
+    if jumps or kind.kind == "bursty" or kind.bursty_arrival:
+        return bool(jumps or back)  # latency statistics are meaningless across a jump, and on bursty arrival
 
     def lat_ns() -> Iterator[np.ndarray]:  # exact int64: its order is that of the float latencies
         for _, _, _, p in rd.pieces(["time", "header_time"]):
@@ -420,36 +544,47 @@ def _check_clocks(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, t
         _, _, t_lo, t_hi = runs.kept[0]
         out.add(name, "latency_spike", "warning", worst, th.latency_spike_ms, t_lo, t_hi,
                 f"{n_spikes} samples arrive > {th.latency_spike_ms:.0f} ms later than usual "
-                f"({runs.count} episode(s), worst +{worst:.1f} ms)")
+                f"({runs.count} episode(s), worst +{worst:.1f} ms; {clocks})")
+    return bool(back)
 
 
-def _level_jumps(rd: StreamPieces, st: _TimeStats, limit: float) -> list[int]:
-    """Indices where the latency steps persistently by more than *limit*.
+def _level_jumps(rd: StreamPieces, st: _TimeStats, limit: float, *, envelope: bool = False) -> list[tuple[int, float]]:
+    """``(index, size)`` where the latency steps persistently by more than *limit*.
 
-    Block medians (blocks of about 0.25 s) ignore short spikes; an up-step followed
-    within 2 s by a matching down-step back to the old level is a latency episode,
-    not a clock jump. Memory: one float per block.
+    Latency is summarized per block of about 0.25 s (at least 5 samples): its median,
+    or with *envelope* (blocks of about 1 s) its minimum (the messages that arrived without waiting, when
+    arrival is bursty). A step counts when the level of the two blocks after it differs
+    from the two before by more than *limit*, each pair steady (within *limit* / 2) —
+    a burst or a spike at the start of a log is not a jump; an up-step followed within 2 s by a matching down-step back to the
+    old level is a latency episode, not a clock jump. Memory: one float per block.
     """
     if st.pos == 0:
         return []
-    block = max(5, int(round(0.25e9 / st.period)))
+    block = max(5, int(round((1e9 if envelope else 0.25e9) / st.period)))
     nblocks = rd.n // block
-    if nblocks < 3:
+    if nblocks < 4:
         return []
     step = max(1, rd.rows // block) * block  # whole blocks per piece
-    meds = [
-        np.median((p["time"] - p["header_time"]).astype(np.float64).reshape(-1, block), axis=1)
+    reduce = np.min if envelope else np.median
+    levels = np.concatenate([
+        reduce((p["time"] - p["header_time"]).astype(np.float64).reshape(-1, block), axis=1)
         for _, _, _, p in rd.pieces(["time", "header_time"], stop=nblocks * block, step=step)
-    ]
-    steps = np.diff(np.concatenate(meds))
+    ])
     cands: list[tuple[int, float]] = []
-    for b in np.flatnonzero(np.abs(steps) > limit).tolist():
-        if cands and b - cands[-1][0] // block <= 1 and np.sign(steps[b]) == np.sign(cands[-1][1]):
-            continue  # the same step seen from the next block
-        lo, hi = max(1, b * block), min(rd.n, (b + 2) * block)
+    for b in range(1, nblocks - 2):  # a step between block b and b + 1, two blocks each side
+        before, after = levels[b - 1:b + 1], levels[b + 1:b + 3]
+        size = float(np.median(after) - np.median(before))
+        if abs(size) <= limit or np.ptp(before) > limit / 2 or np.ptp(after) > limit / 2:
+            continue  # no step, or no steady level on one side of it (a burst, a spike)
+        if cands and b - cands[-1][0] // block <= 2 and np.sign(size) == np.sign(cands[-1][1]):
+            continue  # the same step seen from the next blocks
+        lo, hi = max(1, (b - 1) * block), min(rd.n, (b + 3) * block)
         j = lo + int(np.argmax(np.abs(np.diff(_latency(rd, lo - 1, hi)))))
-        cands.append((j, float(steps[b])))
-    jumps: list[int] = []
+        k = 5
+        d = _latency(rd, max(0, j - k), min(rd.n, j + k))
+        at = j - max(0, j - k)
+        cands.append((j, float(np.median(d[at:]) - np.median(d[:at]))))
+    jumps: list[tuple[int, float]] = []
     i = 0
     while i < len(cands):
         j, size = cands[i]
@@ -459,7 +594,7 @@ def _level_jumps(rd: StreamPieces, st: _TimeStats, limit: float) -> list[int]:
             if returns and (rd.time_at(j2) - rd.time_at(j)) <= 2e9:
                 i += 2  # a temporary excursion: latency episode
                 continue
-        jumps.append(j)
+        jumps.append((j, size))
         i += 1
     return jumps
 
@@ -498,20 +633,60 @@ class _VarState:
     pinned: dict[tuple[int, str], list[int]] = field(default_factory=dict)
 
 
-def _check_values(name: str, ds: xr.Dataset, rd: StreamPieces, th: Thresholds, out: _Findings) -> None:
-    import fnmatch
+@dataclass
+class _Frozen:
+    """A stream's spans of unchanged values, and how often it changes elsewhere."""
 
-    if ds.attrs.get("kind") in {"image_encoded", "video_ref", "image"}:
-        return
+    kind: StreamKind
+    spans: list[tuple[int, int, int, int]]  # (first row, last row, first time, last time)
+    steps: int = 0  # steps between samples
+    changed: int = 0  # of those, steps where some value changed
+    frozen_steps: int = 0  # steps inside the spans
+    silences: list[tuple[int, int]] = field(default_factory=list)  # no sample for >= frozen_s
+    first: int = 0
+    last: int = 0
+
+    @property
+    def live(self) -> float:
+        """Share of steps outside the spans where a value changed."""
+        outside = self.steps - self.frozen_steps
+        return self.changed / outside if outside > 0 else 0.0
+
+    def covered(self, t0: int, t1: int) -> float:
+        """Share of [t0, t1] inside this stream's spans."""
+        if t1 <= t0:
+            return 0.0
+        held = [(a, b) for _, _, a, b in self.spans] + self.silences + [(t0, self.first), (self.last, t1)]
+        held.sort()
+        inside, reach = 0, t0
+        for a, b in held:  # length of the union of the held intervals inside [t0, t1]
+            a, b = max(a, reach), min(b, t1)
+            if b > a:
+                inside += b - a
+                reach = b
+        return inside / (t1 - t0)
+
+
+def _check_values(name: str, ds: xr.Dataset, rd: StreamPieces, th: Thresholds, out: _Findings,
+                  kind: StreamKind | None = None, reader: str = "") -> _Frozen | None:
+    """NaN (only where a value was expected) and saturation; returns the frozen spans,
+    judged with the other streams of the run (:func:`_report_frozen`)."""
+    from workbench.quality.kinds import StreamKind, nan_is_unset
+
+    kind = kind or StreamKind("periodic")
+    if ds.attrs.get("kind") in {"image_encoded", "video_ref", "image"} or kind.kind == "text":
+        return None
     if rd.n < 3:
-        return
+        return None
     variables = _numeric_vars(ds)
     if not variables:
-        return
+        return None
     states = {vname: _VarState(_limits(name, vname, attrs, th)) for vname, attrs in variables}
     frozen = Runs(
         keep=lambda lo, hi, t_lo, t_hi: (hi - lo + 1 >= th.frozen_min_samples) & ((t_hi - t_lo) / 1e9 >= th.frozen_s)
     )
+    steps = changed = first = last = 0
+    silences: list[tuple[int, int]] = []
     for a, _, lo, p in rd.pieces(["time", *states], before=1):
         t = p["time"]
         own = a - lo  # first row of this piece (row 0 may be the previous piece's last)
@@ -544,10 +719,17 @@ def _check_values(name: str, ds: xr.Dataset, rd: StreamPieces, th: Thresholds, o
                         entry[0] += int(idx.size)
                         entry[2] = int(t[own + idx[-1]])
         frozen.feed(rows_same, lo, t[:-1], t[1:])
+        if kind.role == "command" and len(silences) < 10_000:  # a command not sent holds too
+            quiet = np.flatnonzero(np.diff(t) >= th.frozen_s * 1e9)
+            silences.extend((int(t[i]), int(t[i + 1])) for i in quiet[:10_000].tolist())
+        first = int(t[0]) if a == 0 else first
+        last = int(t[-1])
+        steps += rows_same.size  # each piece's steps are new (it starts at the previous piece's last row)
+        changed += int(np.count_nonzero(~rows_same))
     frozen.finish()
     n = rd.n
     for vname, s in states.items():
-        if s.nan:
+        if s.nan and nan_is_unset(reader, name, vname, kind.policy, s.nan / s.size) is None:
             frac = s.nan / s.size
             if frac > th.nan_warning:
                 sev = "error" if frac > th.nan_error else "warning"
@@ -563,11 +745,50 @@ def _check_values(name: str, ds: xr.Dataset, rd: StreamPieces, th: Thresholds, o
                     limit = hi_lim if label == "max" else lo_lim
                     out.add(name, "saturated", "warning", pinned / n, th.saturation_fraction,
                             first, last, f"{vname}[{col}] at its {label} limit {limit:g} in {pinned} samples")
-    if any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt):
-        return
-    for lo, hi, t_lo, t_hi in frozen.kept:
-        out.add(name, "frozen", "warning", (t_hi - t_lo) / 1e9, th.frozen_s, t_lo, t_hi,
-                f"all values unchanged for {(t_hi - t_lo) / 1e9:.2f} s ({hi - lo + 1} samples)")
+    spans = [tuple(int(x) for x in k) for k in frozen.kept]
+    return _Frozen(kind, spans, steps=steps, changed=changed,  # type: ignore[arg-type]
+                   frozen_steps=sum(hi - lo for lo, hi, _, _ in spans), silences=silences, first=first, last=last)
+
+
+def _namespace(name: str) -> str:
+    """The first segment of a stream name (``turtle1`` of ``turtle1.pose``), or ''."""
+    head, sep, _ = name.lstrip("/").replace("/", ".").partition(".")
+    return head if sep else ""
+
+
+def _report_frozen(candidates: dict[str, _Frozen], th: Thresholds, out: _Findings) -> None:
+    """Frozen spans only where the signal was expected to move.
+
+    Never on state, event, text or command streams (holding a value is what they do),
+    nor on :attr:`Thresholds.frozen_exempt`. A measurement declared ``frozen: check``
+    is flagged on every span. Otherwise (``auto``) a span is flagged when the stream is
+    live (changes on :attr:`Thresholds.frozen_live` of its other steps: it repeats
+    itself only now) and the run's commands, if it has any, were not holding still over
+    most of that span (an arm at rest holds its sensors still too).
+    """
+    import fnmatch
+
+    every_command = {n: c for n, c in candidates.items() if c.kind.role == "command" and c.steps}
+    for name, c in candidates.items():
+        ns = _namespace(name)  # a robot's own commands, when streams are named per robot (turtle1.*)
+        commands = {n: cmd for n, cmd in every_command.items() if _namespace(n) == ns} if ns else {}
+        commands = commands or every_command
+        k = c.kind
+        if not c.spans or k.frozen == "never" or k.role == "command" or k.kind not in ("periodic", "bursty"):
+            continue
+        if k.frozen != "check":
+            if any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt) or c.live < th.frozen_live:
+                continue
+        for lo, hi, t_lo, t_hi in c.spans:
+            why = "declared to move (frozen: check)" if k.frozen == "check" else (
+                f"it changes on {100 * c.live:.0f} % of its other steps")
+            if k.frozen != "check" and commands:
+                held = [n for n, cmd in commands.items() if cmd.covered(t_lo, t_hi) >= 0.5]
+                if len(held) == len(commands):
+                    continue  # every command held still too: the robot was at rest
+                why += f"; commanded to move ({', '.join(sorted(set(commands) - set(held))[:3])} changing)"
+            out.add(name, "frozen", "warning", (t_hi - t_lo) / 1e9, th.frozen_s, t_lo, t_hi,
+                    f"all values unchanged for {(t_hi - t_lo) / 1e9:.2f} s ({hi - lo + 1} samples): {why}")
 
 
 def _gradient(c: np.ndarray, x: np.ndarray, uniform_dx: float | None) -> np.ndarray:
@@ -681,6 +902,21 @@ def _check_calibration(run: Run, th: Thresholds, out: _Findings, rows: int | Non
                         t_first, t_last, f"{name}: offset at rest changes by {change:+.4f} rad during the run")
 
 
+def _within_run(ds: xr.Dataset, run: Run) -> xr.Dataset:
+    """The samples inside the run's span: values a log carries from before it started
+    (a ULog's last known state of each topic) are not samples of this run's timing."""
+    info = run.info
+    if not info.end_ns or "time" not in ds.coords or ds.sizes.get("time", 0) == 0:
+        return ds
+    t = ds["time"].values
+    if t[0] >= info.start_ns and t[-1] <= info.end_ns:
+        return ds
+    if np.any(np.diff(t) < 0):
+        return ds  # unsorted: graded whole (out_of_order says why)
+    a, b = int(np.searchsorted(t, info.start_ns, "left")), int(np.searchsorted(t, info.end_ns, "right"))
+    return ds.isel(time=slice(a, b))
+
+
 def grade(
     run: Run,
     *,
@@ -720,18 +956,34 @@ def grade(
     for skip in prov.skipped:
         out.add(str(skip.get("topic", "")), "not_decoded", "info", float(skip.get("count", 0) or 0), 0,
                 detail=str(skip.get("reason", "")))
+    from workbench.quality.kinds import classify, parse_policies, policy_for
+
+    reader = prov.reader or ""
+    policies = parse_policies(th.streams, origin="quality")
+    kinds: dict[str, StreamKind] = {}
+    candidates: dict[str, _Frozen] = {}
     for name, ds in run.streams.items():
         if ds.attrs.get("kind") == "image_encoded":
             ds = ds.drop_vars([v for v in ("data",) if v in ds.variables])
+        ds = _within_run(ds, run)
         rd = StreamPieces(ds, chunk_rows)
         st = _time_stats(rd)
-        _check_timing(name, ds, rd, st, th, out)
-        _check_clocks(name, ds, rd, st, th, out)
-        _check_values(name, ds, rd, th, out)
+        kind = kinds[name] = classify(name, ds, reader=reader, policy=policy_for(name, ds, policies), pieces=rd,
+                                      log_period=st.period)
+        if _check_clocks(name, ds, rd, st, kind, th, out) and kind.clock == "header":
+            import dataclasses
+
+            kind = kinds[name] = dataclasses.replace(
+                kind, clock="log", period_ns=st.period,
+                why=f"{kind.why}; its sensor clock jumps or goes backwards: timing on the log clock")
+        _check_timing(name, ds, rd, st, kind, th, out)
+        frozen = _check_values(name, ds, rd, th, out, kind, reader)
+        if frozen is not None:
+            candidates[name] = frozen
+    _report_frozen(candidates, th, out)
     _check_calibration(run, th, out, chunk_rows)
     findings = out.frame()
-    sev = findings["severity"].to_list()
-    return Grade(run.run_id, grade_letter(sev.count("warning"), sev.count("error")), findings)
+    return Grade(run.run_id, _letter(findings), findings, kinds=kinds)
 
 
 def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:

@@ -35,7 +35,8 @@ def checks(result):
 def test_clean_run_is_A():
     result = grade(run_of({"a": sensor(), "b": sensor(period_ms=2.5, latency_ms=1.0)}))
     assert result.grade == "A" and checks(result) == []
-    assert result.summary() == {"grade": "A", "n_warning": 0, "n_error": 0, "n_info": 0, "checks": ""}
+    assert result.summary() == {"grade": "A", "n_warning": 0, "n_error": 0, "n_info": 0, "checks": "",
+                                "why": "A: no warning or error"}
 
 
 def test_gap_is_found_with_its_window():
