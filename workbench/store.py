@@ -1212,6 +1212,8 @@ class Store:
         path_pattern = PathPattern(pattern) if pattern else None
         options = dict(options or {})
         report = IngestReport()
+        if reader is not None:
+            get_reader(reader)  # an unknown name is an error listing the readers, not "skipped"
         sources = self._collect_sources([Path(p) for p in paths], reader, report)
         if scheduler is not None:
             from workbench.parallel import ingest_sources

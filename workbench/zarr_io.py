@@ -71,7 +71,7 @@ def _dtype_name(dt: np.dtype) -> str | None:
 
 
 def _is_text(values: np.ndarray) -> bool:
-    if values.dtype.kind in "US":
+    if values.dtype.kind in "UST":
         return True
     if values.dtype.kind == "O":
         return all(isinstance(v, str) for v in values.ravel().tolist())
@@ -83,7 +83,7 @@ def supported(ds: xr.Dataset) -> bool:
     for var in ds.variables.values():
         if var.ndim == 0:
             return False  # scalars go through xarray
-        values = var.values if var.dtype.kind in "OUS" else None
+        values = var.values if var.dtype.kind in "OUST" else None
         if values is not None:
             if not _is_text(values):
                 return False
@@ -294,7 +294,7 @@ def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) 
         dims = tuple(str(d) for d in var.dims)
         arr_dir = sink.join(path, name)
         sink.makedirs(arr_dir)
-        if values.dtype.kind in "OUS":
+        if values.dtype.kind in "OUST":
             _write_text(sink, arr_dir, values, _base_meta(values.shape, attrs, dims))
             continue
         values = _little(values)
@@ -418,7 +418,7 @@ class StreamWriter:
             name = str(name)
             dims = tuple(str(d) for d in var.dims)
             grows = bool(dims) and dims[0] in APPEND_DIMS
-            if (grows and var.dtype.kind in "OUS") or any(d in APPEND_DIMS for d in dims[1:]):
+            if (grows and var.dtype.kind in "OUST") or any(d in APPEND_DIMS for d in dims[1:]):
                 return False
             attrs = _json_attrs(var.attrs)
             coords = _coordinates_attr(ds, name, var)
@@ -524,7 +524,7 @@ class StreamWriter:
             else:
                 values = v["values"]
                 shape = values.shape
-                if values.dtype.kind in "OUS":
+                if values.dtype.kind in "OUST":
                     _write_text(sink, arr_dir, values, _base_meta(values.shape, v["attrs"], v["dims"]))
                 else:
                     values = _little(values)

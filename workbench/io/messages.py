@@ -25,12 +25,13 @@ Typed mappings (type names are normalized to ``pkg/msg/Name``):
   ``/rosout_agg`` (also under a namespace, ``/robot1/rosout``) → the numeric stream as
   below (``level``, ``line``, stamps) *and* one event of kind ``"log"`` per message, at
   its log time, detail ``{"level", "severity", "message", "name", "source", "file",
-  "function", "line"}``: ``level`` is one of :data:`~workbench.io.loglevels.LEVELS`
+  "function", "line"}``; the stream also holds the text: ``text`` (the message),
+  ``node`` and ``level_name``; ``level`` is one of :data:`~workbench.io.loglevels.LEVELS`
   (``None`` for a value the ROS scheme does not define), ``severity`` the raw number,
   ``source`` the topic.
 * ``std_msgs/String`` on an events topic → the events table (JSON objects with a
-  ``"kind"`` key); on other topics the topic is skipped with reason ``"text topic"``
-  (free text is not a time series; name the topic in ``events_topics`` to keep it).
+  ``"kind"`` key); on other topics a text stream (:func:`~workbench.io.registry.text_stream`:
+  ``text`` on ``time``), shown in Run detail and logged to Rerun as text logs.
 * protobuf messages (MCAP ``protobuf`` encoding, schema embedded) are flattened by
   :mod:`workbench.io.protobuf` into the same leaf paths and mapped like the rest
   (``foxglove.CompressedImage`` / ``RawImage`` as images; a top-level ``timestamp``
@@ -59,7 +60,7 @@ from workbench.io import cdr, protobuf
 from workbench.io.cdr import Columns, Plan, Ragged
 from workbench.io.loglevels import normalize_level
 from workbench.io.protobuf import ProtobufRegistry
-from workbench.io.registry import RunData
+from workbench.io.registry import RunData, text_stream
 from workbench.model import events_from_json, stream_name
 
 if TYPE_CHECKING:
@@ -415,11 +416,12 @@ def decode_topic(
         texts = cols.text.get("data")
         if is_events and texts is not None:
             return _events(res, topic, times, list(texts))
-        return skip(
-            "text topic (std_msgs/String outside the events topics; name it in "
-            "events_topics to read it as events)",
-            cols.n,
-        )
+        if texts is None:
+            return skip(f"{buf.message_type} without its data field", cols.n)
+        # free text outside the events topics: a text stream (time, text)
+        res.streams[stream_name(topic)] = text_stream(times, texts, attrs={**attrs, "kind": "text"})
+        res.messages += cols.n
+        return res
     name = stream_name(topic)
     mapper = _MAPPERS.get(mtype)
     if mapper is None:
@@ -434,8 +436,12 @@ def decode_topic(
     logged = mtype in _LOG_SCHEMES and _is_rosout(topic)
     if logged:  # ROS log messages: the numeric stream and also one "log" event each
         res.events = _rosout_events(topic, times, cols, _LOG_SCHEMES[mtype])
-        for ds in out.values():
-            ds.attrs["text"] = "in the run's events (kind 'log')"
+        for ds in out.values():  # the text beside the numbers: message, node, level name
+            if ds.sizes.get("time") == cols.n:
+                detail = res.events["detail"].str.json_decode()
+                for var, key in (("text", "message"), ("node", "name"), ("level_name", "level")):
+                    ds[var] = ("time", np.asarray(detail.struct.field(key).fill_null("").to_list(), dtype=object))
+            ds.attrs["text"] = "also in the run's events (kind 'log')"
     res.messages += cols.n if (out or logged) else 0
     if not out and not logged and not any(s["topic"] == topic for s in res.skipped):
         skip(f"{buf.message_type} has no numeric fields", cols.n)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from workbench.model import FACTOR_GROUPS, ConfigError, ReaderError, Scalar, empty_events
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
     import xarray as xr
 
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_FACTOR_TEXT",
     "factor_key",
     "scalar_factors",
+    "text_stream",
 ]
 
 ENTRY_POINT_GROUP = "workbench.readers"
@@ -78,6 +80,17 @@ class RunData:
         Reader-specific provenance (attachments, salvage, header info).
     name
         A readable label, e.g. the file stem and episode.
+    source, size_bytes
+        The file this run's data sits in and the bytes that are its share, when the
+        input holds many runs (a LeRobot episode's Parquet file and its rows' share of
+        it plus its videos); empty/``None``: the input's first file and all its bytes.
+        Shown as the catalog's ``source`` and ``size_bytes``; the run id still comes
+        from every file of the input.
+    wall_clock
+        ``(offset_ns, how)`` when the log's clock is not wall-clock time but the log
+        says how to get it: add *offset_ns* to its times for UTC (a ULog's GPS time, an
+        HDF5 file's ``date``/``time`` attributes); *how* names the source. The catalog's
+        ``start`` is then the wall-clock start and ``start_clock`` says where it came from.
     span
         The run's ``(start_ns, end_ns)`` when the log states it (a ULog's own start and
         last timestamp); ``None``: from the first to the last sample or event. Values a
@@ -93,6 +106,9 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     span: tuple[int, int] | None = None
+    source: str = ""
+    size_bytes: int | None = None
+    wall_clock: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.factors) - set(FACTOR_GROUPS))
@@ -318,3 +334,37 @@ def _not_a_factor(value: Any) -> str | None:
     if value is None:
         return "no value"
     return f"{type(value).__name__}, not a scalar"
+
+
+def text_stream(
+    times: Iterable[int] | np.ndarray,
+    texts: Iterable[Any],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    **more: Iterable[Any],
+) -> xr.Dataset:
+    """A text stream: ``text`` (strings) on ``time``, plus *more* variables alike
+    (``level=…``, ``severity=…``); ``None`` values become empty strings.
+
+    Examples
+    --------
+    >>> ds = text_stream([1, 2], ["armed", None], level=["info", "error"])
+    >>> ds["text"].values.tolist(), ds["level"].values.tolist(), ds.attrs["kind"]
+    (['armed', ''], ['info', 'error'], 'text')
+    """
+    import numpy as np
+    import xarray as xr
+
+    t = np.asarray(list(times) if not isinstance(times, np.ndarray) else times, dtype=np.int64)
+
+    def column(values: Iterable[Any]) -> np.ndarray:
+        vals = list(values)
+        if vals and all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+                        for v in vals):
+            return np.asarray(vals)
+        return np.asarray(["" if v is None else (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+                           for v in vals], dtype=object)
+
+    data = {"text": ("time", column(texts))}
+    data.update({k: ("time", column(v)) for k, v in more.items()})
+    return xr.Dataset(data, coords={"time": ("time", t)}, attrs={**(attrs or {}), "kind": "text"})

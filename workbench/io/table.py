@@ -3,8 +3,9 @@
 The time column is found by name (``time``, ``timestamp``, ``t``, ``stamp``,
 ``log_time``, ``__time``, …) unless given; its unit is inferred from its magnitude
 (seconds, milliseconds, microseconds or nanoseconds since the epoch, or relative)
-unless given. Every other numeric column becomes a variable on the ``time`` dimension;
-a column named ``kind`` with a ``detail`` column next to it is not special: event
+unless given. Every other numeric column becomes a variable on the ``time`` dimension
+(a text column of numbers with ``nan``/``inf`` among them is read as numbers); a text
+column is kept as a text variable (strings); a column named ``kind`` with a ``detail`` column next to it is not special: event
 tables come from log readers.
 
 Examples
@@ -148,13 +149,21 @@ class TableReader(ReaderEntrypoint):
             if name == col:
                 continue
             series = df[name]
+            if series.dtype == pl.String:
+                # numbers written as text with "nan"/"inf" among them (bagpy writes NaN as
+                # the text nan): numbers; anything else stays as text, never dropped
+                as_float = series.str.strip_chars().cast(pl.Float64, strict=False)
+                if as_float.null_count() == series.null_count():
+                    series = as_float
             if series.dtype.is_numeric() or series.dtype == pl.Boolean:
                 values = series.to_numpy()
                 if values.dtype == object:
                     values = series.cast(pl.Float64).to_numpy()
                 data_vars[_var_name(name)] = ("time", values[order])
+            elif series.dtype == pl.String:
+                data_vars[_var_name(name)] = ("time", np.asarray(series.fill_null("").to_list(), dtype=object)[order])
             else:
-                skipped.append({"topic": name, "reason": f"non-numeric column ({series.dtype})"})
+                skipped.append({"topic": name, "reason": f"column of type {series.dtype} (not numbers or text)"})
         name = stream or stream_name(path.stem)
         ds = xr.Dataset(
             data_vars, coords={"time": ("time", time_ns[order])}, attrs={"source": p}

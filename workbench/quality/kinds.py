@@ -456,7 +456,7 @@ def classify(
     frozen = settings.get("frozen", "auto")
 
     has_numeric = any(v.dtype.kind in "fiub" for v in ds.data_vars.values() if "time" in v.dims)
-    has_text = any(v.dtype.kind in "OUS" for v in ds.data_vars.values() if "time" in v.dims)
+    has_text = any(v.dtype.kind in "OUST" for v in ds.data_vars.values() if "time" in v.dims)
 
     def log_pieces() -> Any:
         return (p["time"] for _, _, _, p in rd.pieces(["time"], before=1))

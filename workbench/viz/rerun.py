@@ -13,6 +13,8 @@ Entity tree (``<label>`` is readable and unique, see :func:`run_labels`)::
     /runs/<label>/<stream>/<var>               Scalars, a (time,) variable
     /runs/<label>/<stream>/<var>/<component>   Scalars, one entity per joint/axis/quat component
     /runs/<label>/<stream>/<var>               BarChart, a (time, n) variable with n > 32
+    /runs/<label>/<stream>/<var>               TextLog, a text variable (log lines, std_msgs/String,
+                                               CSV text; a ``text`` variable with its level and node)
     /runs/<label>/<stream>                     EncodedImage (JPEG/PNG frames as stored) or Image
     /runs/<label>/tf/<parent>/…/<child>        Transform3D (translation + quaternion)
 
@@ -381,11 +383,18 @@ def _plan_run(rr: Any, run: Run, label: str, patterns: list[str] | None) -> _Run
             path = "/".join([f"{root}/tf", *(_part(rr, f) for f in chains[child])])
             plan.entities.append(Entity(path, "Transform3D", name, rows=1 if name.startswith("tf_static") else n))
             continue
+        text_vars = [str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in "OUST"]
         for var in ds.data_vars:
             da = ds[var]
             vpath = f"{base}/{_part(rr, var)}"
             if da.dims[:1] != ("time",):
                 plan.skipped.append({"stream": name, "variable": str(var), "reason": f"dims {da.dims} do not start with time"})
+                continue
+            if str(var) in text_vars:
+                # text (log lines, std_msgs/String, CSV text): one text log entry per sample; a
+                # stream with a ``text`` variable shows it, its level and node folded in
+                if "text" not in text_vars or var == "text":
+                    plan.entities.append(Entity(vpath, "TextLog", name, str(var), None, n))
                 continue
             if da.dtype.kind not in "biuf":
                 plan.skipped.append({"stream": name, "variable": str(var), "reason": f"{da.dtype} values are not numeric"})
@@ -713,6 +722,22 @@ def _log_transform(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) 
     return int(tr.shape[0])
 
 
+_TEXT_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR",
+                "FATAL": "CRITICAL", "CRITICAL": "CRITICAL"}
+
+
+def _log_text(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) -> int:
+    texts = ["" if v is None else str(v) for v in ds[e.variable].values.tolist()]
+    if e.variable == "text" and "node" in ds and ds["node"].dtype.kind in "OUST":
+        texts = [f"[{n}] {t}" if n else t for n, t in zip(ds["node"].values.tolist(), texts, strict=True)]
+    lv = next((v for v in ("level_name", "level") if v in ds and ds[v].dtype.kind in "OUST"), None)
+    levels = ([_TEXT_LEVELS.get(str(x).upper(), "INFO") for x in ds[lv].values.tolist()] if lv and e.variable == "text"
+              else ["INFO"] * len(texts))
+    rr.send_columns(e.path, indexes=index.columns, columns=rr.TextLog.columns(text=texts, level=levels),
+                    recording=rec, strict=True)
+    return len(texts)
+
+
 def _log_events(rr: Any, rec: Any, plan: _RunPlan, shift: int) -> None:
     ev = plan.run.events
     if ev.height == 0:
@@ -842,6 +867,11 @@ def _log_plan(rr: Any, rec: Any, plan: _RunPlan, alignment: RunAlignment) -> tup
     for name, ents in by_stream.items():
         ds = run.streams[name]
         index = _Index(rr, _times(ds), shift)
+        for e in [e for e in ents if e.archetype == "TextLog"]:
+            _log_text(rr, rec, ds, e, index)
+        ents = [e for e in ents if e.archetype != "TextLog"]
+        if not ents:
+            continue
         arch = ents[0].archetype
         if arch in ("Scalars", "BarChart"):
             scalars += _log_scalars(rr, rec, ds, ents, index)
