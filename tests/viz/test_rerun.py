@@ -480,3 +480,22 @@ def test_served_viewer_renders_the_runs(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+def test_text_streams_are_logged_as_text_logs_and_read_back(real_data: Path, tmp_path: Path) -> None:
+    store = wb.open_store(tmp_path / "store")
+    (rid,) = store.ingest([real_data / "ros2_bag/mcap/rosbag2_talker"]).ingested
+    run = store.load(rid)
+    out = tmp_path / "text.rrd"
+    log = wbr.log_runs([run], out=out)
+    label = log.labels[run.run_id]
+    ents = read_rrd(out)["entities"]
+    topic = ents[f"/runs/{label}/topic/text"]
+    assert topic["rows"] == 10
+    texts = [v[0] if isinstance(v, list) else v for v in topic["cols"]["TextLog:text"].to_pylist()]
+    assert texts[0] == "Hello, world! 0" and texts[-1] == "Hello, world! 9"
+    rosout = ents[f"/runs/{label}/rosout/text"]
+    levels = {v[0] if isinstance(v, list) else v for v in rosout["cols"]["TextLog:level"].to_pylist()}
+    assert rosout["rows"] == 10 and levels == {"INFO"}
+    assert all(t.startswith("[") and "Publishing: 'Hello, world!" in t
+               for t in (v[0] if isinstance(v, list) else v for v in rosout["cols"]["TextLog:text"].to_pylist()))
+
+

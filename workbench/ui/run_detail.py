@@ -3,7 +3,8 @@
 The selected runs (the first ``max_runs``) are loaded from the store and plotted on
 one timeline aligned on their start or on an event (``event:grasp``): one panel per
 chosen signal, the runs' events as vertical lines, quality findings shaded. Below,
-the provenance of each run (source files with sha256, reader, factors). A person can
+their text (log lines, ``std_msgs/String`` topics, CSV text columns) in one table on
+the same timeline, and the provenance of each run (source files with sha256, reader, factors). A person can
 label the selected runs' outcome with a failure mode or note (``store.label``: who and
 when are recorded; the label beats every rule and the catalog shows it at once).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import numpy as np
 import panel as pn
 import param
 import polars as pl
@@ -29,6 +31,8 @@ _COUNTERS = ("index", "timestamp", "episode", "frame", "seq")
 """Words of a variable name that make it a counter rather than a signal worth plotting first."""
 ALIGN_CHOICES = ("start", "event:grasp", "event:slip", "event:success", "event:failure")
 """Alignments offered (``workbench.sync.align_runs``)."""
+MAX_TEXT_ROWS = 5_000
+"""Text rows shown at most (the first by time)."""
 
 
 class RunDetail(pn.viewable.Viewer):
@@ -60,6 +64,9 @@ class RunDetail(pn.viewable.Viewer):
         self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["wb-run-detail-plot"])
         self.provenance = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                                layout="fit_data_table", css_classes=["wb-provenance"])
+        self.texts = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                          layout="fit_data_stretch", pagination="local", page_size=20,
+                                          css_classes=["wb-texts"])
         self.status = pn.pane.Markdown("Select runs (table, heatmap cell or grid cell) to see them here.",
                                        margin=(0, 10), css_classes=["wb-run-detail-status"])
         # labels by people: the selected runs' outcome and failure mode, stored through store.label
@@ -180,6 +187,7 @@ class RunDetail(pn.viewable.Viewer):
             self.runs = []
             self.plot.objects = []
             self.provenance.value = None
+            self.texts.value = None
             self.status.object = "Select runs (table, heatmap cell or grid cell) to see them here."
             return
         self.runs = self.data.load_runs(ids)
@@ -188,6 +196,7 @@ class RunDetail(pn.viewable.Viewer):
         self.status.object = f"**{len(ids)}** run(s) shown" + (f" (first {len(ids)} of {len(self.data.selection)} selected)" if more > 0 else "")
         self.provenance.value = self.provenance_frame().to_pandas()
         self.redraw()
+        self.texts.value = self.text_frame().to_pandas()
 
     def label_selected(self, outcome: str, note: str = "") -> list[str]:
         """Label every selected run's outcome (with *note* as the reason, e.g. a failure
@@ -213,6 +222,37 @@ class RunDetail(pn.viewable.Viewer):
         why = f" ({html.escape(note)})" if note else ""
         self.label_status.object = f"Labelled **{len(done)}** run(s) as **{html.escape(outcome)}**{why}."
         return done
+
+    def text_frame(self, limit: int = MAX_TEXT_ROWS) -> pl.DataFrame:
+        """The shown runs' text streams (log lines, ``std_msgs/String``, CSV text), one
+        row per sample: run, seconds on the common timeline, stream, level, text; the
+        first *limit* rows by time."""
+        from workbench.sync import align_runs
+
+        schema = {"run": pl.String, "t_s": pl.Float64, "stream": pl.String, "level": pl.String, "text": pl.String}
+        frames = []
+        if not self.runs:
+            return pl.DataFrame(schema=schema)
+        shifts = (self._alignment or align_runs(self.runs, on="start")).shifts
+        for run in self.runs:
+            for name, ds in run.streams.items():
+                for var in [str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in "OUST"]:
+                    if "text" in ds and var != "text":
+                        continue  # a log stream: its text, with its level beside it
+                    lv = next((v for v in ("level_name", "level") if v in ds and ds[v].dtype.kind in "OUST"), None)
+                    n = int(ds.sizes["time"])
+                    t = np.asarray(ds["time"].values[:limit], dtype=np.int64)
+                    frames.append(pl.DataFrame({
+                        "run": [run.info.name or run.run_id] * min(n, limit),
+                        "t_s": (t - shifts.get(run.run_id, run.info.start_ns)) / 1e9,
+                        "stream": [name if var == "text" else f"{name}.{var}"] * min(n, limit),
+                        "level": ([str(x) for x in ds[lv].values[:limit].tolist()] if lv and var == "text"
+                                  else [None] * min(n, limit)),
+                        "text": [str(x) for x in ds[var].values[:limit].tolist()],
+                    }, schema=schema))
+        if not frames:
+            return pl.DataFrame(schema=schema)
+        return pl.concat(frames).sort("t_s").head(limit)
 
     def provenance_frame(self) -> pl.DataFrame:
         """One row per shown run: id, name, source path, sha256, size, reader, factors."""
@@ -246,5 +286,9 @@ class RunDetail(pn.viewable.Viewer):
                         self.label_button, self.label_status, sizing_mode="stretch_width")
         marks = pn.Row(pn.pane.Markdown("**Mark a window:**", margin=(12, 10)), self.mark_kind, self.mark_from,
                        self.mark_to, self.mark_note, self.mark_button, self.mark_status, sizing_mode="stretch_width")
-        return pn.Column(self.status, controls, labels, marks, self.plot, pn.pane.Markdown("#### Provenance", margin=(0, 10)),
-                         self.provenance, sizing_mode="stretch_width")
+        texts = pn.Column(pn.pane.Markdown("#### Text: log lines and text streams", margin=(0, 10)), self.texts,
+                          visible=self.texts.param.value.rx.pipe(lambda v: v is not None and len(v) > 0),
+                          sizing_mode="stretch_width")
+        return pn.Column(self.status, controls, labels, marks, self.plot, texts,
+                         pn.pane.Markdown("#### Provenance", margin=(0, 10)), self.provenance,
+                         sizing_mode="stretch_width")
