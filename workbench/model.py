@@ -139,6 +139,14 @@ class Provenance:
         What could not be decoded, each with ``topic`` and ``reason``.
     extra
         Reader-specific facts (attachments, salvage, file header…).
+    source, size_bytes
+        The file holding this run's data and the bytes that are its share, when the
+        input holds many runs (a LeRobot episode); ``""``/``None``: the first source
+        and all their bytes.
+    wall_clock_offset_ns, wall_clock
+        Nanoseconds to add to the run's times for UTC, and where that came from (a
+        ULog's GPS time, an HDF5 file's date and time), when the log's own clock is not
+        wall-clock time; ``None``/``""`` otherwise.
     """
 
     sources: tuple[SourceFile, ...] = ()
@@ -152,6 +160,10 @@ class Provenance:
     overrides: tuple[dict[str, Any], ...] = ()
     skipped: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    size_bytes: int | None = None
+    wall_clock_offset_ns: int | None = None
+    wall_clock: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary."""

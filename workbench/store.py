@@ -136,12 +136,15 @@ _BASE_COLUMNS = (
     "name",
     "outcome",
     "start",
+    "start_clock",
     "duration_s",
     "n_streams",
     "n_events",
     "n_skipped",
     "salvaged",
     "reader",
+    "format_version",
+    "fps",
     "source",
     "size_bytes",
     "ingested_at",
@@ -352,20 +355,24 @@ def _typed_nulls(a: pl.DataFrame, b: pl.DataFrame) -> list[pl.DataFrame]:
 def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]]) -> dict[str, Any]:
     info = RunInfo.from_dict(manifest["info"])
     prov = info.provenance
+    start, start_clock = wall_clock_start(info)
     row: dict[str, Any] = {
         "run_id": info.run_id,
         "name": info.name,
         "outcome": manifest.get("outcome"),
         "outcome_ns": manifest.get("outcome_ns"),
-        "start": info.start_ns,
+        "start": start,
         "duration_s": info.duration_s,
         "n_streams": len(manifest.get("streams", {})),
         "n_events": int(manifest.get("n_events", 0)),
         "n_skipped": len(prov.skipped),
         "salvaged": bool(prov.extra.get("salvaged")),
+        "start_clock": start_clock,
         "reader": prov.reader,
-        "source": prov.sources[0].path if prov.sources else "",
-        "size_bytes": sum(s.size for s in prov.sources),
+        "format_version": _format_version(prov.extra),
+        "fps": _fps(prov.extra),
+        "source": prov.source or (prov.sources[0].path if prov.sources else ""),
+        "size_bytes": prov.size_bytes if prov.size_bytes is not None else sum(s.size for s in prov.sources),
         "ingested_at": prov.ingested_at,
         "start_ns": info.start_ns,
         "end_ns": info.end_ns,
@@ -382,6 +389,55 @@ def _catalog_row(manifest: dict[str, Any], annotations: dict[str, dict[str, Any]
                 continue  # nested provenance (e.g. a label's history) stays in the annotation
             row[f"{section}.{key}" if key != section else section] = value
     return row
+
+
+WALL_CLOCK_FROM_NS = 946_684_800 * 10**9
+"""Times from 2000-01-01 on are taken as wall-clock (epoch) times; earlier ones as a
+clock that starts near zero (boot-relative, episode-relative, synthetic)."""
+_CLOCK_NAMES = {
+    "boot": "boot-relative (no wall time in the log)",
+    "episode": "episode-relative (no wall time in the dataset)",
+    "synthetic": "synthetic (sample index at a nominal rate)",
+}
+
+
+def wall_clock_start(info: RunInfo) -> tuple[int | None, str]:
+    """The run's wall-clock start (ns since the epoch, UTC) and where it came from.
+
+    The log's own clock when it is wall-clock time; else the offset the reader found
+    (a ULog's GPS UTC time, an HDF5 file's date and time attributes); else ``None``
+    with the kind of clock the log has (boot-relative, episode-relative, synthetic).
+
+    Examples
+    --------
+    >>> from workbench.model import Provenance, RunInfo
+    >>> wall_clock_start(RunInfo("r", start_ns=1_700_000_000 * 10**9, end_ns=1_700_000_001 * 10**9))
+    (1700000000000000000, 'log clock')
+    >>> prov = Provenance(extra={"clock": "boot"}, wall_clock_offset_ns=1_600_000_000 * 10**9, wall_clock="GPS UTC")
+    >>> wall_clock_start(RunInfo("r", start_ns=5 * 10**9, end_ns=6 * 10**9, provenance=prov))
+    (1600000005000000000, 'GPS UTC')
+    >>> wall_clock_start(RunInfo("r", start_ns=5 * 10**9, end_ns=6 * 10**9, provenance=Provenance(extra={"clock": "boot"})))
+    (None, 'boot-relative (no wall time in the log)')
+    """
+    prov = info.provenance
+    if prov.wall_clock_offset_ns is not None:
+        return info.start_ns + int(prov.wall_clock_offset_ns), prov.wall_clock or "reader"
+    clock = str(prov.extra.get("clock") or "")
+    if info.start_ns >= WALL_CLOCK_FROM_NS and clock not in _CLOCK_NAMES:
+        return info.start_ns, "log clock"
+    if info.start_ns == info.end_ns == 0:
+        return None, "no samples"
+    return None, _CLOCK_NAMES.get(clock, "relative (no wall time in the log)")
+
+
+def _format_version(extra: dict[str, Any]) -> str | None:
+    v = extra.get("format_version", extra.get("codebase_version"))
+    return None if v is None else str(v)
+
+
+def _fps(extra: dict[str, Any]) -> float | None:
+    v = extra.get("fps")
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 _SQL_OPS = (("==", "="),)
@@ -1493,6 +1549,10 @@ class Store:
             overrides=tuple(_json_safe(overrides)),
             skipped=tuple(_json_safe(data.skipped)),
             extra=_json_safe(data.extra),
+            source=str(Path(data.source).resolve()) if data.source else "",
+            size_bytes=data.size_bytes,
+            wall_clock_offset_ns=data.wall_clock[0] if data.wall_clock else None,
+            wall_clock=data.wall_clock[1] if data.wall_clock else "",
         )
         groups: dict[str, dict[str, Scalar]] = {g: {} for g in FACTOR_GROUPS}
         for dotted, value in merged.items():

@@ -295,3 +295,30 @@ def test_bad_files_name_the_file(real_data: Path, tmp_path: Path) -> None:
         list(reader.read(trunc))
     with pytest.raises(ReaderError, match="rate_hz"):
         list(reader.read(real_data / WIPE, rate_hz=0.0))
+
+
+@pytest.mark.parametrize("rel", [SAWYER, WIPE])
+def test_each_demo_has_its_bytes_and_the_files_wall_clock(real_data: Path, tmp_path: Path, rel: str) -> None:
+    import datetime as dt
+
+    import workbench as wb
+
+    path = real_data / rel
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([path])
+    cat = store.runs().sort("scenario.demo")
+    with h5py.File(path) as fh:
+        attrs = dict(fh["data"].attrs)
+        expected = {}
+        for demo in fh["data"]:
+            sizes = []
+            fh["data"][demo].visititems(lambda _n, o, sizes=sizes: sizes.append(o.id.get_storage_size())
+                                        if isinstance(o, h5py.Dataset) else None)
+            expected[int(demo.split("_")[1])] = sum(sizes)
+    assert dict(zip(cat["scenario.demo"].to_list(), cat["size_bytes"].to_list(), strict=True)) == expected
+    assert sum(expected.values()) <= path.stat().st_size
+    assert set(cat["source"].to_list()) == {str(path.resolve())}
+    month, day, year = (int(x) for x in attrs["date"].split("-"))
+    when = dt.datetime(year, month, day, *(int(x) for x in attrs["time"].split(":")), tzinfo=dt.UTC)
+    assert set(cat["start"].to_list()) == {when}
+    assert all(c.startswith("HDF5 date/time attributes") for c in cat["start_clock"].to_list())

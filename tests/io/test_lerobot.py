@@ -520,3 +520,49 @@ def test_bad_inputs_name_the_file(real_data: Path, tmp_path: Path) -> None:
     data.write_bytes(b"")
     with pytest.raises(ReaderError, match="file-000.parquet"):
         list(reader.read(ds))
+
+
+def _row_group_share(path: Path, rows: np.ndarray) -> float:
+    """The reference: each row group's compressed bytes shared by its rows (pyarrow
+    metadata), plus the file's bytes outside row groups shared by all rows."""
+    md = pq.ParquetFile(path).metadata
+    groups, lo, share = 0, 0, 0.0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        nbytes = sum(rg.column(j).total_compressed_size for j in range(rg.num_columns))
+        groups += nbytes
+        mine = np.count_nonzero((rows >= lo) & (rows < lo + rg.num_rows))
+        share += nbytes * mine / rg.num_rows
+        lo += rg.num_rows
+    return share + (path.stat().st_size - groups) * len(rows) / md.num_rows
+
+
+@pytest.mark.parametrize("dataset", [V21, V30])
+def test_each_episode_has_its_own_source_and_bytes_in_the_catalog(real_data: Path, tmp_path: Path, dataset: str) -> None:
+    import workbench as wb
+
+    root = real_data / dataset
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([root])
+    cat = store.runs().sort("scenario.episode")
+    info = json.loads((root / "meta/info.json").read_text())
+    assert set(cat["format_version"].to_list()) == {info["codebase_version"]}
+    assert set(cat["fps"].to_list()) == {float(info["fps"])}
+    assert cat["start"].null_count() == cat.height and set(cat["start_clock"].to_list()) == {
+        "episode-relative (no wall time in the dataset)"}
+    whole = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    by_file: dict[str, int] = {}
+    for row in cat.iter_rows(named=True):
+        src = Path(row["source"])
+        assert src.is_file() and src.suffix == ".parquet" and src.is_relative_to(root / "data")
+        episodes = pq.read_table(src, columns=["episode_index"])["episode_index"].to_numpy()
+        rows = np.flatnonzero(episodes == row["scenario.episode"])
+        videos = sum(p.stat().st_size for p in root.glob(f"videos/*/*/episode_{row['scenario.episode']:06d}.mp4"))
+        assert row["size_bytes"] == pytest.approx(_row_group_share(src, rows) + videos, abs=1)
+        assert row["size_bytes"] < whole
+        by_file[str(src)] = by_file.get(str(src), 0) + row["size_bytes"] - videos
+    if dataset == V30:  # four episodes share one file: their shares add up to it
+        (shared,) = by_file
+        assert by_file[shared] == pytest.approx(Path(shared).stat().st_size, abs=len(cat))
+    else:  # one file per episode: the whole file
+        assert all(n == Path(f).stat().st_size for f, n in by_file.items())

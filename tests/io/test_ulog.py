@@ -298,3 +298,30 @@ def test_run_spans_the_logs_own_start_and_last_timestamp(real_data: Path, tmp_pa
     info = store.info(store.run_ids()[0])
     assert (info.start_ns, info.end_ns) == run.span
     assert info.duration_s == pytest.approx((ulog.last_timestamp - ulog.start_timestamp) / 1e6)
+
+
+@pytest.mark.parametrize("key", sorted(FILES))
+def test_wall_clock_start_from_gps_utc_as_pyulog_reads_it(real_data: Path, tmp_path: Path, key: str) -> None:
+    import workbench as wb
+
+    path = real_data / FILES[key]
+    ulog = ULog(str(path))
+    offsets = []
+    for d in ulog.data_list:
+        if d.name in ("vehicle_gps_position", "sensor_gps") and "time_utc_usec" in d.data:
+            utc, t = d.data["time_utc_usec"].astype(np.int64), d.data["timestamp"].astype(np.int64)
+            ok = utc > 0
+            if ok.any():
+                offsets.append((d.name, int(np.median(utc[ok] - t[ok])) * 1000))
+                break
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([path])
+    row = store.runs().row(0, named=True)
+    if offsets:
+        topic, offset = offsets[0]
+        expected = ulog.start_timestamp * 1000 + offset
+        assert abs(row["start"].timestamp() * 1e9 - expected) < 1e3  # datetime keeps µs
+        assert row["start_clock"] == f"GPS UTC ({topic}.time_utc_usec)"
+        assert row["start"].year >= 2015
+    else:
+        assert row["start"] is None and row["start_clock"] == "boot-relative (no wall time in the log)"

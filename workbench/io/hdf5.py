@@ -458,6 +458,9 @@ class Hdf5Reader(ReaderEntrypoint):
             skipped=skipped,
             extra=extra,
             name=f"{Path(p).stem} {demo}",
+            source=p,
+            size_bytes=_storage_bytes(group),
+            wall_clock=_file_wall_clock(data_attrs),
         )
 
     # ----------------------------------------------------------------- generic
@@ -590,6 +593,39 @@ class Hdf5Reader(ReaderEntrypoint):
             extra=extra,
             name=Path(p).stem,
         )
+
+
+def _storage_bytes(group: h5py.Group) -> int:
+    """Bytes stored for every dataset under *group* (a demo's share of its file)."""
+    import h5py
+
+    total = 0
+
+    def visit(_name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += int(obj.id.get_storage_size())
+
+    group.visititems(visit)
+    return total
+
+
+def _file_wall_clock(attrs: dict[str, Any]) -> tuple[int, str] | None:
+    """Offset to UTC from robosuite's ``date`` (month-day-year) and ``time``
+    (hour:minute:second) attributes, when the file has them: the moment the file was
+    written, in the recording machine's local time (its zone is not recorded)."""
+    import datetime as dt
+
+    date, time = attrs.get("date"), attrs.get("time")
+    if not isinstance(date, str) or not isinstance(time, str):
+        return None
+    try:
+        month, day, year = (int(x) for x in date.split("-"))
+        hour, minute, second = (int(x) for x in time.split(":"))
+        when = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return int(when.timestamp()) * 10**9, "HDF5 date/time attributes (when the file was written; local time, zone unknown)"
 
 
 def _masks(fh5: h5py.File) -> dict[str, set[str]]:

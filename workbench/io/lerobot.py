@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPISODES_DIR",
+    "episode_bytes",
     "EPISODE_BOOKKEEPING",
     "EPISODES_JSONL_PATH",
     "INFO_PATH",
@@ -548,9 +549,13 @@ class LeRobotReader(ReaderEntrypoint):
         missing_idx = [ep.index for ep in missing]
 
         cache: dict[str, pa.Table] = {}
+        rows_of: dict[str, np.ndarray] = {}
         for n, ep in enumerate(present):
-            table = self._episode_table(meta, ep, cache)
+            table = self._episode_table(meta, ep, cache, rows_of)
             run = self._episode_run(meta, ep, table)
+            assert ep.data_file is not None
+            run.source = str(meta.root / ep.data_file)
+            run.size_bytes = episode_bytes(meta.root / ep.data_file, rows_of[ep.data_file]) + _video_bytes(meta, ep)
             run.extra["missing_episodes"] = missing_idx
             if n == 0:
                 run.skipped[:0] = missing_skipped
@@ -561,7 +566,7 @@ class LeRobotReader(ReaderEntrypoint):
     # ----------------------------------------------------------------- helpers
 
     def _episode_table(
-        self, meta: _Meta, ep: _Episode, cache: dict[str, pa.Table]
+        self, meta: _Meta, ep: _Episode, cache: dict[str, pa.Table], rows_of: dict[str, np.ndarray]
     ) -> pa.Table:
         import pyarrow.compute as pc
 
@@ -570,8 +575,11 @@ class LeRobotReader(ReaderEntrypoint):
             cache.clear()
             cache[ep.data_file] = _read_parquet(meta.root / ep.data_file)
         table = cache[ep.data_file]
+        rows_of.clear()
+        rows_of[ep.data_file] = np.arange(table.num_rows)
         if "episode_index" in table.column_names:
             mask = pc.equal(table.column("episode_index"), ep.index)
+            rows_of[ep.data_file] = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
             table = table.filter(mask)
         if table.num_rows == 0:
             msg = f"{str(meta.root / ep.data_file)!r}: no rows for episode {ep.index}"
@@ -769,6 +777,63 @@ class LeRobotReader(ReaderEntrypoint):
             extra=extra,
             name=f"{meta.root.name} episode {ep.index}",
         )
+
+
+def episode_bytes(path: Path, rows: np.ndarray) -> int:
+    """The bytes of a Parquet file that hold *rows* (positions in the file).
+
+    Each row group's compressed bytes are shared among its rows, and what lies outside
+    the row groups (header, footer) among all rows of the file, so the episodes of a
+    file add up to its size. One file per episode: the whole file.
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+    >>> path = Path(tempfile.mkdtemp()) / "f.parquet"
+    >>> pq.write_table(pa.table({"episode_index": [0] * 50 + [1] * 150}), path, row_group_size=100)
+    >>> a, b = episode_bytes(path, np.arange(50)), episode_bytes(path, np.arange(50, 200))
+    >>> a + b == path.stat().st_size, a < b
+    (True, True)
+    """
+    import pyarrow.parquet as pq
+
+    size = path.stat().st_size
+    md = pq.ParquetFile(path).metadata
+    total_rows = md.num_rows
+    if total_rows == 0 or len(rows) == total_rows:
+        return size if len(rows) == total_rows else 0
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    in_groups = 0
+    share = 0.0
+    lo = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        nbytes = sum(rg.column(j).total_compressed_size for j in range(rg.num_columns))
+        in_groups += nbytes
+        hi = lo + rg.num_rows
+        count = int(np.searchsorted(rows, hi) - np.searchsorted(rows, lo))
+        if rg.num_rows:
+            share += nbytes * count / rg.num_rows
+        lo = hi
+    share += max(size - in_groups, 0) * len(rows) / total_rows
+    return round(share)
+
+
+def _video_bytes(meta: _Meta, ep: _Episode) -> int:
+    """The episode's share of its video files: a whole file of its own (v2), or its
+    frames' share of a file it shares with other episodes (v3)."""
+    total = 0
+    for vrel, _from_ts in ep.videos.values():
+        path = meta.root / vrel
+        if not path.is_file():
+            continue
+        sharing = [e for e in meta.episodes if any(v == vrel for v, _ in e.videos.values())]
+        frames = sum(e.length or 0 for e in sharing)
+        if len(sharing) <= 1 or not frames:
+            total += path.stat().st_size
+        else:
+            total += round(path.stat().st_size * (ep.length or 0) / frames)
+    return total
 
 
 def _split_of(splits: Any, index: int) -> str | None:

@@ -348,7 +348,7 @@ class ULogReader(ReaderEntrypoint):
         }
         if unsorted:
             extra["reordered"] = sorted(unsorted)
-        offset = _boot_to_utc(streams, mapping)
+        offset, gps = _boot_to_utc(streams, mapping)
         if offset is not None:
             extra["boot_to_utc_ns"] = offset
         return RunData(
@@ -362,20 +362,22 @@ class ULogReader(ReaderEntrypoint):
             # the log's own start and last timestamp: each topic's last known state,
             # logged at the start with its older stamp, does not extend the run
             span=(int(ulog.start_timestamp) * 1000, max(int(ulog.last_timestamp), int(ulog.start_timestamp)) * 1000),
+            wall_clock=(offset, f"GPS UTC ({gps}.time_utc_usec)") if offset is not None else None,
         )
 
 
 def _boot_to_utc(
     streams: dict[str, xr.Dataset], mapping: dict[str, dict[str, Any]]
-) -> int | None:
+) -> tuple[int | None, str]:
+    """(offset from boot time to UTC in ns, the GPS topic it came from) or (None, "")."""
     for name, m in mapping.items():
         if m["topic"] in _GPS_TOPICS and "time_utc_usec" in streams[name]:
             ds = streams[name]
             utc = ds["time_utc_usec"].values.astype(np.int64)
             ok = utc > 0
             if np.any(ok):
-                return int(np.median(utc[ok] * 1000 - ds["time"].values[ok]))
-    return None
+                return int(np.median(utc[ok] * 1000 - ds["time"].values[ok])), str(m["topic"])
+    return None, ""
 
 
 def _log_detail(m: Any) -> dict[str, Any]:
