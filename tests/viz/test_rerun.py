@@ -499,3 +499,33 @@ def test_text_streams_are_logged_as_text_logs_and_read_back(real_data: Path, tmp
                for t in (v[0] if isinstance(v, list) else v for v in rosout["cols"]["TextLog:text"].to_pylist()))
 
 
+
+
+def test_lerobot_video_frames_reach_the_replay(real_data: Path, tmp_path: Path) -> None:
+    """The MP4 is logged once (an asset the viewer decodes lazily) and every frame of
+    the episode references its own frame of the file, as PyAV reads the file."""
+    import av
+
+    store = wb.open_store(tmp_path / "store")
+    root = real_data / "lerobot/v21_unitree_g1_inspire"
+    store.ingest([root])
+    with_video = [r for r in store.run_ids() if "observation.images.cam_high" in store.load(r).streams]
+    assert len(with_video) == 2  # the two episodes whose MP4 is in the folder
+    run = store.load(with_video[0], lazy=False)
+    ds = run.streams["observation.images.cam_high"]
+    mp4 = root / ds.attrs["path"]
+    with av.open(str(mp4)) as container:
+        stream = container.streams.video[0]
+        pts = sorted(int(round(float(p.pts * p.time_base) * 1e9)) for p in container.demux(stream) if p.pts is not None)
+    out = tmp_path / "video.rrd"
+    log = wbr.log_runs([run], out=out)
+    label = log.labels[run.run_id]
+    ent = read_rrd(out)["entities"][f"/runs/{label}/observation.images.cam_high"]
+    assert log.n_frames == ds.sizes["time"] == ent["rows"] == len(pts)
+    (blob,) = ent["static"]["AssetVideo:blob"]
+    assert len(blob) == mp4.stat().st_size
+    refs = [v[0] if isinstance(v, list) else v for v in ent["cols"]["VideoFrameReference:timestamp"].to_pylist()]
+    # each sample shows the frame at its own video time (within a microsecond of PyAV's)
+    assert np.abs(np.array(refs) - np.array(pts)).max() < 1_000
+    assert ns(ent["cols"]["log_time"]).tolist() == ds["time"].values.tolist()
+    assert not log.skipped[run.run_id]

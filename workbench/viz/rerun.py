@@ -16,6 +16,8 @@ Entity tree (``<label>`` is readable and unique, see :func:`run_labels`)::
     /runs/<label>/<stream>/<var>               TextLog, a text variable (log lines, std_msgs/String,
                                                CSV text; a ``text`` variable with its level and node)
     /runs/<label>/<stream>                     EncodedImage (JPEG/PNG frames as stored) or Image
+    /runs/<label>/<stream>                     AssetVideo (a LeRobot MP4, static) + VideoFrameReference
+                                               per frame (decoded lazily by the viewer)
     /runs/<label>/tf/<parent>/…/<child>        Transform3D (translation + quaternion)
 
 Per-series names: **one entity per component** (``…/joint_states/position/joint_2``),
@@ -144,12 +146,13 @@ class Entity:
     path
         Full entity path (``/runs/<label>/joint_states/position/joint_2``).
     archetype
-        ``Scalars``, ``BarChart``, ``EncodedImage``, ``Image``, ``Transform3D``,
-        ``TextLog`` or ``TextDocument``.
+        ``Scalars``, ``BarChart``, ``EncodedImage``, ``Image``, ``AssetVideo``,
+        ``Transform3D``, ``TextLog`` or ``TextDocument``.
     stream
         Source stream name (``""`` for events, quality findings and provenance).
     variable
-        Source variable of the stream (``""`` for whole-stream entities).
+        Source variable of the stream (``""`` for whole-stream entities; the video
+        file's path for ``AssetVideo``).
     component
         Position along the variable's second dimension, ``None`` when it has none.
     rows
@@ -201,7 +204,7 @@ class RerunLog:
     n_scalars
         Scalar samples sent (rows × components over all Scalars entities).
     n_frames
-        Camera frames sent (EncodedImage and Image rows).
+        Camera frames sent (EncodedImage, Image and VideoFrameReference rows).
     """
 
     recording: Any
@@ -376,7 +379,17 @@ def _plan_run(rr: Any, run: Run, label: str, patterns: list[str] | None) -> _Run
             plan.cameras.append(base)
             continue
         if kind == "video_ref":
-            plan.skipped.append({"stream": name, "reason": "video reference (frames live in an external video file); not logged"})
+            video = _video_file(run, ds)
+            if video is None:
+                plan.skipped.append({"stream": name, "reason": f"video file {ds.attrs.get('path')!r} is not where it was "
+                                     "ingested from"})
+                continue
+            if "video_time" not in ds:
+                plan.skipped.append({"stream": name, "reason": "video reference without video_time"})
+                continue
+            # the MP4 as an asset, one frame reference per sample: the viewer decodes lazily
+            plan.entities.append(Entity(base, "AssetVideo", name, str(video), rows=n))
+            plan.cameras.append(base)
             continue
         if name in frames:
             _parent, child = frames[name]
@@ -653,6 +666,36 @@ def _bar_chart_column(rr: Any, values: np.ndarray) -> Any:
     return rr.ComponentColumn(descriptor, _Batch(tensors, descriptor))
 
 
+def _video_file(run: Run, ds: xr.Dataset) -> Path | None:
+    """The video file a ``video_ref`` stream points to: the source file the run was
+    ingested from whose path ends with the stream's relative path."""
+    rel = str(ds.attrs.get("path") or "")
+    if not rel:
+        return None
+    for src in run.info.provenance.sources:
+        if Path(src.path).as_posix().endswith("/" + rel.lstrip("/")) and Path(src.path).is_file():
+            return Path(src.path)
+    return None
+
+
+def _log_video(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) -> int:
+    """An MP4 logged once as an ``AssetVideo`` and each sample as a
+    ``VideoFrameReference`` to its frame (the stream's ``video_time``, snapped to the
+    nearest frame the file holds)."""
+    video = rr.AssetVideo(path=e.variable)
+    rec.log(e.path, video, static=True, strict=True)
+    frames = np.asarray(video.read_frame_timestamps_nanos(), dtype=np.int64)
+    wanted = np.round(_as_float(ds["video_time"].values) * 1e9).astype(np.int64)
+    if frames.size:
+        pos = np.clip(np.searchsorted(frames, wanted), 1, frames.size - 1) if frames.size > 1 else np.zeros_like(wanted)
+        before = frames[np.maximum(pos - 1, 0)]
+        after = frames[pos]
+        wanted = np.where(np.abs(wanted - before) <= np.abs(after - wanted), before, after)
+    rr.send_columns(e.path, indexes=index.columns, columns=rr.VideoFrameReference.columns_nanos(wanted),
+                    recording=rec, strict=True)
+    return int(wanted.size)
+
+
 def _log_encoded(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) -> int:
     data = np.ascontiguousarray(np.asarray(ds["data"].values, dtype=np.uint8))
     offsets = np.asarray(ds["frame_offset"].values, dtype=np.int64)
@@ -877,6 +920,8 @@ def _log_plan(rr: Any, rec: Any, plan: _RunPlan, alignment: RunAlignment) -> tup
             scalars += _log_scalars(rr, rec, ds, ents, index)
         elif arch == "EncodedImage":
             frames += _log_encoded(rr, rec, ds, ents[0], index)
+        elif arch == "AssetVideo":
+            frames += _log_video(rr, rec, ds, ents[0], index)
         elif arch == "Image":
             frames += _log_image(rr, rec, ds, ents[0], index)
         elif arch == "Transform3D":
