@@ -132,6 +132,22 @@ def step(store_dir: Path, what: str) -> dict[str, Any]:
         out["grade"] = table.row(0, named=True)
         findings = store.get_table("big-run", "quality_findings")
         out["findings"] = [] if findings is None else findings.select("stream", "check", "detail").rows()
+    elif what == "classify":
+        # the stream classification grading does first, alone (as grade() calls it)
+        from workbench.metrics.chunked import StreamPieces
+        from workbench.quality import _time_stats
+        from workbench.quality.kinds import classify
+
+        run = store.load("big-run", lazy=True)
+        start = time.perf_counter()  # opening is not part of it
+        kinds = {}
+        for name, ds in run.streams.items():
+            rd = StreamPieces(ds)
+            st = _time_stats(rd)
+            c0 = time.perf_counter()
+            kinds[name] = classify(name, ds, reader=run.info.provenance.reader, pieces=rd, log_period=st.period).kind
+            out["classify_seconds"] = out.get("classify_seconds", 0.0) + time.perf_counter() - c0
+        out["kinds"] = kinds
     elif what == "metrics":
         table = metrics.compute(store, scheduler="sync")
         out["metrics"] = {k: v for k, v in table.row(0, named=True).items() if k != "run_id"}
@@ -175,7 +191,7 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0, help="size of the run's data in memory (GB, 1e9 bytes)")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the store (default: a temporary folder in /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the generated store")
-    parser.add_argument("--step", choices=["generate", "imports", "open", "grade", "metrics", "unindexed"], help=argparse.SUPPRESS)
+    parser.add_argument("--step", choices=["generate", "imports", "open", "grade", "classify", "metrics", "unindexed"], help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
@@ -211,6 +227,7 @@ def main() -> None:
             "imports": "python + imports (floor)",
             "open": "store.load(lazy=True)",
             "grade": "quality.grade_store",
+            "classify": "  of which stream kinds",
             "metrics": "metrics.compute(store)",
             "unindexed": "grade + metrics, no time index",
         }
@@ -223,6 +240,10 @@ def main() -> None:
             for k, v in results["unindexed"]["metrics"].items()
         )
         print(f"results with and without the time index agree: {same}")
+        c = results["classify"]
+        print(f"stream classification: {c['classify_seconds']:.2f} s = "
+              f"{c['classify_seconds'] / results['grade']['seconds']:.1%} of grading (target < 5 %); kinds: "
+              + ", ".join(f"{k} {v}" for k, v in c["kinds"].items()))
         g = results["grade"]["grade"]
         print(f"grade {g['grade']} ({g['n_warning']} warning, {g['n_error']} error): "
               + "; ".join(f"{s} {c}: {d}" for s, c, d in results["grade"]["findings"]))

@@ -93,6 +93,11 @@ samples in bursts (a periodic stream keeps them alike, even with gaps covering h
 its span): it is not regular."""
 MIN_SAMPLES = 10
 """Fewer samples than this tell nothing about a rate: such a stream is an event stream."""
+SAMPLE_INTERVALS = 200_000
+"""Regularity is measured on at most this many intervals of a clock, in
+:data:`SAMPLE_WINDOWS` windows spread evenly over the stream (a share estimated
+within about ±0.3 %, decided against :data:`REGULAR`, at a small fixed cost)."""
+SAMPLE_WINDOWS = 20
 
 
 @dataclass(frozen=True)
@@ -425,7 +430,8 @@ def classify(
     (:data:`FORMAT_DEFAULTS` for *reader*), then the stream itself — text variables
     make a text stream; fewer than :data:`MIN_SAMPLES` samples, or log times that are
     not regular (:data:`REGULAR`) while no regular sensor clock exists, an event
-    stream; log times bursty but sensor stamps regular, a bursty stream.
+    stream; log times bursty but sensor stamps regular, a bursty stream. Regularity
+    is measured on at most :data:`SAMPLE_INTERVALS` intervals of each clock.
 
     Parameters
     ----------
@@ -458,11 +464,14 @@ def classify(
     has_numeric = any(v.dtype.kind in "fiub" for v in ds.data_vars.values() if "time" in v.dims)
     has_text = any(v.dtype.kind in "OUST" for v in ds.data_vars.values() if "time" in v.dims)
 
-    def log_pieces() -> Any:
-        return (p["time"] for _, _, _, p in rd.pieces(["time"], before=1))
+    def sampled(col: str) -> Any:
+        if rd.n <= SAMPLE_INTERVALS + 1:
+            return lambda: (p[col] for _, _, _, p in rd.pieces([col], before=1))
+        width = SAMPLE_INTERVALS // SAMPLE_WINDOWS + 1
+        starts = np.linspace(0, rd.n - width, SAMPLE_WINDOWS).astype(np.int64).tolist()
+        return lambda: (rd.read([col], a, a + width)[col] for a in starts)
 
-    def header_pieces() -> Any:
-        return (p["header_time"] for _, _, _, p in rd.pieces(["header_time"], before=1))
+    log_pieces, header_pieces = sampled("time"), sampled("header_time")
 
     period, regular, _ = _regularity(log_pieces, log_period or None) if rd.n >= 2 else (0.0, 0.0, 0)
     clock = "log"
