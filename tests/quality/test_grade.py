@@ -206,3 +206,25 @@ def test_grade_missing_grades_only_runs_without_a_grade(tmp_path):
     assert sorted(grade_missing(store)) == ids[1:]
     assert store.runs()["quality.grade"].to_list() == ["A"] * 3
     assert grade_missing(store) == []
+
+
+def test_explain_names_what_a_stream_feeds_and_when_an_issue_happened():
+    import polars as pl
+
+    from workbench.quality import explain
+
+    f = pl.DataFrame({
+        "stream": ["diag", "imu"], "check": ["gap", "gap"], "severity": ["warning", "warning"],
+        "value": [1.0, 1.0], "threshold": [0.5, 0.5], "start_ns": [3_000_000_000, 7_500_000_000],
+        "end_ns": [3_500_000_000, 8_000_000_000],
+        "detail": ["0.5 s without data; 1 % of the samples expected at 10 Hz missing in 1 gap(s)",
+                   "0.5 s without data; 2 % of the samples expected at 100 Hz missing in 1 gap(s)"],
+    })
+    events = pl.DataFrame({"time": [1_000_000_000, 5_000_000_000, 7_000_000_000], "kind": ["start", "grasp", "log"],
+                           "detail": ["{}"] * 3})
+    why = explain("B", f, feeds={"imu": ("jerk", "path_length")}, events=events, start_ns=1_000_000_000)
+    # the issue on a stream that feeds a metric comes first, placed after the grasp (a log line does not count)
+    assert why == ("B: imu gap — 2 % of the samples expected at 100 Hz missing in 1 gap(s) at 6.5 s, after grasp "
+                   "(feeds jerk, path_length); diag gap — 1 % of the samples expected at 10 Hz missing in 1 gap(s) "
+                   "at 2.0 s, after start")
+    assert explain("B", f).startswith("B: diag gap")  # without context: by stream name

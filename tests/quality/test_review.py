@@ -85,6 +85,11 @@ def test_grades_explain_the_worst_issue_with_rates_and_clocks(graded):
     cat = store.runs()
     why = cat.filter(pl.col("name") == "sample_log_small")["quality.why"][0]
     assert why.startswith("C: ") and "% of the samples expected at" in why and "and 9 more issue(s)" in why
+    # the streams that feed a metric come first and name it
+    assert "vehicle_attitude gap" in why and "(feeds attitude_tracking)" in why
+    # each issue is placed in the flight: after the last event before it
+    ulog = cat.filter(pl.col("name") == "test_ulog")["quality.why"][0]
+    assert "manual_control_setpoint latency_spike" in ulog and "at 2.0 s, after takeoff" in ulog
     tlog = cat.filter(pl.col("reader") == "tlog")["run_id"][0]
     f = store.get_table(tlog, "quality_findings")
     assert f.filter(pl.col("check") == "clock_jump").height == 0  # GPS time is not a sensor clock

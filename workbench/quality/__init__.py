@@ -38,7 +38,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,8 +236,13 @@ def _letter(findings: pl.DataFrame) -> str:
     return grade_letter(sum(i[0] == "warning" for i in issues), sum(i[0] == "error" for i in issues))
 
 
-def explain(letter: str, findings: pl.DataFrame, *, limit: int = 3) -> str:
+def explain(letter: str, findings: pl.DataFrame, *, limit: int = 3, feeds: Mapping[str, Sequence[str]] | None = None,
+            events: pl.DataFrame | None = None, start_ns: int | None = None) -> str:
     """The grade in a sentence: the letter and the issues behind it, worst first.
+
+    With *feeds* (stream → the metrics it is an input of), issues on streams that feed
+    a metric come first and name them; with *events* (and the run's *start_ns*), the
+    moment of each issue is placed after the run's last event before it ("after grasp").
 
     Examples
     --------
@@ -251,23 +256,89 @@ def explain(letter: str, findings: pl.DataFrame, *, limit: int = 3) -> str:
     if not issues:
         n_info = findings.height
         return f"{letter}: no warning or error" + (f" ({n_info} note(s))" if n_info else "")
-    parts = [f"{stream or 'file'} {check} — {what}" for _sev, stream, check, _n, what in issues[:limit]]
+    feeds = feeds or {}
+    # worst first, and among equals those whose stream feeds a metric
+    issues.sort(key=lambda x: (x[0] != "error", not feeds.get(x[1]), x[1], x[2]))
+    moments = _moments(findings, events, start_ns)
+    parts = []
+    for _sev, stream, check, _n, what in issues[:limit]:
+        text = f"{stream or 'file'} {check} — {what}"
+        if moments.get((stream, check)):
+            text += f" {moments[(stream, check)]}"
+        if feeds.get(stream):
+            shown = list(feeds[stream])[:4]
+            text += f" (feeds {', '.join(shown)}{' …' if len(feeds[stream]) > 4 else ''})"
+        parts.append(text)
     more = f"; and {len(issues) - limit} more issue(s)" if len(issues) > limit else ""
     return f"{letter}: " + "; ".join(parts) + more
 
 
+_QUIET_EVENTS = frozenset({"log", "parameter", "dropout", "mark"})
+"""Event kinds too frequent or too generic to place a finding by."""
+
+
+def _moments(findings: pl.DataFrame, events: pl.DataFrame | None, start_ns: int | None) -> dict[tuple[str, str], str]:
+    """(stream, check) → "at 12.3 s, after grasp" for its first finding with a time."""
+    if start_ns is None:
+        return {}
+    timed = [e for e in (events.select("time", "kind").rows() if events is not None and events.height else [])
+             if e[1] not in _QUIET_EVENTS]
+    timed.sort()
+    out: dict[tuple[str, str], str] = {}
+    for r in findings.iter_rows(named=True):
+        key = (r["stream"], r["check"])
+        if key in out or r["severity"] == "info" or r["start_ns"] is None:
+            continue
+        t = int(r["start_ns"])
+        text = f"at {(t - start_ns) / 1e9:.1f} s"
+        before = [k for et, k in timed if et <= t]
+        if before:
+            text += f", after {before[-1]}"
+        out[key] = text
+    return out
+
+
+def _feeds(run: Run) -> dict[str, tuple[str, ...]]:
+    """Stream → the registered metrics that read it (through their roles)."""
+    from workbench.metrics.registry import metrics
+    from workbench.metrics.roles import ROLES, Binding, resolve_all
+
+    by_role: dict[str, list[str]] = {}
+    for name, metric in metrics().items():
+        for role in getattr(metric, "roles", ()):
+            by_role.setdefault(role, []).append(name)
+    try:
+        bound = resolve_all(run, roles=sorted(r for r in by_role if r in ROLES))
+    except Exception:  # a role override that cannot apply must not stop grading  # noqa: BLE001
+        return {}
+    out: dict[str, list[str]] = {}
+    for role, b in bound.items():
+        if isinstance(b, Binding):
+            for m in by_role.get(role, []):
+                if m not in out.setdefault(b.stream, []):
+                    out[b.stream].append(m)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 @dataclass
 class Grade:
-    """A run's grade, the findings behind it and how each stream was classified."""
+    """A run's grade, the findings behind it and how each stream was classified.
+
+    ``feeds`` maps each stream to the metrics that read it; ``events`` and ``start_ns``
+    place each issue in time (:func:`explain`).
+    """
 
     run_id: str
     grade: str
     findings: pl.DataFrame
     kinds: dict[str, StreamKind] = field(default_factory=dict)
+    feeds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    events: pl.DataFrame | None = None
+    start_ns: int | None = None
 
     def explain(self) -> str:
         """The letter and the issues behind it (:func:`explain`)."""
-        return explain(self.grade, self.findings)
+        return explain(self.grade, self.findings, feeds=self.feeds, events=self.events, start_ns=self.start_ns)
 
     def streams(self) -> pl.DataFrame:
         """One row per stream: kind, role, clock, period (ms), regularity, why."""
@@ -983,7 +1054,8 @@ def grade(
     _report_frozen(candidates, th, out)
     _check_calibration(run, th, out, chunk_rows)
     findings = out.frame()
-    return Grade(run.run_id, _letter(findings), findings, kinds=kinds)
+    return Grade(run.run_id, _letter(findings), findings, kinds=kinds, feeds=_feeds(run) if findings.height else {},
+                 events=run.events, start_ns=run.info.start_ns)
 
 
 def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:
