@@ -231,8 +231,10 @@ def test_default_store_from_environment(tmp_path, monkeypatch):
 
 def test_unknown_reader_name(tmp_path):
     (p,) = write_tables(tmp_path / "logs", 1)
-    report = wb.open_store(tmp_path / "s").ingest(p, reader="nope")
-    assert "no reader named 'nope'" in report.failed[0]["error"]
+    store = wb.open_store(tmp_path / "s")
+    with pytest.raises(ReaderError, match="no reader named 'nope'; installed readers: .*table"):
+        store.ingest(p, reader="nope")  # an error before anything is read, not a failed or skipped file
+    assert store.run_ids() == []
     with pytest.raises(ReaderError, match="installed readers"):
         wb.io.get_reader("nope")
 

@@ -453,12 +453,14 @@ def test_events_and_text_topics() -> None:
         buffer("/chatter", "std_msgs/msg/String", raws),
         buffer("/custom_events", "std_msgs/msg/String", raws[:1]),
     ]
-    _s, events, skipped, _c = decode_buffers(bufs, lambda _e: reg)
+    streams, events, skipped, _c = decode_buffers(bufs, lambda _e: reg)
     assert events["kind"].to_list() == ["success", "grasp"]  # sorted by time
     assert json.loads(events["detail"][1]) == {"object": "cube"}
     reasons = {s["topic"]: s for s in skipped}
     assert reasons["/events"]["count"] == 1 and "JSON" in reasons["/events"]["reason"]
-    assert "text topic" in reasons["/chatter"]["reason"] and reasons["/chatter"]["count"] == 3
+    # free text outside the events topics is a text stream, not skipped
+    assert "/chatter" not in reasons
+    assert streams["chatter"]["text"].values.tolist() == texts and streams["chatter"].attrs["kind"] == "text"
     _s, events, _sk, _c = decode_buffers(bufs[2:], lambda _e: reg, events_topics=["/custom_events"])
     assert events["kind"].to_list() == ["grasp"]
 
@@ -504,7 +506,11 @@ def test_rosout_messages_become_log_events(
     res = decode_topic(buf, reg)
     # the numeric stream stays as before
     assert res.streams["rosout"]["level"].values.tolist() == raw_levels
-    assert res.streams["rosout"].attrs["text"] == "in the run's events (kind 'log')"
+    assert res.streams["rosout"].attrs["text"] == "also in the run's events (kind 'log')"
+    # and its text beside: message, node, level name as the events give them
+    details = [json.loads(d) for d in res.events["detail"].to_list()]
+    assert res.streams["rosout"]["text"].values.tolist() == [d["message"] for d in details]
+    assert res.streams["rosout"]["level_name"].values.tolist() == [d["level"] or "" for d in details]
     assert res.skipped == [] and res.messages == len(raws)
     ev = res.events
     assert ev is not None and ev["time"].to_list() == times

@@ -27,7 +27,8 @@ def test_parquet_round_trip_with_units(tmp_path):
     np.testing.assert_array_equal(ds["time"].values, t * 1_000_000)
     np.testing.assert_allclose(ds["v"].values, np.linspace(0, 1, 10))
     assert ds["flag"].dtype == bool
-    assert run.skipped == [{"topic": "label", "reason": "non-numeric column (String)"}]
+    assert run.skipped == []  # text columns are kept as text
+    assert ds["label"].values.tolist() == ["a"] * 10
 
 
 def test_unsorted_csv_is_sorted_and_units_forced(tmp_path):

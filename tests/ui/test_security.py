@@ -201,7 +201,7 @@ def test_twenty_sessions_held_for_a_minute(sample_store, browser, artifacts, cap
             page.on("pageerror", lambda e, i=i: errors.append(f"{i}: {e}"))
             page.on("requestfailed", lambda r, i=i: errors.append(f"{i}: failed {r.url}"))
             page.on("websocket", lambda ws, i=i: ws.on("close", lambda _ws: closed.append(f"{i}: {ws.url}")))
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="commit")
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=300_000)  # 20 documents are built in turn
             pages.append(page)
         for page in pages:
             page.locator(".wb-run-count p", has_text="164 of 164 runs").wait_for(timeout=300_000)

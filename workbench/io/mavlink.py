@@ -43,6 +43,9 @@ MAVLink telemetry (:class:`TlogReader`)
   ``WARN``, NOTICE → ``INFO``), ``source`` the sender ``"<sys>/<comp>"``; ``HEARTBEAT`` of the vehicle →
   ``hardware.vehicle_type`` / ``hardware.autopilot``. ``BAD_DATA`` frames are listed in
   ``skipped`` by reason, and a final incomplete frame as ``"(file)"``.
+* Text fields (``STATUSTEXT.text``, ``PARAM_VALUE.param_id``, ``NAMED_VALUE_*.name``)
+  are kept as text variables of their stream (the STATUSTEXT stream is also a text log
+  in the replay, its ``severity`` beside it).
 
 Examples
 --------
@@ -221,8 +224,14 @@ def _build_streams(
                     )
                 continue
             arr = _column(values)
+            if arr is None and all(isinstance(v, str | bytes) for v in values):
+                # text fields are kept as text (STATUSTEXT.text is also in the events)
+                texts = np.asarray([v.decode(errors="replace") if isinstance(v, bytes) else v for v in values],
+                                   dtype=object)
+                data_vars[fname] = (("time",), texts[order], {})
+                continue
             if arr is None and fname in acc.kept_elsewhere:
-                continue  # e.g. STATUSTEXT.text: kept as events
+                continue
             if arr is None:
                 skipped.append(
                     {
@@ -671,10 +680,10 @@ class TlogReader(ReaderEntrypoint):
                 acc = accs[sname] = _Acc(attrs=attrs, fields=fields)
                 if mtype == "STATUSTEXT":
                     acc.kept_elsewhere["text"] = "events"
-                    attrs["text"] = "in the run's events (kind 'log')"
+                    attrs["text"] = "also in the run's events (kind 'log')"
                 elif mtype == "PARAM_VALUE" and from_main:
                     acc.kept_elsewhere["param_id"] = "extra"
-                    attrs["param_id"] = "names in extra['parameters']"
+                    attrs["param_id"] = "also in extra['parameters']"
                 units = getattr(msg, "fieldunits_by_name", {}) or {}
                 acc.units = {f: u for f, u in units.items() if u and f in fields}
             hf = acc.attrs.get("header_field")

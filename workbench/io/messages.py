@@ -440,7 +440,8 @@ def decode_topic(
             if ds.sizes.get("time") == cols.n:
                 detail = res.events["detail"].str.json_decode()
                 for var, key in (("text", "message"), ("node", "name"), ("level_name", "level")):
-                    ds[var] = ("time", np.asarray(detail.struct.field(key).fill_null("").to_list(), dtype=object))
+                    ds[var] = ("time", np.asarray(detail.struct.field(key).fill_null("").to_list(), dtype=object),
+                               {"units": ""})
             ds.attrs["text"] = "also in the run's events (kind 'log')"
     res.messages += cols.n if (out or logged) else 0
     if not out and not logged and not any(s["topic"] == topic for s in res.skipped):

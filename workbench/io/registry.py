@@ -365,6 +365,6 @@ def text_stream(
         return np.asarray(["" if v is None else (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
                            for v in vals], dtype=object)
 
-    data = {"text": ("time", column(texts))}
-    data.update({k: ("time", column(v)) for k, v in more.items()})
+    data = {"text": ("time", column(texts), {"units": ""})}
+    data.update({k: ("time", column(v), {"units": ""}) for k, v in more.items()})
     return xr.Dataset(data, coords={"time": ("time", t)}, attrs={**(attrs or {}), "kind": "text"})

@@ -774,8 +774,13 @@ def _log_text(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) -> in
     if e.variable == "text" and "node" in ds and ds["node"].dtype.kind in "OUST":
         texts = [f"[{n}] {t}" if n else t for n, t in zip(ds["node"].values.tolist(), texts, strict=True)]
     lv = next((v for v in ("level_name", "level") if v in ds and ds[v].dtype.kind in "OUST"), None)
-    levels = ([_TEXT_LEVELS.get(str(x).upper(), "INFO") for x in ds[lv].values.tolist()] if lv and e.variable == "text"
-              else ["INFO"] * len(texts))
+    levels = ["INFO"] * len(texts)
+    if lv and e.variable == "text":
+        levels = [_TEXT_LEVELS.get(str(x).upper(), "INFO") for x in ds[lv].values.tolist()]
+    elif e.variable == "text" and "severity" in ds and ds["severity"].dtype.kind in "iuf":
+        from workbench.io.loglevels import normalize_level  # MAVLink STATUSTEXT: syslog severities
+
+        levels = [_TEXT_LEVELS.get(str(normalize_level(int(x), "syslog")), "INFO") for x in ds["severity"].values.tolist()]
     rr.send_columns(e.path, indexes=index.columns, columns=rr.TextLog.columns(text=texts, level=levels),
                     recording=rec, strict=True)
     return len(texts)
