@@ -696,6 +696,36 @@ def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browse
     assert (marks[0]["end_ns"] - start) / 1e9 == pytest.approx(hi, abs=2e-3)
 
 
+def test_run_detail_shows_a_real_bags_text_in_the_browser(tmp_path, real_data, browser, artifacts):
+    """The ROS 2 talker bag: its std_msgs/String topic and its log lines, as a person reads
+    them in Run detail's text table (page by page), and its signals still plotted."""
+    store = wb.open_store(tmp_path / "store")
+    (rid,) = store.ingest([real_data / "ros2_bag/mcap/rosbag2_talker"]).ingested
+    port = free_port()
+    server = ui.serve(store, port=port, threaded=True)
+    try:
+        _wait_port(port)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"http://127.0.0.1:{port}/?sel={rid}&tab=detail")
+        page.locator(".wb-run-detail-status p", has_text="1 run(s) shown").wait_for(timeout=90_000)
+        table = page.locator(".wb-texts")
+        table.locator(".tabulator-cell", has_text="Hello, world! 0").first.wait_for(timeout=60_000)
+        headers = [h for h in table.locator(".tabulator-col-title").all_inner_texts() if h.strip()]
+        assert headers == ["run", "t_s", "stream", "level", "text"]
+        cells = table.locator(".tabulator-row").all_inner_texts()
+        assert len(cells) == 20  # 10 messages on /topic and 10 log lines, one page
+        texts = table.locator(".tabulator-cell[tabulator-field='text']").all_inner_texts()
+        assert texts.count("Hello, world! 3") == 1
+        assert sum(t.startswith("Publishing: 'Hello, world!") for t in texts) == 10
+        levels = table.locator(".tabulator-cell[tabulator-field='level']").all_inner_texts()
+        assert levels.count("INFO") == 10
+        table.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "app_run_detail_text.png"), full_page=True)
+        page.close()
+    finally:
+        server.stop()
+
+
 def _wait_frames(page, timeout: float = 30.0) -> list[dict]:
     end = time.time() + timeout
     while True:
