@@ -111,6 +111,9 @@ def test_report_opens_offline_in_chromium(sample_report, browser, artifacts):
         return [...document.querySelectorAll('.comparison .badge')].map(b => {
             const r = b.getBoundingClientRect(); return [r.left, r.right, box.left, box.right]; }); }""")
     assert len(boxes) >= 8 and all(box_l <= left and right <= box_r for left, right, box_l, box_r in boxes), boxes
+    # and nothing of the table needs a sideways scroll (long test names wrap)
+    widths = page.evaluate("() => { const c = document.querySelector('.comparison'); return [c.scrollWidth, c.clientWidth]; }")
+    assert widths[0] <= widths[1], widths
     page.locator("#plots").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "report_plots.png"))
     # the trends: one window per hour per variant, each listing its runs, linked to their provenance

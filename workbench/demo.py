@@ -77,10 +77,8 @@ def tour(
     counts = grades.group_by("grade").len().sort("grade")
     echo("   " + ", ".join(f"{g}: {n}" for g, n in counts.iter_rows()))
     for row in grades.filter(pl.col("grade") != "A").iter_rows(named=True):
-        findings = store.get_table(row["run_id"], "quality_findings")
         name = cat.filter(pl.col("run_id") == row["run_id"])["name"][0]
-        for f in findings.filter(pl.col("severity") != "info").iter_rows(named=True):
-            echo(f"   {row['grade']}  {name}: {f['stream']}: {f['check']} — {f['detail']}")
+        echo(f"   {name} — {row['why']}")  # the grade in a sentence, worst issue first
 
     echo("\n== 4. Behavior metrics per run (success, time to success, recoveries, latency …)")
     metrics = wb.metrics.compute(store, progress=progress)

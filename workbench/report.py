@@ -68,6 +68,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.78
 .unmeasured{background:#f1f1f1}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
 .muted{color:#666}.nowrap{white-space:nowrap}.scroll{max-height:36rem;overflow:auto}
+.comparison td{overflow-wrap:anywhere}
 nav a{margin-right:1rem}
 """
 

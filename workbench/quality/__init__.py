@@ -1084,7 +1084,8 @@ def grade_store(
     Thresholds default to the ``quality:`` section of ``workbench.yaml`` in the
     store folder (local stores), else in the current folder, else the defaults.
 
-    Returns one row per run: run_id, grade, n_warning, n_error, n_info, checks.
+    Returns one row per run: run_id, grade, n_warning, n_error, n_info, checks, why
+    (the grade in a sentence, :func:`explain`).
     """
     import polars as pl
 
@@ -1102,7 +1103,8 @@ def grade_store(
         summaries[rid] = summary
         rows.append({"run_id": rid, **summary})
     store.annotate_many("quality", summaries)
-    schema = {"run_id": pl.String, "grade": pl.String, "n_warning": pl.Int64, "n_error": pl.Int64, "n_info": pl.Int64, "checks": pl.String}
+    schema = {"run_id": pl.String, "grade": pl.String, "n_warning": pl.Int64, "n_error": pl.Int64, "n_info": pl.Int64,
+              "checks": pl.String, "why": pl.String}
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
