@@ -979,12 +979,16 @@ def _within_run(ds: xr.Dataset, run: Run) -> xr.Dataset:
     info = run.info
     if not info.end_ns or "time" not in ds.coords or ds.sizes.get("time", 0) == 0:
         return ds
-    t = ds["time"].values
-    if t[0] >= info.start_ns and t[-1] <= info.end_ns:
+    rd = StreamPieces(ds)  # read piece by piece: a long run's times are never held whole
+    if rd.time_at(0) >= info.start_ns and rd.time_at(rd.n - 1) <= info.end_ns:
         return ds
-    if np.any(np.diff(t) < 0):
-        return ds  # unsorted: graded whole (out_of_order says why)
-    a, b = int(np.searchsorted(t, info.start_ns, "left")), int(np.searchsorted(t, info.end_ns, "right"))
+    last = None
+    for _, _, _, p in rd.pieces(["time"]):
+        t = p["time"]
+        if (last is not None and t.size and t[0] < last) or np.any(np.diff(t) < 0):
+            return ds  # unsorted: graded whole (out_of_order says why)
+        last = int(t[-1]) if t.size else last
+    a, b = rd.searchsorted(info.start_ns, "left"), rd.searchsorted(info.end_ns, "right")
     return ds.isel(time=slice(a, b))
 
 

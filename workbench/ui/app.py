@@ -91,17 +91,28 @@ class App(pn.viewable.Viewer):
             else { const t = document.createElement("textarea"); t.value = url; document.body.appendChild(t);
                    t.select(); document.execCommand("copy"); t.remove(); done(); }""")
         header = pn.Row(title, copy, sizing_mode="stretch_width")
+        side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            # a served page: filters, count and run table first; the tabs (plots, heatmap,
+            # grid) are built once the page is up, so the first paint does not wait for them
+            pending = pn.pane.Markdown("Loading the comparison…", css_classes=["wb-tabs-loading"], margin=(10, 10))
+            main = pn.Column(self.browser, pending, sizing_mode="stretch_width")
+            pn.state.onload(lambda: main.__setitem__(1, self._build_tabs()))
+        else:
+            main = pn.Column(self.browser, self._build_tabs(), sizing_mode="stretch_width")
+        return pn.Column(header, pn.Row(side, main, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    def _build_tabs(self) -> pn.Tabs:
         tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
-                       ("Moments", self.moments), ("Trends", self.trends), dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"],
-                       active=self.active_tab)
+                       ("Moments", self.moments), ("Trends", self.trends), dynamic=False, sizing_mode="stretch_width",
+                       css_classes=["wb-tabs"], active=self.active_tab)
         self._tabs = tabs
         tabs.param.watch(lambda e: setattr(self, "active_tab", e.new), "active")
         self.param.watch(lambda e: setattr(tabs, "active", e.new), "active_tab")
         # plots drawn while their tab was hidden have no size: redraw the run detail when shown
         tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
-        side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])
-        main = pn.Column(self.browser, tabs, sizing_mode="stretch_width")
-        return pn.Column(header, pn.Row(side, main, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        return tabs
 
     def close(self) -> None:
         """Release what the app started (a served replay)."""
