@@ -44,6 +44,9 @@ class App(pn.viewable.Viewer):
     title = param.String(default=TITLE, doc="Heading of the page.")
     active_tab = param.Integer(default=0, bounds=(0, 4), doc="""
         Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments, 4 Trends (``tab=`` of a link).""")
+    defer_tabs = param.Boolean(default=True, doc="""
+        In a served page, draw the filters, run count and run table first and build the
+        tabs once the page is up (the first paint does not wait for plots and heatmaps).""")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -93,7 +96,7 @@ class App(pn.viewable.Viewer):
         header = pn.Row(title, copy, sizing_mode="stretch_width")
         side = pn.Column(self.data, width=280, css_classes=["wb-sidebar"])
         doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
+        if self.defer_tabs and doc is not None and doc.session_context is not None:
             # a served page: filters, count and run table first; the tabs (plots, heatmap,
             # grid) are built once the page is up, so the first paint does not wait for them
             pending = pn.pane.Markdown("Loading the comparison…", css_classes=["wb-tabs-loading"], margin=(10, 10))
