@@ -228,3 +228,33 @@ def test_explain_names_what_a_stream_feeds_and_when_an_issue_happened():
                    "(feeds jerk, path_length); diag gap — 1 % of the samples expected at 10 Hz missing in 1 gap(s) "
                    "at 2.0 s, after start")
     assert explain("B", f).startswith("B: diag gap")  # without context: by stream name
+
+
+def test_a_gap_at_the_outcome_on_a_stream_a_metric_reads_is_an_error():
+    """Consequences: the same gap is a warning mid-run and an error when it hides the
+    moment the outcome was decided, on a stream that feeds a metric (joint states feed
+    path length, jerk, tracking error …); on a stream no metric reads it stays a warning."""
+    import polars as pl
+
+    def run_with_gap(at_s: float, stream: str) -> Run:
+        t = np.arange(0, 10_000_000_000, 10_000_000)
+        hole = (t >= at_s * 1e9) & (t < (at_s + 1.5) * 1e9)
+        t = t[~hole]
+        joints = ["joint_1", "joint_2"]
+        pos = np.stack([np.sin(t / 1e9), np.cos(t / 1e9)], axis=1)
+        ds = xr.Dataset({"position": (("time", "joint"), pos)}, coords={"time": t, "joint": joints})
+        other = xr.Dataset({"v": ("time", np.sin(np.arange(1000) / 7))}, coords={"time": np.arange(0, 10**10, 10**7)})
+        streams = {stream: ds, "aux": other} if stream != "aux" else {"joint_states": other.rename(v="w"), "aux": ds}
+        events = pl.DataFrame({"time": [9_500_000_000], "kind": ["success"], "detail": ["{}"]})
+        info = RunInfo("r", start_ns=0, end_ns=int(t[-1]), provenance=Provenance(reader="mcap"))
+        return Run(info, streams, events)
+
+    mid = grade(run_with_gap(3.0, "joint_states"))
+    late = grade(run_with_gap(8.2, "joint_states"))
+    unread = grade(run_with_gap(8.2, "aux"))
+    sev = lambda g, s: g.findings.filter((pl.col("stream") == s) & (pl.col("check") == "gap"))["severity"].to_list()  # noqa: E731
+    assert sev(mid, "joint_states") == ["warning"] and mid.grade == "B"
+    assert sev(late, "joint_states") == ["error"] and late.grade == "D"
+    assert sev(unread, "aux") == ["warning"] and unread.grade == "B"
+    assert "at the outcome (success at 9.5 s)" in late.explain() and "feeds" in late.explain()
+    assert "% of its time" in mid.explain()

@@ -129,6 +129,11 @@ class Thresholds:
         A stream's gaps are a warning when they miss at least this share of the
         samples expected at its rate, or the longest lasts at least this long;
         otherwise they are reported as info (shaded in plots, no effect on the grade).
+    outcome_window_s
+        Consequences: a gap, frozen span or NaN span (warning) on a stream that feeds a
+        metric becomes an error when it covers the moment the run's outcome was decided
+        or ends less than this many seconds before it — the data that decided the
+        outcome is missing.
     streams
         Per stream name or glob: ``kind``, ``role``, ``nan``, ``frozen``, ``clock``
         (see :mod:`workbench.quality.kinds`).
@@ -155,6 +160,7 @@ class Thresholds:
     frozen_live: float = 0.9
     gap_missing: float = 0.01
     gap_longest_s: float = 1.0
+    outcome_window_s: float = 1.0
     streams: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -222,7 +228,7 @@ def _issues(findings: pl.DataFrame) -> list[tuple[str, str, str, int, str]]:
     out = []
     for (stream, check), rows in groups.items():
         sev = "error" if any(r["severity"] == "error" for r in rows) else "warning"
-        detail = rows[0]["detail"]
+        detail = next(r for r in rows if r["severity"] == sev)["detail"]  # the worst one speaks
         what = detail.split("; ", 1)[1] if check == "gap" and "; " in detail else detail
         if check != "gap" and len(rows) > 1:
             what += f" (and {len(rows) - 1} more)"
@@ -523,8 +529,10 @@ def _check_timing(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, k
         longest = max(g[0] for g in gaps)
         serious = share >= th.gap_missing or longest / 1e9 >= th.gap_longest_s
         sev = "warning" if serious else "info"
+        span = max(cs.last - cs.first, 1)
         summary = (f"{100 * share:.2g} % of the samples expected at {1e9 / period:.3g} Hz missing in {len(gaps)} "
-                   f"gap(s), the longest {longest / 1e9:.3f} s ({longest / period:.0f} periods)")
+                   f"gap(s), the longest {longest / 1e9:.3f} s ({longest / period:.0f} periods), "
+                   f"{100 * sum(g[0] for g in gaps) / span:.2g} % of its time")
         for dt_i, t0, t1, n_missing in gaps:
             out.add(name, "gap", sev, dt_i / 1e6, limit / 1e6, t0, t1,
                     f"{dt_i / 1e9:.3f} s without data on the {clock}, about {n_missing} messages dropped "
@@ -1057,9 +1065,35 @@ def grade(
             candidates[name] = frozen
     _report_frozen(candidates, th, out)
     _check_calibration(run, th, out, chunk_rows)
+    feeds = _feeds(run) if out.rows else {}
+    _at_the_outcome(run, out, feeds, th)
     findings = out.frame()
-    return Grade(run.run_id, _letter(findings), findings, kinds=kinds, feeds=_feeds(run) if findings.height else {},
+    return Grade(run.run_id, _letter(findings), findings, kinds=kinds, feeds=feeds,
                  events=run.events, start_ns=run.info.start_ns)
+
+
+_CONSEQUENTIAL = ("gap", "frozen", "nan")
+"""Checks whose spans mean the data is missing or stale (not merely late)."""
+
+
+def _at_the_outcome(run: Run, out: _Findings, feeds: Mapping[str, Sequence[str]], th: Thresholds) -> None:
+    """Escalate a warning to an error when it hides the data a metric read at the moment
+    the run's outcome was decided (see ``Thresholds.outcome_window_s``)."""
+    from workbench.model import resolve_outcome
+
+    outcome, t_out, _origin = resolve_outcome(run.events)
+    if outcome is None or t_out is None:
+        return
+    window = int(th.outcome_window_s * 1e9)
+    for r in out.rows:
+        if (r["severity"] != "warning" or r["check"] not in _CONSEQUENTIAL or not feeds.get(r["stream"])
+                or r["start_ns"] is None or r["end_ns"] is None):
+            continue
+        if r["start_ns"] <= t_out and r["end_ns"] >= t_out - window:
+            r["severity"] = "error"
+            at = (t_out - run.info.start_ns) / 1e9
+            r["detail"] += (f"; at the outcome ({outcome} at {at:.1f} s): "
+                            f"{', '.join(feeds[r['stream']])} read data that is not there")
 
 
 def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:
