@@ -254,6 +254,35 @@ def _replay_of(store, n: int = 2):
     return view, url
 
 
+def test_the_viewer_fetch_waits_for_a_recording_still_being_written(guarded, sample_store):
+    """The page is sent at once and the recording is written in the background: a fetch
+    made before it is written gets all of it; a failed write answers 500, not a file."""
+    import threading
+
+    from workbench.ui.replay_routes import REPLAYS
+
+    port, _ = guarded
+    view, url = _replay_of(sample_store)
+    rid = url.rsplit("/", 1)[1]
+    got: dict[str, tuple[int, bytes]] = {}
+    try:
+        status, page = _raw(port, f"/{url}", cookie=TOKEN)  # the page does not wait
+        assert status == 200 and rid.encode() in page
+        fetch = threading.Thread(target=lambda: got.setdefault("data", _raw(port, f"/replay/data/{rid}.rrd", cookie=TOKEN)))
+        fetch.start()
+        assert view.written(60)
+        fetch.join(60)
+        rrd = REPLAYS.path(rid)
+        assert got["data"] == (200, rrd.read_bytes()) and len(got["data"][1]) > 10_000
+        failed = REPLAYS.reserve()
+        REPLAYS.fail(failed, "boom")
+        status, body = _raw(port, f"/replay/data/{failed}.rrd", cookie=TOKEN)
+        assert status == 500 and b"RRF" not in body and b"boom" not in body
+        REPLAYS.remove(failed)
+    finally:
+        view.close()
+
+
 def test_replay_routes_need_the_token_and_name_no_file(guarded, sample_store):
     from workbench.ui.replay_routes import REPLAYS, replay_key
 
@@ -262,6 +291,7 @@ def test_replay_routes_need_the_token_and_name_no_file(guarded, sample_store):
     try:
         assert re.fullmatch(r"replay/page/[A-Za-z0-9_-]{32}", url), url  # relative to the app: same origin, any prefix
         rid = url.rsplit("/", 1)[1]
+        assert view.written(60)
         rrd = REPLAYS.path(rid)
         assert rrd is not None and rrd.is_file() and rrd.stat().st_size > 10_000
         data = f"/replay/data/{rid}.rrd"

@@ -88,24 +88,58 @@ class Replays:
     (True, None, 32)
     >>> reg.remove(rid); reg.path(rid) is None
     True
+    >>> pending = reg.reserve()          # a recording still being written
+    >>> reg.path(pending) is None, reg.pending(pending)
+    (True, True)
+    >>> reg.add(rrd, rid=pending) == pending, reg.pending(pending), reg.path(pending) == rrd
+    (True, False, True)
     """
 
     mounted: bool = False
     """True once the routes are part of a running app (set by :func:`workbench.ui.app.serve`)."""
     _items: dict[str, Path] = field(default_factory=dict)
+    _pending: dict[str, str] = field(default_factory=dict)  # id → "" while written, or why it failed
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, rrd: Path) -> str:
-        """Register the recording *rrd* (a file the workbench wrote); returns its new id."""
+    def reserve(self) -> str:
+        """A new id for a recording still being written: its page can be served (the
+        viewer starts loading) and a fetch of its data waits until :meth:`add` or
+        :meth:`fail` (see ``PENDING_WAIT_S``)."""
         rid = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]
         with self._lock:
+            self._pending[rid] = ""
+        return rid
+
+    def add(self, rrd: Path, rid: str | None = None) -> str:
+        """Register the recording *rrd* (a file the workbench wrote), under the reserved
+        *rid* or a new id; returns the id."""
+        rid = rid or secrets.token_urlsafe(24)
+        with self._lock:
+            self._pending.pop(rid, None)
             self._items[rid] = Path(rrd)
         return rid
+
+    def fail(self, rid: str, reason: str) -> None:
+        """The reserved recording *rid* could not be written: its fetch answers *reason*."""
+        with self._lock:
+            if rid in self._pending:
+                self._pending[rid] = reason or "the recording could not be written"
+
+    def pending(self, rid: str) -> bool:
+        """Whether *rid* is reserved and still being written."""
+        with self._lock:
+            return self._pending.get(rid) == ""
+
+    def failure(self, rid: str) -> str:
+        """Why the reserved recording *rid* could not be written ("" when it did not fail)."""
+        with self._lock:
+            return self._pending.get(rid) or ""
 
     def remove(self, rid: str) -> None:
         """Forget *rid* (its file is the caller's to delete)."""
         with self._lock:
             self._items.pop(rid, None)
+            self._pending.pop(rid, None)
 
     def path(self, rid: str) -> Path | None:
         """The recording registered as *rid*, or None (unknown or malformed id)."""
@@ -114,10 +148,20 @@ class Replays:
         with self._lock:
             return self._items.get(rid)
 
+    def known(self, rid: str) -> bool:
+        """Whether *rid* is registered or reserved (a malformed id is not)."""
+        if not isinstance(rid, str) or not _ID.fullmatch(rid):
+            return False
+        with self._lock:
+            return rid in self._items or rid in self._pending
+
     def __len__(self) -> int:
         with self._lock:
-            return len(self._items)
+            return len(self._items) + len(self._pending)
 
+
+PENDING_WAIT_S = 120.0
+"""How long a fetch of a recording still being written waits for it."""
 
 REPLAYS = Replays()
 """The recordings of this process's served app (one per browser session at most)."""
@@ -186,7 +230,16 @@ class _Data(_Guarded):
             return
         super().prepare()
 
-    def get(self, rid: str) -> None:
+    async def get(self, rid: str) -> None:
+        import asyncio
+        import time
+
+        if self._replays.known(rid):  # written while the viewer loads: wait for it
+            end = time.monotonic() + PENDING_WAIT_S
+            while self._replays.pending(rid) and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            if self._replays.failure(rid):
+                raise HTTPError(500, reason="the recording could not be written")
         path = self._recording(rid)
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Length", str(path.stat().st_size))
@@ -224,7 +277,8 @@ widget.render({{model, el: document.getElementById("viewer")}});
 
 class _Page(_Guarded):
     def get(self, rid: str) -> None:
-        self._recording(rid)
+        if not self._replays.known(rid):
+            raise HTTPError(404, "no such replay")
         self.set_header("Content-Type", "text/html; charset=utf-8")
         key = replay_key(self._token, rid)
         query = f"?key={key}" if key else ""
