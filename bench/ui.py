@@ -180,21 +180,35 @@ def browser_timings(paint_runs: int, store_dir: str) -> None:
             page = chromium.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(f"http://127.0.0.1:{port2}/")
             page.locator(".wb-fg-cell").first.wait_for(timeout=120_000)
-            page.locator(".wb-fg-cell").first.click()
-            page.locator(".wb-run-count p", has_text="selected").wait_for(timeout=60_000)
-            page.locator(".bk-tab", has_text="Replay").click()
-            fetched: list[float] = []
-            page.on("response", lambda r: fetched.append(time.perf_counter()) if "/replay/data/" in r.url and r.status == 200 else None)
-            t = time.perf_counter()
-            page.locator(".wb-replay-button button").click()
-            frame = page.frame_locator("iframe.wb-rerun")
-            frame.locator("canvas").first.wait_for(state="attached", timeout=120_000)
-            canvas = time.perf_counter() - t
-            while not fetched and time.perf_counter() - t < 120:
-                page.wait_for_timeout(100)
-            got = fetched[0] - t if fetched else float("nan")
-            print(f"replay of 4 runs (the demo store): viewer canvas after {canvas:.2f} s, recording fetched by the "
-                  f"viewer after {got:.2f} s (target < 5 s: {'OK' if got < 5 else 'MISSED'}; software rendering here)")
+            def replay(cell: int) -> float:
+                """Click a grid cell, then Replay: seconds from the click (in the page) to the
+                recording received by the viewer (the iframe's resource timing), so that
+                Playwright's own latency on a busy page is not counted."""
+                page.locator(".bk-tab", has_text="Compare").click()
+                page.locator(".wb-fg-cell").nth(cell).click()
+                page.locator(".wb-run-count p", has_text="selected").wait_for(timeout=60_000)
+                page.locator(".bk-tab", has_text="Replay").click()  # the viewer starts with the tab
+                button = page.locator(".wb-replay-button button").element_handle()
+                clicked = button.evaluate("b => { b.click(); return performance.timeOrigin + performance.now(); }")
+                frame = page.locator("iframe.wb-rerun").element_handle()
+                end = time.perf_counter() + 120
+                while time.perf_counter() < end:
+                    inner = frame.content_frame()
+                    done = inner.evaluate("""() => performance.getEntriesByType('resource')
+                        .filter(e => e.name.includes('/replay/data/') && e.responseEnd > 0)
+                        .map(e => performance.timeOrigin + e.responseEnd)""") if inner else []
+                    done = [d for d in done if d > clicked]
+                    if done:
+                        return (done[0] - clicked) / 1000
+                    page.wait_for_timeout(100)
+                return float("nan")
+
+            cold = replay(0)  # the tab opened and Replay clicked at once: the viewer's wasm still loading
+            page.wait_for_timeout(2000)
+            warm = replay(1)  # the viewer up, showing the first replay: a second selection
+            print(f"replay of 4 runs (the demo store), click → recording received by the viewer: cold (tab just "
+                  f"opened, viewer loading) {cold:.2f} s; warm (viewer up) {warm:.2f} s (target < 5 s: "
+                  f"{'OK' if max(cold, warm) < 5 else 'MISSED'}; software rendering on the same 2 cores here)")
             chromium.close()
     finally:
         server.stop()

@@ -115,6 +115,10 @@ class App(pn.viewable.Viewer):
         self.param.watch(lambda e: setattr(tabs, "active", e.new), "active_tab")
         # plots drawn while their tab was hidden have no size: redraw the run detail when shown
         tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
+        # the Rerun viewer starts loading when its tab is opened, before any click on Replay
+        tabs.param.watch(lambda e: self.replay.warm() if e.new == 2 else None, "active")
+        if self.active_tab == 2:
+            self.replay.warm()
         return tabs
 
     def close(self) -> None:
@@ -194,6 +198,7 @@ def serve(
     origins += [o if ":" in o else f"{o}:{port}" for o in allow_origin]
     extra: dict[str, Any] = {"auth_provider": TokenAuth(token)} if token else {}
     REPLAYS.mounted = True  # replays go through this server's routes, behind the same token
+    REPLAYS.token = token
     server = pn.serve(
         {"/": session}, address=address, port=port, show=show, threaded=threaded, title=TITLE,
         websocket_origin=sorted(set(origins)), start=True, verbose=False,

@@ -97,6 +97,8 @@ class Replays:
 
     mounted: bool = False
     """True once the routes are part of a running app (set by :func:`workbench.ui.app.serve`)."""
+    token: str | None = None
+    """The app's token (to make the key a page hands to the viewer's fetch)."""
     _items: dict[str, Path] = field(default_factory=dict)
     _pending: dict[str, str] = field(default_factory=dict)  # id → "" while written, or why it failed
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -257,14 +259,41 @@ _PAGE = """<!doctype html>
 <body><div id="viewer" data-replay="{rid}"></div>
 <script type="module">
 import widget from "../viewer/widget.js";
-const recording = new URL("../data/{rid}.rrd{query}", window.location.href).href;
+const recording = {recording};
 const listeners = {{}};
+// a viewer started ahead of the click (standby) opens the recordings its app posts to it:
+// from this origin only, and only a recording address of these routes
+const allowed = /^\.\.\/data\/[A-Za-z0-9_-]{{32}}\.rrd(\?key=[0-9a-f]{{32}})?$/;
+let current = recording;
+let viewerReady = false;
+let queued = null;
+const openNow = (url, rid) => {{
+  for (const fn of listeners["msg:custom"] || []) {{
+    if (current) fn({{type: "close_url", url: current}}, []);
+    fn({{type: "open_url", url}}, []);
+  }}
+  current = url;
+  document.getElementById("viewer").dataset.replay = rid;
+}};
+window.addEventListener("message", (event) => {{
+  const msg = event.data;
+  if (event.origin !== window.location.origin || !msg || msg.type !== "wb-open" || !allowed.test(msg.url)) return;
+  const url = new URL(msg.url, window.location.href).href;
+  if (viewerReady) openNow(url, msg.url.slice(8, 40));
+  else queued = [url, msg.url.slice(8, 40)];  // opened once the viewer has started
+}});
+window.wbReady = true;
 const values = {{_url: recording, _width: "auto", _height: window.innerHeight, _panel_states: null,
                 _fallback_token: null, _theme: null}};
 const model = {{
   get: (key) => (key in values ? values[key] : null),
   on: (name, fn) => {{ (listeners[name] = listeners[name] || []).push(fn); }},
-  send: () => {{}},
+  send: (m) => {{
+    if (m === "ready" && !viewerReady) {{
+      viewerReady = true;
+      if (queued) {{ openNow(...queued); queued = null; }}
+    }}
+  }},
 }};
 window.addEventListener("resize", () => {{
   values._height = window.innerHeight;
@@ -275,14 +304,26 @@ widget.render({{model, el: document.getElementById("viewer")}});
 """
 
 
+STANDBY = "standby"
+"""Page id of a viewer started before there is a recording (it opens the ones posted to it)."""
+
+
+def data_path(token: str | None, rid: str) -> str:
+    """Address of a replay's recording relative to its page (``../data/<id>.rrd?key=…``)."""
+    key = replay_key(token, rid)
+    return f"../data/{rid}.rrd" + (f"?key={key}" if key else "")
+
+
 class _Page(_Guarded):
     def get(self, rid: str) -> None:
-        if not self._replays.known(rid):
+        if rid == STANDBY:
+            recording = "null"
+        elif self._replays.known(rid):
+            recording = f'new URL("{data_path(self._token, rid)}", window.location.href).href'
+        else:
             raise HTTPError(404, "no such replay")
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        key = replay_key(self._token, rid)
-        query = f"?key={key}" if key else ""
-        self.finish(_PAGE.format(rid=html.escape(rid, quote=True), query=query))
+        self.finish(_PAGE.format(rid=html.escape(rid, quote=True), recording=recording))
 
 
 def routes(token: str | None, replays: Replays = REPLAYS, root: str = "/") -> list[tuple[str, type[RequestHandler], dict[str, Any]]]:

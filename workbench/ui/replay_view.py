@@ -66,6 +66,23 @@ class ReplayView(pn.viewable.Viewer):
                                         disabled=not rerun_available(), css_classes=["wb-replay-button"])
         self.button.on_click(lambda _e: self.replay())
         self.frame = pn.pane.HTML("", sizing_mode="stretch_width", min_height=100, css_classes=["wb-replay-frame"])
+        self.link = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-replay-link"])
+        self._standby = False  # the frame holds a viewer started ahead of the click
+        # the address of a new recording, handed to that viewer in the browser (same origin only)
+        self._opener = pn.widgets.TextInput(value="", visible=False, css_classes=["wb-replay-opener"])
+        self._opener.jscallback(value="""
+            const find = (root) => { for (const el of root.querySelectorAll('*')) {
+                if (el.tagName === 'IFRAME' && el.classList.contains('wb-rerun')) return el;
+                if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; } } return null; };
+            const url = cb_obj.value;
+            const send = (tries) => {  // the viewer page may still be starting: wait for its listener
+                const frame = find(document);
+                let ready = false;
+                try { ready = !!(frame && frame.contentWindow && frame.contentWindow.wbReady); } catch (e) { ready = false; }
+                if (ready) { frame.contentWindow.postMessage({type: 'wb-open', url: url}, window.location.origin); }
+                else if (tries < 300) { setTimeout(() => send(tries + 1), 100); }
+            };
+            if (url) { send(0); }""")
         note = "" if rerun_available() else " The Rerun replay (workbench.viz.rerun) is not installed."
         self.status = pn.pane.Markdown("Select runs, then replay them." + note, margin=(0, 10), css_classes=["wb-replay-status"])
 
@@ -91,6 +108,8 @@ class ReplayView(pn.viewable.Viewer):
         align = self.align if not self.align.startswith("event:") or self.align[6:] in kinds else "start"
 
         if REPLAYS.mounted:  # the served app: its own routes, origin and token
+            from workbench.ui.replay_routes import data_path
+
             self._tmp = tempfile.TemporaryDirectory(prefix="workbench-replay-")
             rrd = Path(self._tmp.name) / "replay.rrd"
             rid = self._replay_id = REPLAYS.reserve()
@@ -113,12 +132,13 @@ class ReplayView(pn.viewable.Viewer):
             self.url = url
             self.replayed = ids
         src = html.escape(self.url, quote=True)
-        self.frame.object = (
-            f'<p style="margin:2px 0"><a href="{src}" target="_blank" rel="noopener" class="wb-replay-full">'
-            f'Open the replay on its own page ↗</a></p>'
-            f'<iframe src="{src}" title="Rerun replay" class="wb-rerun" '
-            f'style="width:100%;height:{int(self.height)}px;border:1px solid #ddd"></iframe>'
-        )
+        self.link.object = (f'<p style="margin:2px 0"><a href="{src}" target="_blank" rel="noopener" '
+                            f'class="wb-replay-full">Open the replay on its own page ↗</a></p>')
+        if self._standby and self._replay_id is not None:
+            # the viewer already runs in the frame: hand it the new recording (no reload)
+            self._opener.value = data_path(REPLAYS.token, self._replay_id)
+        else:
+            self._frame(src)
         where = f", at **{at:.2f} s**" if at is not None else ""
         text = f"Replaying **{len(ids)}** run(s), aligned on {html.escape(align)}{where}."
         if align.startswith("event:"):
@@ -130,6 +150,19 @@ class ReplayView(pn.viewable.Viewer):
             text += f" No selected run has a {html.escape(self.align[6:])} event: aligned on their starts."
         self.status.object = text
         return self.url
+
+    def _frame(self, src: str) -> None:
+        self.frame.object = (f'<iframe src="{src}" title="Rerun replay" class="wb-rerun" '
+                             f'style="width:100%;height:{int(self.height)}px;border:1px solid #ddd"></iframe>')
+
+    def warm(self) -> None:
+        """Start the web viewer (its 60+ MB of WebAssembly) before any replay, so a click
+        on Replay only loads the recording (served app; elsewhere nothing to do)."""
+        from workbench.ui.replay_routes import REPLAYS, STANDBY, page_path
+
+        if REPLAYS.mounted and not self.frame.object and rerun_available():
+            self._frame(html.escape(page_path(STANDBY), quote=True))
+            self._standby = True
 
     def written(self, timeout: float = 120.0) -> bool:
         """Wait until the current replay's recording is written (served app); True when
@@ -163,4 +196,4 @@ class ReplayView(pn.viewable.Viewer):
             pn.widgets.Select.from_param(self.param.align, label="align on", width=180),
             pn.widgets.IntInput.from_param(self.param.max_runs, label="max runs", width=100),
         )
-        return pn.Column(controls, self.status, self.frame, sizing_mode="stretch_width")
+        return pn.Column(controls, self.status, self.link, self.frame, self._opener, sizing_mode="stretch_width")
