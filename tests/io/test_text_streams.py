@@ -38,7 +38,7 @@ def talker(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[w
 
 
 def test_a_string_topic_is_a_text_stream_equal_to_the_reference(talker, real_data: Path) -> None:
-    store, run = talker
+    _store, run = talker
     ref = _reference(real_data)
     ds = run.streams["topic"]
     assert ds["text"].dims == ("time",)

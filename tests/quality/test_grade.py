@@ -252,7 +252,7 @@ def test_a_gap_at_the_outcome_on_a_stream_a_metric_reads_is_an_error():
     mid = grade(run_with_gap(3.0, "joint_states"))
     late = grade(run_with_gap(8.2, "joint_states"))
     unread = grade(run_with_gap(8.2, "aux"))
-    sev = lambda g, s: g.findings.filter((pl.col("stream") == s) & (pl.col("check") == "gap"))["severity"].to_list()  # noqa: E731
+    sev = lambda g, s: g.findings.filter((pl.col("stream") == s) & (pl.col("check") == "gap"))["severity"].to_list()
     assert sev(mid, "joint_states") == ["warning"] and mid.grade == "B"
     assert sev(late, "joint_states") == ["error"] and late.grade == "D"
     assert sev(unread, "aux") == ["warning"] and unread.grade == "B"

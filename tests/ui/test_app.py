@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
-
+import contextlib
 import inspect
+import itertools
 import re
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -669,11 +670,9 @@ def test_a_brushed_window_is_marked_as_an_event_of_the_run(tmp_path, samples_dir
     assert "Not marked" in detail.mark_status.object and "label outcomes" in detail.mark_status.object
 
 
-def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browser, artifacts):
-    files = sorted((samples_dir / "campaign").glob("arm-a_bright_rubber_policy-v1_s0[0-1].mcap"))
-    store = wb.open_store(tmp_path / "store")
-    store.ingest(files)
-    rid = store.runs()["run_id"][0]
+@contextlib.contextmanager
+def _run_detail_of(store, rid: str, browser) -> Iterator[Any]:
+    """The app served on *store*, opened in Chromium on Run detail of run *rid*."""
     port = free_port()
     server = ui.serve(store, port=port, threaded=True)
     try:
@@ -681,6 +680,18 @@ def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browse
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"http://127.0.0.1:{port}/?sel={rid}&tab=detail")
         page.locator(".wb-run-detail-status p", has_text="1 run(s) shown").wait_for(timeout=90_000)
+        yield page
+        page.close()
+    finally:
+        server.stop()
+
+
+def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browser, artifacts):
+    files = sorted((samples_dir / "campaign").glob("arm-a_bright_rubber_policy-v1_s0[0-1].mcap"))
+    store = wb.open_store(tmp_path / "store")
+    store.ingest(files)
+    rid = store.runs()["run_id"][0]
+    with _run_detail_of(store, rid, browser) as page:
         frame = next(f for f in _wait_frames(page) if f["title"] == "joint_states.position[joint_2]")
         page.locator(".bk-tool-icon-x-box-select").first.click()
         y = frame["top"] + frame["height"] / 2
@@ -699,9 +710,6 @@ def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browse
         page.locator(".wb-mark-button button").click()
         page.locator(".wb-mark-status p", has_text="Marked slip").wait_for(timeout=30_000)
         page.screenshot(path=str(artifacts / "app_mark_window.png"), full_page=True)
-        page.close()
-    finally:
-        server.stop()
     marks = __import__("json").loads(store.annotations(rid)["marks"]["items"])
     assert [(m["kind"], m["note"]) for m in marks] == [("slip", "cube slid")]
     start = store.info(rid).start_ns
@@ -714,13 +722,7 @@ def test_run_detail_shows_a_real_bags_text_in_the_browser(tmp_path, real_data, b
     them in Run detail's text table (page by page), and its signals still plotted."""
     store = wb.open_store(tmp_path / "store")
     (rid,) = store.ingest([real_data / "ros2_bag/mcap/rosbag2_talker"]).ingested
-    port = free_port()
-    server = ui.serve(store, port=port, threaded=True)
-    try:
-        _wait_port(port)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(f"http://127.0.0.1:{port}/?sel={rid}&tab=detail")
-        page.locator(".wb-run-detail-status p", has_text="1 run(s) shown").wait_for(timeout=90_000)
+    with _run_detail_of(store, rid, browser) as page:
         table = page.locator(".wb-texts")
         table.locator(".tabulator-cell", has_text="Hello, world! 0").first.wait_for(timeout=60_000)
         headers = [h for h in table.locator(".tabulator-col-title").all_inner_texts() if h.strip()]
@@ -734,9 +736,6 @@ def test_run_detail_shows_a_real_bags_text_in_the_browser(tmp_path, real_data, b
         assert levels.count("INFO") == 10
         table.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "app_run_detail_text.png"), full_page=True)
-        page.close()
-    finally:
-        server.stop()
 
 
 def _wait_frames(page, timeout: float = 30.0) -> list[dict]:

@@ -64,14 +64,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPISODES_DIR",
-    "episode_bytes",
-    "EPISODE_BOOKKEEPING",
     "EPISODES_JSONL_PATH",
+    "EPISODE_BOOKKEEPING",
     "INFO_PATH",
     "SUPPORTED_VERSIONS",
     "TASKS_JSONL_PATH",
     "TASKS_PARQUET_PATH",
     "LeRobotReader",
+    "episode_bytes",
     "read_video_frame",
 ]
 

@@ -32,7 +32,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from workbench.model import FACTOR_GROUPS, ConfigError, ReaderError, Scalar, empty_events
+from workbench.model import (
+    FACTOR_GROUPS,
+    ConfigError,
+    ReaderError,
+    Scalar,
+    empty_events,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,15 +47,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "RunData",
+    "MAX_FACTOR_TEXT",
     "ReaderEntrypoint",
-    "readers",
+    "RunData",
+    "check_options",
+    "factor_key",
     "get_reader",
     "guess_reader",
+    "readers",
     "register_reader",
-    "check_options",
-    "MAX_FACTOR_TEXT",
-    "factor_key",
     "scalar_factors",
     "text_stream",
 ]

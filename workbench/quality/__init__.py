@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from workbench.quality.kinds import StreamKind
-
     from workbench.store import Store
 
 __all__ = [
@@ -315,7 +314,7 @@ def _feeds(run: Run) -> dict[str, tuple[str, ...]]:
             by_role.setdefault(role, []).append(name)
     try:
         bound = resolve_all(run, roles=sorted(r for r in by_role if r in ROLES))
-    except Exception:  # a role override that cannot apply must not stop grading  # noqa: BLE001
+    except Exception:  # a role override that cannot apply must not stop grading
         return {}
     out: dict[str, list[str]] = {}
     for role, b in bound.items():
