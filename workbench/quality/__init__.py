@@ -447,7 +447,10 @@ def _intervals(rd: StreamPieces, col: str = "time") -> Iterator[np.ndarray]:
         yield np.diff(p[col])
 
 
-def _time_stats(rd: StreamPieces, col: str = "time") -> _TimeStats:
+def _time_stats(rd: StreamPieces, col: str = "time", period: float | None = None) -> _TimeStats:
+    """Counts of a clock's intervals (duplicate, backward, positive) and its period: the
+    median positive interval, or *period* when given (a second clock's period measured
+    on a sample by the classification, which saves a full pass for the median)."""
     st = _TimeStats(rd.n)
     if rd.n == 0:
         return st
@@ -471,7 +474,7 @@ def _time_stats(rd: StreamPieces, col: str = "time") -> _TimeStats:
             st.back += k
         st.pos += int(np.count_nonzero(dt > 0))
     if st.pos:
-        st.period = median(lambda: (dt[dt > 0] for dt in _intervals(rd, col)), st.pos)
+        st.period = period if period else median(lambda: (dt[dt > 0] for dt in _intervals(rd, col)), st.pos)
     return st
 
 
@@ -497,7 +500,12 @@ def _check_timing(name: str, ds: xr.Dataset, rd: StreamPieces, st: _TimeStats, k
     if not kind.timed:
         return
     col = "header_time" if kind.clock == "header" else "time"
-    cs = _time_stats(rd, col) if col != "time" else st
+    # the sensor clock's period from the classification when it was measured on a sample
+    # of a long stream (exact below that size)
+    from workbench.quality.kinds import SAMPLE_INTERVALS
+
+    hint = kind.period_ns if kind.clock == "header" and rd.n > SAMPLE_INTERVALS + 1 else None
+    cs = _time_stats(rd, col, hint) if col != "time" else st
     clock = _clock_name(ds, col)
     # duplicate stamps on the clock that is regular: the log clock of a periodic stream
     # (a recording fault), the sensor clock of a bursty one
@@ -648,12 +656,14 @@ def _level_jumps(rd: StreamPieces, st: _TimeStats, limit: float, *, envelope: bo
         reduce((p["time"] - p["header_time"]).astype(np.float64).reshape(-1, block), axis=1)
         for _, _, _, p in rd.pieces(["time", "header_time"], stop=nblocks * block, step=step)
     ])
+    # a step between block b and b + 1 (b = 1 … nblocks - 3), two blocks each side: the
+    # median of two levels is their mean, their spread the difference (vectorized: one
+    # pass over the blocks, a loop over the few candidates only)
+    size_at = (levels[2:-1] + levels[3:]) / 2 - (levels[:-3] + levels[1:-2]) / 2
+    steady = (np.abs(levels[1:-2] - levels[:-3]) <= limit / 2) & (np.abs(levels[3:] - levels[2:-1]) <= limit / 2)
     cands: list[tuple[int, float]] = []
-    for b in range(1, nblocks - 2):  # a step between block b and b + 1, two blocks each side
-        before, after = levels[b - 1:b + 1], levels[b + 1:b + 3]
-        size = float(np.median(after) - np.median(before))
-        if abs(size) <= limit or np.ptp(before) > limit / 2 or np.ptp(after) > limit / 2:
-            continue  # no step, or no steady level on one side of it (a burst, a spike)
+    for b in (np.flatnonzero((np.abs(size_at) > limit) & steady) + 1).tolist():
+        size = float(size_at[b - 1])
         if cands and b - cands[-1][0] // block <= 2 and np.sign(size) == np.sign(cands[-1][1]):
             continue  # the same step seen from the next blocks
         lo, hi = max(1, (b - 1) * block), min(rd.n, (b + 3) * block)
