@@ -224,8 +224,8 @@ def test_explain_names_what_a_stream_feeds_and_when_an_issue_happened():
                            "detail": ["{}"] * 3})
     why = explain("B", f, feeds={"imu": ("jerk", "path_length")}, events=events, start_ns=1_000_000_000)
     # the issue on a stream that feeds a metric comes first, placed after the grasp (a log line does not count)
-    assert why == ("B: imu gap — 2 % of the samples expected at 100 Hz missing in 1 gap(s) at 6.5 s, after grasp "
-                   "(feeds jerk, path_length); diag gap — 1 % of the samples expected at 10 Hz missing in 1 gap(s) "
+    assert why == ("B: imu gap — 2 % of the samples expected at 100 Hz missing in 1 gap(s), at 6.5 s, after grasp "
+                   "(feeds jerk, path_length); diag gap — 1 % of the samples expected at 10 Hz missing in 1 gap(s), "
                    "at 2.0 s, after start")
     assert explain("B", f).startswith("B: diag gap")  # without context: by stream name
 

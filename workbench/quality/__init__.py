@@ -269,7 +269,7 @@ def explain(letter: str, findings: pl.DataFrame, *, limit: int = 3, feeds: Mappi
     for _sev, stream, check, _n, what in issues[:limit]:
         text = f"{stream or 'file'} {check} — {what}"
         if moments.get((stream, check)):
-            text += f" {moments[(stream, check)]}"
+            text += f", {moments[(stream, check)]}"
         if feeds.get(stream):
             shown = list(feeds[stream])[:4]
             text += f" (feeds {', '.join(shown)}{' …' if len(feeds[stream]) > 4 else ''})"
