@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_FACTOR_TEXT",
+    "TEXT_KINDS",
     "ReaderEntrypoint",
     "RunData",
     "check_options",
@@ -58,6 +59,7 @@ __all__ = [
     "register_reader",
     "scalar_factors",
     "text_stream",
+    "text_variables",
 ]
 
 ENTRY_POINT_GROUP = "workbench.readers"
@@ -374,3 +376,26 @@ def text_stream(
     data = {"text": ("time", column(texts), {"units": ""})}
     data.update({k: ("time", column(v), {"units": ""}) for k, v in more.items()})
     return xr.Dataset(data, coords={"time": ("time", t)}, attrs={**(attrs or {}), "kind": "text"})
+
+
+TEXT_KINDS = "OUST"
+"""numpy dtype kinds of text variables (object, unicode, bytes, StringDType)."""
+
+
+def text_variables(ds: xr.Dataset) -> tuple[list[str], str | None]:
+    """The text a stream shows, and the variable holding its level.
+
+    A stream with a ``text`` variable (a log stream: message beside its node and level)
+    shows that one; otherwise every text variable on ``time`` (CSV text columns).
+    The level is ``level_name``, or ``level`` when it is text; ``None`` otherwise.
+
+    Examples
+    --------
+    >>> ds = text_stream([1, 2], ["armed", "landed"], node=["fc", "fc"], level_name=["INFO", "WARN"])
+    >>> text_variables(ds)
+    (['text'], 'level_name')
+    """
+    texts = [str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in TEXT_KINDS]
+    shown = ["text"] if "text" in texts else texts
+    level = next((v for v in ("level_name", "level") if v in texts), None)
+    return shown, level

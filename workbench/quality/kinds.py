@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.io.registry import TEXT_KINDS
 from workbench.model import ConfigError
 
 if TYPE_CHECKING:
@@ -462,7 +463,7 @@ def classify(
     frozen = settings.get("frozen", "auto")
 
     has_numeric = any(v.dtype.kind in "fiub" for v in ds.data_vars.values() if "time" in v.dims)
-    has_text = any(v.dtype.kind in "OUST" for v in ds.data_vars.values() if "time" in v.dims)
+    has_text = any(v.dtype.kind in TEXT_KINDS for v in ds.data_vars.values() if "time" in v.dims)
 
     def sampled(col: str) -> Any:
         if rd.n <= SAMPLE_INTERVALS + 1:

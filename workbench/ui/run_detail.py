@@ -19,6 +19,7 @@ import panel as pn
 import param
 import polars as pl
 
+from workbench.io.registry import text_variables
 from workbench.model import WorkbenchError
 from workbench.ui.datastore import DataStore
 from workbench.viz import plots
@@ -236,10 +237,8 @@ class RunDetail(pn.viewable.Viewer):
         shifts = (self._alignment or align_runs(self.runs, on="start")).shifts
         for run in self.runs:
             for name, ds in run.streams.items():
-                for var in [str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in "OUST"]:
-                    if "text" in ds and var != "text":
-                        continue  # a log stream: its text, with its level beside it
-                    lv = next((v for v in ("level_name", "level") if v in ds and ds[v].dtype.kind in "OUST"), None)
+                shown, lv = text_variables(ds)  # a log stream: its text, with its level beside it
+                for var in shown:
                     n = int(ds.sizes["time"])
                     t = np.asarray(ds["time"].values[:limit], dtype=np.int64)
                     frames.append(pl.DataFrame({

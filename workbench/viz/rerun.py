@@ -59,8 +59,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-import weakref
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from workbench.io.registry import TEXT_KINDS, text_variables
 from workbench.model import FACTOR_GROUPS, ConfigError, Run, SchemaError
 from workbench.net import LOOPBACK, free_port, is_loopback
 
@@ -396,7 +397,8 @@ def _plan_run(rr: Any, run: Run, label: str, patterns: list[str] | None) -> _Run
             path = "/".join([f"{root}/tf", *(_part(rr, f) for f in chains[child])])
             plan.entities.append(Entity(path, "Transform3D", name, rows=1 if name.startswith("tf_static") else n))
             continue
-        text_vars = [str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in "OUST"]
+        shown, _level = text_variables(ds)
+        text_vars = {str(v) for v in ds.data_vars if ds[v].dims == ("time",) and ds[v].dtype.kind in TEXT_KINDS}
         for var in ds.data_vars:
             da = ds[var]
             vpath = f"{base}/{_part(rr, var)}"
@@ -406,7 +408,7 @@ def _plan_run(rr: Any, run: Run, label: str, patterns: list[str] | None) -> _Run
             if str(var) in text_vars:
                 # text (log lines, std_msgs/String, CSV text): one text log entry per sample; a
                 # stream with a ``text`` variable shows it, its level and node folded in
-                if "text" not in text_vars or var == "text":
+                if var in shown:
                     plan.entities.append(Entity(vpath, "TextLog", name, str(var), None, n))
                 continue
             if da.dtype.kind not in "biuf":
@@ -771,14 +773,16 @@ _TEXT_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WA
 
 def _log_text(rr: Any, rec: Any, ds: xr.Dataset, e: Entity, index: _Index) -> int:
     texts = ["" if v is None else str(v) for v in ds[e.variable].values.tolist()]
-    if e.variable == "text" and "node" in ds and ds["node"].dtype.kind in "OUST":
+    if e.variable == "text" and "node" in ds and ds["node"].dtype.kind in TEXT_KINDS:
         texts = [f"[{n}] {t}" if n else t for n, t in zip(ds["node"].values.tolist(), texts, strict=True)]
-    lv = next((v for v in ("level_name", "level") if v in ds and ds[v].dtype.kind in "OUST"), None)
+    _shown, lv = text_variables(ds)
     levels = ["INFO"] * len(texts)
     if lv and e.variable == "text":
         levels = [_TEXT_LEVELS.get(str(x).upper(), "INFO") for x in ds[lv].values.tolist()]
     elif e.variable == "text" and "severity" in ds and ds["severity"].dtype.kind in "iuf":
-        from workbench.io.loglevels import normalize_level  # MAVLink STATUSTEXT: syslog severities
+        from workbench.io.loglevels import (
+            normalize_level,  # MAVLink STATUSTEXT: syslog severities
+        )
 
         levels = [_TEXT_LEVELS.get(str(normalize_level(int(x), "syslog")), "INFO") for x in ds["severity"].values.tolist()]
     rr.send_columns(e.path, indexes=index.columns, columns=rr.TextLog.columns(text=texts, level=levels),
