@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DEV    := $(VENV)/.dev-stamp
 STORE  ?= workbench-store
 JOBS   ?= 2
 
@@ -28,9 +29,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-lint: $(STAMP)
+$(DEV): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	@touch $(DEV)
+
+## lint: ruff over the code, tests and benchmarks; mypy over the package (strict for its core)
+lint: $(DEV)
 	$(BIN)/python -m ruff check workbench tests bench
-	$(BIN)/python -m mypy workbench
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) $(STORE) reports .pytest_cache

@@ -119,9 +119,6 @@ def step(store_dir: Path, what: str) -> dict[str, Any]:
     start = time.perf_counter()
     out: dict[str, Any] = {}
     if what == "imports":  # the floor: Python with the libraries the other steps use
-        import dask.array
-        import xarray
-        import zarr
 
         store.load("big-run", lazy=True, streams=[])
     elif what == "open":
@@ -134,7 +131,7 @@ def step(store_dir: Path, what: str) -> dict[str, Any]:
         out["findings"] = [] if findings is None else findings.select("stream", "check", "detail").rows()
     elif what == "classify":
         # the stream classification grading does first, alone (as grade() calls it)
-        from workbench.metrics.chunked import StreamPieces, load_for_work
+        from workbench.pieces import StreamPieces, load_for_work
         from workbench.quality import _time_stats
         from workbench.quality.kinds import classify
 

@@ -7,7 +7,7 @@
    ``bench/big_run.py`` does) and evaluated out of core, in a fresh process:
    ``store.load(run_id, lazy=True, indexes=False)`` then
    :func:`workbench.events.evaluate` (which reads and scans the pieces in
-   ``workbench.metrics.chunked.SCAN_THREADS`` threads). Printed: seconds, samples/s, events and the peak
+   ``workbench.pieces.SCAN_THREADS`` threads). Printed: seconds, samples/s, events and the peak
    RSS of that process against the stream's size. Baselines on the same data, each in
    its own fresh process: a plain Python loop with the same semantics (timed on a
    prefix of ``--prefix`` samples and extrapolated linearly to the whole stream) and
@@ -68,8 +68,8 @@ APPLY_RULES = {
 }
 
 
-def SCAN_THREADS() -> int:  # noqa: N802 - reads the module setting
-    from workbench.metrics.chunked import SCAN_THREADS as threads
+def SCAN_THREADS() -> int:
+    from workbench.pieces import SCAN_THREADS as threads
 
     return threads
 
@@ -179,14 +179,13 @@ def polars_query(t: np.ndarray, x: np.ndarray) -> list[tuple[int, int]]:
 def step(store_dir: Path, what: str, prefix: int) -> dict[str, Any]:
     """One measured step, in this (fresh) process (libraries imported before the clock starts)."""
     import dask.array  # noqa: F401
+    import numcodecs  # noqa: F401
     import polars  # noqa: F401
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-    import numcodecs  # noqa: F401
-
     import workbench as wb
-    import workbench.metrics.chunked  # noqa: F401 - imported lazily by the rule engine
+    import workbench.pieces
     from workbench.events import evaluate
 
     store = wb.open_store(store_dir, create=False)

@@ -130,7 +130,7 @@ def main() -> None:
             print(f"   serial             {f_s:7.1f} s {n / f_s:8.1f} runs/s")
             print(f"   2 worker processes {f_d:7.1f} s {n / f_d:8.1f} runs/s  → {f_s / f_d:.2f}×")
         print(f"== 3. role resolution ({len(ROLES)} roles per run)")
-        from workbench.metrics.chunked import load_for_work
+        from workbench.pieces import load_for_work
 
         sample = ids[: min(200, n)]
         runs = [load_for_work(store, rid) for rid in sample]  # as metrics open them

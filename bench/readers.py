@@ -43,10 +43,10 @@ from typing import Any, BinaryIO
 # keep this folder off the path so no bench script can shadow a package (`import rerun` is rerun-sdk)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import numpy as np  # noqa: E402
-from numpy.lib.stride_tricks import as_strided  # noqa: E402
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from workbench.samples import cdr as samples_cdr  # noqa: E402
+from workbench.samples import cdr as samples_cdr
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "data" / "samples" / "campaign"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,9 @@ def chromium() -> Path:
 @pytest.fixture(scope="session")
 def browser(chromium):
     """A headless Playwright browser on the system Chromium."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as pw:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
@@ -142,6 +144,18 @@ def _drawn_once(page: Any) -> list[dict[str, Any]]:
 def drawn_plots() -> Any:
     """:func:`_drawn_plots`: what is drawn in each visible Bokeh plot of a page."""
     return _drawn_plots
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Any:
+    """A function giving a TCP port free on 127.0.0.1 right now."""
+    return _free_port
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -77,12 +76,12 @@ def test_show_remove_rebuild(tmp_path, logs):
 def test_errors_are_one_line_and_debug_shows_traceback(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "workbench.cli", "runs", "--store", str(tmp_path / "none")]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [f"error: no store at {str(tmp_path / 'none')!r} (no runs/ folder); open_store(path) creates one"]
-    res = subprocess.run([sys.executable, "-m", "workbench.cli", "--debug", *cmd[3:]], capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", "workbench.cli", "--debug", *cmd[3:]], capture_output=True, text=True, env=env, check=False)
     assert res.returncode == 1 and "Traceback" in res.stderr and "StoreError" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "workbench.cli", "ingest"], capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", "workbench.cli", "ingest"], capture_output=True, text=True, env=env, check=False)
     assert res.returncode == 2 and "Missing argument" in res.stderr
 
 

@@ -75,7 +75,7 @@ def test_secondary_metrics_never_change_the_gate():
     base = wb.compare(cat, within=["environment.cell"], metrics=["success"], attribution_factors=[])
     more = wb.compare(cat, within=["environment.cell"], metrics=["success", "recoveries", "path_length"], attribution_factors=[])
     assert base.status == more.status == "regression"
-    prim = lambda r: r.gate.select("environment.cell", "p_adjusted", "verdict").sort("environment.cell")  # noqa: E731
+    prim = lambda r: r.gate.select("environment.cell", "p_adjusted", "verdict").sort("environment.cell")
     assert prim(base).equals(prim(more))
     assert set(more.table.filter(pl.col("metric") != "success")["role"]) == {"secondary"}
     with pytest.raises(ConfigError, match="primary metric 'speed' is not among the compared metrics"):

@@ -24,13 +24,13 @@ SHA = "ab" * 32
 
 
 def make_info(**kw):
-    base = dict(
-        run_id="run-1",
-        hardware={"robot": "arm-a", "calibration": 0.03},
-        environment={"lighting": "dim"},
-        model={"version": "policy-v2", "checkpoint": "c0ffee"},
-        scenario={"task": "pick_place", "seed": 7},
-        provenance=Provenance(
+    base = {
+        "run_id": "run-1",
+        "hardware": {"robot": "arm-a", "calibration": 0.03},
+        "environment": {"lighting": "dim"},
+        "model": {"version": "policy-v2", "checkpoint": "c0ffee"},
+        "scenario": {"task": "pick_place", "seed": 7},
+        "provenance": Provenance(
             sources=(SourceFile(path="/logs/a.mcap", size=123, sha256=SHA),),
             reader="mcap",
             reader_version="1",
@@ -40,10 +40,10 @@ def make_info(**kw):
             overrides=({"key": "hardware.robot", "old": "x", "new": "arm-a"},),
             skipped=({"topic": "/foo", "reason": "unknown schema", "count": 3},),
         ),
-        start_ns=1_000,
-        end_ns=5_000_000_000,
-        name="a",
-    )
+        "start_ns": 1_000,
+        "end_ns": 5_000_000_000,
+        "name": "a",
+    }
     base.update(kw)
     return RunInfo(**base)
 

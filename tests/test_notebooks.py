@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -76,19 +75,14 @@ def test_notebook_runs(name, sample_store, samples_dir, monkeypatch, request):
 # --------------------------------------------------------------------------- JupyterLab
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
-def jupyterlab(tmp_path, sample_store, samples_dir):
+def jupyterlab(free_port, tmp_path, sample_store, samples_dir):
     """JupyterLab on a copy of 01_quickstart (outputs never saved into the repository)."""
     work = tmp_path / "lab"
     work.mkdir()
     shutil.copy(NOTEBOOKS / "01_quickstart.ipynb", work / "01_quickstart.ipynb")
-    port = _free_port()
+    port = free_port()
     token = "wb-test-token"
     env = dict(os.environ, WORKBENCH_STORE=sample_store.url, WORKBENCH_SAMPLES=str(samples_dir),
                JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))

@@ -9,16 +9,16 @@ import xarray as xr
 from polars.testing import assert_frame_equal
 
 import workbench as wb
-from workbench.metrics import chunked
+from workbench import pieces as chunked
 from workbench.metrics.builtin import ControlLatency
-from workbench.metrics.chunked import (
+from workbench.model import ConfigError, Run, RunInfo
+from workbench.pieces import (
     Runs,
     StreamPieces,
     median,
     order_statistics,
     percentile,
 )
-from workbench.model import ConfigError, Run, RunInfo
 from workbench.quality import grade
 
 T0 = 1_750_000_000 * 10**9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import distributed
 import polars as pl
 import pytest
 
@@ -12,10 +13,9 @@ from workbench.parallel import map_runs, resolve_scheduler
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
-        with distributed.Client(lc) as client:
-            yield client
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,6 @@ def test_a_worker_killed_during_ingest_loses_and_duplicates_nothing(tmp_path, sa
     import threading
     import time
 
-    distributed = pytest.importorskip("distributed")
     files = sorted(p for p in (samples_dir / "campaign").glob("*.mcap") if "truncated" not in p.name)[:60]
     store = wb.open_store(tmp_path / "store")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \

@@ -25,6 +25,52 @@ def test_all_formats_are_in_the_catalog(real_store):
     assert readers >= {"mcap", "rosbag1", "rosbag2", "lerobot", "hdf5", "ulog", "dataflash", "tlog", "rrd", "table"}
 
 
+def test_each_file_gives_the_runs_and_spans_its_own_library_reads(real_store, real_data):
+    """Counts and time spans checked against each format's reference library, not against ourselves."""
+    import json
+
+    import h5py
+    from mcap.reader import make_reader
+    from pyulog import ULog
+
+    cat = real_store.runs()
+    by_source = cat.group_by("source").len()
+    # MCAP: the log's own summary statistics (end earlier only when undecodable topics were skipped)
+    mcaps = sorted((real_data / "mcap").glob("*.mcap"))
+    assert mcaps
+    for f in mcaps:
+        with f.open("rb") as fh:
+            stats = make_reader(fh).get_summary().statistics
+        (row,) = cat.filter(pl.col("source") == str(f)).iter_rows(named=True)
+        assert row["start_ns"] == stats.message_start_time, f.name
+        assert row["end_ns"] <= stats.message_end_time, f.name
+        if row["n_skipped"] == 0:
+            assert row["end_ns"] == stats.message_end_time, f.name
+    # PX4 ULog: pyulog's first and last timestamps (µs)
+    ulogs = sorted((real_data / "ulog").rglob("*.ulg"))
+    assert len(ulogs) >= 3
+    for f in ulogs:
+        log = ULog(str(f))
+        (row,) = cat.filter(pl.col("source") == str(f)).iter_rows(named=True)
+        assert (row["start_ns"], row["end_ns"]) == (log.start_timestamp * 1000, log.last_timestamp * 1000), f.name
+    # robosuite HDF5: one run per data/demo_N group, as h5py lists them
+    for f in sorted((real_data / "hdf5").rglob("*.hdf5")):
+        with h5py.File(f, "r") as h5:
+            demos = [k for k in h5["data"] if k.startswith("demo")]
+        assert by_source.filter(pl.col("source") == str(f))["len"].to_list() == [len(demos)], f
+    # LeRobot: one run per episode present (v3.0: every episode of meta/info.json; v2.1: one file each)
+    for ds in sorted((real_data / "lerobot").iterdir()):
+        info = json.loads((ds / "meta" / "info.json").read_text())
+        runs = cat.filter(pl.col("source").str.starts_with(str(ds) + "/"))
+        expected = info["total_episodes"] if info["codebase_version"].startswith("v3") else len(list(ds.glob("data/*/episode_*.parquet")))
+        assert runs.height == expected, ds.name
+        assert set(runs["fps"].to_list()) == {info["fps"]}, ds.name
+        if (ds / "meta" / "episodes.jsonl").exists():  # v2.1: an episode of n frames lasts (n - 1) / fps
+            lengths = {e["episode_index"]: e["length"] for e in map(json.loads, (ds / "meta" / "episodes.jsonl").read_text().splitlines())}
+            for ep, a, b in runs.select("scenario.episode", "start_ns", "end_ns").iter_rows():
+                assert abs((b - a) / 1e9 - (lengths[int(ep)] - 1) / info["fps"]) < 1e-3, (ds.name, ep)
+
+
 def test_grading_runs_on_every_real_file(real_store):
     grades = wb.quality.grade_store(real_store, scheduler="sync")
     assert grades.height == len(real_store)

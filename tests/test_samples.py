@@ -22,7 +22,7 @@ from PIL import Image
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from workbench.model import parse_scalar, ConfigError
+from workbench.model import ConfigError, parse_scalar
 from workbench.samples import GRID, TOPICS, cdr, checkpoint_id, generate
 from workbench.samples.campaign import PROFILES
 from workbench.samples.writers import IMU_COVARIANCES, TF_FRAMES
@@ -376,7 +376,7 @@ def test_committed_campaign_layout_and_size(
     assert on_disk == listed | {"truth.json", "README.md"}
     assert sum((samples_dir / p).stat().st_size for p in on_disk) <= 15_000_000
     durations = [r["duration_s"] for r in runs]
-    assert 3.5 <= min(durations) and max(durations) <= 9.0
+    assert min(durations) >= 3.5 and max(durations) <= 9.0
 
 
 def test_committed_metadata_and_counts_match_truth(
@@ -428,7 +428,7 @@ def test_committed_run_decodes_with_mcap_ros2(
         if topic == "/imu":  # constant -37 ms clock offset in its stamps
             assert np.median(latency) == pytest.approx(37 + 2, abs=1.5)
         else:
-            assert 0 < latency.min() and latency.max() < 60, topic
+            assert latency.min() > 0 and latency.max() < 60, topic
     js = msgs["/joint_states"][0][1]
     assert list(js.name) == [f"joint_{i}" for i in range(1, 7)]
     assert len(js.position) == len(js.velocity) == len(js.effort) == 6

@@ -95,7 +95,7 @@ def test_direct_reader_refuses_what_it_does_not_know(tmp_path):
 
 @pytest.mark.parametrize("writer", ["workbench", "xarray"])
 def test_chunk_reader_read_into_a_buffer_and_take(tmp_path, monkeypatch, writer):
-    from workbench.metrics.chunked import LazyTimes
+    from workbench.pieces import LazyTimes
 
     monkeypatch.setattr(zw, "CHUNK_BYTES", 4096)  # many chunks (blosc), or xarray's zstd
     n = 10_007

@@ -6,20 +6,40 @@
 0
 """
 
+import workbench.accessors  # noqa: F401 - registers the ds.wb accessor on xarray datasets
 from workbench._version import __version__ as __version__
+from workbench.compare import CompareResult as CompareResult
+from workbench.compare import compare as compare
 from workbench.model import (
     ConfigError as ConfigError,
+)
+from workbench.model import (
     Provenance as Provenance,
+)
+from workbench.model import (
     ReaderError as ReaderError,
+)
+from workbench.model import (
     Run as Run,
+)
+from workbench.model import (
     RunInfo as RunInfo,
+)
+from workbench.model import (
     SchemaError as SchemaError,
+)
+from workbench.model import (
     SourceFile as SourceFile,
+)
+from workbench.model import (
     StoreError as StoreError,
+)
+from workbench.model import (
     WorkbenchError as WorkbenchError,
 )
-from workbench.store import IngestReport as IngestReport, Store as Store, open_store as open_store
-from workbench.compare import CompareResult as CompareResult, compare as compare  # noqa: E402  (after the submodule import, so `wb.compare` is the function)
+from workbench.store import IngestReport as IngestReport
+from workbench.store import Store as Store
+from workbench.store import open_store as open_store
 
 _SUBMODULES = {"sync", "quality", "metrics", "viz", "samples", "io", "accessors", "metadata", "model", "parallel", "ui", "events",
                "trends"}

@@ -18,8 +18,9 @@ import click
 
 from workbench._version import __version__
 from workbench.model import WorkbenchError
+from workbench.textable import WIDER, print_frame
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -177,37 +178,6 @@ def _print_report(report: Any) -> None:
 # --------------------------------------------------------------------------- runs & show
 
 
-WIDER = "a wider terminal or --format csv/json shows every column"
-"""Said under a table that left columns out, for commands without --columns."""
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return max(40, shutil.get_terminal_size((120, 24)).columns)
-
-
-def _print_frame(df: Any, fmt: str, *, wide: bool = False, fit: bool = True, hint: str | None = None) -> None:
-    """*df* as JSON, CSV or a table fitting the terminal; the columns a table leaves out
-    are named on stderr (with *hint*, on stdout with that hint on seeing them)."""
-    import polars as pl
-
-    if fmt == "json":
-        out = df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"))
-        click.echo(json.dumps(out.to_dicts(), indent=1, default=str))
-    elif fmt == "csv":
-        click.echo(df.write_csv(), nl=False)
-    else:
-        from workbench.textable import fit_table, hidden_note
-
-        text, hidden = fit_table(df, width=_terminal_width() if fit else 10**6, wide=wide)
-        click.echo(text)
-        if hidden and hint is None:
-            click.echo(hidden_note(hidden), err=True)
-        elif hidden:
-            click.echo(f"{len(hidden)} more column(s) not shown: {', '.join(hidden)} ({hint})")
-
-
 def _chosen_columns(df: Any, columns: str | None) -> Any:
     """``--columns A,B`` (or ``all``) of *df*; None when not given."""
     if not columns:
@@ -239,14 +209,14 @@ def runs(store_path: str | None, where: str | None, columns: str | None, wide: b
     if schema:
         from workbench.metrics import catalog_schema
 
-        _print_frame(catalog_schema(df), fmt, wide=wide)
+        print_frame(catalog_schema(df), fmt, wide=wide)
         return
     chosen = _chosen_columns(df, columns)
     if chosen is not None:
         df = chosen
     elif fmt == "table":
         df = df.select(_table_columns(df))
-    _print_frame(df, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
+    print_frame(df, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
 
 
 _TABLE_BASE = ("run_id", "name", "outcome", "quality.grade", "duration_s")
@@ -373,9 +343,9 @@ def grade(store_path: str | None, where: str | None, findings: bool, scheduler: 
     click.echo("grades: " + ", ".join(f"{g}: {n}" for g, n in counts.iter_rows()))
     flagged = table.filter(pl.col("grade") != "A")
     if flagged.height:
-        _print_frame(flagged, "table", hint=WIDER)
+        print_frame(flagged, "table", hint=WIDER)
     if detail is not None:
-        _print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table", hint=WIDER)
+        print_frame(detail.select("run_id", "stream", "check", "severity", "detail"), "table", hint=WIDER)
 
 
 @cli.command()
@@ -409,7 +379,7 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
                  "better": {True: "higher", False: "lower", None: "-"}[c.higher_is_better],
                  "roles": ", ".join(getattr(m, "roles", ())) or "-", "description": c.description}
                 for m in chosen for c in m.columns]
-        _print_frame(pl.DataFrame(rows), fmt, hint=WIDER)
+        print_frame(pl.DataFrame(rows), fmt, hint=WIDER)
         return
     store = _open(store_path)
     ids = store.runs(where=where)["run_id"].to_list() if where else None
@@ -418,7 +388,7 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
                  roles=roles_file)
     df = store.runs().select("run_id", "name").join(df, on="run_id", how="inner")
     if fmt != "table":
-        _print_frame(df, fmt, hint=WIDER)
+        print_frame(df, fmt, hint=WIDER)
         return
     from workbench.metrics import columns as metric_columns
 
@@ -435,7 +405,7 @@ def metrics(store_path: str | None, names: tuple[str, ...], where: str | None, s
             click.echo(f"{len(empty)} metric column(s) null on every listed run (see the reasons below; --columns all shows them)",
                        err=True)
     shown = shown.rename({c: f"{c} [{cols[c].unit}]" for c in shown.columns if c in cols and cols[c].unit})
-    _print_frame(shown, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
+    print_frame(shown, fmt, wide=wide, fit=not (columns and columns.strip().lower() == "all"))
     for c in notes:
         reasons = df.filter(pl.col(c).is_not_null()).group_by(c).len().sort("len", descending=True)
         for reason, n in reasons.iter_rows():
@@ -578,11 +548,11 @@ def compare(
             pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p_adj"),
             "n_baseline", "n_candidate", interval("baseline"), interval("candidate"), unknown(), "role",
         )
-        _print_frame(view, "table", hint="--format csv or json shows every column")
+        print_frame(view, "table", hint="--format csv or json shows every column")
         top = res.attribution.filter(pl.col("share") > 0).group_by("metric", maintain_order=True).head(3)
         if top.height:
             click.echo("what explains each metric (share of variation):")
-            _print_frame(top.with_columns(pl.col("share").round(3)), "table", hint=WIDER)
+            print_frame(top.with_columns(pl.col("share").round(3)), "table", hint=WIDER)
         if res.excluded:
             reasons: dict[str, int] = {}
             for why in res.exclusions.values():
@@ -591,14 +561,15 @@ def compare(
         paired_cells = res.table.filter(pl.col("paired"))
         if res.pair_by:
             click.echo(f"pairing: {paired_cells.height} of {res.table.height} rows paired"
-                       + (f" ({paired_cells['n_pairs'].min()}–{paired_cells['n_pairs'].max()} pairs)" if paired_cells.height else ""))
+                       + (f" ({int(paired_cells['n_pairs'].min())}–{int(paired_cells['n_pairs'].max())} pairs)"  # type: ignore[arg-type]
+                          if paired_cells.height else ""))
         unmeasured = res.not_measured.height
         if unmeasured and res.n_measured:
             click.secho(f"{unmeasured} of {res.table.height} cells {NOT_MEASURED}: {res.missing_text()}", fg="yellow")
         regress = res.regressions
         if regress.height:
             click.secho(f"{regress.height} regression(s) with confidence:", fg="red", err=fail_on_regression)
-            _print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference",
+            print_frame(regress.select(*cells, "metric", "baseline", "candidate", "difference",
                                         pl.col("p_adjusted").map_elements(format_p, return_dtype=pl.String)), "table")
         elif res.n_measured:
             among = f" among the {res.n_measured} measured cells" if unmeasured else ""
@@ -634,10 +605,9 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
     (runs_needed), and for undecided cells how many more runs per side would probably
     decide them (more_runs_per_arm). Exact power of the gate's one-sided exact test.
     """
+    from workbench.compare import compared_ids, ensure_measured
     from workbench.model import parse_scalar
     from workbench.planning import plan
-
-    from workbench.compare import compared_ids, ensure_measured
 
     store = _open(store_path)
     cat = store.runs(where=where)
@@ -653,7 +623,7 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
 
         table = table.with_columns(pl.col("p_base", "alpha_cell", "mde_now").round(4))
         click.echo(f"{metric}: drop {drop} at power {power}, one-sided α={alpha} over {table.height} cell(s) (Bonferroni, conservative)")
-    _print_frame(table, fmt, hint=WIDER)
+    print_frame(table, fmt, hint=WIDER)
 
 
 @cli.command(name="where")
@@ -687,7 +657,7 @@ def where_cmd(store_path: str | None, by: str, baseline: str, candidate: str, wi
             click.echo(f"{metric}: {candidate} − {baseline} = {top['overall']:.3f} overall; heterogeneity p = {top['heterogeneity_p']:.3g}")
         table = table.drop("overall", "heterogeneity_df", "heterogeneity_statistic", "heterogeneity_p").with_columns(
             pl.col(pl.Float64).round(4))
-    _print_frame(table, fmt, hint=WIDER)
+    print_frame(table, fmt, hint=WIDER)
 
 
 @cli.command(name="readers")
@@ -733,14 +703,14 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
     click.echo(f"wrote {len(truth['runs'])} runs to {out} (truth in {out / 'truth.json'})")
 
 
-from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
-from workbench.viz.rerun_cli import view  # noqa: E402
-from workbench.ui.cli import serve  # noqa: E402
-from workbench.factors_cli import factors  # noqa: E402
 from workbench.events.cli import events, label, mark  # noqa: E402
+from workbench.factors_cli import factors  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
 from workbench.moments_cli import find_cmd  # noqa: E402
+from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
 from workbench.trends_cli import trends_cmd  # noqa: E402
+from workbench.ui.cli import serve  # noqa: E402
+from workbench.viz.rerun_cli import view  # noqa: E402
 
 cli.add_command(view)
 cli.add_command(report)

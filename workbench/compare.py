@@ -49,7 +49,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -63,20 +63,20 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_METRICS",
     "NOT_MEASURED",
-    "VERDICTS",
     "REPLICATES",
+    "VERDICTS",
     "CompareResult",
-    "format_p",
+    "attribution",
+    "bootstrap_mean",
+    "cliffs_delta",
     "compare",
     "compared_ids",
     "ensure_measured",
-    "wilson_interval",
-    "newcombe_interval",
-    "bootstrap_mean",
-    "cliffs_delta",
+    "format_p",
     "holm",
-    "attribution",
+    "newcombe_interval",
     "reproducibility",
+    "wilson_interval",
 ]
 
 DEFAULT_METRICS: tuple[str, ...] = ("success", "time_to_success")
@@ -132,7 +132,7 @@ def bootstrap_mean(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> n
     if x.size == 0:
         return np.full(n_boot, np.nan)
     idx = rng.integers(0, x.size, size=(n_boot, x.size), dtype=np.int32 if x.size < 2**31 else np.int64)
-    return np.take(x, idx).mean(axis=1)
+    return np.asarray(np.take(x, idx).mean(axis=1))
 
 
 def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
@@ -637,10 +637,11 @@ def compare(
 
         question = json.dumps({"by": by, "baseline": str(b_val), "candidate": str(c_val), "within": within,
                                "primary": prim, "alpha": alpha}, sort_keys=True)
-        key = hashlib.sha256(question.encode()).hexdigest()[:16]
+        look_key = hashlib.sha256(question.encode()).hexdigest()[:16]
         gate_rows = table.filter(pl.col("role") == "primary")
-        looks = source.record_look(key, {"n_runs": sides.height, "status": _status_of(gate_rows),
-                                         "p_min": float(gate_rows["p_value"].drop_nans().min() or 1.0) if gate_rows.height else None})
+        p_min = cast("float | None", gate_rows["p_value"].drop_nans().min())
+        looks = source.record_look(look_key, {"n_runs": sides.height, "status": _status_of(gate_rows),
+                                              "p_min": float(p_min or 1.0) if gate_rows.height else None})
         look = len(looks)
     return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, list(exclusions), sides.height, missing,
                          primary=prim, margin=margin if not isinstance(margin, Mapping) else dict(margin),
@@ -1272,15 +1273,15 @@ def reproducibility(cat: pl.DataFrame, *, metrics: Mapping[str, str], config: It
         if y.count() < 3:
             continue
         groups = groups_all.select(pl.col(f"sd{i}").alias("sd"), pl.col(f"var{i}").alias("var"), pl.col(f"n{i}").alias("n")).filter(pl.col("n") >= 2)
-        total = float(y.var() or 0.0)
+        total = float(cast("float | None", y.var()) or 0.0)
         if groups.height == 0:
             continue
-        pooled_var = float((groups["var"] * (groups["n"] - 1)).sum() / (groups["n"] - 1).sum())
+        pooled_var = float(cast(float, (groups["var"] * (groups["n"] - 1)).sum()) / cast(float, (groups["n"] - 1).sum()))
         rows.append({
             "metric": m,
             "unit": unit,
             "n_configs": groups.height,
-            "median_sd": float(groups["sd"].median()),
+            "median_sd": float(cast(float, groups["sd"].median())),
             "pooled_sd": math.sqrt(pooled_var),
             "share_within": pooled_var / total if total > 0 else math.nan,
         })

@@ -17,6 +17,11 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.model import Run
+    from workbench.store import Store
 
 __all__ = ["default_samples_dir", "tour"]
 
@@ -112,10 +117,10 @@ def tour(
     out_dir.mkdir(parents=True, exist_ok=True)
     step = 6
     if importlib.util.find_spec("workbench.report") is not None:
-        from workbench.report import report
+        from workbench.report import report as write_report
 
         echo(f"\n== {step}. The report: one HTML file that opens offline")
-        path = report(store, by="model.version", baseline="policy-v1", candidate="policy-v2",
+        path = write_report(store, by="model.version", baseline="policy-v1", candidate="policy-v2",
                          within=["hardware.robot", "environment.lighting"], out=out_dir / "demo.html")
         echo(f"   wrote {path}  (open it in a browser; it needs no network)")
         step += 1
@@ -128,8 +133,8 @@ def tour(
             base_ids, cand_ids = pick["runs_baseline"][0].to_list(), pick["runs_candidate"][0].to_list()
         else:
             base_ids = cand_ids = cat["run_id"].to_list()
-        runs = [_first(store, base_ids, "success"), _first(store, cand_ids, "failure")]
-        runs = [r for r in runs if r is not None] or [store.load(cat["run_id"][0], lazy=False)]
+        found = [r for r in (_first(store, base_ids, "success"), _first(store, cand_ids, "failure")) if r is not None]
+        runs = found or [store.load(cat["run_id"][0], lazy=False)]
         logged = log_runs(runs, align="event:grasp", out=out_dir / "demo.rrd")
         ids = " ".join(r.run_id for r in runs)
         echo(f"   {', '.join(r.info.name for r in runs)} on one timeline, 0 = the grasp")
@@ -140,12 +145,12 @@ def tour(
     return 0
 
 
-def _first(store: object, run_ids: list[str], outcome: str) -> object:
+def _first(store: Store, run_ids: list[str], outcome: str) -> Run | None:
     """The first run of *run_ids* with that outcome and a grasp event (so it aligns)."""
     import polars as pl
 
     for rid in run_ids:
-        run = store.load(rid, lazy=False)  # type: ignore[attr-defined]
+        run = store.load(rid, lazy=False)
         if run.outcome == outcome and run.events.filter(pl.col("kind") == "grasp").height:
             return run
     return None

@@ -45,22 +45,22 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
-    "SOURCE_ORDER",
     "FOLDER_CONFIG",
     "SIDECAR_SUFFIXES",
-    "PathPattern",
-    "FactorLayers",
-    "parse_meta",
-    "flatten_factors",
-    "sidecar_paths",
-    "load_factor_file",
-    "folder_configs",
-    "is_metadata_file",
+    "SOURCE_ORDER",
     "TABLE_SOURCE",
     "TABLE_SUFFIXES",
+    "FactorLayers",
     "FactorTable",
-    "read_factor_table",
+    "PathPattern",
     "factor_table",
+    "flatten_factors",
+    "folder_configs",
+    "is_metadata_file",
+    "load_factor_file",
+    "parse_meta",
+    "read_factor_table",
+    "sidecar_paths",
 ]
 
 SOURCE_ORDER: tuple[str, ...] = ("embedded", "workbench.yaml", "sidecar", "pattern", "meta")

@@ -26,26 +26,29 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
-    "FACTOR_GROUPS",
+    "APPEND_DIMS",
     "EVENT_KINDS",
-    "WorkbenchError",
-    "ReaderError",
-    "StoreError",
-    "SchemaError",
-    "ConfigError",
-    "SourceFile",
-    "Provenance",
-    "RunInfo",
-    "Run",
-    "stream_name",
-    "parse_scalar",
-    "OUTCOME_KINDS",
+    "FACTOR_GROUPS",
     "ORIGIN_LOG",
+    "OUTCOME_KINDS",
+    "ConfigError",
+    "Provenance",
+    "ReaderError",
+    "Run",
+    "RunInfo",
+    "SchemaError",
+    "SourceFile",
+    "StoreError",
+    "WorkbenchError",
     "check_events",
+    "concat_parts",
     "empty_events",
     "events_from_json",
+    "json_safe",
+    "parse_scalar",
     "resolve_outcome",
     "run_outcome",
+    "stream_name",
 ]
 
 FACTOR_GROUPS: tuple[str, ...] = ("hardware", "environment", "model", "scenario")
@@ -271,7 +274,7 @@ class RunInfo:
                 msg = f"factor {dotted!r} must start with one of {list(FACTOR_GROUPS)}"
                 raise SchemaError(msg)
             groups[group][key] = value
-        return replace(self, **groups)
+        return replace(self, **groups)  # type: ignore[arg-type]  # keys are FACTOR_GROUPS: dict fields
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary."""
@@ -546,3 +549,70 @@ class Run:
             f"Run({self.info.run_id!r}, {self.info.duration_s:.2f} s, "
             f"streams: {streams or '-'}, events: {self.events.height})"
         )
+
+
+def json_safe(value: Any) -> Any:
+    """*value* as plain JSON types: dict keys as text, tuples as lists, numpy scalars
+    and arrays as numbers and lists, anything else as its text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> json_safe({1: (np.float32(0.5), np.arange(2)), "t": object}) == {"1": [0.5, [0, 1]], "t": "<class 'object'>"}
+    True
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+APPEND_DIMS = ("time", "byte")
+"""Dimensions along which a stream grows when its parts are joined (``byte`` for raw blobs)."""
+
+
+def concat_parts(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Join parts of one stream along ``time`` (outer join of other dims), sorted by time.
+
+    Variables whose first dimension is another of :data:`APPEND_DIMS` (``byte``) are
+    concatenated along it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.Dataset({"v": ("time", [1.0, 2.0])}, coords={"time": [10, 30]})
+    >>> b = xr.Dataset({"v": ("time", [3.0])}, coords={"time": [20]})
+    >>> concat_parts([a, b])["v"].values.tolist()
+    [1.0, 3.0, 2.0]
+    """
+    import numpy as np
+    import xarray as xr
+
+    if len(parts) == 1:
+        return parts[0]
+    other = [
+        str(n) for n, v in parts[0].variables.items() if v.dims[:1] and v.dims[0] in APPEND_DIMS[1:]
+    ]
+    ds = xr.concat(
+        [p.drop_vars(other, errors="ignore") for p in parts] if other else parts,
+        dim="time",
+        join="outer",
+        data_vars="all",
+        coords="different",
+        compat="equals",
+        combine_attrs="drop_conflicts",
+    )
+    for name in other:
+        dim = parts[0][name].dims[0]
+        ds[name] = xr.concat([p[name] for p in parts if name in p.variables], dim=dim)
+    t = np.asarray(ds["time"].values)
+    if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):
+        ds = ds.isel(time=np.argsort(t, kind="stable"))
+    return ds

@@ -122,7 +122,7 @@ def _find_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], name: 
     """Worker: the hits of rule *name* on one stored run (nothing is written)."""
     from workbench.events.engine import RuleProblem
     from workbench.events.rules import RuleSet
-    from workbench.metrics.chunked import LAZY_BYTES, stored_bytes
+    from workbench.pieces import LAZY_BYTES, stored_bytes
     from workbench.store import open_store
 
     store = open_store(store_url, create=False)
@@ -268,12 +268,12 @@ def count_by(hits: pl.DataFrame, source: Store | Iterable[Run] | pl.DataFrame, f
         pl.col("hits").sum().cast(pl.Int64).alias("hits"), (pl.col("hits") > 0).sum().cast(pl.Int64).alias("runs_with_hit"),
     ).sort(factor, nulls_last=True)
     out = []
-    a = 1 - level
+    tail = 1 - level
     for r in groups.iter_rows(named=True):
         k, n, m = int(r["hits"]), int(r["runs"]), int(r["runs_with_hit"])
         hours = float(r["hours"]) if r["hours"] is not None else 0.0
-        lo_c = float(stats.chi2.ppf(a / 2, 2 * k) / 2) if k > 0 else 0.0
-        hi_c = float(stats.chi2.ppf(1 - a / 2, 2 * k + 2) / 2)
+        lo_c = float(stats.chi2.ppf(tail / 2, 2 * k) / 2) if k > 0 else 0.0
+        hi_c = float(stats.chi2.ppf(1 - tail / 2, 2 * k + 2) / 2)
         lo_s, hi_s = wilson_interval(m, n, level=level)
         rate = (k / hours) if hours > 0 else None
         out.append({factor: None if r[factor] is None else str(r[factor]), "runs": n,

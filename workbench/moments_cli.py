@@ -36,26 +36,26 @@ def find_cmd(rule: str, store_path: str | None, rules_file: Path | None, where: 
       workbench find slip --count-by environment.surface
       workbench find '{name: hard_push, signal: {norm: {stream: ft_sensor, variable: force}}, above: 30, min_duration: 0.2}'
     """
-    from workbench.cli import WIDER, _print_frame
     from workbench.moments import count_by as rates
     from workbench.moments import find
     from workbench.store import open_store
+    from workbench.textable import WIDER, print_frame
 
     store = open_store(store_path, create=False)
     show_bar = sys.stderr.isatty() if progress is None else progress
     hits = find(store, rule, rules=rules_file, where=where, scheduler=scheduler, progress=show_bar and fmt == "table")
     searched = store.runs(where=where) if where else store.runs()
     if count_by:
-        _print_frame(rates(hits, searched, count_by), fmt, hint=WIDER)
+        print_frame(rates(hits, searched, count_by), fmt, hint=WIDER)
         return
     shown = hits.head(limit) if limit is not None else hits
     if fmt != "table":
-        _print_frame(shown, fmt, hint=WIDER)
+        print_frame(shown, fmt, hint=WIDER)
         return
     if hits.height == 0:
         click.echo(f"no hit in {searched.height} run(s)")
         return
-    _print_frame(shown.drop("start", "end", "detail"), fmt, hint=WIDER)
+    print_frame(shown.drop("start", "end", "detail"), fmt, hint=WIDER)
     more = f" (showing {shown.height})" if shown.height < hits.height else ""
     click.echo(f"{hits.height} hit(s) in {hits['run_id'].n_unique()} of {searched.height} run(s){more}; "
                f"replay one: workbench view {hits['run_id'][0]} --at {hits['start_s'][0]:.3f} --out hit.rrd")

@@ -25,7 +25,7 @@ from typing import Any
 
 from workbench.model import ConfigError
 
-__all__ = ["map_runs", "resolve_scheduler", "ingest_sources"]
+__all__ = ["map_runs", "resolve_scheduler"]
 
 
 def resolve_scheduler(scheduler: Any = None) -> Any:
@@ -62,7 +62,7 @@ def map_runs(
     if not items:
         return []
     sched = resolve_scheduler(scheduler)
-    if sched in {"sync", "synchronous", "single-threaded"} or len(items) == 1 and not _is_distributed(sched):
+    if sched in {"sync", "synchronous", "single-threaded"} or (len(items) == 1 and not _is_distributed(sched)):
         return _serial(fn, items, args, progress, label)
     if _is_distributed(sched):
         return _distributed(fn, items, args, sched, progress, label, retries)
@@ -111,82 +111,3 @@ def _distributed(
     finally:
         if isinstance(sched, str):
             client.close()
-
-
-def _ingest_task(
-    src: str,
-    store_url: str,
-    root: str,
-    reader_name: str,
-    options: dict[str, Any],
-    meta: dict[str, Any],
-    pattern: str | None,
-    salvage: bool,
-) -> dict[str, Any]:
-    """Read one source into the store (runs in a worker). Never raises for bad input:
-    the failure is returned, so the other sources proceed."""
-    import inspect
-    from pathlib import Path
-
-    from workbench.io.registry import get_reader
-    from workbench.metadata import PathPattern
-    from workbench.model import WorkbenchError
-    from workbench.store import IngestReport, open_store
-
-    store = open_store(store_url, create=False)
-    report = IngestReport()
-    try:
-        rdr = get_reader(reader_name)
-        opts = dict(options)
-        if salvage and "salvage" in inspect.signature(rdr.read).parameters:
-            opts["salvage"] = True
-        ids, present = store._ingest_source(
-            Path(src), Path(root), rdr, opts, meta, PathPattern(pattern) if pattern else None, report
-        )
-        return {"ingested": ids, "present": present, "warnings": report.warnings, "failed": []}
-    except WorkbenchError as err:
-        return {"ingested": [], "present": [], "warnings": report.warnings, "failed": [{"path": src, "error": str(err)}]}
-    except Exception as err:  # a reader bug must not lose the other files
-        failure = {"path": src, "error": f"unexpected {type(err).__name__}: {err}"}
-        return {"ingested": [], "present": [], "warnings": report.warnings, "failed": [failure]}
-
-
-def ingest_sources(
-    store: Any,
-    sources: Sequence[tuple[Any, Any, int, Any]],
-    report: Any,
-    *,
-    options: dict[str, Any],
-    meta: dict[str, Any],
-    pattern: str | None,
-    salvage: bool,
-    scheduler: Any,
-    progress: bool = False,
-) -> Any:
-    """The parallel path of :meth:`workbench.store.Store.ingest` (one task per source).
-
-    A task retried after its worker died finds the runs it had already written
-    (content addresses) and writes only the rest: every run lands exactly once.
-    """
-    items = [str(src) for src, _root, _size, _rdr in sources]
-    roots = {str(src): str(root) for src, root, _size, _rdr in sources}
-    readers = {str(src): rdr.name for src, _root, _size, rdr in sources}
-    # map_runs passes the same extra arguments to every task: group sources by root and reader
-    groups: dict[tuple[str, str], list[str]] = {}
-    for item in items:
-        groups.setdefault((roots[item], readers[item]), []).append(item)
-    new_ids: list[str] = []
-    for (root, reader_name), group in groups.items():
-        results = map_runs(
-            _ingest_task, group,
-            args=(store.url, root, reader_name, dict(options), dict(meta), pattern, salvage),
-            scheduler=scheduler, progress=progress, label="ingest",
-        )
-        for res in results:
-            report.ingested.extend(res["ingested"])
-            report.present.extend(res["present"])
-            report.warnings.extend(res["warnings"])
-            report.failed.extend(res["failed"])
-            new_ids.extend(res["ingested"])
-    store._update_catalog(add=new_ids)
-    return report

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-import workbench.accessors  # noqa: F401  (registers ds.wb)
 from workbench.model import ConfigError, Run, SchemaError
 
 if TYPE_CHECKING:
@@ -36,17 +35,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
-    "to_ns_duration",
-    "asof_index",
-    "resample",
-    "align",
-    "OffsetEstimate",
-    "estimate_offset",
     "LatencyStats",
-    "latency",
+    "OffsetEstimate",
     "RunAlignment",
+    "align",
     "align_runs",
+    "asof_index",
     "dtw",
+    "estimate_offset",
+    "latency",
+    "resample",
+    "to_ns_duration",
 ]
 
 METHODS = ("nearest", "linear", "previous")

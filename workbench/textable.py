@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["cell_text", "fit_table", "hidden_note"]
+__all__ = ["WIDER", "cell_text", "fit_table", "hidden_note", "print_frame", "terminal_width"]
 
 GAP = 2
 """Spaces between columns."""
@@ -134,3 +134,36 @@ def hidden_note(hidden: Sequence[str], *, limit: int = 8) -> str:
     """
     names = ", ".join(hidden[:limit]) + (" …" if len(hidden) > limit else "")
     return f"{len(hidden)} more column(s) not shown: {names} (see them with --columns A,B, --columns all, --wide or --format csv)"
+
+
+WIDER = "a wider terminal or --format csv/json shows every column"
+"""Said under a table that left columns out, for commands without --columns."""
+
+
+def terminal_width() -> int:
+    """Columns of the terminal (120 when not a terminal, at least 40)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
+
+
+def print_frame(df: Any, fmt: str, *, wide: bool = False, fit: bool = True, hint: str | None = None) -> None:
+    """*df* as JSON, CSV or a table fitting the terminal; the columns a table leaves out
+    are named on stderr (with *hint*, on stdout with that hint on seeing them)."""
+    import json
+
+    import click
+    import polars as pl
+
+    if fmt == "json":
+        out = df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"))
+        click.echo(json.dumps(out.to_dicts(), indent=1, default=str))
+    elif fmt == "csv":
+        click.echo(df.write_csv(), nl=False)
+    else:
+        text, hidden = fit_table(df, width=terminal_width() if fit else 10**6, wide=wide)
+        click.echo(text)
+        if hidden and hint is None:
+            click.echo(hidden_note(hidden), err=True)
+        elif hidden:
+            click.echo(f"{len(hidden)} more column(s) not shown: {', '.join(hidden)} ({hint})")

@@ -315,7 +315,7 @@ def trend(
         excluded = {r: f"grade {g} below {min_grade}" for r, g in zip(low["run_id"], low["quality.grade"], strict=True)}
         cat = cat.filter(pl.col("quality.grade").is_in(allowed).fill_null(True))
     no_time = cat.filter(pl.col("start_ns").is_null())
-    excluded.update({r: "no start time" for r in no_time["run_id"].to_list()})
+    excluded.update(dict.fromkeys(no_time["run_id"].to_list(), "no start time"))
     cat = cat.filter(pl.col("start_ns").is_not_null())
     if cat.height == 0:
         msg = "no run with a start time" + (f" at grade {min_grade} or better" if min_grade else "")
@@ -374,8 +374,8 @@ def trend(
         x = seq["_v"].to_numpy()
         splits = None
         if by_factor:
-            w = seq["_w"].to_numpy()
-            splits = np.flatnonzero(np.diff(w) != 0) + 1
+            windows = seq["_w"].to_numpy()
+            splits = np.flatnonzero(np.diff(windows) != 0) + 1
         cps = change_points(x, kind=kind, alpha=1.0 - 1e-12, min_size=min_size, max_changes=1, splits=splits,
                             n_perm=n_perm, seed=seed) if x.size >= 2 * min_size else []
         change_windows: set[int] = set()

@@ -34,14 +34,14 @@ def trends_cmd(store_path: str | None, metric: str, over: str, within: tuple[str
     """
     import polars as pl
 
-    from workbench.cli import _print_frame
     from workbench.store import open_store
+    from workbench.textable import print_frame
     from workbench.trends import trend
 
     store = open_store(store_path, create=False)
     cells = [w.strip() for item in within for w in item.split(",") if w.strip()]
     source = store.runs(where=where) if where else store
-    if where and source.height == 0:
+    if isinstance(source, pl.DataFrame) and source.height == 0:
         from workbench.model import ConfigError
 
         msg = f"no run matches --where {where!r}"
@@ -49,7 +49,7 @@ def trends_cmd(store_path: str | None, metric: str, over: str, within: tuple[str
     res = trend(source, metric=metric, over=over, within=cells, min_grade=min_grade, alpha=alpha, min_size=min_size)
     if fmt != "table":
         out = res.table.with_columns(pl.col("run_ids").list.join(" "))  # CSV holds no lists
-        _print_frame(out, fmt)
+        print_frame(out, fmt)
         return
     digits = 3
     shown = res.table.select(
@@ -61,5 +61,5 @@ def trends_cmd(store_path: str | None, metric: str, over: str, within: tuple[str
           .when(pl.col("out_of_control")).then(pl.lit("out of limits")).otherwise(pl.lit("")).alias("flag"),
         pl.col("run_ids").list.head(3).list.join(" ").alias("first runs"),
     )
-    _print_frame(shown, fmt, wide=wide)
+    print_frame(shown, fmt, wide=wide)
     click.echo(res.summary())

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from workbench.model import APPEND_DIMS, concat_parts, json_safe
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -45,8 +47,8 @@ __all__ = [
     "APPEND_DIMS",
     "CHUNK_BYTES",
     "StreamWriter",
-    "concat_parts",
     "UnsupportedLayout",
+    "concat_parts",
     "read_stream",
     "supported",
     "write_stream",
@@ -109,9 +111,7 @@ def _chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 
 def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    from workbench.store import _json_safe
-
-    return _json_safe(dict(attrs))
+    return json_safe(dict(attrs))
 
 
 class _Sink:
@@ -251,7 +251,7 @@ def _write_text(sink: _Sink, arr_dir: str, values: np.ndarray, meta: dict[str, A
     import numcodecs
 
     flat = np.array([str(v) for v in values.ravel().tolist()], dtype=object)
-    chunk = values.shape if values.shape else ()
+    chunk = values.shape or ()
     meta.update(
         data_type="string",
         chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunk) or []}},
@@ -312,8 +312,6 @@ def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) 
 # --------------------------------------------------------------------------- appending
 
 
-APPEND_DIMS = ("time", "byte")
-"""Dimensions along which parts of a stream are appended (``byte``: encoded frames)."""
 
 
 class StreamWriter:
@@ -455,9 +453,8 @@ class StreamWriter:
                     return False
             elif not np.array_equal(np.asarray(var.values), v["values"]):
                 return False
-        if ds.sizes.get("time", 0) and self._span is not None:
-            if int(np.asarray(ds["time"].values[0])) < self._span[1]:
-                return False
+        if ds.sizes.get("time", 0) and self._span is not None and int(np.asarray(ds["time"].values[0])) < self._span[1]:
+            return False
         for key, value in ds.attrs.items():
             if key not in self._attrs:
                 self._attrs[key] = value
@@ -566,33 +563,6 @@ def _sorted(ds: xr.Dataset) -> bool:
         return True
     t = np.asarray(ds["time"].values)
     return not bool(np.any(t[1:] < t[:-1]))
-
-
-def concat_parts(parts: list[xr.Dataset]) -> xr.Dataset:
-    """Join parts of one stream along ``time`` (outer join of other dims), sorted by time."""
-    import xarray as xr
-
-    if len(parts) == 1:
-        return parts[0]
-    other = [
-        str(n) for n, v in parts[0].variables.items() if v.dims[:1] and v.dims[0] in APPEND_DIMS[1:]
-    ]
-    ds = xr.concat(
-        [p.drop_vars(other, errors="ignore") for p in parts] if other else parts,
-        dim="time",
-        join="outer",
-        data_vars="all",
-        coords="different",
-        compat="equals",
-        combine_attrs="drop_conflicts",
-    )
-    for name in other:
-        dim = parts[0][name].dims[0]
-        ds[name] = xr.concat([p[name] for p in parts if name in p.variables], dim=dim)
-    t = np.asarray(ds["time"].values)
-    if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):
-        ds = ds.isel(time=np.argsort(t, kind="stable"))
-    return ds
 
 
 def _summary(ds: xr.Dataset) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def test_derived_signals_equal_numpy(rows):
 
 
 def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path, monkeypatch):
-    import workbench.metrics.chunked as chunked
+    import workbench.pieces as chunked
 
     rules = RuleSet.from_dict({"events": [
         {"name": "high", "signal": {"stream": "level", "variable": "v"}, "above": 0.6, "release": 0.1, "min_duration": 0.05},
@@ -72,7 +72,7 @@ def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path, monkeypatch):
         assert evaluate(run, rules, rows=rows).events.equals(whole.events)
     # the same run stored, read lazily (dask-backed) in pieces
     store = wb.open_store(tmp_path / "store")
-    store._write_run(run.info, run.streams, run.events)  # noqa: SLF001 - the store's own writer
+    store._write_run(run.info, run.streams, run.events)
     lazy = store.load("engine-test", lazy=True, indexes=False)
     got = evaluate(lazy, rules, rows=97)
     assert got.events.drop("origin").equals(whole.events.drop("origin"))
@@ -85,11 +85,11 @@ def test_rules_on_a_lazy_store_run_equal_in_memory(tmp_path, monkeypatch):
 
 
 def test_scan_map_runs_in_threads_and_keeps_the_order(tmp_path):
-    from workbench.metrics.chunked import StreamPieces
+    from workbench.pieces import StreamPieces
 
     run = _run()
     store = wb.open_store(tmp_path / "store")
-    store._write_run(run.info, run.streams, run.events)  # noqa: SLF001 - the store's own writer
+    store._write_run(run.info, run.streams, run.events)
     ds = store.load("engine-test", lazy=True, indexes=False).streams["level"]
     import threading
 

@@ -86,7 +86,7 @@ class Hang(Exception):
     pass
 
 
-def _alarm(signum, frame):  # noqa: ARG001
+def _alarm(signum, frame):
     raise Hang
 
 
@@ -137,4 +137,5 @@ def test_reader_survives_mutations(name, tmp_path_factory, request):
 
     check()
     print(f"{name}: {EXAMPLES} mutations, outcomes {seen}")
-    assert sum(seen.values()) >= 1
+    read = sum(seen.values())
+    assert read >= EXAMPLES // 2, f"only {read} of the {EXAMPLES} planned mutations of {name} were read"

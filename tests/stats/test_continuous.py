@@ -260,7 +260,7 @@ def test_mean_interval_inverts_the_test() -> None:
                 probes += [bound, math.nextafter(bound, math.inf), math.nextafter(bound, -math.inf)]
         for delta in probes:
 
-            def p_of(dl: float, alt: str) -> float:
+            def p_of(dl: float, alt: str, b=b, c=c, paired=paired) -> float:
                 return mean_test(b, c, paired=paired, n_boot=499, seed=1, alternative=alt, delta=dl).p_value
 
             for level in (0.01, 0.05, 0.1):

@@ -113,16 +113,16 @@ def test_minimum_detectable_drop() -> None:
     for paired in (False, True):
         ns = [5, 10, 20, 40, 80]
         mde = [minimum_detectable_drop(0.9, n, n, alpha=ALPHA, paired=paired) for n in ns]
-        assert all(b < a for a, b in zip(mde, mde[1:])), mde  # decreasing over doublings of n
+        assert all(b < a for a, b in zip(mde, mde[1:], strict=False)), mde  # decreasing over doublings of n
         # it is the drop with the target power: power at it >= 0.8, just below it < 0.8
         d = mde[2]
         assert power_rate(0.9, 0.9 - d, 20, 20, alpha=ALPHA, paired=paired) >= 0.8
         assert power_rate(0.9, 0.9 - d + 2e-4, 20, 20, alpha=ALPHA, paired=paired) < 0.8
     # n to n + 1: monotone up to small rises from discreteness (Fisher's size jumps)
     fisher = [minimum_detectable_drop(0.9, n, n, alpha=ALPHA) for n in range(6, 51)]
-    assert max(b - a for a, b in zip(fisher, fisher[1:])) < 0.025
+    assert max(b - a for a, b in zip(fisher, fisher[1:], strict=False)) < 0.025
     paired = [minimum_detectable_drop(0.9, n, n, alpha=ALPHA, paired=True) for n in range(8, 51)]
-    assert all(b <= a + 1e-4 for a, b in zip(paired, paired[1:]))
+    assert all(b <= a + 1e-4 for a, b in zip(paired, paired[1:], strict=False))
     assert minimum_detectable_drop(0.9, 2, 2, alpha=ALPHA) == math.inf
 
 

@@ -167,12 +167,12 @@ def test_logrank_matches_survdiff(seed: int, digits: int | None) -> None:
     tb, eb = _arm(rng, 25, 1.0, digits=digits)
     tc, ec = _arm(rng, 35, 0.7, digits=digits)
     g = survival.time_to_success_test(tb, eb, tc, ec, method="logrank", alternative="greater")
-    l = survival.time_to_success_test(tb, eb, tc, ec, method="logrank", alternative="less")
+    lo = survival.time_to_success_test(tb, eb, tc, ec, method="logrank", alternative="less")
     chisq, p2 = survdiff(np.r_[tb, tc], np.r_[eb, ec].astype(float), np.r_[np.zeros(tb.size), np.ones(tc.size)])
     assert g.statistic**2 == pytest.approx(chisq, rel=1e-10)
-    assert 2 * min(g.p_value, l.p_value) == pytest.approx(p2, rel=1e-8, abs=1e-12)
-    assert g.p_value + l.p_value == pytest.approx(1.0)
-    assert g.statistic == l.statistic and g.estimate == l.estimate
+    assert 2 * min(g.p_value, lo.p_value) == pytest.approx(p2, rel=1e-8, abs=1e-12)
+    assert g.p_value + lo.p_value == pytest.approx(1.0)
+    assert g.statistic == lo.statistic and g.estimate == lo.estimate
     assert g.estimate == pytest.approx(g.statistic * g.std_err)
 
 

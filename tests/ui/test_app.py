@@ -20,21 +20,15 @@ import pytest
 from click.testing import CliRunner
 
 import workbench as wb
-
-ui = pytest.importorskip("workbench.ui")
+import workbench.ui as ui
 
 XSS = "<script>alert(1)</script>"
 CELL = ("arm-b · dim", "policy-v2")  # the planted regression: 6/21 successes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
-def served(sample_store) -> Iterator[str]:
+def served(free_port, sample_store) -> Iterator[str]:
     port = free_port()
     server = ui.serve(sample_store, port=port, threaded=True)
     _wait_port(port)
@@ -160,7 +154,7 @@ def test_factor_grid_loads_its_module_from_widgets():
     from workbench.ui.factor_grid import widgets_dir
 
     src = (widgets_dir() / "factor_grid.js").read_text()
-    assert ui.FactorGrid._render_esm() == src.strip("\n") or "export default { render }" in ui.FactorGrid._render_esm()
+    assert ui.FactorGrid._render_esm() == src  # the module is the file in widgets/, verbatim
     assert "textContent" in src and "innerHTML" not in src
     assert ui.FactorGrid._process_importmap() == {"imports": {}, "scopes": {}}
 
@@ -343,7 +337,7 @@ def test_app_moment_search_opens_a_hit_in_replay(served, browser, artifacts):
     assert not ours, ours
 
 
-def test_app_shows_html_metadata_as_text(tmp_path, samples_dir, browser, artifacts):
+def test_app_shows_html_metadata_as_text(free_port, tmp_path, samples_dir, browser, artifacts):
     store = _xss_store(tmp_path, samples_dir)
     port = free_port()
     server = ui.serve(store, port=port, threaded=True)
@@ -368,7 +362,7 @@ def test_app_shows_html_metadata_as_text(tmp_path, samples_dir, browser, artifac
 
 
 @pytest.fixture
-def remote(sample_store) -> Iterator[tuple[str, str, int]]:
+def remote(free_port, sample_store) -> Iterator[tuple[str, str, int]]:
     """The app as a colleague reaches it: bound to every address with a token, opened
     through another address of this machine (127.0.0.2, not the one it prints)."""
     port, token = free_port(), "remote-token-0123456789abcdef"
@@ -378,7 +372,6 @@ def remote(sample_store) -> Iterator[tuple[str, str, int]]:
     server.stop()
 
 
-@pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
 def test_replay_through_the_app_from_another_address(remote, browser, artifacts, listening):
     served, token, port = remote
     page, log = _open(browser, f"{served}?token={token}")
@@ -671,9 +664,8 @@ def test_a_brushed_window_is_marked_as_an_event_of_the_run(tmp_path, samples_dir
 
 
 @contextlib.contextmanager
-def _run_detail_of(store, rid: str, browser) -> Iterator[Any]:
-    """The app served on *store*, opened in Chromium on Run detail of run *rid*."""
-    port = free_port()
+def _run_detail_of(store, rid: str, browser, port: int) -> Iterator[Any]:
+    """The app served on *store* at *port*, opened in Chromium on Run detail of run *rid*."""
     server = ui.serve(store, port=port, threaded=True)
     try:
         _wait_port(port)
@@ -686,12 +678,12 @@ def _run_detail_of(store, rid: str, browser) -> Iterator[Any]:
         server.stop()
 
 
-def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browser, artifacts):
+def test_brushing_a_window_in_the_browser_marks_it(free_port, tmp_path, samples_dir, browser, artifacts):
     files = sorted((samples_dir / "campaign").glob("arm-a_bright_rubber_policy-v1_s0[0-1].mcap"))
     store = wb.open_store(tmp_path / "store")
     store.ingest(files)
     rid = store.runs()["run_id"][0]
-    with _run_detail_of(store, rid, browser) as page:
+    with _run_detail_of(store, rid, browser, free_port()) as page:
         frame = next(f for f in _wait_frames(page) if f["title"] == "joint_states.position[joint_2]")
         page.locator(".bk-tool-icon-x-box-select").first.click()
         y = frame["top"] + frame["height"] / 2
@@ -717,12 +709,12 @@ def test_brushing_a_window_in_the_browser_marks_it(tmp_path, samples_dir, browse
     assert (marks[0]["end_ns"] - start) / 1e9 == pytest.approx(hi, abs=2e-3)
 
 
-def test_run_detail_shows_a_real_bags_text_in_the_browser(tmp_path, real_data, browser, artifacts):
+def test_run_detail_shows_a_real_bags_text_in_the_browser(free_port, tmp_path, real_data, browser, artifacts):
     """The ROS 2 talker bag: its std_msgs/String topic and its log lines, as a person reads
     them in Run detail's text table (page by page), and its signals still plotted."""
     store = wb.open_store(tmp_path / "store")
     (rid,) = store.ingest([real_data / "ros2_bag/mcap/rosbag2_talker"]).ingested
-    with _run_detail_of(store, rid, browser) as page:
+    with _run_detail_of(store, rid, browser, free_port()) as page:
         table = page.locator(".wb-texts")
         table.locator(".tabulator-cell", has_text="Hello, world! 0").first.wait_for(timeout=60_000)
         headers = [h for h in table.locator(".tabulator-col-title").all_inner_texts() if h.strip()]
@@ -747,7 +739,6 @@ def _wait_frames(page, timeout: float = 30.0) -> list[dict]:
         page.wait_for_timeout(500)
 
 
-@pytest.mark.skipif(not ui.replay_view.rerun_available(), reason="workbench.viz.rerun not installed")
 def test_replay_status_names_the_runs_that_fell_back_to_their_start(tmp_path, samples_dir):
     store = _xss_store(tmp_path, samples_dir)
     data = ui.DataStore(store=store)

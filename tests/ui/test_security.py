@@ -17,17 +17,12 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-ui = pytest.importorskip("workbench.ui")
+import workbench.ui as ui
 from workbench.ui.auth import COOKIE, TokenAuth, is_loopback
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 MARKER = "SECRET-OUTSIDE-THE-STORE-7f3a"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:
@@ -63,7 +58,7 @@ def _interrupt(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def guarded(sample_store):
+def guarded(free_port, sample_store):
     """The app bound to every address (0.0.0.0), with a token."""
     port = free_port()
     server = ui.serve(sample_store, address="0.0.0.0", port=port, token=TOKEN, threaded=True)
@@ -110,7 +105,7 @@ def test_token_is_required_off_this_machine(guarded):
     assert status == 302 and headers["Location"] == "/"
 
 
-def test_a_token_is_made_when_none_is_given(sample_store):
+def test_a_token_is_made_when_none_is_given(free_port, sample_store):
     port = free_port()
     server = ui.serve(sample_store, address="0.0.0.0", port=port, threaded=True)
     try:
@@ -123,7 +118,7 @@ def test_a_token_is_made_when_none_is_given(sample_store):
         server.stop()
 
 
-def test_localhost_needs_no_token(sample_store):
+def test_localhost_needs_no_token(free_port, sample_store):
     port = free_port()
     server = ui.serve(sample_store, port=port, threaded=True)
     try:
@@ -135,7 +130,7 @@ def test_localhost_needs_no_token(sample_store):
         server.stop()
 
 
-def test_serve_command_prints_the_address_with_its_token(sample_store):
+def test_serve_command_prints_the_address_with_its_token(free_port, sample_store):
     port = free_port()
     exe = Path(sys.executable).with_name("workbench")
     proc = subprocess.Popen(
@@ -184,7 +179,7 @@ def test_no_request_reads_files_outside_the_store(guarded, sample_store, tmp_pat
             assert status != 200 or "RobotOps Workbench" in body, (path, status)
 
 
-def test_twenty_sessions_held_for_a_minute(sample_store, browser, artifacts, caplog):
+def test_twenty_sessions_held_for_a_minute(free_port, sample_store, browser, artifacts, caplog):
     """20 browser sessions open at once and held 60 s: none drops, errs, or stops answering."""
     n, hold = 20, 60.0
     port = free_port()
@@ -341,7 +336,7 @@ def test_a_replay_opens_no_listening_socket(guarded, sample_store, listening):
         view.close()
 
 
-def test_view_serve_off_this_machine_needs_a_token(sample_store):
+def test_view_serve_off_this_machine_needs_a_token(free_port, sample_store):
     """`workbench view --serve --address 0.0.0.0`: one port, the token printed, nothing without it."""
     import psutil
 

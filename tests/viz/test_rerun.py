@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
+import rerun as rr
+from rerun.chunk import RrdReader
 
 import workbench as wb
 from workbench.model import ConfigError, StoreError
-
-rr = pytest.importorskip("rerun")
-import pyarrow as pa
-from rerun.chunk import RrdReader
-
 from workbench.viz import rerun as wbr
 
 SAMPLE_NAMES = (
@@ -323,9 +320,9 @@ def test_explicit_recording_and_notebook_viewer(runs: list[wb.Run]) -> None:
     assert log.recording is rec and log.path is None
     assert len(mem.drain_as_bytes()) > 10_000
     assert os.environ.get("RERUN_NOTEBOOK_ASSET") == "inline"
-    notebook = pytest.importorskip("rerun.notebook")
-    if not notebook.HAS_NOTEBOOK:
-        pytest.skip("rerun-notebook not installed (rerun-sdk[notebook])")
+    import rerun.notebook as notebook
+
+    assert notebook.HAS_NOTEBOOK, "rerun-notebook is a dependency (rerun-sdk[notebook])"
     viewer = wbr.show(runs[:2], align="event:grasp", grades={})
     assert isinstance(viewer, notebook.Viewer)
     # no frontend here: the widget queues the recording's bytes until it is displayed
@@ -393,12 +390,6 @@ def test_cli_view_writes_an_rrd(store: wb.Store, ids: dict[str, str], tmp_path: 
     assert isinstance(bad.exception, ConfigError) and "event kinds present" in str(bad.exception)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 
 
 def test_serve_listens_on_loopback_only_and_stops(runs: list[wb.Run], listening) -> None:
@@ -434,9 +425,9 @@ def _palette_pixels(png: bytes, rgb: tuple[int, int, int]) -> int:
 
 @pytest.mark.slow
 def test_served_viewer_renders_the_runs(
-    store: wb.Store, ids: dict[str, str], browser: Any, artifacts: Path, listening: Any
+    store: wb.Store, ids: dict[str, str], browser: Any, artifacts: Path, listening: Any, free_port: Any
 ) -> None:
-    grpc_port, web_port = _free_port(), _free_port()
+    grpc_port, web_port = free_port(), free_port()
     three = [ids[n] for n in WITH_GRASP]
     code = "import sys; from workbench.viz.rerun_cli import view; view.main(args=sys.argv[1:], prog_name='workbench view')"
     proc = subprocess.Popen(

@@ -26,7 +26,6 @@ from workbench.events.apply import label as label
 from workbench.events.apply import label_from_file as label_from_file
 from workbench.events.apply import mark_span as mark_span
 from workbench.events.defaults import defaults_for as defaults_for
-
 from workbench.events.engine import Evaluation as Evaluation
 from workbench.events.engine import RuleProblem as RuleProblem
 from workbench.events.engine import evaluate as evaluate
@@ -45,12 +44,6 @@ from workbench.events.rules import load_rules as load_rules
 __all__ = [
     "LEVELS",
     "ApplyReport",
-    "apply_rules",
-    "configured_rules",
-    "defaults_for",
-    "label",
-    "label_from_file",
-    "mark_span",
     "Change",
     "Clause",
     "Evaluation",
@@ -61,7 +54,13 @@ __all__ = [
     "Sequence",
     "Signal",
     "Threshold",
+    "apply_rules",
+    "configured_rules",
+    "defaults_for",
     "evaluate",
+    "label",
+    "label_from_file",
     "load_rules",
+    "mark_span",
     "signal_pieces",
 ]

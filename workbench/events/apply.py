@@ -31,7 +31,7 @@ from workbench.model import ConfigError, resolve_outcome
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.store import Store
+    from workbench.store.core import StoreCore as Store
 
 __all__ = ["ApplyReport", "apply_rules", "configured_rules", "label", "label_from_file", "mark_span", "rules_for_run"]
 
@@ -152,10 +152,10 @@ class ApplyReport:
 
 def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], origin: str, rows: int | None) -> dict[str, Any]:
     """Worker: evaluate the rules on one stored run (nothing is written here)."""
-    from workbench.metrics.chunked import LAZY_BYTES, stored_bytes
-    from workbench.store import open_store
+    from workbench.pieces import LAZY_BYTES, stored_bytes
+    from workbench.store.core import StoreCore
 
-    store = open_store(store_url, create=False)
+    store = StoreCore(store_url, create=False)
     manifest = store.manifest(run_id)
     reader = str(manifest["info"].get("provenance", {}).get("reader", ""))
     rules = RuleSet.from_dict(rules_dict, origin=origin)
@@ -172,7 +172,7 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
     ev.events = ev.events.with_columns(
         ev.events["origin"].map_elements(lambda o: _origin(o, origins), return_dtype=ev.events["origin"].dtype)
     ) if ev.events.height else ev.events
-    from workbench.store import DERIVED_EVENTS
+    from workbench.store.layout import DERIVED_EVENTS
 
     added, removed = _diff(store.get_table(run_id, DERIVED_EVENTS), ev.events)
     return {"run_id": run_id, "reader": reader, "events": ev.events, "missing": ev.missing, "counts": ev.counts,
@@ -183,10 +183,11 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
 
 def _store_derived(item: tuple[str, pl.DataFrame], store_url: str) -> dict[str, Any]:
     """Worker: keep one run's derived events; its outcome as they resolve it."""
-    from workbench.store import DERIVED_EVENTS, open_store
+    from workbench.store.core import StoreCore
+    from workbench.store.layout import DERIVED_EVENTS
 
     run_id, events = item
-    store = open_store(store_url, create=False)
+    store = StoreCore(store_url, create=False)
     store.put_table(run_id, DERIVED_EVENTS, events)
     outcome, at, source = resolve_outcome(store.load(run_id, streams=[]).events)
     return {"outcome": outcome, "outcome_ns": at, "source": source}
@@ -243,7 +244,7 @@ def apply_rules(
         Nothing is written then.
     """
     from workbench.parallel import map_runs
-    from workbench.store import EVENTS_SECTION, OUTCOME_SECTION
+    from workbench.store.layout import EVENTS_SECTION, OUTCOME_SECTION
 
     rules = configured_rules(store, rules)
     ids = list(run_ids) if run_ids is not None else None
@@ -386,7 +387,7 @@ def label(
 
 
 def _label_many(store: Store, specs: list[tuple[str, str, str | None, float | None]], *, user: str | None) -> list[str]:
-    from workbench.store import LABELS_SECTION, OUTCOME_SECTION
+    from workbench.store.layout import LABELS_SECTION, OUTCOME_SECTION
 
     who = user or _user()
     when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -465,13 +466,13 @@ def mark_span(
     import math
     import re
 
-    from workbench.store import MARKS_SECTION
+    from workbench.store.layout import MARKS_SECTION
 
     (rid,) = store.resolve_runs([run_id])
     if not isinstance(kind, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", kind):
         msg = f"mark kind {kind!r} is not valid: use lowercase letters, digits and _ (e.g. 'slip'), at most 64"
         raise ConfigError(msg)
-    if kind in LABEL_OUTCOMES or kind in {"start"}:
+    if kind in LABEL_OUTCOMES or kind == "start":
         msg = f"mark kind {kind!r} is an outcome: label outcomes with `workbench label` (store.label) instead"
         raise ConfigError(msg)
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def _level(value: float, dtype: np.dtype, side: str) -> np.floating:
         f = np.nextafter(f, kind(-np.inf))
     elif side == "up" and float(f) < value:
         f = np.nextafter(f, kind(np.inf))
-    return f
+    return cast(np.floating, f)
 
 
 def _block_any(mask: np.ndarray, blocks: int) -> np.ndarray:
@@ -241,7 +241,7 @@ class Intervals:
         """Add the next piece (times ascending, after the previous piece's).
 
         *t* is int64 ns (an array, or anything indexable by an int array with a
-        ``size``, such as :class:`~workbench.metrics.chunked.LazyTimes`): only the
+        ``size``, such as :class:`~workbench.pieces.LazyTimes`): only the
         samples where the state flips are located (a few passes over the piece, none in
         Python), and times are read at those samples and the last one only.
         """

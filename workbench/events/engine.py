@@ -1,6 +1,6 @@
 """Evaluate a :class:`~workbench.events.rules.RuleSet` on one run.
 
-Signals are read piece by piece along time (:class:`workbench.metrics.chunked.StreamPieces`),
+Signals are read piece by piece along time (:class:`workbench.pieces.StreamPieces`),
 so a run larger than memory is evaluated in bounded memory; the detectors of
 :mod:`workbench.events.detect` carry their state across pieces.
 
@@ -138,14 +138,14 @@ def signal_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = N
 
     With *native*, a signal that is one stored variable of one component (no ``norm``,
     ``bit`` or component selection) comes as stored (float32 stays float32) with times
-    that may be :class:`~workbench.metrics.chunked.LazyTimes` and values that are a
+    that may be :class:`~workbench.pieces.LazyTimes` and values that are a
     view of a reused buffer: for a consumer that reads each piece once and looks up
     only a few times (as :class:`~workbench.events.detect.Intervals` does).
 
     Raises :class:`RuleProblem` when the signal names a variable, dimension or label
     the run does not have, or selects several components without ``norm``.
     """
-    from workbench.metrics.chunked import StreamPieces
+    from workbench.pieces import StreamPieces
 
     if sig.stream is not None or sig.norm is not None:
         base = sig if sig.stream is not None else sig.norm
@@ -207,8 +207,8 @@ def _is_native(sig: Signal, cols: np.ndarray | None, width: int) -> bool:
 def native_pieces(run: Run, sig: Signal, *, rule: str = "", rows: int | None = None) -> tuple[Any, str] | None:
     """``(StreamPieces, variable)`` when *sig* is read as stored (see :func:`signal_pieces`
     with *native*), for a consumer that scans its pieces with
-    :meth:`~workbench.metrics.chunked.StreamPieces.scan_map`; ``None`` otherwise."""
-    from workbench.metrics.chunked import StreamPieces
+    :meth:`~workbench.pieces.StreamPieces.scan_map`; ``None`` otherwise."""
+    from workbench.pieces import StreamPieces
 
     if sig.stream is None:
         return None
@@ -225,7 +225,7 @@ class _Reader:
     rows that bracket them."""
 
     def __init__(self, run: Run, sig: Signal, rule: str, rows: int | None) -> None:
-        from workbench.metrics.chunked import StreamPieces
+        from workbench.pieces import StreamPieces
 
         base = sig.norm if sig.norm is not None else sig
         if base.stream is None:
@@ -245,7 +245,7 @@ class _Reader:
         if self.cols is not None:
             v = v[:, self.cols]
         y = np.sqrt(np.sum(v * v, axis=1)) if self.norm else v[:, 0]
-        out = np.interp(t, tt, y)
+        out: np.ndarray = np.interp(t, tt, y)
         out[(t < tt[0]) | (t > tt[-1])] = np.nan
         return out
 
@@ -339,11 +339,8 @@ def _clause(run: Run, clause: Clause, kinds: Mapping[str, list[int]], rows: int 
     v = float(clause.value)
 
     def passes(x: np.ndarray) -> np.ndarray:
-        if clause.op == "above":
-            return x > v
-        if clause.op == "below":
-            return x < v
-        return x == v
+        hit: np.ndarray = x > v if clause.op == "above" else x < v if clause.op == "below" else x == v
+        return hit
 
     last: tuple[int, float] | None = None
     for t, x in signal_pieces(run, clause.signal, rule="outcome", rows=rows):
@@ -410,8 +407,8 @@ def evaluate(run: Run, rules: RuleSet, *, origin: str = "rule", rows: int | None
             skipped.append(rule.name)
             continue
         try:
-            if isinstance(rule, Threshold) or isinstance(rule, Change) and rule.equals is not None:
-                made = _rows_threshold(run, rule, rows)  # type: ignore[arg-type]
+            if isinstance(rule, Threshold) or (isinstance(rule, Change) and rule.equals is not None):
+                made = _rows_threshold(run, rule, rows)
             elif isinstance(rule, Change):
                 made = _rows_change(run, rule, rows)
             elif isinstance(rule, Match):

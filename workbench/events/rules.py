@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -910,7 +911,7 @@ def _ordered(rules: Iterable[AnyRule]) -> list[AnyRule]:
     return out
 
 
-def load_rules(path: str | Path | None = None, *, section_only: bool = True) -> RuleSet:
+def load_rules(path: str | os.PathLike[str] | None = None, *, section_only: bool = True) -> RuleSet:
     """Rules from a YAML file: its ``events:``/``outcome:``/``defaults:`` sections (other
     sections of a ``workbench.yaml``, such as ``factors:``, are ignored).
 

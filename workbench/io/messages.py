@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EVENTS_TOPICS",
+    "PART_BYTES",
     "StreamingRunData",
     "TopicBuffer",
     "TopicResult",
@@ -79,6 +80,10 @@ __all__ = [
     "merge_skipped",
     "normalize_type",
 ]
+
+PART_BYTES = 16 * 1024 * 1024
+"""Message bytes a streaming read decodes at once (the ``parts`` of :meth:`workbench.io.mcap.McapReader.read`
+and the ROS 2 bag reader)."""
 
 DEFAULT_EVENTS_TOPICS: tuple[str, ...] = ("/events",)
 AXIS = ["x", "y", "z"]
@@ -296,7 +301,7 @@ class StreamingRunData(RunData):
 
     def materialize(self) -> RunData:
         """Read every part into memory: an ordinary :class:`RunData` with ``streams``."""
-        from workbench.zarr_io import concat_parts
+        from workbench.model import concat_parts
 
         collected: dict[str, list[xr.Dataset]] = {}
         for name, ds in self.parts:

@@ -185,7 +185,7 @@ def readers() -> dict[str, Any]:
         try:
             cls = ep.load()
             found[ep.name] = cls()
-        except Exception as err:  # a broken plugin must not break the others
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not break the others
             warnings.warn(
                 f"reader plugin {ep.name!r} ({ep.value}) failed to load: {err!r}",
                 RuntimeWarning,

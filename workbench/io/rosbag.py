@@ -30,7 +30,7 @@ Choices made for the quirks of real bags:
 Streaming (bags larger than memory): ``read(path, parts=True)`` — what the store asks
 for — yields a :class:`~workbench.io.messages.StreamingRunData` like the MCAP reader:
 whenever the messages read (ROS 1: chunk by chunk, in time order; ``.db3``: row by row;
-``.mcap``: chunk by chunk) reach :data:`~workbench.io.mcap.PART_BYTES`, they are decoded
+``.mcap``: chunk by chunk) reach :data:`~workbench.io.messages.PART_BYTES`, they are decoded
 into one partial ``Dataset`` per stream and handed out, so memory is bounded by a part,
 not by the bag. ``read(path)`` without ``parts`` returns the whole run in memory.
 
@@ -55,12 +55,13 @@ import numpy as np
 
 from workbench.io import messages
 from workbench.io.cdr import gather_rows, gather_slices
-from workbench.io.mcap import MAGIC as MCAP_MAGIC
-from workbench.io.mcap import PART_BYTES, McapContents, McapScanner, split_factors
-from workbench.io.mcap import SchemaRegistries as McapRegistries
-from workbench.io.mcap import merge_buffers as merge_mcap_buffers
+from workbench.io.mcap_scan import MAGIC as MCAP_MAGIC
+from workbench.io.mcap_scan import McapContents, McapScanner, split_factors
+from workbench.io.mcap_scan import SchemaRegistries as McapRegistries
+from workbench.io.mcap_scan import merge_buffers as merge_mcap_buffers
 from workbench.io.messages import (
     DEFAULT_EVENTS_TOPICS,
+    PART_BYTES,
     StreamingRunData,
     TopicBuffer,
     TypeRegistry,
@@ -116,7 +117,7 @@ class Rosbag1Reader(ReaderEntrypoint):
             Only decode these topics (all when ``None``).
         parts
             Yield a :class:`~workbench.io.messages.StreamingRunData` whose streams arrive
-            in parts of about :data:`~workbench.io.mcap.PART_BYTES` of messages, read a
+            in parts of about :data:`~workbench.io.messages.PART_BYTES` of messages, read a
             chunk at a time, so memory stays bounded whatever the bag's size (the store
             asks for it; not an option of the run).
         """
@@ -704,7 +705,7 @@ class Rosbag2Reader(ReaderEntrypoint):
             recorder that crashed) instead of failing; see ``extra["salvaged"]``.
         parts
             Yield a :class:`~workbench.io.messages.StreamingRunData` whose streams arrive
-            in parts of about :data:`~workbench.io.mcap.PART_BYTES` of messages, so
+            in parts of about :data:`~workbench.io.messages.PART_BYTES` of messages, so
             memory stays bounded whatever the bag's size (the store asks for it; not an
             option of the run).
         """

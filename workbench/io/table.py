@@ -30,7 +30,7 @@ import numpy as np
 from workbench.io.registry import ReaderEntrypoint, RunData
 from workbench.model import ReaderError, stream_name
 
-__all__ = ["TableReader", "TIME_COLUMN_CANDIDATES", "to_ns"]
+__all__ = ["TIME_COLUMN_CANDIDATES", "TableReader", "to_ns"]
 
 TIME_COLUMN_CANDIDATES: tuple[str, ...] = (
     "time",

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from workbench.metrics.chunked import StreamPieces
 from workbench.metrics.registry import Column, Metric
 from workbench.model import Run
+from workbench.pieces import StreamPieces
 
 if TYPE_CHECKING:
     import polars as pl

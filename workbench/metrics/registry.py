@@ -18,11 +18,12 @@ Examples
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.model import ConfigError, Run
@@ -169,7 +170,7 @@ def metrics() -> dict[str, Metric]:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             found[ep.name] = ep.load()()
-        except Exception as err:  # a broken plugin must not break the others
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not break the others
             warnings.warn(f"metric plugin {ep.name!r} ({ep.value}) failed to load: {err!r}", RuntimeWarning, stacklevel=2)
     for name, cls in _RUNTIME.items():
         found[name] = cls()
@@ -202,14 +203,14 @@ def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int
     ``"<metric>.why"``.
 
     The built-in metrics read streams piece by piece along time
-    (:mod:`workbench.metrics.chunked`), so a lazy run larger than memory is measured
+    (:mod:`workbench.pieces`), so a lazy run larger than memory is measured
     in bounded memory; *chunk_rows* sets the rows per piece (``None``: a stream in
     memory is one piece, a lazy one is read about 64 MB at a time). Plugins see it
-    through :func:`workbench.metrics.chunked.current_chunk_rows`. *roles* are the
+    through :func:`workbench.pieces.current_chunk_rows`. *roles* are the
     role overrides (default: those in effect, see :func:`workbench.metrics.roles.use_roles`).
     """
-    from workbench.metrics.chunked import chunk_rows as chunking
     from workbench.metrics.roles import MissingInput, current_roles, use_roles
+    from workbench.pieces import chunk_rows as chunking
 
     row: dict[str, Any] = {"run_id": run.run_id}
     chosen = _chosen(names)
@@ -222,7 +223,7 @@ def compute_run(run: Run, names: Sequence[str] | None = None, *, chunk_rows: int
             except MissingInput as err:
                 values = {}
                 missing.append(str(err))
-            except Exception as err:  # plugin code: report, never crash the batch
+            except Exception as err:  # noqa: BLE001 - plugin code: report, never crash the batch
                 values = {}
                 row[f"{metric.name}.error"] = f"{type(err).__name__}: {err}"
             finally:
@@ -302,7 +303,7 @@ def compute(
     store_results: bool = True,
     progress: bool = False,
     chunk_rows: int | None = None,
-    roles: RoleConfig | Mapping[str, Any] | str | None = None,
+    roles: RoleConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> pl.DataFrame:
     """Compute metrics, one row per run.
 
@@ -326,7 +327,7 @@ def compute(
         Show a progress bar.
     chunk_rows
         Rows per piece when streams are read (see :func:`compute_run`). With a store,
-        a run larger than :data:`workbench.metrics.chunked.LAZY_BYTES` is opened
+        a run larger than :data:`workbench.pieces.LAZY_BYTES` is opened
         lazily and measured piece by piece.
     roles
         Role overrides (a :class:`~workbench.metrics.roles.RoleConfig`, a ``roles:``
@@ -468,9 +469,9 @@ def compute_missing(
     for rid, ms in lacking.items():
         groups.setdefault(tuple(ms), []).append(rid)
     done: dict[str, list[str]] = {}
-    for ms, rids in groups.items():
-        compute(store, list(ms), run_ids=rids, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows)
-        for name in ms:
+    for group, rids in groups.items():
+        compute(store, list(group), run_ids=rids, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows)
+        for name in group:
             done.setdefault(name, []).extend(rids)
     return done
 
@@ -479,8 +480,8 @@ def _compute_stored(
     run_id: str, store_url: str, names: Sequence[str] | None, chunk_rows: int | None = None,
     roles: Mapping[str, Any] | None = None, roles_origin: str = "python",
 ) -> dict[str, Any]:
-    from workbench.metrics.chunked import load_for_work
     from workbench.metrics.roles import RoleConfig
+    from workbench.pieces import load_for_work
     from workbench.store import open_store
 
     cfg = RoleConfig.from_dict(roles, origin=roles_origin)

@@ -66,8 +66,8 @@ import numpy as np
 from workbench.model import ConfigError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.metrics.chunked import StreamPieces
     from workbench.model import Run
+    from workbench.pieces import StreamPieces
 
 __all__ = [
     "DEFAULTS",
@@ -600,8 +600,8 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
         if cand.names and len(cand.names) != len(cand.variables):
             fail(f"{len(cand.names)} names for {len(cand.variables)} variables")
             return None
-        names = cand.names or (axes if axes and len(axes) == len(cand.variables) else cand.variables)
-        return Binding(role, cand.stream, cand.variables, None, tuple(names), cand, why)
+        given = cand.names or (axes if axes and len(axes) == len(cand.variables) else cand.variables)
+        return Binding(role, cand.stream, cand.variables, None, tuple(given), cand, why)
     var = cand.variable
     if var is None:
         if len(timed) != 1:
@@ -647,6 +647,7 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
             fail(f"dropping {dim_of(dim)} {pattern} leaves nothing of {cand.stream}/{var}")
             return None
     picked = [labels[i] for i in cols] if cols is not None else labels
+    names: list[str]
     if cand.form == "quat":
         names = list(cand.names or _RPY)
         if len(names) != 3:
@@ -658,7 +659,7 @@ def _bind(run: Run, role: str, cand: Candidate, why: str, *, strict: bool) -> Bi
             return None
         names = list(cand.names)
     else:
-        names = picked
+        names = list(picked)
     return Binding(role, cand.stream, (var,), None if cols is None else tuple(cols), tuple(names), cand, why,
                    dim=extra[0] if extra else "", labels=tuple(picked))
 
@@ -803,7 +804,7 @@ def role_signal(run: Run, role: str, config: RoleConfig | None = None, *, min_ro
 
     Raises :class:`MissingInput` also when the stream has fewer than *min_rows* rows.
     """
-    from workbench.metrics.chunked import StreamPieces
+    from workbench.pieces import StreamPieces
 
     b = resolve(run, role, config)
     ds = run.streams[b.stream]

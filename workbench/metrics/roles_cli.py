@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,7 +33,7 @@ def roles(run_ids: tuple[str, ...], store_path: str | None, roles_file: Path | N
     for m in metrics().values():
         for r in getattr(m, "roles", ()):
             users.setdefault(r, []).append(m.name)
-    out = []
+    out: list[dict[str, Any]] = []
     for rid in store.resolve_runs(list(run_ids)):
         run = store.load(rid, lazy=True, indexes=False)
         names = list(dict.fromkeys([*ROLES, *(o.role for o in cfg.overrides)]))
@@ -52,8 +53,7 @@ def roles(run_ids: tuple[str, ...], store_path: str | None, roles_file: Path | N
         return
     for item in out:
         click.secho(f"run {item['run_id']}  {item['name']}  (reader {item['reader']}; overrides: {item['roles_from']})", bold=True)
-        found = [r for r in item["roles"] if r["found"]]
-        if not found:
+        if not any(r["found"] for r in item["roles"]):
             click.echo("  no role found: map them under roles: in workbench.yaml (see `workbench roles --help`)")
         for r in item["roles"]:
             comps = ", ".join(r["components"][:8]) + (" …" if len(r["components"]) > 8 else "")

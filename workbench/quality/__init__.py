@@ -20,7 +20,7 @@ warnings; ``D`` one error; ``F`` two or more errors.
 Thresholds have defaults (:class:`Thresholds`) and can be set in a ``quality:``
 section of ``workbench.yaml``.
 
-Streams are read piece by piece along time (:mod:`workbench.metrics.chunked`): a
+Streams are read piece by piece along time (:mod:`workbench.pieces`): a
 lazy run larger than memory is graded in bounded memory with the findings it would
 have in memory (medians and percentiles included: they are exact).
 
@@ -45,15 +45,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.metrics.chunked import (
+from workbench.model import ConfigError, Run
+from workbench.parallel import map_runs
+from workbench.pieces import (
     COLLECT_VALUES,
     Runs,
     StreamPieces,
     median,
     percentile,
 )
-from workbench.model import ConfigError, Run
-from workbench.parallel import map_runs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -314,7 +314,7 @@ def _feeds(run: Run) -> dict[str, tuple[str, ...]]:
             by_role.setdefault(role, []).append(name)
     try:
         bound = resolve_all(run, roles=sorted(r for r in by_role if r in ROLES))
-    except Exception:  # a role override that cannot apply must not stop grading
+    except Exception:  # noqa: BLE001 - a role override that cannot apply must not stop grading
         return {}
     out: dict[str, list[str]] = {}
     for role, b in bound.items():
@@ -423,7 +423,7 @@ class _Findings:
 # Every check reads its stream through StreamPieces: piece by piece along time, with
 # the neighbouring row a difference needs, carrying counts, extremes, first positions
 # and open runs from piece to piece. Medians and percentiles are exact (multi-pass
-# selection, see workbench.metrics.chunked). A stream held in memory is one piece
+# selection, see workbench.pieces). A stream held in memory is one piece
 # unless chunk_rows says otherwise; a lazy stream is read ~64 MB at a time.
 
 
@@ -474,7 +474,7 @@ def _time_stats(rd: StreamPieces, col: str = "time", period: float | None = None
             st.back += k
         st.pos += int(np.count_nonzero(dt > 0))
     if st.pos:
-        st.period = period if period else median(lambda: (dt[dt > 0] for dt in _intervals(rd, col)), st.pos)
+        st.period = period or median(lambda: (dt[dt > 0] for dt in _intervals(rd, col)), st.pos)
     return st
 
 
@@ -864,9 +864,8 @@ def _report_frozen(candidates: dict[str, _Frozen], th: Thresholds, out: _Finding
         k = c.kind
         if not c.spans or k.frozen == "never" or k.role == "command" or k.kind not in ("periodic", "bursty"):
             continue
-        if k.frozen != "check":
-            if any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt) or c.live < th.frozen_live:
-                continue
+        if k.frozen != "check" and (any(fnmatch.fnmatch(name, pat) for pat in th.frozen_exempt) or c.live < th.frozen_live):
+            continue
         for lo, hi, t_lo, t_hi in c.spans:
             why = "declared to move (frozen: check)" if k.frozen == "check" else (
                 f"it changes on {100 * c.live:.0f} % of its other steps")
@@ -1018,7 +1017,7 @@ def grade(
     """Grade one run.
 
     Every stream is read piece by piece along time (see
-    :mod:`workbench.metrics.chunked`): a lazy (dask-backed) run larger than memory is
+    :mod:`workbench.pieces`): a lazy (dask-backed) run larger than memory is
     graded in bounded memory, with the same findings as in memory.
 
     Parameters
@@ -1029,7 +1028,7 @@ def grade(
         :class:`Thresholds`, a mapping of overrides, or ``None`` for the defaults.
     chunk_rows
         Rows per piece; ``None``: a stream in memory is one piece, a lazy stream is
-        read about 64 MB at a time (or :func:`workbench.metrics.chunked.chunk_rows`).
+        read about 64 MB at a time (or :func:`workbench.pieces.chunk_rows`).
 
     Returns
     -------
@@ -1106,7 +1105,7 @@ def _at_the_outcome(run: Run, out: _Findings, feeds: Mapping[str, Sequence[str]]
 
 
 def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:
-    from workbench.metrics.chunked import load_for_work
+    from workbench.pieces import load_for_work
     from workbench.store import open_store
 
     run = load_for_work(open_store(store_url, create=False), run_id)
@@ -1125,7 +1124,7 @@ def grade_store(
     """Grade runs of a store, keep grades in the catalog and findings beside each run.
 
     Per-run work is mapped with :func:`workbench.parallel.map_runs` (*scheduler*).
-    A run larger than :data:`workbench.metrics.chunked.LAZY_BYTES` is opened lazily
+    A run larger than :data:`workbench.pieces.LAZY_BYTES` is opened lazily
     and graded piece by piece (*chunk_rows*, see :func:`grade`).
 
     Thresholds default to the ``quality:`` section of ``workbench.yaml`` in the

@@ -64,7 +64,7 @@ from workbench.model import ConfigError
 if TYPE_CHECKING:
     import xarray as xr
 
-    from workbench.metrics.chunked import StreamPieces
+    from workbench.pieces import StreamPieces
 
 __all__ = [
     "FORMAT_DEFAULTS",
@@ -393,7 +393,7 @@ def nan_is_unset(reader: str, name: str, variable: str, policy: StreamPolicy, sh
 def _regularity(pieces: Any, period: float | None = None) -> tuple[float, float, int]:
     """(median positive interval, share of intervals within ±50 % of it, intervals)
     of a clock given as pieces of its stamps (neighbouring rows included)."""
-    from workbench.metrics.chunked import median
+    from workbench.pieces import median
 
     pos = 0
     total = 0
@@ -445,11 +445,11 @@ def classify(
     policy
         The stream's ``workbench.yaml`` settings (:func:`policy_for`).
     pieces
-        A :class:`~workbench.metrics.chunked.StreamPieces` of *ds* to reuse.
+        A :class:`~workbench.pieces.StreamPieces` of *ds* to reuse.
     log_period
         The median positive log interval when already known (saves a pass).
     """
-    from workbench.metrics.chunked import StreamPieces
+    from workbench.pieces import StreamPieces
 
     policy = policy or StreamPolicy()
     rd = pieces if pieces is not None else StreamPieces(ds)

@@ -102,7 +102,7 @@ def render(truth: dict[str, Any], out: Path) -> str:
     ]
     for topic, msgtype in camp["topics"].items():
         rate = rates.get(topic)
-        lines.append(f"| `{topic}` | `{msgtype}` | {rate if rate else 'events'} |")
+        lines.append(f"| `{topic}` | `{msgtype}` | {rate or 'events'} |")
     lat = camp["latency_ms"]
     lines += [
         "",

@@ -177,9 +177,9 @@ def shift_cell(
     harm_alt = "greater" if higher_is_better is False else "less"
     good_alt = "less" if harm_alt == "greater" else "greater"
     if pairs is not None:
-        test = lambda alt, delta=0.0: paired_shift_test(pairs[0], pairs[1], alternative=alt, delta=delta)  # noqa: E731
+        test = lambda alt, delta=0.0: paired_shift_test(pairs[0], pairs[1], alternative=alt, delta=delta)
     else:
-        test = lambda alt, delta=0.0: shift_test(x, y, alternative=alt, delta=delta)  # noqa: E731
+        test = lambda alt, delta=0.0: shift_test(x, y, alternative=alt, delta=delta)
     harm, good = test(harm_alt), test(good_alt)
     p_ni, ni_method = math.nan, ""
     base = float(np.median(x)) if x.size else math.nan
@@ -226,7 +226,7 @@ def mean_cell(
     good_alt = "less" if harm_alt == "greater" else "greater"
     a, b = (pairs if pairs is not None else (x, y))
 
-    def test(alt: str, delta: float = 0.0):  # noqa: ANN202
+    def test(alt: str, delta: float = 0.0):
         return mean_test(a, b, alternative=alt, delta=delta, paired=pairs is not None, n_boot=n_boot, seed=seed)
 
     harm, good = test(harm_alt), test(good_alt)
@@ -275,7 +275,7 @@ def time_cell(
     harm = time_to_success_test(base_time, base_event, cand_time, cand_event, alternative="greater", method="rmst")
     good = time_to_success_test(base_time, base_event, cand_time, cand_event, alternative="less", method="rmst", tau=harm.tau)
     p_ni, ni_method = math.nan, ""
-    if margin is not None and margin > 0 and math.isfinite(harm.estimate):
+    if margin is not None and margin > 0 and math.isfinite(harm.estimate) and harm.tau is not None:
         # H1: the RMST difference is below margin × the baseline's RMST
         from scipy.stats import norm
 

@@ -75,7 +75,7 @@ class ChangePoint:
     method: str
 
 
-def _xlogx(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+def _xlogx(k: np.ndarray, n: np.ndarray | np.floating) -> np.ndarray:
     """k·log(k/n), 0 where k = 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = k * np.log(k / n)

@@ -79,13 +79,13 @@ from workbench.model import ConfigError
 from workbench.stats.rates import _check_alternative, _check_level
 
 __all__ = [
-    "ContinuousTest",
-    "shift_test",
-    "paired_shift_test",
-    "mean_test",
     "ALTERNATIVES",
     "RANK_METHODS",
     "ZERO_METHODS",
+    "ContinuousTest",
+    "mean_test",
+    "paired_shift_test",
+    "shift_test",
 ]
 
 ALTERNATIVES = ("less", "greater")

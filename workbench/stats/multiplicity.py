@@ -56,7 +56,7 @@ import numpy as np
 
 from workbench.model import ConfigError
 
-__all__ = ["MultiplicityResult", "holm", "discrete_holm", "METHODS"]
+__all__ = ["METHODS", "MultiplicityResult", "discrete_holm", "holm"]
 
 METHODS: tuple[str, ...] = ("holm", "discrete_holm")
 """Values of :attr:`MultiplicityResult.method`."""

@@ -40,14 +40,14 @@ from scipy.special import gammaln
 from workbench.model import ConfigError
 
 __all__ = [
-    "power_rate",
+    "SHRINK_RUNS",
+    "STAY",
+    "fisher_p_less",
     "minimum_detectable_drop",
-    "runs_needed",
     "more_runs_to_decide",
     "plan_table",
-    "fisher_p_less",
-    "STAY",
-    "SHRINK_RUNS",
+    "power_rate",
+    "runs_needed",
 ]
 
 #: ``runs_needed`` / ``more_runs_to_decide`` return the smallest n whose power reaches

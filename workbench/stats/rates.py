@@ -63,14 +63,14 @@ from scipy import optimize, special, stats
 from workbench.model import ConfigError
 
 __all__ = [
-    "RateTest",
-    "unpaired_rate_test",
-    "paired_rate_test",
-    "wilson_interval",
-    "rate_bounds",
-    "minimum_attainable_p",
     "ALTERNATIVES",
     "METHODS",
+    "RateTest",
+    "minimum_attainable_p",
+    "paired_rate_test",
+    "rate_bounds",
+    "unpaired_rate_test",
+    "wilson_interval",
 ]
 
 ALTERNATIVES = ("less", "greater")
@@ -671,7 +671,7 @@ def unpaired_rate_test(
         p = float(pv[k_cand - xs[0]])
         p_ref = k_base / n_base if 0 < k_base < n_base else (k_base + 0.5) / (n_base + 1)
 
-        def interval(alpha: float) -> tuple[float, float]:
+        def fisher_interval(alpha: float) -> tuple[float, float]:
             other = "greater" if alternative == "less" else "less"
             p_other = float(_fisher_support(n_base, n_cand, s, other)[1][k_cand - xs[0]])
             p_less = p if alternative == "less" else p_other
@@ -680,7 +680,7 @@ def unpaired_rate_test(
             lo = _fisher_or_bound(k_cand, n_base, n_cand, s, alpha, "greater", p_greater)
             return _or_to_rd(lo, p_ref), _or_to_rd(up, p_ref)
 
-        return RateTest(p, estimate, "fisher_exact_conditional", alternative, 0.0, support, interval)
+        return RateTest(p, estimate, "fisher_exact_conditional", alternative, 0.0, support, fisher_interval)
 
     if method == "boschloo":
         pvs, support = _boschloo_design(n_cand, n_base, alternative)

@@ -48,10 +48,10 @@ from workbench.model import ConfigError
 __all__ = [
     "SPENDING_KINDS",
     "SequentialResult",
-    "paired_e_process",
-    "unpaired_e_process",
     "alpha_spending",
+    "paired_e_process",
     "spending_bounds",
+    "unpaired_e_process",
 ]
 
 SPENDING_KINDS: tuple[str, ...] = ("obrien-fleming", "pocock")
@@ -396,7 +396,7 @@ def _check_kind(kind: Any) -> str:
 
 
 def alpha_spending(
-    looks_info_fractions: Sequence[float],
+    looks_info_fractions: Sequence[float] | np.ndarray,
     alpha: float,
     kind: str = "obrien-fleming",
 ) -> np.ndarray:

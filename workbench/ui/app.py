@@ -17,7 +17,7 @@ import param
 
 from workbench.store import Store
 from workbench.ui.compare_view import CompareView
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 from workbench.ui.moments_view import MomentsView
 from workbench.ui.replay_view import ReplayView
 from workbench.ui.run_browser import RunBrowser
@@ -40,7 +40,7 @@ class App(pn.viewable.Viewer):
     >>> app  # renders in a notebook                # doctest: +SKIP
     """
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state of every component.")
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state of every component.")
     title = param.String(default=TITLE, doc="Heading of the page.")
     active_tab = param.Integer(default=0, bounds=(0, 4), doc="""
         Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments, 4 Trends (``tab=`` of a link).""")
@@ -204,7 +204,7 @@ def serve(
         websocket_origin=sorted(set(origins)), start=True, verbose=False,
         extra_patterns=replay_routes(token), **extra,
     )
-    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104 - shown as a loopback link
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     try:
         server.workbench_url = url

@@ -64,8 +64,10 @@ class TokenAuth(AuthProvider):
         self._token = token
         super().__init__()
 
+    # Bokeh's stub types this Callable[[HTTPServerRequest], User]; Bokeh calls it with the RequestHandler
+    # (bokeh.server.views.auth_request_handler) and takes None as "not authenticated"
     @property
-    def get_user(self) -> Callable[[Any], str | None]:
+    def get_user(self) -> Callable[[Any], str | None]:  # type: ignore[override]  # Bokeh's stub, see above
         token = self._token
 
         def get_user(handler: RequestHandler) -> str | None:

@@ -46,7 +46,7 @@ def serve(store_path: str | None, port: int, address: str, token: str | None, al
                            progress=sys.stderr.isatty() if progress is None else progress)
     if done:
         click.echo("computed " + ", ".join(f"{k} for {len(v)} run(s)" for k, v in done.items()), err=True)
-    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104 - shown as a loopback link
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     click.echo(f"serving {store.url} at {url} (Ctrl+C stops)", err=False)
     if token:

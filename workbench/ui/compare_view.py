@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, cast
 
 import panel as pn
 import param
 import polars as pl
 
 from workbench.model import FACTOR_GROUPS
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 from workbench.ui.factor_grid import FactorGrid, cells_records
 from workbench.viz import plots
 
@@ -51,11 +51,14 @@ class CompareView(pn.viewable.Viewer):
     ['b']
     """
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state this view reads and selects in.")
-    by = param.Selector(default=None, objects=[], allow_None=True, doc="Factor whose values are the variants (heatmap rows).")
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state this view reads and selects in.")
+    by: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True,
+                                                    doc="Factor whose values are the variants (heatmap rows).")
     x = param.ListSelector(default=[], objects=[], doc="Factor(s) whose levels are the heatmap columns (combined when several).")
-    rate = param.Selector(default="success", objects=["success"], doc="Rate metric (0/1 per run) of the heatmap and grid.")
-    metric = param.Selector(default=None, objects=[], allow_None=True, doc="Continuous metric shown as distributions per variant.")
+    rate: param.Selector[str] = param.Selector(default="success", objects=["success"],
+                                               doc="Rate metric (0/1 per run) of the heatmap and grid.")
+    metric: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True,
+                                                        doc="Continuous metric shown as distributions per variant.")
     interactions = param.Boolean(default=False, doc="Include two-factor interactions in the attribution chart (slower).")
     auto_compare_max = param.Integer(default=2000, bounds=(0, None), doc="""
         Run the full comparison (bootstrap intervals, tests, verdicts) automatically when
@@ -267,7 +270,7 @@ class CompareView(pn.viewable.Viewer):
             more.alias("more runs per side to decide"),
         )
         self.plan.value = view.to_pandas()
-        worst = table["runs_needed"].max()
+        worst = cast("int | None", table["runs_needed"].max())  # an Int64 column; polars types max() as any literal
         self.plan_status.object = (
             f"**Runs needed** ({html.escape(self.rate)}, 80 % power, exact one-sided test per cell, Bonferroni over "
             f"{table.height} cell(s)): up to **{worst}** runs per side detect a {self.plan_drop:g} drop in every cell."

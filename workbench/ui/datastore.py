@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -18,6 +18,14 @@ import polars as pl
 
 from workbench.model import FACTOR_GROUPS, ConfigError, Run
 from workbench.store import Store
+
+if TYPE_CHECKING:
+    from param.parameters import NoNone as NoNone
+else:
+    # For type checkers only (param >= 2.4): a parameter declared with ``allow_None=NoNone`` is typed as never
+    # None, its None default being a placeholder until ``__init__`` sets it. At run time a parameter whose
+    # default is None allows None whatever ``allow_None`` says, so this changes nothing (as in HoloViews).
+    NoNone = False
 
 __all__ = ["MISSING", "DataStore"]
 
@@ -63,7 +71,7 @@ class DataStore(pn.viewable.Viewer):
     store = param.ClassSelector(class_=Store, default=None, allow_None=True, constant=True, doc="""
         The store whose runs are shown. Set from Python when the DataStore is made;
         nothing in the browser can change it.""")
-    catalog = param.ClassSelector(class_=pl.DataFrame, default=None, allow_None=True, doc="""
+    catalog = param.ClassSelector(class_=pl.DataFrame, default=None, allow_None=NoNone, doc="""
         The full catalog (``store.runs()``); :meth:`refresh` re-reads it from the store.""")
     filters = param.Dict(default={}, doc="""
         Facet filters: column → allowed values as labels (strings, ``∅`` for missing).
@@ -72,7 +80,7 @@ class DataStore(pn.viewable.Viewer):
     facets = param.List(default=[], item_type=str, doc="""
         Columns offered as multi-select facets (default: factors with 2 to 60 values,
         the outcome and the data grade).""")
-    filtered = param.ClassSelector(class_=pl.DataFrame, default=None, allow_None=True, doc="""
+    filtered = param.ClassSelector(class_=pl.DataFrame, default=None, allow_None=NoNone, doc="""
         The catalog after ``filters`` and ``text`` (computed; read it, do not set it).""")
     selection = param.List(default=[], item_type=str, doc="""
         Selected run ids, shared by every view (only ids of the catalog are kept).""")
@@ -273,11 +281,14 @@ class DataStore(pn.viewable.Viewer):
                 self._facet_widgets[col] = self._facet_widget(col)
         return [self._facet_widgets[c] for c in self.facets if c in self._facet_widgets]
 
+    def _clear(self, _event: Any) -> None:
+        self.param.update(filters={}, text="")
+
     def __panel__(self) -> pn.viewable.Viewable:
         search = pn.widgets.TextInput.from_param(self.param.text, label="name or run id contains",
                                                  sizing_mode="stretch_width")
         clear = pn.widgets.Button(label="clear filters", color="light", sizing_mode="stretch_width")
-        clear.on_click(lambda _e: self.param.update(filters={}, text=""))
+        clear.on_click(self._clear)
         return pn.Column(
             pn.pane.Markdown("### Filters", margin=(0, 10)), search, *self.facet_widgets(), clear,
             sizing_mode="stretch_width", css_classes=["wb-datastore"],

@@ -152,8 +152,8 @@ def apply_state(app: Any, query: Mapping[str, Sequence[str]]) -> list[str]:
         if wanted:
             cmp.x = wanted
     if query.get("sel"):
-        known = set(data.filtered["run_id"].to_list())
-        ids = [r for r in dict.fromkeys(query["sel"]) if r in known]
+        present = set(data.filtered["run_id"].to_list())
+        ids = [r for r in dict.fromkeys(query["sel"]) if r in present]
         missing = len(query["sel"]) - len(ids)
         if missing:
             problems.append(f"{missing} selected run id(s) are not in the filtered catalog")

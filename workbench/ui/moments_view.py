@@ -17,7 +17,7 @@ import panel as pn
 import param
 import polars as pl
 
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 
 __all__ = ["MomentsView"]
 
@@ -27,11 +27,12 @@ EXAMPLE = "{name: pushing, signal: {norm: {stream: ft_sensor, variable: force}},
 class MomentsView(pn.viewable.Viewer):
     """Moment search over the filtered runs; a hit opens in replay."""
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state whose filtered runs are searched.")
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state whose filtered runs are searched.")
     rule = param.String(default=EXAMPLE, doc="""
         The rule: the name of a rule of the store's workbench.yaml, or one rule as a YAML
         mapping (threshold, change, match or sequence, as in events:).""")
-    count_by = param.Selector(default=None, objects=[], allow_None=True, doc="Factor whose values the hit rates are given for.")
+    count_by: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True,
+                                                          doc="Factor whose values the hit rates are given for.")
     max_hits = param.Integer(default=500, bounds=(1, 100_000), doc="At most this many hits are listed.")
     hits = param.DataFrame(default=None, allow_None=True, constant=True, doc="The last search's hits (read only).")
     opened = param.Dict(default={}, constant=True, doc="""
@@ -49,7 +50,7 @@ class MomentsView(pn.viewable.Viewer):
         self.text = pn.widgets.TextAreaInput.from_param(self.param.rule, name="rule (YAML)", height=80,
                                                         sizing_mode="stretch_width", css_classes=["wb-moments-rule"])
         self.button = pn.widgets.Button(label="Find in the filtered runs", color="primary", css_classes=["wb-moments-find"])
-        self.button.on_click(lambda _e: self.search())
+        self.button.on_click(self._on_find)
         self.status = pn.pane.Markdown("Write or pick a rule, then find.", margin=(0, 10), css_classes=["wb-moments-status"])
         self.table = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                           layout="fit_data_table", pagination="local", page_size=15,
@@ -71,6 +72,9 @@ class MomentsView(pn.viewable.Viewer):
     def _pick(self, event: Any) -> None:
         if event.new and event.new != "(write one)":
             self.rule = str(event.new)
+
+    def _on_find(self, _event: Any) -> None:
+        self.search()
 
     def search(self) -> pl.DataFrame | None:
         """Run the rule over the filtered runs; show the hits and their rates."""

@@ -245,7 +245,7 @@ class _Data(_Guarded):
         path = self._recording(rid)
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Length", str(path.stat().st_size))
-        with open(path, "rb") as fh:  # noqa: ASYNC230 - a local file of a few MB, read in 4 MB pieces
+        with open(path, "rb") as fh:
             while chunk := fh.read(4 * 2**20):
                 self.write(chunk)
         self.finish()
@@ -419,7 +419,7 @@ def serve_replay(rrd: Path, *, address: str = "127.0.0.1", port: int = 9090, tok
     if "error" in state:
         msg = f"cannot listen on {address}:{port}: {state['error']}"
         raise ConfigError(msg)
-    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address  # noqa: S104 - shown as a loopback link
     netloc = f"[{host}]" if ":" in host else host
     url = f"http://{netloc}:{port}/{page_path(rid)}" + (f"?token={token}" if token else "")
     return ServedReplay(url=url, token=token, _server=state["server"], _loop=state["loop"], _thread=thread)

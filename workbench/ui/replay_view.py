@@ -26,7 +26,7 @@ from typing import Any
 import panel as pn
 import param
 
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 
 __all__ = ["ReplayView", "rerun_available"]
 
@@ -46,8 +46,9 @@ def rerun_available() -> bool:
 class ReplayView(pn.viewable.Viewer):
     """Replay the selected runs in the Rerun web viewer, embedded in an iframe."""
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state whose selected runs are replayed.")
-    align = param.Selector(default="start", objects=["start", "event:grasp", "event:slip", "event:success", "event:failure"], doc="""
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state whose selected runs are replayed.")
+    align: param.Selector[str] = param.Selector(default="start", objects=["start", "event:grasp", "event:slip", "event:success",
+                                                                    "event:failure"], doc="""
         Anchor of the replay's aligned timeline (each run's start or first event of a kind).""")
     max_runs = param.Integer(default=4, bounds=(1, 12), doc="At most this many selected runs are replayed.")
     height = param.Integer(default=860, bounds=(200, 3000), doc="Height of the embedded viewer in pixels.")
@@ -64,7 +65,7 @@ class ReplayView(pn.viewable.Viewer):
         self._writer: threading.Thread | None = None
         self.button = pn.widgets.Button(label="Replay selected runs in Rerun", color="primary",
                                         disabled=not rerun_available(), css_classes=["wb-replay-button"])
-        self.button.on_click(lambda _e: self.replay())
+        self.button.on_click(self._on_replay)
         self.frame = pn.pane.HTML("", sizing_mode="stretch_width", min_height=100, css_classes=["wb-replay-frame"])
         self.link = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-replay-link"])
         self._standby = False  # the frame holds a viewer started ahead of the click
@@ -85,6 +86,9 @@ class ReplayView(pn.viewable.Viewer):
             if (url) { send(0); }""")
         note = "" if rerun_available() else " The Rerun replay (workbench.viz.rerun) is not installed."
         self.status = pn.pane.Markdown("Select runs, then replay them." + note, margin=(0, 10), css_classes=["wb-replay-status"])
+
+    def _on_replay(self, _event: Any) -> None:
+        self.replay()
 
     def replay(self, at: float | None = None) -> str:
         """Serve the selected runs (first ``max_runs``) to the web viewer; returns its address.

@@ -12,7 +12,7 @@ import panel as pn
 import param
 import polars as pl
 
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 
 __all__ = ["GRADE_BADGES", "RunBrowser"]
 
@@ -40,7 +40,7 @@ class RunBrowser(pn.viewable.Viewer):
     ['a', 'b']
     """
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state this view shows and selects in.")
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state this view shows and selects in.")
     columns = param.List(default=[], item_type=str, doc="""
         Catalog columns shown (default: name, outcome, data grade, the facet factors and
         the primary metrics present).""")

@@ -21,7 +21,7 @@ import polars as pl
 
 from workbench.io.registry import text_variables
 from workbench.model import WorkbenchError
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 from workbench.viz import plots
 
 __all__ = ["DEFAULT_SIGNALS", "RunDetail"]
@@ -47,9 +47,9 @@ class RunDetail(pn.viewable.Viewer):
     >>> data.selection = data.filtered["run_id"][:3].to_list()  # doctest: +SKIP
     """
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state whose selected runs are shown.")
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state whose selected runs are shown.")
     signals = param.ListSelector(default=[], objects=[], doc="Signals plotted, as stream.variable[component].")
-    align = param.Selector(default="start", objects=list(ALIGN_CHOICES), doc="""
+    align: param.Selector[str] = param.Selector(default="start", objects=list(ALIGN_CHOICES), doc="""
         Anchor of the common timeline: each run's start or its first event of a kind.""")
     max_runs = param.Integer(default=6, bounds=(1, 24), doc="At most this many selected runs are loaded and drawn.")
     plot_width = param.Integer(default=None, allow_None=True, bounds=(300, 4000), doc="""
@@ -77,7 +77,7 @@ class RunDetail(pn.viewable.Viewer):
                                                css_classes=["wb-label-note"])
         self.label_button = pn.widgets.Button(label="Label the selected runs", width=200, css_classes=["wb-label-button"],
                                               disabled=self.data.store is None)
-        self.label_button.on_click(lambda _e: self.label_selected(self.label_outcome.value, self.label_note.value))
+        self.label_button.on_click(self._on_label)
         self.label_status = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-label-status"])
         # a time window of one run marked as an event: brushed in a plot (x-range select) or typed
         self.mark_kind = pn.widgets.TextInput(placeholder="event kind, e.g. slip", width=160, css_classes=["wb-mark-kind"])
@@ -86,13 +86,18 @@ class RunDetail(pn.viewable.Viewer):
         self.mark_note = pn.widgets.TextInput(placeholder="note (optional)", width=260, css_classes=["wb-mark-note"])
         self.mark_button = pn.widgets.Button(label="Mark the window", width=160, css_classes=["wb-mark-button"],
                                              disabled=self.data.store is None)
-        self.mark_button.on_click(lambda _e: self.mark_window(self.mark_kind.value, self.mark_from.value,
-                                                              self.mark_to.value, self.mark_note.value))
+        self.mark_button.on_click(self._on_mark)
         self.mark_status = pn.pane.Markdown("Brush a window in a plot (x-range select tool) or type it; one run shown.",
                                             margin=(0, 10), css_classes=["wb-mark-status"])
         self._alignment: Any = None
         self.data.param.watch(lambda _e: self.update(), "selection")
         self.update()
+
+    def _on_label(self, _event: Any) -> None:
+        self.label_selected(self.label_outcome.value, self.label_note.value)
+
+    def _on_mark(self, _event: Any) -> None:
+        self.mark_window(self.mark_kind.value, self.mark_from.value, self.mark_to.value, self.mark_note.value)
 
     def _signal_options(self) -> None:
         if not self.runs:
@@ -153,7 +158,7 @@ class RunDetail(pn.viewable.Viewer):
         self.mark_status.object = (f"Window {self.mark_from.value:g} … {self.mark_to.value:g} s of "
                                    f"**{html.escape(run.info.name or run.run_id)}** (seconds from its start).")
 
-    def mark_window(self, kind: str, start: float | None, end: float | None, note: str = "") -> dict[str, Any]:
+    def mark_window(self, kind: str | None, start: float | None, end: float | None, note: str | None = "") -> dict[str, Any]:
         """Mark *start* … *end* (seconds from the run's start) of the one run shown as an
         event *kind* with *note* (:meth:`workbench.store.Store.mark`); the catalog and
         the plots follow at once. Returns the mark (empty when refused)."""
@@ -194,12 +199,13 @@ class RunDetail(pn.viewable.Viewer):
         self.runs = self.data.load_runs(ids)
         self._signal_options()
         more = len(self.data.selection) - len(ids)
-        self.status.object = f"**{len(ids)}** run(s) shown" + (f" (first {len(ids)} of {len(self.data.selection)} selected)" if more > 0 else "")
+        self.status.object = f"**{len(ids)}** run(s) shown" + (
+            f" (first {len(ids)} of {len(self.data.selection)} selected)" if more > 0 else "")
         self.provenance.value = self.provenance_frame().to_pandas()
         self.redraw()
         self.texts.value = self.text_frame().to_pandas()
 
-    def label_selected(self, outcome: str, note: str = "") -> list[str]:
+    def label_selected(self, outcome: str, note: str | None = "") -> list[str]:
         """Label every selected run's outcome (with *note* as the reason, e.g. a failure
         mode) through :meth:`workbench.store.Store.label`; the catalog is re-read so the
         table, facets and comparison show it at once. Returns the labelled run ids."""

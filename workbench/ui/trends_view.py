@@ -17,7 +17,7 @@ import param
 import polars as pl
 
 from workbench.trends import WINDOWS
-from workbench.ui.datastore import DataStore
+from workbench.ui.datastore import DataStore, NoNone
 
 __all__ = ["TrendsView"]
 
@@ -32,12 +32,14 @@ class TrendsView(pn.viewable.Viewer):
     >>> view.result.changes                                         # doctest: +SKIP
     """
 
-    data = param.ClassSelector(class_=DataStore, constant=True, doc="The shared state whose filtered runs are trended.")
-    metric = param.Selector(default=None, objects=[], allow_None=True, doc="Metric per window (a rate or a number).")
-    over = param.Selector(default="auto", objects=["auto", *WINDOWS], doc="""
+    data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state whose filtered runs are trended.")
+    metric: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True,
+                                                        doc="Metric per window (a rate or a number).")
+    over: param.Selector[str] = param.Selector(default="auto", objects=["auto", *WINDOWS], doc="""
         Windows: hour, day, week or month of run start (UTC), auto (the finest with at most
         60 windows), or a factor (its values sorted naturally).""")
-    within = param.Selector(default=None, objects=[None], allow_None=True, doc="Factor whose values are separate series.")
+    within: param.Selector[str | None] = param.Selector(default=None, objects=[None], allow_None=True,
+                                                        doc="Factor whose values are separate series.")
     alpha = param.Number(default=0.05, bounds=(1e-4, 0.5), doc="Level of the change test (Holm across series).")
     n_perm = param.Integer(default=999, bounds=(99, 100_000), doc="Permutations of each change test.")
     result = param.Parameter(default=None, constant=True, doc="The last :class:`~workbench.trends.TrendResult` (read only).")
@@ -58,7 +60,7 @@ class TrendsView(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                           layout="fit_data_table", pagination="local", page_size=12, selectable=1,
                                           css_classes=["wb-trends-table"])
-        self.table.on_click(lambda e: self.open(int(e.row)))
+        self.table.on_click(self._on_click)
         self._dirty = True
         self._shown = False
         self.data.param.watch(lambda *_e: self._changed(), "filtered")
@@ -103,7 +105,7 @@ class TrendsView(pn.viewable.Viewer):
 
         # one pane per chart: a whole Layout in one stretching pane draws empty frames
         self.chart.objects = [pn.pane.HoloViews(c, sizing_mode="stretch_width", css_classes=["wb-trends-plot"])
-                              for c in trend_charts(res, height=280, on_select=self.open)]
+                              for c in trend_charts(res, height=280, on_select=self._on_point)]
         digits = 3
         shown = res.table.select(
             *res.within, pl.col("window").alias(res.over), "n", pl.col("value").round(digits),
@@ -127,6 +129,12 @@ class TrendsView(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.opened = {"window": r["window"], "cell": {w: r[w] for w in res.within}, "run_ids": ids}
         return dict(self.opened)
+
+    def _on_click(self, event: Any) -> None:
+        self.open(int(event.row))
+
+    def _on_point(self, row: int) -> None:
+        self.open(row)
 
     def __panel__(self) -> pn.viewable.Viewable:
         self._shown = True

@@ -56,10 +56,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_ROWS",
     "COLLECT_VALUES",
-    "LazyTimes",
     "LAZY_BYTES",
     "PIECE_BYTES",
     "SCAN_THREADS",
+    "LazyTimes",
     "Runs",
     "StreamPieces",
     "chunk_rows",

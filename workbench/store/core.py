@@ -1,0 +1,853 @@
+"""The store without its ingest pipeline: paths, the catalog, loading runs and
+writing them atomically, annotations and derived tables.
+
+:class:`StoreCore` is what a worker process opens to write or read runs; the
+:class:`workbench.store.Store` front adds ingest, factor tables and event rules."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from workbench.model import (
+    FACTOR_GROUPS,
+    ConfigError,
+    Run,
+    RunInfo,
+    SchemaError,
+    StoreError,
+    check_events,
+    check_stream,
+    json_safe,
+    run_outcome,
+)
+from workbench.store.catalog import (
+    _catalog_row,
+    _finalize,
+    _outcome_time,
+    _rows_to_frame,
+    _sql_where,
+    _typed_nulls,
+)
+from workbench.store.layout import (
+    ANNOTATIONS_DIR,
+    CATALOG_PATH,
+    COMPARISONS_DIR,
+    DERIVED_EVENTS,
+    EVENTS_NAME,
+    LABELS_SECTION,
+    LOCK_NAME,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MARKS_SECTION,
+    OUTCOME_SECTION,
+    PENDING_DIR,
+    RULES_DIR,
+    RUNS_DIR,
+    SOURCES_DIR,
+    STREAMS_DIR,
+    TMP_DIR,
+    _fsync_tree,
+)
+from workbench.store.locking import _pid_alive
+
+if TYPE_CHECKING:
+    import polars as pl
+    import xarray as xr
+
+__all__ = ["StoreCore"]
+
+
+class StoreCore:
+    """A folder of runs with a catalog. Create with :func:`open_store`.
+
+    Parameters
+    ----------
+    url
+        Local path or fsspec URL.
+    create
+        Create the folder layout if missing.
+    """
+
+    def __init__(self, url: str | os.PathLike[str], *, create: bool = True) -> None:
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.url = os.fspath(url)
+        try:
+            fs, root = fsspec.core.url_to_fs(self.url)
+        except (ValueError, ImportError) as err:
+            msg = f"cannot open store {self.url!r}: {err}"
+            raise StoreError(msg) from err
+        self.fs = fs
+        self.local = isinstance(fs, LocalFileSystem)
+        self.root = os.path.abspath(root) if self.local else root.rstrip("/")
+        self._catalog_cache: tuple[Any, pl.DataFrame] | None = None
+        exists = self.fs.exists(self._p(RUNS_DIR))
+        if not exists:
+            if not create:
+                msg = f"no store at {self.url!r} (no {RUNS_DIR}/ folder); open_store(path) creates one"
+                raise StoreError(msg)
+            if self.fs.exists(self.root) and not self.fs.isdir(self.root):
+                msg = f"cannot create store at {self.url!r}: it is a file"
+                raise StoreError(msg)
+            for sub in (RUNS_DIR, SOURCES_DIR, TMP_DIR):
+                self.fs.makedirs(self._p(sub), exist_ok=True)
+        self._clean_tmp()
+
+    # ------------------------------------------------------------------ paths & io
+
+    def _p(self, *parts: str) -> str:
+        return "/".join([self.root, *parts]) if not self.local else os.path.join(self.root, *parts)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def _read_bytes(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as fh:
+                return fh.read()
+        with self.fs.open(path, "rb") as fh:
+            return bytes(fh.read())
+
+    def _write_bytes_atomic(self, path: str, data: bytes) -> None:
+        if self.local:
+            tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            with self.fs.open(path, "wb") as fh:
+                fh.write(data)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        if not self.local:
+            yield
+            return
+        from filelock import FileLock
+
+        with FileLock(self._p(LOCK_NAME), timeout=600):
+            yield
+
+    def _clean_tmp(self) -> None:
+        """Remove leftovers of writers that died (their pid is gone)."""
+        if not self.local:
+            return
+        tmp = self._p(TMP_DIR)
+        try:
+            entries = os.listdir(tmp)
+        except FileNotFoundError:
+            os.makedirs(tmp, exist_ok=True)
+            return
+        for entry in entries:
+            parts = entry.split(".")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+            if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
+
+    # ------------------------------------------------------------------ listing
+
+    def run_ids(self) -> list[str]:
+        """Ids of every complete run (those with a manifest), sorted."""
+        runs_dir = self._p(RUNS_DIR)
+        if self.local:
+            try:
+                names = os.listdir(runs_dir)
+            except FileNotFoundError:
+                return []
+            # local runs appear by an atomic rename of a complete folder: listing suffices
+            return sorted(names)
+        try:
+            entries = self.fs.ls(runs_dir, detail=False)
+        except FileNotFoundError:
+            return []
+        ids = [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
+        return sorted(i for i in ids if self.fs.exists(self._p(RUNS_DIR, i, MANIFEST_NAME)))
+
+    def __len__(self) -> int:
+        return len(self.run_ids())
+
+    def __contains__(self, run_id: object) -> bool:
+        return isinstance(run_id, str) and self._exists(self._p(RUNS_DIR, run_id, MANIFEST_NAME))
+
+    def _exists(self, path: str) -> bool:
+        return os.path.exists(path) if self.local else bool(self.fs.exists(path))
+
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        """The manifest (``run.json``) of *run_id* as a dict."""
+        path = self._p(RUNS_DIR, run_id, MANIFEST_NAME)
+        try:
+            data = self._read_bytes(path)
+        except FileNotFoundError as err:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg) from err
+        try:
+            manifest = json.loads(data)
+        except json.JSONDecodeError as err:
+            msg = f"manifest of run {run_id!r} is corrupt: {err}"
+            raise StoreError(msg) from err
+        return manifest  # type: ignore[no-any-return]
+
+    def info(self, run_id: str) -> RunInfo:
+        """The :class:`RunInfo` of *run_id*."""
+        return RunInfo.from_dict(self.manifest(run_id)["info"])
+
+    def annotations(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Annotation sections (grades, metrics…) stored beside a run."""
+        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        out: dict[str, dict[str, Any]] = {}
+        if self.local:
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+        else:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
+        for name in sorted(names):
+            if name.endswith(".json"):
+                out[name[:-5]] = json.loads(self._read_bytes(self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, name)))
+        return out
+
+    # ------------------------------------------------------------------ catalog
+
+    def _catalog_path(self) -> str:
+        return self._p(CATALOG_PATH)
+
+    def _read_catalog(self) -> pl.DataFrame | None:
+        import polars as pl
+
+        path = self._catalog_path()
+        if self.local:
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except FileNotFoundError:
+                return None
+            if self._catalog_cache and self._catalog_cache[0] == mtime:
+                return self._catalog_cache[1]
+            df = pl.read_parquet(path)
+            self._catalog_cache = (mtime, df)
+            return df
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as fh:
+            return pl.read_parquet(fh)
+
+    def _write_catalog(self, df: pl.DataFrame) -> None:
+        import io
+
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        self._write_bytes_atomic(self._catalog_path(), buf.getvalue())
+        self._catalog_cache = None
+
+    def _rows_for(self, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+        return [_catalog_row(self.manifest(r), self.annotations(r)) for r in run_ids]
+
+    def rebuild_catalog(self) -> pl.DataFrame:
+        """Rebuild ``catalog.parquet`` from the manifests and annotations; returns it."""
+        with self._lock():
+            df = _rows_to_frame(self._rows_for(self.run_ids()))
+            self._write_catalog(df)
+        return df
+
+    def _update_catalog(self, add: Iterable[str] = (), drop: Iterable[str] = ()) -> pl.DataFrame:
+        import polars as pl
+
+        add, drop = list(add), set(drop)
+        with self._lock():
+            current = self._read_catalog()
+            if current is None:
+                df = _rows_to_frame(self._rows_for(self.run_ids()))
+            else:
+                df = current
+                if drop:
+                    df = _finalize(df.filter(~pl.col("run_id").is_in(sorted(drop))))
+                have = set(df["run_id"].to_list())
+                add = [r for r in add if r not in have and r not in drop]
+                if add:
+                    new = _rows_to_frame(self._rows_for(add))
+                    df = _finalize(pl.concat(_typed_nulls(df, new), how="diagonal_relaxed")) if df.height else new
+            self._write_catalog(df)
+        return df
+
+    def _reconciled_catalog(self) -> pl.DataFrame:
+        """The catalog, repaired if it disagrees with ``runs/`` (after a crash)."""
+        import polars as pl
+
+        df = self._read_catalog()
+        on_disk = set(self.run_ids())
+        if df is None:
+            return self._update_catalog()
+        listed = set(df["run_id"].to_list()) if df.height else set()
+        stale = self._stale_annotations() & on_disk & listed
+        if listed != on_disk or stale:
+            if stale:  # rows re-read from the annotations a dead writer left
+                self._update_catalog(drop=stale)
+            df = self._update_catalog(add=sorted((on_disk - listed) | stale), drop=listed - on_disk)
+            self._clear_stale_markers()
+            return df
+        return df if df.width else pl.DataFrame()
+
+    def _pending_markers(self) -> list[tuple[str, dict[str, Any]]]:
+        """Annotation writes in progress or cut short: ``(path, {"pid", "runs"})``."""
+        if not self.local:
+            return []
+        folder = self._p(PENDING_DIR)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                out.append((path, json.loads(self._read_bytes(path))))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return out
+
+    def _stale_annotations(self) -> set[str]:
+        """Runs whose annotations a writer that died changed after the catalog last saw them."""
+        stale: set[str] = set()
+        for _path, data in self._pending_markers():
+            pid = data.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+                stale |= set(data.get("runs", []))
+        return stale
+
+    def _clear_stale_markers(self) -> None:
+        for path, data in self._pending_markers():
+            pid = data.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+    def runs(self, where: str | pl.Expr | None = None) -> pl.DataFrame:
+        """The catalog: one row per run, flattened factor columns.
+
+        Parameters
+        ----------
+        where
+            A polars expression (``pl.col("hardware.robot") == "arm-a"``) or a SQL
+            condition (``"hardware.robot = 'arm-a' and scenario.seed < 5"``; dotted
+            column names need no quotes, ``==`` is accepted).
+
+        Examples
+        --------
+        >>> import workbench as wb
+        >>> wb.open_store("memory://doc-runs").runs(where="outcome = 'success'").height
+        0
+        """
+        import polars as pl
+
+        df = self._reconciled_catalog()
+        if where is None:
+            return df
+        if isinstance(where, pl.Expr):
+            try:
+                return df.filter(where)
+            except pl.exceptions.PolarsError as err:
+                msg = f"cannot filter runs with {where}: {err}"
+                raise ConfigError(msg) from err
+        if not isinstance(where, str):
+            msg = f"where must be a polars expression or a string, got {type(where).__name__}"
+            raise ConfigError(msg)
+        query = _sql_where(where, df.columns)
+        try:
+            return df.filter(pl.sql_expr(query))
+        except (pl.exceptions.PolarsError, ValueError, OSError) as err:
+            msg = f"cannot filter runs with {where!r}: {err}. Columns: {', '.join(df.columns)}"
+            raise ConfigError(msg) from err
+
+    def scan(self) -> pl.LazyFrame:
+        """The catalog as a polars lazy scan: only the columns and rows a query needs
+        are read (useful when the catalog of a fleet is large or remote).
+
+        >>> import workbench as wb, polars as pl
+        >>> wb.open_store("memory://doc-scan").scan().select("run_id").collect().height
+        0
+        """
+        import polars as pl
+
+        self._reconciled_catalog()
+        path = self._catalog_path()
+        if self.local:
+            return pl.scan_parquet(path)
+        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
+        if protocol == "memory":  # not a polars cloud scheme: read through fsspec
+            return self._read_catalog().lazy()  # type: ignore[union-attr]
+        return pl.scan_parquet(f"{protocol}://{path}", storage_options=getattr(self.fs, "storage_options", None) or None)
+
+    # ------------------------------------------------------------------ loading
+
+    def _zarr_target(self, path: str) -> Any:
+        if self.local:
+            return path
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}")
+
+    def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True,
+             indexes: bool = True) -> Run:
+        """Open a run: streams as xarray, events as polars.
+
+        Parameters
+        ----------
+        run_id
+            The run to open.
+        streams
+            Only these streams (default: all).
+        lazy
+            ``True``: dask-backed arrays, read on demand (for runs larger than memory);
+            ``False``: read everything into memory now (faster for small runs).
+        indexes
+            With ``lazy``: ``False`` leaves the ``time`` coordinate lazy too, without an
+            in-memory index (``.sel`` by time is then unavailable) — for runs whose time
+            axis alone is too large to hold; grading and metrics read such runs this way.
+        """
+        import io
+
+        import polars as pl
+        import xarray as xr
+
+        import workbench.accessors  # noqa: F401  (registers ds.wb)
+
+        manifest = self.manifest(run_id)
+        info = RunInfo.from_dict(manifest["info"])
+        names = list(manifest.get("streams", {}))
+        if streams is not None:
+            wanted = list(streams)
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                msg = f"run {run_id!r} has no stream(s) {unknown}; it has {names}"
+                raise StoreError(msg)
+            names = wanted
+        from workbench.zarr_io import UnsupportedLayout, read_stream, register_direct
+
+        opened: dict[str, xr.Dataset] = {}
+        for name in names:
+            path = self._p(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr")
+            try:
+                if not lazy:
+                    try:
+                        opened[name] = read_stream(path, fs=None if self.local else self.fs)
+                        continue
+                    except UnsupportedLayout:
+                        pass
+                extra: dict[str, Any] = {} if indexes or not lazy else {"create_default_indexes": False}
+                ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False, **extra)
+                if lazy and self.local:
+                    register_direct(ds, path)
+                opened[name] = ds if lazy else ds.load()
+            except Exception as err:
+                msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
+                raise StoreError(msg) from err
+        events_bytes = self._read_bytes(self._p(RUNS_DIR, run_id, EVENTS_NAME))
+        events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
+        return Run(info=info, streams=opened, events=events)
+
+    def _merged_events(self, run_id: str, events: pl.DataFrame, info: RunInfo) -> pl.DataFrame:
+        """The log's events plus the events rules made (``derived_events``) and the
+        label's outcome event, each marked by its ``origin``."""
+        import polars as pl
+
+        parts = [events]
+        derived = self.get_table(run_id, DERIVED_EVENTS)
+        if derived is not None and derived.height:
+            parts.append(check_events(derived))
+        label = self.annotations(run_id).get(LABELS_SECTION)
+        if label and label.get("outcome"):
+            at = label.get("at_ns")
+            detail = json.dumps({k: label.get(k) for k in ("reason", "by", "when") if label.get(k) is not None}, sort_keys=True)
+            parts.append(pl.DataFrame(
+                {"time": [int(at) if at is not None else int(info.end_ns)], "kind": [str(label["outcome"])],
+                 "detail": [detail], "origin": ["label"]},
+                schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
+            ))
+        marks = self.annotations(run_id).get(MARKS_SECTION)
+        if marks and marks.get("items"):
+            items = json.loads(marks["items"])
+            parts.append(pl.DataFrame(
+                {"time": [int(m["start_ns"]) for m in items], "kind": [str(m["kind"]) for m in items],
+                 "detail": [json.dumps({"start": m["start_ns"], "end": m["end_ns"],
+                                        "duration_s": (m["end_ns"] - m["start_ns"]) / 1e9,
+                                        **{k: m.get(k) for k in ("note", "by", "when") if m.get(k) is not None}},
+                                       sort_keys=True) for m in items],
+                 "origin": ["label"] * len(items)},
+                schema={"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String},
+            ))
+        if len(parts) == 1:
+            return events
+        return pl.concat(parts).sort("time", maintain_order=True)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write_run(
+        self,
+        info: RunInfo,
+        streams: Mapping[str, xr.Dataset] | Iterable[tuple[str, xr.Dataset]],
+        events: pl.DataFrame,
+        *,
+        complete: Callable[[tuple[int, int] | None], tuple[RunInfo, pl.DataFrame]] | None = None,
+    ) -> bool:
+        """Write a run atomically; False when it was already present.
+
+        *streams* is either a mapping of whole streams (written in parallel threads) or
+        an iterable of ``(name, part)`` pairs: the parts of a stream read piece by piece,
+        appended along time as they come (see :class:`workbench.zarr_io.StreamWriter`),
+        written by a background thread while the next part is decoded, so memory is
+        bounded by a few parts. *complete*, when given, is called once every stream is
+        written, with their overall time span (``None`` when empty), and returns the
+        final ``(info, events)`` — for a streamed log, whose metadata is known only
+        after its last part; *info* then only gives the run id.
+        """
+        import io
+
+        final = self._p(RUNS_DIR, info.run_id)
+        if self._exists(self._p(RUNS_DIR, info.run_id, MANIFEST_NAME)):
+            return False
+        tmp = self._p(TMP_DIR, f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        self.fs.makedirs(self._p(TMP_DIR), exist_ok=True)
+        try:
+            self.fs.makedirs(tmp + "/" + STREAMS_DIR if not self.local else os.path.join(tmp, STREAMS_DIR), exist_ok=True)
+            if isinstance(streams, Mapping):
+                stream_list = self._write_streams(tmp, streams)
+                span = None
+            else:
+                stream_list, span = self._write_parts(tmp, streams)
+            if complete is not None:
+                info, events = complete(span)
+            buf = io.BytesIO()
+            events.write_parquet(buf)
+            self._put(self._join(tmp, EVENTS_NAME), buf.getvalue())
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "info": info.to_dict(),
+                "streams": stream_list,
+                "n_events": events.height,
+                "outcome": run_outcome(events),
+                "outcome_ns": _outcome_time(events),
+            }
+            self._put(self._join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
+            return self._publish(tmp, final)
+        except BaseException:
+            self._rmtree(tmp)
+            raise
+
+    def _write_streams(self, run_dir: str, streams: Mapping[str, xr.Dataset]) -> dict[str, Any]:
+        """Write whole streams, several at once (compression and file writes release the GIL)."""
+        if len(streams) < 2:
+            return {name: self._write_stream(run_dir, name, ds) for name, ds in streams.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(streams), os.cpu_count() or 1)) as pool:
+            futures = {name: pool.submit(self._write_stream, run_dir, name, ds) for name, ds in streams.items()}
+            return {name: fut.result() for name, fut in futures.items()}
+
+    def _write_parts(
+        self, run_dir: str, parts: Iterable[tuple[str, xr.Dataset]]
+    ) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        """Append the parts of streams as they come; returns the stream list and time span."""
+        import functools
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        from workbench.zarr_io import StreamWriter
+
+        writers: dict[str, StreamWriter] = {}
+        inflight: deque[Future[Any]] = deque()
+        pool: ThreadPoolExecutor | None = None  # started when a stream gets a second part
+
+        def wait(fut: Future[Any], name: str) -> None:
+            try:
+                fut.result()
+            except (TypeError, ValueError) as err:
+                msg = f"a stream{f' near {name!r}' if name else ''} cannot be stored: {err}"
+                raise SchemaError(msg) from err
+        try:
+            for name, ds in parts:
+                ds = self._stream_for_storage(name, ds)
+                writer = writers.get(name)
+                if writer is None:
+                    path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
+                    writer = writers[name] = StreamWriter(
+                        path,
+                        fs=None if self.local else self.fs,
+                        write_whole=functools.partial(self._store_whole, name),
+                    )
+                    writer.append(ds)  # a first part is only held: no need for a thread
+                    continue
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-write")
+                inflight.append(pool.submit(writer.append, ds))
+                while len(inflight) > 2:  # at most two parts waiting: bounded memory
+                    wait(inflight.popleft(), name)
+            while inflight:
+                wait(inflight.popleft(), "")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        stream_list: dict[str, Any] = {}
+        lo: list[int] = []
+        hi: list[int] = []
+        # closing writes what is still buffered (all of a stream read in one part):
+        # several streams at once, as for whole streams
+        if len(writers) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, len(writers))) as closer:
+                closing = {name: closer.submit(w.close) for name, w in writers.items()}
+        else:
+            closing = {}
+        for name, writer in writers.items():
+            try:
+                summary = closing[name].result() if name in closing else writer.close()
+            except (TypeError, ValueError) as err:
+                msg = f"stream {name!r} cannot be stored: {err}"
+                raise SchemaError(msg) from err
+            if summary["span"] is not None:
+                lo.append(summary["span"][0])
+                hi.append(summary["span"][1])
+            stream_list[name] = {
+                "dims": summary["dims"],
+                "variables": summary["variables"],
+                "attrs": json_safe(summary["attrs"]),
+            }
+        return stream_list, ((min(lo), max(hi)) if lo else None)
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(*parts) if self.local else "/".join(parts)
+
+    def _put(self, path: str, data: bytes) -> None:
+        if self.local:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        else:
+            with self.fs.open(path, "wb") as fh:
+                fh.write(data)
+
+    def _rmtree(self, path: str) -> None:
+        if self.local:
+            shutil.rmtree(path, ignore_errors=True)
+        elif self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def _publish(self, tmp: str, final: str) -> bool:
+        if self.local:
+            _fsync_tree(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError as err:
+                if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return False
+                raise
+            return True
+        if self.fs.exists(self._join(final, MANIFEST_NAME)):
+            self._rmtree(tmp)
+            return False
+        # object stores have no atomic folder rename: copy everything but the manifest,
+        # then the manifest, so a reader never sees a run without all its parts
+        manifest = self._read_bytes(self._join(tmp, MANIFEST_NAME))
+        self.fs.rm(self._join(tmp, MANIFEST_NAME))
+        self.fs.mv(tmp, final, recursive=True)
+        self._put(self._join(final, MANIFEST_NAME), manifest)
+        return True
+
+    def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
+        ds = self._stream_for_storage(name, ds)
+        self._store_whole(name, ds, self._join(run_dir, STREAMS_DIR, f"{name}.zarr"))
+        return {
+            "dims": {str(k): int(v) for k, v in ds.sizes.items()},
+            "variables": sorted(str(v) for v in ds.data_vars),
+            "attrs": ds.attrs,
+        }
+
+    @staticmethod
+    def _stream_for_storage(name: str, ds: xr.Dataset) -> xr.Dataset:
+        """A validated shallow copy of *ds* with JSON-safe attributes and no encodings."""
+        check_stream(name, ds)
+        ds = ds.copy()
+        ds.attrs = json_safe(dict(ds.attrs))
+        for var in ds.variables.values():
+            var.attrs = json_safe(dict(var.attrs))
+            var.encoding = {}
+        return ds
+
+    def _store_whole(self, name: str, ds: xr.Dataset, path: str) -> None:
+        from workbench.zarr_io import supported, write_stream
+
+        try:
+            if supported(ds):
+                write_stream(ds, path, fs=None if self.local else self.fs)
+            else:
+                ds.to_zarr(self._zarr_target(path), mode="w", consolidated=False, zarr_format=3)
+        except (TypeError, ValueError) as err:
+            msg = f"stream {name!r} cannot be stored: {err}"
+            raise SchemaError(msg) from err
+
+    # ------------------------------------------------------------------ ingest
+
+    def _put_marker(self, path: str, data: dict[str, Any]) -> None:
+        self._write_bytes_atomic(path, json.dumps(data, sort_keys=True).encode())
+
+    # ------------------------------------------------------------------ editing
+
+    def remove(self, run_id: str) -> None:
+        """Delete a run and its catalog row. Raises :class:`StoreError` if absent."""
+        if run_id not in self:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg)
+        final = self._p(RUNS_DIR, run_id)
+        trash = self._p(TMP_DIR, f"removed-{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        with self._lock():
+            if self.local:
+                os.rename(final, trash)
+            else:
+                self.fs.rm(self._join(final, MANIFEST_NAME))
+                self.fs.mv(final, trash, recursive=True)
+        self._rmtree(trash)
+        self._update_catalog(drop=[run_id])
+
+    def annotate(self, run_id: str, section: str, values: dict[str, Any]) -> None:
+        """Store an annotation section (e.g. ``quality``, ``metrics``) beside a run.
+
+        Its values appear in the catalog as ``<section>.<key>`` columns and survive
+        :meth:`rebuild_catalog`.
+        """
+        self.annotate_many(section, {run_id: values})
+
+    def annotate_many(self, section: str, values: Mapping[str, dict[str, Any]]) -> None:
+        """:meth:`annotate` for many runs with one catalog update."""
+
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
+            msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
+            raise ConfigError(msg)
+        for run_id in values:
+            if run_id not in self:
+                msg = f"no run {run_id!r} in store {self.url!r}"
+                raise StoreError(msg)
+        marker = None
+        if self.local and values:  # a crash before the catalog update is repaired on the next read
+            os.makedirs(self._p(PENDING_DIR), exist_ok=True)
+            marker = self._p(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
+            self._put_marker(marker, {"pid": os.getpid(), "section": section, "runs": sorted(values)})
+        for run_id, vals in values.items():
+            folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+            self.fs.makedirs(folder, exist_ok=True)
+            self._write_bytes_atomic(
+                self._join(folder, f"{section}.json"), json.dumps(json_safe(vals), sort_keys=True).encode()
+            )
+        if values:
+            self._update_catalog(drop=list(values))
+            self._update_catalog(add=list(values))
+        if marker is not None:
+            os.remove(marker)
+
+    def resolve_runs(self, refs: Iterable[str]) -> list[str]:
+        """Run ids for *refs*: run ids, or run names matching exactly one run.
+
+        Raises :class:`StoreError` naming the refs that match no run or several.
+        """
+        refs = list(refs)
+        if not refs:
+            msg = "no runs given"
+            raise StoreError(msg)
+        cat = self.runs()
+        ids = set(cat["run_id"].to_list()) if cat.height else set()
+        names: dict[str, list[str]] = {}
+        if "name" in cat.columns:
+            for rid, name in zip(cat["run_id"].to_list(), cat["name"].to_list(), strict=True):
+                names.setdefault(str(name), []).append(rid)
+        out: list[str] = []
+        unknown: list[str] = []
+        ambiguous: list[str] = []
+        for ref in refs:
+            if ref in ids:
+                out.append(ref)
+            elif len(names.get(ref, [])) == 1:
+                out.append(names[ref][0])
+            elif names.get(ref):
+                ambiguous.append(f"{ref!r} ({len(names[ref])} runs: {', '.join(names[ref][:4])}…)")
+            else:
+                unknown.append(ref)
+        if unknown or ambiguous:
+            parts = []
+            if unknown:
+                parts.append(f"unknown run id(s) or name(s) {unknown}")
+            if ambiguous:
+                parts.append(f"names matching several runs: {'; '.join(ambiguous)} — give run ids")
+            msg = f"{'; '.join(parts)} in store {self.url!r}"
+            raise StoreError(msg)
+        return list(dict.fromkeys(out))
+
+    def current_outcome(self, run_id: str) -> str | None:
+        """The run's outcome as the catalog shows it (resolved annotation, else the log's)."""
+        resolved = self.annotations(run_id).get(OUTCOME_SECTION)
+        if resolved is not None:
+            return resolved.get("outcome")
+        return self.manifest(run_id).get("outcome")
+
+    def record_look(self, key: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """Append one look of a sequential comparison (``comparisons/<key>.json``) and
+        return every look so far, this one last (its number is the list's length)."""
+
+        if not re.fullmatch(r"[0-9a-f]{8,64}", key):
+            msg = f"comparison key {key!r} must be hexadecimal"
+            raise ConfigError(msg)
+        path = self._p(COMPARISONS_DIR, f"{key}.json")
+        looks: list[dict[str, Any]] = json.loads(self._read_bytes(path)) if self._exists(path) else []
+        looks.append(json_safe(entry))
+        self.fs.makedirs(self._p(COMPARISONS_DIR), exist_ok=True)
+        self._write_bytes_atomic(path, json.dumps(looks, sort_keys=True).encode())
+        return looks
+
+    def put_rules(self, digest: str, text: str) -> None:
+        """Keep the text of a rule set once per store (``rules/<digest>.yaml``)."""
+
+        if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
+            msg = f"rule set hash {digest!r} must be hexadecimal"
+            raise ConfigError(msg)
+        path = self._p(RULES_DIR, f"{digest}.yaml")
+        if not self._exists(path):
+            self.fs.makedirs(self._p(RULES_DIR), exist_ok=True)
+            self._write_bytes_atomic(path, text.encode())
+
+    def get_rules(self, digest: str) -> str | None:
+        """The text of a rule set kept with :meth:`put_rules`, or ``None``."""
+        path = self._p(RULES_DIR, f"{digest}.yaml")
+        return self._read_bytes(path).decode() if self._exists(path) else None
+
+    def put_table(self, run_id: str, name: str, table: pl.DataFrame) -> None:
+        """Keep a derived table (e.g. quality findings) beside a run, as Parquet."""
+        import io
+
+        if run_id not in self:
+            msg = f"no run {run_id!r} in store {self.url!r}"
+            raise StoreError(msg)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            msg = f"table name {name!r} must be lowercase letters/digits/_"
+            raise ConfigError(msg)
+        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        self.fs.makedirs(folder, exist_ok=True)
+        buf = io.BytesIO()
+        table.write_parquet(buf)
+        self._write_bytes_atomic(self._join(folder, f"{name}.parquet"), buf.getvalue())
+
+    def get_table(self, run_id: str, name: str) -> pl.DataFrame | None:
+        """A table stored with :meth:`put_table`, or ``None``."""
+        import io
+
+        import polars as pl
+
+        path = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
+        if not self._exists(path):
+            return None
+        return pl.read_parquet(io.BytesIO(self._read_bytes(path)))
+
