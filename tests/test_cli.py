@@ -180,8 +180,8 @@ def test_gate_crash_exits_2_not_1(sample_store, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    # `workbench.compare` as an attribute is the function: patch the module itself
-    monkeypatch.setattr(importlib.import_module("workbench.compare"), "compare", broken)
+    # `workbench.comparison` as an attribute is the function: patch the module itself
+    monkeypatch.setattr(importlib.import_module("workbench.comparison"), "compare", broken)
     res = run_cli("compare", "--store", sample_store.url, *GATE, "--fail-on-regression")
     assert res.exit_code == 2 and "RuntimeError: boom" in res.stderr
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import workbench as wb
-from workbench.compare import (
+from workbench.comparison import (
     NOT_MEASURED,
     VERDICTS,
     bootstrap_mean,
@@ -154,7 +154,7 @@ def test_min_grade_and_errors():
 
 def test_attribution_matches_a_fit_on_every_run():
     """The grouped fits (counts and sums per level combination) equal fits on the runs."""
-    from workbench.compare import _codes, _design, attribution
+    from workbench.comparison import _codes, _design, attribution
 
     rng = np.random.default_rng(11)
     n = 600
@@ -270,7 +270,7 @@ def test_compare_on_a_store_computes_what_it_lacks(tmp_path, samples_dir):
 def test_reproducibility_treats_episodes_and_demos_as_replicates():
     import numpy as np
 
-    from workbench.compare import reproducibility
+    from workbench.comparison import reproducibility
 
     rng = np.random.default_rng(4)
     rows = [{"run_id": f"r{i}", "hardware.robot": robot, "scenario.episode": i, "metrics.jerk_rms": float(rng.normal(10 if robot == "a" else 20, 1))}

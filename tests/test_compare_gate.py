@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import workbench as wb
-from workbench.compare import VERDICTS, format_p
+from workbench.comparison import VERDICTS, format_p
 from workbench.model import ConfigError
 
 

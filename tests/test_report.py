@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import workbench as wb
-from workbench.report import methods_html, report
 from workbench.report_cli import report as report_cmd
+from workbench.reporting import methods_html, report
 
 XSS = "<script>alert(1)</script>"
 
@@ -69,7 +69,7 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
     for rid in non_a["run_id"].to_list():
         assert rid in quality
     assert "clock_jump" in quality
-    # methods taken from workbench.compare's documentation
+    # methods taken from workbench.comparison's documentation
     methods = text[text.index('id="methods"'):]
     for word in ("Fisher", "McNemar", "Mann–Whitney", "Hodges–Lehmann", "Wilcoxon", "RMST", "discrete Holm",
                  "Tarone", "censored"):

@@ -143,15 +143,15 @@ def test_no_import_cycles_in_the_package() -> None:
 FORBIDDEN = {
     "workbench.model": ("workbench.",),
     "workbench.io": ("workbench.store", "workbench.zarr_io", "workbench.pieces", "workbench.parallel", "workbench.quality",
-                     "workbench.metrics", "workbench.events", "workbench.compare", "workbench.ui", "workbench.viz"),
+                     "workbench.metrics", "workbench.events", "workbench.comparison", "workbench.ui", "workbench.viz"),
     "workbench.zarr_io": ("workbench.store", "workbench.io", "workbench.quality", "workbench.metrics", "workbench.events"),
-    "workbench.store": ("workbench.quality", "workbench.metrics", "workbench.compare", "workbench.ui", "workbench.viz",
-                        "workbench.report"),
-    "workbench.pieces": ("workbench.quality", "workbench.metrics", "workbench.events", "workbench.compare"),
+    "workbench.store": ("workbench.quality", "workbench.metrics", "workbench.comparison", "workbench.ui", "workbench.viz",
+                        "workbench.reporting"),
+    "workbench.pieces": ("workbench.quality", "workbench.metrics", "workbench.events", "workbench.comparison"),
     # grading names the metrics a stream feeds (their roles): metrics sit below quality
-    "workbench.metrics": ("workbench.quality", "workbench.compare", "workbench.ui", "workbench.viz", "workbench.report"),
-    "workbench.quality": ("workbench.compare", "workbench.ui", "workbench.viz", "workbench.report"),
-    "workbench.stats": ("workbench.store", "workbench.compare", "workbench.ui", "workbench.viz", "workbench.report"),
+    "workbench.metrics": ("workbench.quality", "workbench.comparison", "workbench.ui", "workbench.viz", "workbench.reporting"),
+    "workbench.quality": ("workbench.comparison", "workbench.ui", "workbench.viz", "workbench.reporting"),
+    "workbench.stats": ("workbench.store", "workbench.comparison", "workbench.ui", "workbench.viz", "workbench.reporting"),
 }
 ALLOWED = {"workbench.model": ("workbench.model",)}
 
@@ -168,3 +168,15 @@ def test_layers_import_only_below_them(layer: str) -> None:
         and not any(d == a or d.startswith(a + ".") for a in ALLOWED.get(layer, ()))
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_modules_do_not_shadow_the_functions_of_the_same_name() -> None:
+    import types
+
+    import workbench as wb
+    import workbench.comparison
+    import workbench.reporting  # importing the modules must not rebind wb.report / wb.compare
+
+    assert isinstance(wb.report, types.FunctionType) and isinstance(wb.compare, types.FunctionType)
+    assert wb.compare is workbench.comparison.compare
+    assert wb.reporting is workbench.reporting and not callable(workbench.reporting)

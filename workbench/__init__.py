@@ -8,8 +8,8 @@
 
 import workbench.accessors  # noqa: F401 - registers the ds.wb accessor on xarray datasets
 from workbench._version import __version__ as __version__
-from workbench.compare import CompareResult as CompareResult
-from workbench.compare import compare as compare
+from workbench.comparison import CompareResult as CompareResult
+from workbench.comparison import compare as compare
 from workbench.model import (
     ConfigError as ConfigError,
 )
@@ -75,12 +75,10 @@ def count_by(hits: object, source: object, factor: str, **kwargs: object) -> obj
 
 
 def report(store: Store, **kwargs: object) -> object:
-    """Write the self-contained HTML report (see :func:`workbench.report.report`).
+    """Write the self-contained HTML report (see :func:`workbench.reporting.report`).
 
-    Once ``workbench.report`` is imported, ``wb.report`` is that module, which is
-    callable the same way.
     """
-    from workbench.report import report as _report
+    from workbench.reporting import report as _report
 
     return _report(store, **kwargs)  # type: ignore[arg-type]
 

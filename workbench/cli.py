@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from workbench._version import __version__
+from workbench.config import env
 from workbench.model import WorkbenchError
 from workbench.textable import WIDER, print_frame
 
@@ -143,7 +144,7 @@ def ingest(
         options=opts,
         salvage=salvage,
         progress=show_bar and not as_json,
-        scheduler=scheduler or os.environ.get("WORKBENCH_SCHEDULER") or None,
+        scheduler=scheduler or env("WORKBENCH_SCHEDULER"),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
@@ -492,8 +493,8 @@ def compare(
     """
     import polars as pl
 
-    from workbench.compare import DEFAULT_METRICS, NOT_MEASURED, compared_ids, ensure_measured, format_p
-    from workbench.compare import compare as run_compare
+    from workbench.comparison import DEFAULT_METRICS, NOT_MEASURED, compared_ids, ensure_measured, format_p
+    from workbench.comparison import compare as run_compare
     from workbench.model import parse_scalar
 
     store = _open(store_path)
@@ -605,7 +606,7 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
     (runs_needed), and for undecided cells how many more runs per side would probably
     decide them (more_runs_per_arm). Exact power of the gate's one-sided exact test.
     """
-    from workbench.compare import compared_ids, ensure_measured
+    from workbench.comparison import compared_ids, ensure_measured
     from workbench.model import parse_scalar
     from workbench.planning import plan
 
@@ -639,7 +640,7 @@ def where_cmd(store_path: str | None, by: str, baseline: str, candidate: str, wi
     heterogeneity test (is the change the same everywhere?)."""
     import polars as pl
 
-    from workbench.compare import _metric_column, _metric_info, compared_ids, ensure_measured
+    from workbench.comparison import _metric_column, _metric_info, compared_ids, ensure_measured
     from workbench.model import parse_scalar
     from workbench.stats.attribution import where
 

@@ -93,7 +93,7 @@ def tour(
          + (f"; {len(empty)} null on every run for lack of inputs (vehicle metrics on a manipulator campaign; "
             "the reasons are in metrics.<name>.why)" if empty else ""))
 
-    from workbench.compare import format_p
+    from workbench.comparison import format_p
 
     echo("\n== 5. Did policy-v2 get worse? Per robot × lighting: the gate on success (one-sided, discrete Holm), runs paired by seed")
     res = wb.compare(store, by="model.version", baseline="policy-v1", candidate="policy-v2",
@@ -116,8 +116,8 @@ def tour(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     step = 6
-    if importlib.util.find_spec("workbench.report") is not None:
-        from workbench.report import report as write_report
+    if importlib.util.find_spec("workbench.reporting") is not None:
+        from workbench.reporting import report as write_report
 
         echo(f"\n== {step}. The report: one HTML file that opens offline")
         path = write_report(store, by="model.version", baseline="policy-v1", candidate="policy-v2",

@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,7 +30,9 @@ __all__ = ["map_runs", "resolve_scheduler"]
 def resolve_scheduler(scheduler: Any = None) -> Any:
     """The effective scheduler (see the module doc)."""
     if scheduler is None:
-        scheduler = os.environ.get("WORKBENCH_SCHEDULER") or "threads"
+        from workbench.config import env
+
+        scheduler = env("WORKBENCH_SCHEDULER") or "threads"
     if isinstance(scheduler, str):
         if "://" in scheduler:
             return scheduler

@@ -1,6 +1,6 @@
 """How many runs a comparison needs: per cell, what it can detect now and what it would take.
 
-:func:`plan` reads the same cells as :func:`workbench.compare.compare` (the gate's
+:func:`plan` reads the same cells as :func:`workbench.comparison.compare` (the gate's
 primary rate, ``success`` by default) and answers, per cell, with the exact power of
 the one-sided exact test (:mod:`workbench.stats.plan`):
 
@@ -35,7 +35,7 @@ from workbench.model import ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.compare import CompareResult
+    from workbench.comparison import CompareResult
     from workbench.store import Store
 
 __all__ = ["plan", "plan_result"]
@@ -59,7 +59,7 @@ def plan(
     Parameters
     ----------
     source, by, baseline, candidate, within, min_grade
-        As for :func:`workbench.compare.compare`.
+        As for :func:`workbench.comparison.compare`.
     metric
         The rate planned for (a metric of kind ``rate``; default ``success``).
     drop
@@ -81,7 +81,7 @@ def plan(
     ConfigError
         *metric* is not a rate, or nothing is measured (naming what the runs lack).
     """
-    from workbench.compare import compare
+    from workbench.comparison import compare
 
     res = compare(source, by=by, baseline=baseline, candidate=candidate, within=within, metrics=[metric],
                   primary=[metric], min_grade=min_grade, alpha=alpha, attribution_factors=[])
@@ -94,7 +94,7 @@ def plan_result(res: CompareResult, *, metric: str = "success", drop: float = 0.
     Parameters
     ----------
     res
-        A :class:`~workbench.compare.CompareResult` whose metrics include *metric*.
+        A :class:`~workbench.comparison.CompareResult` whose metrics include *metric*.
     metric, drop, power
         As for :func:`plan`.
 
@@ -111,7 +111,7 @@ def plan_result(res: CompareResult, *, metric: str = "success", drop: float = 0.
     Examples
     --------
     >>> import polars as pl
-    >>> from workbench.compare import compare
+    >>> from workbench.comparison import compare
     >>> cat = pl.DataFrame({"run_id": [f"r{i}" for i in range(40)], "model.version": ["v1"] * 20 + ["v2"] * 20,
     ...                     "metrics.success": [1.0] * 18 + [0.0] * 2 + [1.0] * 15 + [0.0] * 5})
     >>> plan_result(compare(cat, metrics=["success"]), drop=0.2)["runs_needed"].to_list() == plan(cat, drop=0.2)["runs_needed"].to_list()
@@ -119,7 +119,7 @@ def plan_result(res: CompareResult, *, metric: str = "success", drop: float = 0.
     """
     import polars as pl
 
-    from workbench.compare import NOT_MEASURED
+    from workbench.comparison import NOT_MEASURED
     from workbench.stats.plan import plan_table
 
     if metric not in res.table["metric"].unique().to_list():

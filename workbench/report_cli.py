@@ -54,7 +54,7 @@ def report(
     import sys
 
     from workbench.model import parse_scalar
-    from workbench.report import report as write_report
+    from workbench.reporting import report as write_report
     from workbench.store import open_store
 
     store = open_store(store_path, create=False)

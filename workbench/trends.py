@@ -265,7 +265,7 @@ def trend(
         within = [w.strip() for w in within.split(",") if w.strip()]
     within = list(within or [])
     if not isinstance(source, pl.DataFrame) and hasattr(source, "runs"):
-        from workbench.compare import ensure_measured
+        from workbench.comparison import ensure_measured
 
         name = metric.removeprefix("metrics.")
         cat0 = source.runs()
@@ -274,7 +274,7 @@ def trend(
         elif min_grade is not None and "quality.grade" not in cat0.columns:
             ensure_measured(source, run_ids=cat0["run_id"].to_list(), metrics=[], grades=True)
     cat = _catalog(source)
-    from workbench.compare import _metric_column, _metric_info
+    from workbench.comparison import _metric_column, _metric_info
 
     col = _metric_column(cat, metric.removeprefix("metrics."))
     name = col.removeprefix("metrics.")

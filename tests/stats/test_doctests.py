@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["workbench.stats.rates", "workbench.stats.cell", "workbench.stats.plan", "workbench.stats.sequential",
-           "workbench.stats.attribution", "workbench.planning", "workbench.compare"]
+           "workbench.stats.attribution", "workbench.planning", "workbench.comparison"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import xarray as xr
 
-from workbench.compare import compare, wilson_interval
+from workbench.comparison import compare, wilson_interval
 from workbench.model import ConfigError, Run, RunInfo
 from workbench.viz import plots
 

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ApplyReport", "apply_rules", "configured_rules", "label", "label_from_file", "mark_span", "rules_for_run"]
 
-CONFIG_NAME = "workbench.yaml"
 LABEL_OUTCOMES = ("success", "failure", "unknown")
 
 
@@ -47,14 +46,10 @@ def configured_rules(store: Store | None = None, rules: RuleSet | str | os.PathL
         return rules
     if rules is not None:
         return load_rules(rules)
-    candidates = []
-    if store is not None and store.local:
-        candidates.append(Path(store.root) / CONFIG_NAME)
-    candidates.append(Path.cwd() / CONFIG_NAME)
-    for path in candidates:
-        if path.is_file():
-            return load_rules(path)
-    return RuleSet(origin="none")
+    from workbench.config import find_config
+
+    path = find_config(store.root if store is not None and store.local else None)
+    return load_rules(path) if path is not None else RuleSet(origin="none")
 
 
 def rules_for_run(rules: RuleSet, reader: str) -> RuleSet:
@@ -341,7 +336,9 @@ def _diff(before: pl.DataFrame | None, after: pl.DataFrame) -> tuple[dict[str, i
 
 
 def _user() -> str:
-    env = os.environ.get("WORKBENCH_USER")
+    from workbench.config import env as env_var
+
+    env = env_var("WORKBENCH_USER")
     if env:
         return env
     try:

@@ -917,21 +917,16 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, section_only: bool
 
     Raises :class:`ConfigError` naming the file when it cannot be read or is invalid.
     """
-    import yaml
+    from workbench.config import read_config
 
     if path is None:
         return RuleSet(origin="none")
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        data = read_config(p)
+    except ConfigError as err:
         msg = f"cannot read rules from {str(p)!r}: {err}"
         raise ConfigError(msg) from err
-    if data is None:
-        return RuleSet(origin=str(p))
-    if not isinstance(data, Mapping):
-        msg = f"{str(p)!r}: expected a mapping with 'events:' and/or 'outcome:', got {type(data).__name__}"
-        raise ConfigError(msg)
     if section_only:
         data = {k: v for k, v in data.items() if k in _TOP_KEYS}
     try:

@@ -399,7 +399,7 @@ def compute_missing(
     names
         Metric names or output column names (``"jerk"`` or ``"jerk_rms"``); default:
         every installed metric. A name that is neither is ignored (the caller, e.g.
-        :func:`workbench.compare.compare`, reports it with the valid choices).
+        :func:`workbench.comparison.compare`, reports it with the valid choices).
     run_ids
         Only these runs (default: every run of the store).
     scheduler, progress, chunk_rows

@@ -436,7 +436,6 @@ def _parse_block(role: str, block: Any, where: str, origin: str) -> Override:
     return Override(role, cand, parse_when(block.get("when"), where), origin)
 
 
-CONFIG_NAME = "workbench.yaml"
 
 
 def configured_roles(store: Any = None, roles: RoleConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None) -> RoleConfig:
@@ -447,30 +446,15 @@ def configured_roles(store: Any = None, roles: RoleConfig | Mapping[str, Any] | 
         return roles
     if isinstance(roles, Mapping):
         return RoleConfig.from_dict(roles)
-    paths = []
-    if roles is not None:
-        paths.append(Path(roles))
-        if not paths[0].is_file():
-            msg = f"roles file {str(roles)!r} not found"
-            raise ConfigError(msg)
-    else:
-        if store is not None and getattr(store, "local", False):
-            paths.append(Path(store.root) / CONFIG_NAME)
-        paths.append(Path.cwd() / CONFIG_NAME)
-    for path in paths:
-        if path.is_file():
-            import yaml
+    from workbench.config import find_config, section
 
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as err:
-                msg = f"{path}: not valid YAML: {err}"
-                raise ConfigError(msg) from err
-            if not isinstance(data, Mapping):
-                msg = f"{path}: expected a mapping at the top level"
-                raise ConfigError(msg)
-            return RoleConfig.from_dict(data.get("roles"), origin=str(path))
-    return RoleConfig()
+    if roles is not None and not Path(roles).is_file():
+        msg = f"roles file {str(roles)!r} not found"
+        raise ConfigError(msg)
+    path = Path(roles) if roles is not None else find_config(store.root if store is not None and getattr(store, "local", False) else None)
+    if path is None:
+        return RoleConfig()
+    return RoleConfig.from_dict(section("roles", path), origin=str(path))
 
 
 _CONFIG: ContextVar[RoleConfig | None] = ContextVar("workbench_roles", default=None)

@@ -185,19 +185,17 @@ class Thresholds:
             raise ConfigError(msg) from err
 
 
-def load_thresholds(path: str | Path | None = None) -> Thresholds:
-    """Thresholds from the ``quality:`` section of a ``workbench.yaml`` (defaults if absent)."""
-    import yaml
+def load_thresholds(path: str | Path | None = None, *, store_root: str | Path | None = None) -> Thresholds:
+    """Thresholds from the ``quality:`` section of *path*, else of the ``workbench.yaml``
+    that applies (:func:`workbench.config.find_config`: the store's folder, then the
+    current folder); the defaults when there is none."""
+    from workbench.config import find_config
+    from workbench.config import section as config_section
 
-    p = Path(path) if path is not None else Path("workbench.yaml")
-    if not p.is_file():
+    p = Path(path) if path is not None else find_config(store_root)
+    if p is None or not p.is_file():
         return Thresholds()
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        msg = f"{str(p)!r}: cannot read YAML: {err}"
-        raise ConfigError(msg) from err
-    section = data.get("quality") or {} if isinstance(data, dict) else {}
+    section = config_section("quality", p) or {}
     if not isinstance(section, dict):
         msg = f"{str(p)!r}: 'quality' must be a mapping"
         raise ConfigError(msg)
@@ -1136,8 +1134,7 @@ def grade_store(
     import polars as pl
 
     if thresholds is None:
-        local_cfg = Path(store.root) / "workbench.yaml" if store.local else None
-        thresholds = load_thresholds(local_cfg if local_cfg and local_cfg.is_file() else None)
+        thresholds = load_thresholds(store_root=store.root if store.local else None)
     ids = list(run_ids) if run_ids is not None else store.run_ids()
     th = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds or {})
     results = map_runs(_grade_stored, ids, args=(store.url, th, chunk_rows), scheduler=scheduler, progress=progress, label="grading")

@@ -51,7 +51,9 @@ MANIFEST_FORMAT = 1
 
 def default_store_path() -> str:
     """``$WORKBENCH_STORE`` when set, else ``./workbench-store``."""
-    return os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE
+    from workbench.config import env
+
+    return env("WORKBENCH_STORE") or DEFAULT_STORE
 
 
 def _fsync_tree(path: str) -> None:

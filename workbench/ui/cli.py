@@ -30,7 +30,7 @@ def serve(store_path: str | None, port: int, address: str, token: str | None, al
     """
     import sys
 
-    from workbench.compare import ensure_measured
+    from workbench.comparison import ensure_measured
     from workbench.model import ConfigError
     from workbench.store import open_store
     from workbench.ui.app import serve as serve_app

@@ -3,7 +3,7 @@
 The heatmap's rows are the variants (``by``), its columns the cells (``x``, one or
 more factors). Clicking a heatmap cell, or a cell of the :class:`FactorGrid`, selects
 that cell's runs in the shared :class:`DataStore`. The full comparison (intervals,
-tests, verdicts) is computed by :func:`workbench.compare.compare` on demand
+tests, verdicts) is computed by :func:`workbench.comparison.compare` on demand
 (button), or automatically for catalogs up to ``auto_compare_max`` runs.
 """
 
@@ -203,7 +203,7 @@ class CompareView(pn.viewable.Viewer):
             self.status.object = f"{cat.height} runs: press the button for intervals, tests and verdicts."
 
     def _attribution(self, cat: pl.DataFrame) -> pl.DataFrame:
-        from workbench.compare import attribution
+        from workbench.comparison import attribution
 
         metrics = {m: f"metrics.{m}" for m in self._attr_metrics()}
         factors = [f for f in self.data.factors if 2 <= cat[f].n_unique() <= 60 and f != "scenario.seed"]
@@ -211,7 +211,7 @@ class CompareView(pn.viewable.Viewer):
 
     def run_compare(self) -> None:
         """The full comparison of the filtered runs (``wb.compare``), shown as a table of verdicts."""
-        from workbench.compare import compare
+        from workbench.comparison import compare
         from workbench.model import WorkbenchError
 
         cat = self.data.filtered
@@ -232,7 +232,7 @@ class CompareView(pn.viewable.Viewer):
             return
         tab = self.result.table
         within = self.result.within
-        from workbench.compare import format_p
+        from workbench.comparison import format_p
 
         # the verdict right after the cell and metric: seen without scrolling sideways
         view = tab.select(
@@ -279,7 +279,7 @@ class CompareView(pn.viewable.Viewer):
     def _status_text(self, res: Any) -> str:
         """The answer of comparison *res* in one Markdown line: regressions, or that
         nothing (or not every cell) was measured and what the runs lack."""
-        from workbench.compare import NOT_MEASURED
+        from workbench.comparison import NOT_MEASURED
 
         esc = html.escape
         head = f"**{esc(str(res.candidate))}** vs **{esc(str(res.baseline))}** ({esc(str(self.by))}): "

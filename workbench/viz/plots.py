@@ -1,7 +1,7 @@
 """HoloViews plots of catalogs, comparisons and runs (Bokeh backend).
 
 Every function takes plain data (a polars catalog, a
-:class:`~workbench.compare.CompareResult`, :class:`~workbench.model.Run` objects) and
+:class:`~workbench.comparison.CompareResult`, :class:`~workbench.model.Run` objects) and
 returns a HoloViews object. The same object renders inline in a notebook, inside a
 Panel app (``pn.pane.HoloViews``) and, through ``hv.render(obj, backend="bokeh")``,
 in the self-contained HTML report. The data preparation (:func:`rate_cells`,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import holoviews as hv
     import polars as pl
 
-    from workbench.compare import CompareResult
+    from workbench.comparison import CompareResult
     from workbench.model import Run
     from workbench.trends import TrendResult
 
@@ -147,7 +147,7 @@ def _frame(data: Any, columns: Sequence[str]) -> Any:
 
 
 def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorized Wilson 95 % interval (same formula as :func:`workbench.compare.wilson_interval`)."""
+    """Vectorized Wilson 95 % interval (same formula as :func:`workbench.comparison.wilson_interval`)."""
     k = k.astype(np.float64)
     n = n.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

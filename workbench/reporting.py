@@ -1,6 +1,6 @@
 """The comparison report: one self-contained HTML file that opens with no network.
 
-:func:`report` compares two variants of a store (:func:`workbench.compare.compare`) and
+:func:`report` compares two variants of a store (:func:`workbench.comparison.compare`) and
 writes what a reviewer needs to judge the result without the workbench installed:
 
 * the question and the answer (regressions with confidence, the CI gate),
@@ -9,7 +9,7 @@ writes what a reviewer needs to judge the result without the workbench installed
 * what explains each metric (attribution) and how reproducible runs are,
 * the data grades, with the quality findings of every run graded below A,
 * the provenance manifest of every run (source files with sha256, reader, factors),
-* a methods section (taken from :mod:`workbench.compare`'s documentation, so it
+* a methods section (taken from :mod:`workbench.comparison`'s documentation, so it
   cannot drift from the code) with the parameters used.
 
 Every value that comes from the logs or the user (factor values, names, paths) is
@@ -18,7 +18,7 @@ HTML-escaped, so a factor value ``<script>…</script>`` is shown as text.
 Examples
 --------
 >>> import workbench as wb
->>> from workbench.report import report
+>>> from workbench.reporting import report
 >>> store = wb.open_store("data/store")                        # doctest: +SKIP
 >>> report(store, by="model.version", within=["hardware.robot"],
 ...        out="report.html")                                   # doctest: +SKIP
@@ -33,8 +33,6 @@ import importlib
 import json
 import math
 import re
-import sys
-import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +42,7 @@ from workbench.model import ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.compare import CompareResult
+    from workbench.comparison import CompareResult
     from workbench.store import Store
 
 __all__ = ["methods_html", "render_report", "report"]
@@ -112,13 +110,13 @@ def _rst_to_html(text: str) -> str:
 
 
 def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, seed: int = 0, margin: Any = 0.1) -> str:
-    """The methods section, built from :mod:`workbench.compare`'s documentation.
+    """The methods section, built from :mod:`workbench.comparison`'s documentation.
 
     The module docstring up to its examples (tests, intervals, corrections, verdicts)
-    and the docstrings of :func:`~workbench.compare.attribution` and
-    :func:`~workbench.compare.reproducibility`, followed by the parameters used.
+    and the docstrings of :func:`~workbench.comparison.attribution` and
+    :func:`~workbench.comparison.reproducibility`, followed by the parameters used.
     """
-    mod = importlib.import_module("workbench.compare")
+    mod = importlib.import_module("workbench.comparison")
     doc = (mod.__doc__ or "").split("\nExamples\n")[0].strip()
     parts: list[str] = []
     for block in re.split(r"\n\s*\n", doc):
@@ -175,7 +173,7 @@ def _grade_badge(grade: Any) -> str:
 
 
 def _comparison_section(res: CompareResult) -> str:
-    from workbench.compare import format_p
+    from workbench.comparison import format_p
 
     rows = []
     for r in res.table.iter_rows(named=True):
@@ -351,7 +349,7 @@ def _plots(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
     no cell measured)."""
     import polars as pl
 
-    from workbench.compare import NOT_MEASURED
+    from workbench.comparison import NOT_MEASURED
     from workbench.viz import plots
 
     sides = cat.filter(pl.col(res.by).is_in([res.baseline, res.candidate]))
@@ -421,7 +419,7 @@ def render_report(
 ) -> str:
     """The report's HTML text (see :func:`report`)."""
     from workbench._version import __version__
-    from workbench.compare import (
+    from workbench.comparison import (
         DEFAULT_METRICS,
         NOT_MEASURED,
         compare,
@@ -550,7 +548,7 @@ def report(
         The store. Metrics the compared runs lack (``wb.metrics.compute``) and data
         grades (``wb.quality.grade_store``) are computed first and kept in its catalog.
     by, baseline, candidate, within, metrics, min_grade, alpha
-        The comparison, see :func:`workbench.compare.compare`.
+        The comparison, see :func:`workbench.comparison.compare`.
     where
         Only runs matching this condition (see :meth:`workbench.store.Store.runs`).
     title
@@ -577,14 +575,3 @@ def report(
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-class _CallableModule(types.ModuleType):
-    """``wb.report(...)`` calls :func:`report` even after ``import workbench.report``
-    has bound the package attribute ``report`` to this module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Path:
-        return report(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
