@@ -72,14 +72,16 @@ def test_store_opens_large_runs_lazily(sample_store, monkeypatch):
     ids = sample_store.run_ids()[:4]
     expected_g = wb.quality.grade_store(sample_store, run_ids=ids, scheduler="sync")
     expected_m = wb.metrics.compute(sample_store, run_ids=ids, scheduler="sync", store_results=False)
+    from workbench.store.core import StoreCore
+
     opened: list[bool] = []
-    load = type(sample_store).load
+    load = StoreCore.load  # workers open the store's core
 
     def spy(self, run_id, *, streams=None, lazy=True, indexes=True):
         opened.append((lazy, indexes))
         return load(self, run_id, streams=streams, lazy=lazy, indexes=indexes)
 
-    monkeypatch.setattr(type(sample_store), "load", spy)
+    monkeypatch.setattr(StoreCore, "load", spy)
     monkeypatch.setattr(chunked, "LAZY_BYTES", 0)  # every run counts as large
     got_g = wb.quality.grade_store(sample_store, run_ids=ids, scheduler="sync", chunk_rows=40)
     got_m = wb.metrics.compute(sample_store, run_ids=ids, scheduler="sync", store_results=False, chunk_rows=40)

@@ -180,3 +180,32 @@ def test_modules_do_not_shadow_the_functions_of_the_same_name() -> None:
     assert isinstance(wb.report, types.FunctionType) and isinstance(wb.compare, types.FunctionType)
     assert wb.compare is workbench.comparison.compare
     assert wb.reporting is workbench.reporting and not callable(workbench.reporting)
+
+
+def test_architecture_page_names_every_module_and_its_layers_hold() -> None:
+    """ARCHITECTURE.md lists each top-level module in one layer; no module imports a later layer."""
+    import re
+
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "`" in line.split("|")[2]]
+    layers = [re.findall(r"`([a-z_.]+)`", line.split("|")[2]) for line in table]
+    named = [m for layer in layers for m in layer]
+    assert len(named) == len(set(named)), "a module is named in two layers"
+    rank = {f"workbench.{m}": i for i, layer in enumerate(layers) for m in layer}
+    modules = _modules()
+    assert sorted(set(rank) - set(modules)) == [], "ARCHITECTURE.md names modules that do not exist"
+
+    def layer_of(mod: str) -> int | None:
+        while mod and mod not in rank:
+            mod = mod.rpartition(".")[0]
+        return rank.get(mod)
+
+    unplaced = sorted(m for m in modules if m != "workbench" and layer_of(m) is None)
+    assert unplaced == [], "modules missing from ARCHITECTURE.md"
+    edges = _imports(modules)
+    up = [
+        f"{a} (row {layer_of(a)}) imports {b} (row {layer_of(b)}), line {line}"
+        for a, out in edges.items() if a != "workbench"
+        for b, line in out.items() if b != "workbench" and (layer_of(b) or 0) > (layer_of(a) or 0)
+    ]
+    assert not up, "\n".join(up)

@@ -123,9 +123,9 @@ def _find_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], name: 
     from workbench.events.engine import RuleProblem
     from workbench.events.rules import RuleSet
     from workbench.pieces import LAZY_BYTES, stored_bytes
-    from workbench.store import open_store
+    from workbench.store.core import StoreCore
 
-    store = open_store(store_url, create=False)
+    store = StoreCore(store_url, create=False)
     manifest = store.manifest(run_id)
     rules = RuleSet.from_dict(rules_dict, origin="find")
     names = [s for s in rules.streams if s in manifest.get("streams", {})]
@@ -186,7 +186,7 @@ def find(
     import polars as pl
 
     from workbench.events.apply import configured_rules
-    from workbench.store import Store
+    from workbench.store.core import StoreCore as Store
 
     if isinstance(limit, bool) or (limit is not None and int(limit) < 1):
         msg = f"limit must be a positive number of hits, got {limit!r}"
@@ -235,7 +235,7 @@ def count_by(hits: pl.DataFrame, source: Store | Iterable[Run] | pl.DataFrame, f
     from scipy import stats
 
     from workbench.stats.rates import wilson_interval
-    from workbench.store import Store
+    from workbench.store.core import StoreCore as Store
 
     if isinstance(source, Store):
         cat = source.runs(where=where) if where is not None else source.runs()

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from workbench.model import Run
-    from workbench.store import Store
+    from workbench.store.core import StoreCore
 
 __all__ = [
     "CHUNK_ROWS",
@@ -610,7 +610,7 @@ def stored_bytes(manifest: Mapping[str, Any]) -> int:
     return total
 
 
-def load_for_work(store: Store, run_id: str) -> Run:
+def load_for_work(store: StoreCore, run_id: str) -> Run:
     """Open a stored run for grading or metrics: in memory when small, lazily when larger
     than :data:`LAZY_BYTES` (then read piece by piece)."""
     large = stored_bytes(store.manifest(run_id)) > LAZY_BYTES

@@ -341,11 +341,11 @@ def compute(
         are null: the inputs the run lacks) / ``<metric>.error`` where any.
     """
     from workbench.parallel import map_runs
-    from workbench.store import Store
+    from workbench.store.core import StoreCore
 
     names = list(metrics) if metrics is not None else None
     cols = columns(names)
-    if isinstance(source, Store):
+    if isinstance(source, StoreCore):
         cfg = _roles_for(source, roles)
         ids = list(run_ids) if run_ids is not None else source.run_ids()
         rows = map_runs(_compute_stored, ids, args=(source.url, names, chunk_rows, cfg.to_dict(), cfg.origin),
@@ -482,7 +482,7 @@ def _compute_stored(
 ) -> dict[str, Any]:
     from workbench.metrics.roles import RoleConfig
     from workbench.pieces import load_for_work
-    from workbench.store import open_store
+    from workbench.store.core import StoreCore
 
     cfg = RoleConfig.from_dict(roles, origin=roles_origin)
-    return compute_run(load_for_work(open_store(store_url, create=False), run_id), names, chunk_rows=chunk_rows, roles=cfg)
+    return compute_run(load_for_work(StoreCore(store_url, create=False), run_id), names, chunk_rows=chunk_rows, roles=cfg)

@@ -1104,9 +1104,9 @@ def _at_the_outcome(run: Run, out: _Findings, feeds: Mapping[str, Sequence[str]]
 
 def _grade_stored(run_id: str, store_url: str, thresholds: Thresholds, chunk_rows: int | None = None) -> Grade:
     from workbench.pieces import load_for_work
-    from workbench.store import open_store
+    from workbench.store.core import StoreCore
 
-    run = load_for_work(open_store(store_url, create=False), run_id)
+    run = load_for_work(StoreCore(store_url, create=False), run_id)
     return grade(run, thresholds=thresholds, chunk_rows=chunk_rows)
 
 

@@ -418,8 +418,6 @@ class StoreCore:
         import polars as pl
         import xarray as xr
 
-        import workbench.accessors  # noqa: F401  (registers ds.wb)
-
         manifest = self.manifest(run_id)
         info = RunInfo.from_dict(manifest["info"])
         names = list(manifest.get("streams", {}))
