@@ -86,6 +86,9 @@ class McapReader(ReaderEntrypoint):
     )
     url: ClassVar[str] = "https://mcap.dev/spec"
     version: ClassVar[str] = "2"  # 2: protobuf channels decoded
+    supports_salvage: ClassVar[bool] = True
+    supports_progress: ClassVar[bool] = True
+    supports_parts: ClassVar[bool] = True
 
     def guess_can_open(self, path: Path) -> bool:
         """Claim files that start with the MCAP magic (any suffix) or end in ``.mcap``."""

@@ -52,7 +52,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,22 +61,30 @@ from workbench.io.cdr import Columns, Plan, Ragged
 from workbench.io.loglevels import normalize_level
 from workbench.io.protobuf import ProtobufRegistry
 from workbench.io.registry import RunData, text_stream
-from workbench.model import events_from_json, stream_name
+from workbench.model import ConfigError, events_from_json, stream_name
+from workbench.plugins import Registry
 
 if TYPE_CHECKING:
     import polars as pl
     import xarray as xr
 
 __all__ = [
+    "DECODERS",
     "DEFAULT_EVENTS_TOPICS",
     "PART_BYTES",
+    "CompressedImageDecoder",
+    "Decoder",
+    "JointStateDecoder",
+    "RawImageDecoder",
     "StreamingRunData",
+    "TfDecoder",
     "TopicBuffer",
     "TopicResult",
     "TypeRegistry",
     "decode_buffers",
     "decode_parts",
     "decode_topic",
+    "decoder_for",
     "merge_skipped",
     "normalize_type",
 ]
@@ -428,14 +436,9 @@ def decode_topic(
         res.messages += cols.n
         return res
     name = stream_name(topic)
-    mapper = _MAPPERS.get(mtype)
-    if mapper is None:
-        for spec_type, specs in _VECTOR_SPECS.items():
-            if spec_type == mtype:
-                mapper = _vector_mapper(specs)
-                break
-    if mapper is None:
-        mapper = _generic
+    decoder = decoder_for(mtype)
+    mapper: _Mapper = (decoder.decode if decoder is not None
+                       else _vector_mapper(_VECTOR_SPECS[mtype]) if mtype in _VECTOR_SPECS else _generic)
     out = mapper(name, times, cols, attrs, res)
     res.streams.update(out)
     logged = mtype in _LOG_SCHEMES and _is_rosout(topic)
@@ -947,7 +950,7 @@ _NEEDED: dict[str, frozenset[str]] = {
 }
 """Leaves each typed vector mapping reads; the others (covariances…) are not decoded."""
 
-_Mapper = Any  # Callable[[str, np.ndarray, Columns, dict, TopicResult], dict[str, xr.Dataset]]
+_Mapper = Callable[[str, "np.ndarray", Columns, dict[str, Any], "TopicResult"], "dict[str, xr.Dataset]"]
 
 
 def _vector_mapper(specs: list[_VecSpec]) -> _Mapper:
@@ -1331,16 +1334,122 @@ def _generic(
     return {name: _dataset(times, _header_time(cols), dv, coords, a)}
 
 
-_MAPPERS: dict[str, _Mapper] = {
-    "sensor_msgs/msg/JointState": _joint_state,
-    "tf2_msgs/msg/TFMessage": _tf,
-    "tf/msg/tfMessage": _tf,
-    "sensor_msgs/msg/CompressedImage": _compressed_image,
-    "sensor_msgs/msg/Image": _raw_image,
-    # Foxglove's protobuf schemas carry the same fields
-    "foxglove.CompressedImage": _compressed_image,
-    "foxglove.RawImage": _raw_image,
-}
+# --------------------------------------------------------------------------- decoder plugins
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """A stream decoder plugin: the columns of one topic's messages → streams.
+
+    ``message_types`` lists the (normalized, ``pkg/msg/Type``) message types it
+    decodes. :meth:`decode` gets the stream name, the messages' log times (int64 ns),
+    their fields as :class:`~workbench.io.cdr.Columns` (numeric leaves as arrays,
+    text leaves as lists, ragged sequences apart), the topic's attributes, and the
+    :class:`TopicResult` (to record skipped messages); it returns Datasets by stream
+    name, each with a ``time`` dimension. Decoders register under the entry-point group
+    ``workbench.decoders`` (the built-ins too); a run-time one
+    (``DECODERS.register(cls)``) wins over an entry point for the same message type.
+    """
+
+    name: str
+    message_types: tuple[str, ...]
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        """Datasets by stream name."""
+
+
+class _BuiltinDecoder:
+    name: ClassVar[str] = ""
+    message_types: ClassVar[tuple[str, ...]] = ()
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        raise NotImplementedError  # pragma: no cover - each built-in defines it
+
+
+class JointStateDecoder(_BuiltinDecoder):
+    """``sensor_msgs/JointState`` → ``position``/``velocity``/``effort`` on ``(time, joint)``."""
+
+    name: ClassVar[str] = "joint_state"
+    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/JointState",)
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        return _joint_state(stream, times, cols, attrs, res)
+
+
+class TfDecoder(_BuiltinDecoder):
+    """``tf2_msgs/TFMessage`` → one stream per parent → child frame pair."""
+
+    name: ClassVar[str] = "tf"
+    message_types: ClassVar[tuple[str, ...]] = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        return _tf(stream, times, cols, attrs, res)
+
+
+class CompressedImageDecoder(_BuiltinDecoder):
+    """Compressed images (ROS and Foxglove) → an encoded-image stream."""
+
+    name: ClassVar[str] = "compressed_image"
+    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/CompressedImage", "foxglove.CompressedImage")
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        return _compressed_image(stream, times, cols, attrs, res)
+
+
+class RawImageDecoder(_BuiltinDecoder):
+    """Raw images (ROS and Foxglove) → pixels on ``(time, y, x, channel)``."""
+
+    name: ClassVar[str] = "raw_image"
+    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/Image", "foxglove.RawImage")
+
+    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
+               res: TopicResult) -> dict[str, xr.Dataset]:
+        return _raw_image(stream, times, cols, attrs, res)
+
+
+def _make_decoder(cls: Any) -> Decoder:
+    decoder = cls()
+    types = getattr(decoder, "message_types", None)
+    if not isinstance(types, tuple) or not types or not all(isinstance(t, str) and t for t in types):
+        msg = f"decoder {cls!r}: message_types must be a non-empty tuple of message type names"
+        raise ConfigError(msg)
+    if not callable(getattr(decoder, "decode", None)):
+        msg = f"decoder {cls!r} has no decode()"
+        raise ConfigError(msg)
+    return decoder  # type: ignore[no-any-return]
+
+
+DECODERS: Registry[Decoder] = Registry("workbench.decoders", "decoder", make=_make_decoder)
+"""The installed stream decoders (entry points of ``workbench.decoders``, then run-time ones)."""
+
+_BY_TYPE: tuple[dict[str, Decoder], dict[str, Decoder]] | None = None
+
+
+def decoder_for(message_type: str) -> Decoder | None:
+    """The decoder plugin for *message_type* (normalized), or ``None`` (then typed
+    vectors, or every numeric leaf flattened).
+
+    Examples
+    --------
+    >>> decoder_for("sensor_msgs/msg/JointState").name
+    'joint_state'
+    >>> decoder_for("std_msgs/msg/Float64") is None
+    True
+    """
+    global _BY_TYPE
+    found = DECODERS.all()
+    if _BY_TYPE is None or _BY_TYPE[0] is not found:
+        by_type: dict[str, Decoder] = {}
+        for decoder in found.values():  # later ones (run-time) win
+            for mtype in decoder.message_types:
+                by_type[normalize_type(mtype)] = decoder
+        _BY_TYPE = (found, by_type)
+    return _BY_TYPE[1].get(message_type)
 
 
 # --------------------------------------------------------------------------- JSON

@@ -8,9 +8,18 @@ ones register the same way (see ``pyproject.toml``). A reader is a class with
 * ``source_files(path) -> list[Path]`` — the files that make up the input
   (one file, or every file of a bag folder / dataset);
 * ``read(path, *, <options>) -> Iterator[RunData]`` — an explicit keyword-only
-  signature: the options a user may pass, with defaults. No ``**kwargs``.
+  signature: the options a user may pass, with defaults. No ``**kwargs``;
+* capabilities, declared as class attributes (``False`` unless said): ``supports_salvage``
+  (``read(..., salvage=True)`` recovers the readable prefix of a damaged file),
+  ``supports_progress`` (``read(..., progress=f)`` calls ``f(bytes_read_so_far)``) and
+  ``supports_parts`` (``read(..., parts=True)`` may yield runs whose streams arrive in
+  parts, :class:`~workbench.io.messages.StreamingRunData`). ``progress`` and ``parts``
+  are ways of calling the reader, not options of a run. A reader that declares a
+  capability its ``read`` does not accept is refused when loaded.
 
-A broken plugin (import error) gives a ``RuntimeWarning`` naming it, never a crash.
+The :class:`Reader` protocol states this; :class:`ReaderEntrypoint` is a convenient base
+class. The registry is a :class:`workbench.plugins.Registry`: a broken plugin (import
+error, capability mismatch) gives a ``RuntimeWarning`` naming it, never a crash.
 
 Examples
 --------
@@ -25,12 +34,10 @@ import inspect
 import json
 import math
 import re
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from workbench.model import (
     FACTOR_GROUPS,
@@ -39,6 +46,7 @@ from workbench.model import (
     Scalar,
     empty_events,
 )
+from workbench.plugins import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,9 +54,12 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "CALLING",
     "ENTRY_POINT_GROUP",
     "MAX_FACTOR_TEXT",
+    "READERS",
     "TEXT_KINDS",
+    "Reader",
     "ReaderEntrypoint",
     "RunData",
     "check_options",
@@ -125,13 +136,44 @@ class RunData:
             raise ReaderError(msg)
 
 
+CALLING = ("progress", "parts")
+"""Keyword arguments of ``read`` that are ways of calling it (set by the store), not options."""
+
+_CAPABILITIES = {"supports_salvage": "salvage", "supports_progress": "progress", "supports_parts": "parts"}
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """What a reader plugin is (see the module doc)."""
+
+    name: str
+    description: str
+    url: str
+    version: str
+    supports_salvage: bool
+    supports_progress: bool
+    supports_parts: bool
+
+    def guess_can_open(self, path: Path) -> bool:
+        """Whether this reader is likely to read *path* (cheap: name and magic bytes)."""
+
+    def source_files(self, path: Path) -> list[Path]:
+        """The files that make up the input at *path*."""
+
+    def read(self, path: Path, **options: Any) -> Iterator[RunData]:
+        """Yield the runs in *path*."""
+
+
 class ReaderEntrypoint:
-    """Base class of reader plugins (subclassing it is optional; the protocol counts)."""
+    """Base class of reader plugins (subclassing it is optional; the :class:`Reader` protocol counts)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     url: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    supports_salvage: ClassVar[bool] = False
+    supports_progress: ClassVar[bool] = False
+    supports_parts: ClassVar[bool] = False
 
     def guess_can_open(self, path: Path) -> bool:
         """Whether this reader is likely to read *path* (cheap: name and magic bytes)."""
@@ -146,8 +188,28 @@ class ReaderEntrypoint:
         raise NotImplementedError
 
 
-_RUNTIME: dict[str, type] = {}
-_CACHE: dict[str, Any] | None = None
+def _make_reader(cls: Any) -> Reader:
+    """An instance of the reader class *cls*, checked against the :class:`Reader` protocol:
+    its declared capabilities must match the keyword-only parameters of its ``read``."""
+    reader = cls()
+    missing = [a for a in ("name", "guess_can_open", "source_files", "read") if not hasattr(reader, a)]
+    if missing:
+        msg = f"reader {cls!r} lacks {', '.join(missing)}"
+        raise ConfigError(msg)
+    params = {n for n, p in inspect.signature(reader.read).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    for attr, param in _CAPABILITIES.items():
+        declared = bool(getattr(reader, attr, False))
+        if declared and param not in params:
+            msg = f"reader {reader.name!r} declares {attr} but its read() has no keyword-only {param!r}"
+            raise ConfigError(msg)
+        if param in CALLING and param in params and not declared:
+            msg = f"reader {reader.name!r}: read() takes {param!r}; declare {attr} = True"
+            raise ConfigError(msg)
+    return reader  # type: ignore[no-any-return]
+
+
+READERS: Registry[Reader] = Registry(ENTRY_POINT_GROUP, "reader", make=_make_reader, error=ReaderError)
+"""The installed readers (entry points of ``workbench.readers``, then run-time ones)."""
 
 
 def register_reader(cls: type, *, replace: bool = False) -> None:
@@ -156,57 +218,25 @@ def register_reader(cls: type, *, replace: bool = False) -> None:
     Entry points are the normal way; this is for experiments and tests.
     Registering an existing name raises :class:`ConfigError` unless ``replace=True``.
     """
-    global _CACHE
-    name = getattr(cls, "name", "")
-    if not name:
-        msg = f"reader {cls!r} has no 'name'"
-        raise ConfigError(msg)
-    if not replace and name in readers():
-        msg = f"a reader named {name!r} is already registered; pass replace=True to override"
-        raise ConfigError(msg)
-    _RUNTIME[name] = cls
-    _CACHE = None
+    READERS.register(cls, replace=replace)
 
 
 def unregister_reader(name: str) -> None:
     """Remove a reader registered with :func:`register_reader`."""
-    global _CACHE
-    _RUNTIME.pop(name, None)
-    _CACHE = None
+    READERS.unregister(name)
 
 
-def readers() -> dict[str, Any]:
+def readers() -> dict[str, Reader]:
     """Installed readers by name (instances), entry points first then run-time ones."""
-    global _CACHE
-    if _CACHE is not None:
-        return _CACHE
-    found: dict[str, Any] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            cls = ep.load()
-            found[ep.name] = cls()
-        except Exception as err:  # noqa: BLE001 - a broken plugin must not break the others
-            warnings.warn(
-                f"reader plugin {ep.name!r} ({ep.value}) failed to load: {err!r}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    for name, cls in _RUNTIME.items():
-        found[name] = cls()
-    _CACHE = found
-    return found
+    return READERS.all()
 
 
-def get_reader(name: str) -> Any:
+def get_reader(name: str) -> Reader:
     """The reader called *name*; :class:`ReaderError` listing the installed ones otherwise."""
-    available = readers()
-    if name not in available:
-        msg = f"no reader named {name!r}; installed readers: {', '.join(sorted(available))}"
-        raise ReaderError(msg)
-    return available[name]
+    return READERS.get(name)
 
 
-def guess_reader(path: str | Path) -> Any:
+def guess_reader(path: str | Path) -> Reader:
     """The first installed reader that claims *path*.
 
     Raises
@@ -231,15 +261,31 @@ def guess_reader(path: str | Path) -> Any:
     raise ReaderError(msg)
 
 
-def check_options(reader: Any, options: dict[str, Any]) -> dict[str, Any]:
+def check_options(reader: Reader, options: dict[str, Any]) -> dict[str, Any]:
     """Validate *options* against the reader's keyword-only ``read`` signature.
 
     Returns the options completed with their defaults (so the content address of a
-    run does not depend on whether a default was spelled out).
+    run does not depend on whether a default was spelled out). The ways of calling a
+    reader (:data:`CALLING`: ``progress``, ``parts``) are not options.
+
+    Examples
+    --------
+    >>> check_options(get_reader("table"), {"nope": 1})
+    Traceback (most recent call last):
+    ...
+    workbench.model.ConfigError: reader 'table' has no option(s) ['nope']; valid options: ...
+    >>> check_options(get_reader("mcap"), {"parts": True})
+    Traceback (most recent call last):
+    ...
+    workbench.model.ConfigError: 'parts' is not an option of the mcap reader (the store sets it)
     """
+    for name in CALLING:
+        if name in options:
+            msg = f"{name!r} is not an option of the {reader.name} reader (the store sets it)"
+            raise ConfigError(msg)
     sig = inspect.signature(reader.read)
     params = {
-        n: p for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        n: p for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in CALLING
     }
     unknown = sorted(set(options) - set(params))
     if unknown:

@@ -91,6 +91,7 @@ class Rosbag1Reader(ReaderEntrypoint):
     description: ClassVar[str] = "ROS 1 bag (.bag, format 2.0, uncompressed/bz2/lz4 chunks)"
     url: ClassVar[str] = "http://wiki.ros.org/Bags/Format/2.0"
     version: ClassVar[str] = "1"
+    supports_parts: ClassVar[bool] = True
 
     def guess_can_open(self, path: Path) -> bool:
         """Claim files starting with ``#ROSBAG V2.0``."""
@@ -640,6 +641,8 @@ class Rosbag2Reader(ReaderEntrypoint):
     )
     url: ClassVar[str] = "https://github.com/ros2/rosbag2"
     version: ClassVar[str] = "2"  # 2: zstd-compressed bags read
+    supports_salvage: ClassVar[bool] = True
+    supports_parts: ClassVar[bool] = True
 
     def guess_can_open(self, path: Path) -> bool:
         """Claim bag folders and lone ``.db3`` files (a lone ``.mcap`` is the MCAP reader's)."""

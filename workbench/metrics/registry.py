@@ -19,14 +19,13 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.model import ConfigError, Run
+from workbench.plugins import Registry
 
 if TYPE_CHECKING:
     import polars as pl
@@ -136,55 +135,28 @@ class Metric:
 ROLES_KEY = "roles_digest"
 """Key of the ``metrics`` annotation holding the role overrides' digest the values were computed with."""
 _MISSING: ContextVar[list[str] | None] = ContextVar("workbench_missing_inputs", default=None)
-_RUNTIME: dict[str, type] = {}
-_CACHE: dict[str, Metric] | None = None
+METRICS: Registry[Metric] = Registry(ENTRY_POINT_GROUP, "metric")
+"""The installed metrics (entry points of ``workbench.metrics``, then run-time ones)."""
 
 
 def register_metric(cls: type, *, replace: bool = False) -> None:
     """Register a metric class at run time (entry points are the normal way)."""
-    global _CACHE
-    name = getattr(cls, "name", "")
-    if not name:
-        msg = f"metric {cls!r} has no 'name'"
-        raise ConfigError(msg)
-    if not replace and name in metrics():
-        msg = f"a metric named {name!r} is already registered; pass replace=True to override"
-        raise ConfigError(msg)
-    _RUNTIME[name] = cls
-    _CACHE = None
+    METRICS.register(cls, replace=replace)
 
 
 def unregister_metric(name: str) -> None:
     """Remove a metric registered with :func:`register_metric`."""
-    global _CACHE
-    _RUNTIME.pop(name, None)
-    _CACHE = None
+    METRICS.unregister(name)
 
 
 def metrics() -> dict[str, Metric]:
     """Installed metrics by name."""
-    global _CACHE
-    if _CACHE is not None:
-        return _CACHE
-    found: dict[str, Metric] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            found[ep.name] = ep.load()()
-        except Exception as err:  # noqa: BLE001 - a broken plugin must not break the others
-            warnings.warn(f"metric plugin {ep.name!r} ({ep.value}) failed to load: {err!r}", RuntimeWarning, stacklevel=2)
-    for name, cls in _RUNTIME.items():
-        found[name] = cls()
-    _CACHE = found
-    return found
+    return METRICS.all()
 
 
 def get_metric(name: str) -> Metric:
     """The metric called *name*; :class:`ConfigError` listing the installed ones otherwise."""
-    available = metrics()
-    if name not in available:
-        msg = f"no metric named {name!r}; installed metrics: {', '.join(sorted(available))}"
-        raise ConfigError(msg)
-    return available[name]
+    return METRICS.get(name)
 
 
 def columns(names: Iterable[str] | None = None) -> dict[str, Column]:

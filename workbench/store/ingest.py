@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench._version import __version__
-from workbench.io.registry import RunData, check_options, get_reader, guess_reader
+from workbench.io.registry import Reader, RunData, check_options, get_reader, guess_reader
 from workbench.metadata import (
     FactorLayers,
     PathPattern,
@@ -229,7 +228,7 @@ def ingest(
 
             try:
                 opts = dict(options)
-                if salvage and "salvage" in inspect.signature(rdr.read).parameters:
+                if salvage and getattr(rdr, "supports_salvage", False):
                     opts["salvage"] = True
                 ids, present = ingest_source(store,
                     src, root, rdr, opts, meta_factors, path_pattern, report, progress=step
@@ -268,11 +267,11 @@ def _apply_events(store: StoreCore, report: IngestReport, *, scheduler: Any, pro
 
 def collect_sources(
     store: StoreCore, paths: list[Path], reader: str | None, report: IngestReport
-) -> list[tuple[Path, Path, int, Any]]:
+) -> list[tuple[Path, Path, int, Reader]]:
     """The sources under *paths*: ``(source, the path given, bytes, reader)`` each; a
     folder a reader claims whole is one source. What no reader claims is listed in
     *report* (failed when named, skipped when found in a folder)."""
-    out: list[tuple[Path, Path, int, Any]] = []
+    out: list[tuple[Path, Path, int, Reader]] = []
     seen: set[Path] = set()
 
     def claim(p: Path) -> Any:
@@ -320,7 +319,7 @@ def ingest_source(
     store: StoreCore,
     path: Path,
     root: Path,
-    reader: Any,
+    reader: Reader,
     options: dict[str, Any],
     meta: dict[str, Scalar],
     pattern: PathPattern | None,
@@ -329,30 +328,20 @@ def ingest_source(
 ) -> tuple[list[str], list[str]]:
     """Read one source into runs.
 
-    Two keyword-only parameters of a reader's ``read`` are not options but ways of
-    calling it, detected by signature and never part of a run's address or
-    provenance: ``progress`` (given *progress*, called with the bytes of the source
-    read so far) and ``parts`` (set to True: the reader may yield runs whose streams
-    arrive in parts, :class:`~workbench.io.messages.StreamingRunData`, written
-    part by part so that a log larger than memory can be ingested).
+    A reader's declared capabilities (:class:`~workbench.io.registry.Reader`) say how
+    it is called; they are never part of a run's address or provenance: with
+    ``supports_progress``, ``progress`` (given *progress*) is called with the bytes of
+    the source read so far; with ``supports_parts``, ``parts=True`` lets the reader
+    yield runs whose streams arrive in parts
+    (:class:`~workbench.io.messages.StreamingRunData`), written part by part so that a
+    log larger than memory can be ingested.
     """
-    params = inspect.signature(reader.read).parameters
-    calling = [
-        n for n in ("progress", "parts")
-        if n in params and params[n].kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    for name in calling:
-        if name in options:
-            msg = f"{name!r} is not an option of the {reader.name} reader (the store sets it)"
-            raise ConfigError(msg)
     opts = check_options(reader, options)
     call: dict[str, Any] = {}
-    for name in calling:
-        opts.pop(name, None)
-        if name == "parts":
-            call["parts"] = True
-        elif progress is not None:
-            call["progress"] = progress
+    if getattr(reader, "supports_parts", False):
+        call["parts"] = True
+    if getattr(reader, "supports_progress", False) and progress is not None:
+        call["progress"] = progress
     files = reader.source_files(path)
     sources = tuple(
         SourceFile(path=str(f.resolve()), size=f.stat().st_size, sha256=_sha256(f)) for f in files
@@ -511,7 +500,6 @@ def _ingest_task(
 ) -> dict[str, Any]:
     """Read one source into the store (runs in a worker). Never raises for bad input:
     the failure is returned, so the other sources proceed."""
-    import inspect
     from pathlib import Path
 
     from workbench.io.registry import get_reader
@@ -524,7 +512,7 @@ def _ingest_task(
     try:
         rdr = get_reader(reader_name)
         opts = dict(options)
-        if salvage and "salvage" in inspect.signature(rdr.read).parameters:
+        if salvage and getattr(rdr, "supports_salvage", False):
             opts["salvage"] = True
         ids, present = ingest_source(
             store, Path(src), Path(root), rdr, opts, meta, PathPattern(pattern) if pattern else None, report
@@ -538,8 +526,8 @@ def _ingest_task(
 
 
 def ingest_sources(
-    store: Any,
-    sources: Sequence[tuple[Any, Any, int, Any]],
+    store: StoreCore,
+    sources: Sequence[tuple[Path, Path, int, Reader]],
     report: IngestReport,
     *,
     options: dict[str, Any],
