@@ -6,15 +6,11 @@ writing them atomically, annotations and derived tables.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import re
-import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.model import (
@@ -55,7 +51,8 @@ from workbench.store.layout import (
     SOURCES_DIR,
     STREAMS_DIR,
     TMP_DIR,
-    _fsync_tree,
+    Files,
+    open_files,
 )
 from workbench.store.locking import _pid_alive
 
@@ -78,117 +75,74 @@ class StoreCore:
     """
 
     def __init__(self, url: str | os.PathLike[str], *, create: bool = True) -> None:
-        import fsspec
-        from fsspec.implementations.local import LocalFileSystem
-
         self.url = os.fspath(url)
         try:
-            fs, root = fsspec.core.url_to_fs(self.url)
+            self.files: Files = open_files(self.url)
         except (ValueError, ImportError) as err:
             msg = f"cannot open store {self.url!r}: {err}"
             raise StoreError(msg) from err
-        self.fs = fs
-        self.local = isinstance(fs, LocalFileSystem)
-        self.root = os.path.abspath(root) if self.local else root.rstrip("/")
         self._catalog_cache: tuple[Any, pl.DataFrame] | None = None
-        exists = self.fs.exists(self._p(RUNS_DIR))
-        if not exists:
+        if not self.files.exists(self.files.path(RUNS_DIR)):
             if not create:
                 msg = f"no store at {self.url!r} (no {RUNS_DIR}/ folder); open_store(path) creates one"
                 raise StoreError(msg)
-            if self.fs.exists(self.root) and not self.fs.isdir(self.root):
+            if self.files.exists(self.root) and not self.files.isdir(self.root):
                 msg = f"cannot create store at {self.url!r}: it is a file"
                 raise StoreError(msg)
             for sub in (RUNS_DIR, SOURCES_DIR, TMP_DIR):
-                self.fs.makedirs(self._p(sub), exist_ok=True)
+                self.files.makedirs(self.files.path(sub))
         self._clean_tmp()
 
-    # ------------------------------------------------------------------ paths & io
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem the store lives on."""
+        return self.files.fs
 
-    def _p(self, *parts: str) -> str:
-        return "/".join([self.root, *parts]) if not self.local else os.path.join(self.root, *parts)
+    @property
+    def local(self) -> bool:
+        """Whether the store is a local folder (atomic renames, file locks, direct reads)."""
+        return self.files.local
+
+    @property
+    def root(self) -> str:
+        """The store's folder within its filesystem."""
+        return self.files.root
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
-    def _read_bytes(self, path: str) -> bytes:
-        if self.local:
-            with open(path, "rb") as fh:
-                return fh.read()
-        with self.fs.open(path, "rb") as fh:
-            return bytes(fh.read())
-
-    def _write_bytes_atomic(self, path: str, data: bytes) -> None:
-        if self.local:
-            tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        else:
-            with self.fs.open(path, "wb") as fh:
-                fh.write(data)
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        if not self.local:
-            yield
-            return
-        from filelock import FileLock
-
-        with FileLock(self._p(LOCK_NAME), timeout=600):
-            yield
-
     def _clean_tmp(self) -> None:
-        """Remove leftovers of writers that died (their pid is gone)."""
+        """Remove leftovers of local writers that died (their pid is gone)."""
         if not self.local:
             return
-        tmp = self._p(TMP_DIR)
-        try:
-            entries = os.listdir(tmp)
-        except FileNotFoundError:
-            os.makedirs(tmp, exist_ok=True)
-            return
-        for entry in entries:
+        tmp = self.files.path(TMP_DIR)
+        self.files.makedirs(tmp)
+        for entry in self.files.listdir(tmp):
             parts = entry.split(".")
             pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
             if pid is not None and pid != os.getpid() and not _pid_alive(pid):
-                shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
+                self.files.rmtree(self.files.join(tmp, entry))
 
     # ------------------------------------------------------------------ listing
 
     def run_ids(self) -> list[str]:
         """Ids of every complete run (those with a manifest), sorted."""
-        runs_dir = self._p(RUNS_DIR)
-        if self.local:
-            try:
-                names = os.listdir(runs_dir)
-            except FileNotFoundError:
-                return []
-            # local runs appear by an atomic rename of a complete folder: listing suffices
+        names = self.files.listdir(self.files.path(RUNS_DIR))
+        if self.files.renames_atomically:  # a run appears whole, by one rename: listing suffices
             return sorted(names)
-        try:
-            entries = self.fs.ls(runs_dir, detail=False)
-        except FileNotFoundError:
-            return []
-        ids = [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
-        return sorted(i for i in ids if self.fs.exists(self._p(RUNS_DIR, i, MANIFEST_NAME)))
+        return sorted(i for i in names if self.files.exists(self.files.path(RUNS_DIR, i, MANIFEST_NAME)))
 
     def __len__(self) -> int:
         return len(self.run_ids())
 
     def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and self._exists(self._p(RUNS_DIR, run_id, MANIFEST_NAME))
-
-    def _exists(self, path: str) -> bool:
-        return os.path.exists(path) if self.local else bool(self.fs.exists(path))
+        return isinstance(run_id, str) and self.files.exists(self.files.path(RUNS_DIR, run_id, MANIFEST_NAME))
 
     def manifest(self, run_id: str) -> dict[str, Any]:
         """The manifest (``run.json``) of *run_id* as a dict."""
-        path = self._p(RUNS_DIR, run_id, MANIFEST_NAME)
+        path = self.files.path(RUNS_DIR, run_id, MANIFEST_NAME)
         try:
-            data = self._read_bytes(path)
+            data = self.files.read_bytes(path)
         except FileNotFoundError as err:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg) from err
@@ -205,47 +159,40 @@ class StoreCore:
 
     def annotations(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Annotation sections (grades, metrics…) stored beside a run."""
-        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         out: dict[str, dict[str, Any]] = {}
-        if self.local:
-            names = os.listdir(folder) if os.path.isdir(folder) else []
-        else:
-            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
-        for name in sorted(names):
+        for name in sorted(self.files.listdir(folder)):
             if name.endswith(".json"):
-                out[name[:-5]] = json.loads(self._read_bytes(self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, name)))
+                out[name[:-5]] = json.loads(self.files.read_bytes(self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR, name)))
         return out
 
     # ------------------------------------------------------------------ catalog
 
     def _catalog_path(self) -> str:
-        return self._p(CATALOG_PATH)
+        return self.files.path(CATALOG_PATH)
 
     def _read_catalog(self) -> pl.DataFrame | None:
+        import io
+
         import polars as pl
 
         path = self._catalog_path()
-        if self.local:
-            try:
-                mtime = os.stat(path).st_mtime_ns
-            except FileNotFoundError:
-                return None
-            if self._catalog_cache and self._catalog_cache[0] == mtime:
-                return self._catalog_cache[1]
-            df = pl.read_parquet(path)
-            self._catalog_cache = (mtime, df)
-            return df
-        if not self.fs.exists(path):
+        stamp = self.files.mtime_ns(path)
+        if stamp is not None and self._catalog_cache and self._catalog_cache[0] == stamp:
+            return self._catalog_cache[1]
+        try:
+            df = pl.read_parquet(io.BytesIO(self.files.read_bytes(path)))
+        except FileNotFoundError:
             return None
-        with self.fs.open(path, "rb") as fh:
-            return pl.read_parquet(fh)
+        self._catalog_cache = (stamp, df) if stamp is not None else None
+        return df
 
     def _write_catalog(self, df: pl.DataFrame) -> None:
         import io
 
         buf = io.BytesIO()
         df.write_parquet(buf, compression="zstd", statistics=True)
-        self._write_bytes_atomic(self._catalog_path(), buf.getvalue())
+        self.files.write_atomic(self._catalog_path(), buf.getvalue())
         self._catalog_cache = None
 
     def _rows_for(self, run_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -253,7 +200,7 @@ class StoreCore:
 
     def rebuild_catalog(self) -> pl.DataFrame:
         """Rebuild ``catalog.parquet`` from the manifests and annotations; returns it."""
-        with self._lock():
+        with self.files.lock(LOCK_NAME):
             df = _rows_to_frame(self._rows_for(self.run_ids()))
             self._write_catalog(df)
         return df
@@ -262,7 +209,7 @@ class StoreCore:
         import polars as pl
 
         add, drop = list(add), set(drop)
-        with self._lock():
+        with self.files.lock(LOCK_NAME):
             current = self._read_catalog()
             if current is None:
                 df = _rows_to_frame(self._rows_for(self.run_ids()))
@@ -300,16 +247,12 @@ class StoreCore:
         """Annotation writes in progress or cut short: ``(path, {"pid", "runs"})``."""
         if not self.local:
             return []
-        folder = self._p(PENDING_DIR)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return []
+        folder = self.files.path(PENDING_DIR)
         out = []
-        for name in names:
-            path = os.path.join(folder, name)
+        for name in self.files.listdir(folder):
+            path = self.files.join(folder, name)
             try:
-                out.append((path, json.loads(self._read_bytes(path))))
+                out.append((path, json.loads(self.files.read_bytes(path))))
             except (OSError, json.JSONDecodeError):
                 continue
         return out
@@ -327,8 +270,7 @@ class StoreCore:
         for path, data in self._pending_markers():
             pid = data.get("pid")
             if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+                self.files.remove(path)
 
     def runs(self, where: str | pl.Expr | None = None) -> pl.DataFrame:
         """The catalog: one row per run, flattened factor columns.
@@ -375,25 +317,11 @@ class StoreCore:
         >>> wb.open_store("memory://doc-scan").scan().select("run_id").collect().height
         0
         """
-        import polars as pl
 
         self._reconciled_catalog()
-        path = self._catalog_path()
-        if self.local:
-            return pl.scan_parquet(path)
-        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
-        if protocol == "memory":  # not a polars cloud scheme: read through fsspec
-            return self._read_catalog().lazy()  # type: ignore[union-attr]
-        return pl.scan_parquet(f"{protocol}://{path}", storage_options=getattr(self.fs, "storage_options", None) or None)
+        return self.files.scan_parquet(self._catalog_path())  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ loading
-
-    def _zarr_target(self, path: str) -> Any:
-        if self.local:
-            return path
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}")
 
     def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True,
              indexes: bool = True) -> Run:
@@ -432,23 +360,23 @@ class StoreCore:
 
         opened: dict[str, xr.Dataset] = {}
         for name in names:
-            path = self._p(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr")
+            path = self.files.path(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr")
             try:
                 if not lazy:
                     try:
-                        opened[name] = read_stream(path, fs=None if self.local else self.fs)
+                        opened[name] = read_stream(path, fs=self.files.writer_fs())
                         continue
                     except UnsupportedLayout:
                         pass
                 extra: dict[str, Any] = {} if indexes or not lazy else {"create_default_indexes": False}
-                ds = xr.open_zarr(self._zarr_target(path), chunks={} if lazy else None, consolidated=False, **extra)
+                ds = xr.open_zarr(self.files.zarr_target(path), chunks={} if lazy else None, consolidated=False, **extra)
                 if lazy and self.local:
                     register_direct(ds, path)
                 opened[name] = ds if lazy else ds.load()
             except Exception as err:
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
                 raise StoreError(msg) from err
-        events_bytes = self._read_bytes(self._p(RUNS_DIR, run_id, EVENTS_NAME))
+        events_bytes = self.files.read_bytes(self.files.path(RUNS_DIR, run_id, EVENTS_NAME))
         events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
         return Run(info=info, streams=opened, events=events)
 
@@ -509,13 +437,13 @@ class StoreCore:
         """
         import io
 
-        final = self._p(RUNS_DIR, info.run_id)
-        if self._exists(self._p(RUNS_DIR, info.run_id, MANIFEST_NAME)):
+        final = self.files.path(RUNS_DIR, info.run_id)
+        if self.files.exists(self.files.path(RUNS_DIR, info.run_id, MANIFEST_NAME)):
             return False
-        tmp = self._p(TMP_DIR, f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        self.fs.makedirs(self._p(TMP_DIR), exist_ok=True)
+        tmp = self.files.path(TMP_DIR, f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        self.files.makedirs(self.files.path(TMP_DIR))
         try:
-            self.fs.makedirs(tmp + "/" + STREAMS_DIR if not self.local else os.path.join(tmp, STREAMS_DIR), exist_ok=True)
+            self.files.makedirs(self.files.join(tmp, STREAMS_DIR))
             if isinstance(streams, Mapping):
                 stream_list = self._write_streams(tmp, streams)
                 span = None
@@ -525,7 +453,7 @@ class StoreCore:
                 info, events = complete(span)
             buf = io.BytesIO()
             events.write_parquet(buf)
-            self._put(self._join(tmp, EVENTS_NAME), buf.getvalue())
+            self.files.put(self.files.join(tmp, EVENTS_NAME), buf.getvalue())
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "info": info.to_dict(),
@@ -534,10 +462,10 @@ class StoreCore:
                 "outcome": run_outcome(events),
                 "outcome_ns": _outcome_time(events),
             }
-            self._put(self._join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
-            return self._publish(tmp, final)
+            self.files.put(self.files.join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
+            return self.files.publish(tmp, final)
         except BaseException:
-            self._rmtree(tmp)
+            self.files.rmtree(tmp)
             raise
 
     def _write_streams(self, run_dir: str, streams: Mapping[str, xr.Dataset]) -> dict[str, Any]:
@@ -575,10 +503,10 @@ class StoreCore:
                 ds = self._stream_for_storage(name, ds)
                 writer = writers.get(name)
                 if writer is None:
-                    path = self._join(run_dir, STREAMS_DIR, f"{name}.zarr")
+                    path = self.files.join(run_dir, STREAMS_DIR, f"{name}.zarr")
                     writer = writers[name] = StreamWriter(
                         path,
-                        fs=None if self.local else self.fs,
+                        fs=self.files.writer_fs(),
                         write_whole=functools.partial(self._store_whole, name),
                     )
                     writer.append(ds)  # a first part is only held: no need for a thread
@@ -619,48 +547,9 @@ class StoreCore:
             }
         return stream_list, ((min(lo), max(hi)) if lo else None)
 
-    def _join(self, *parts: str) -> str:
-        return os.path.join(*parts) if self.local else "/".join(parts)
-
-    def _put(self, path: str, data: bytes) -> None:
-        if self.local:
-            with open(path, "wb") as fh:
-                fh.write(data)
-        else:
-            with self.fs.open(path, "wb") as fh:
-                fh.write(data)
-
-    def _rmtree(self, path: str) -> None:
-        if self.local:
-            shutil.rmtree(path, ignore_errors=True)
-        elif self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
-
-    def _publish(self, tmp: str, final: str) -> bool:
-        if self.local:
-            _fsync_tree(tmp)
-            try:
-                os.rename(tmp, final)
-            except OSError as err:
-                if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return False
-                raise
-            return True
-        if self.fs.exists(self._join(final, MANIFEST_NAME)):
-            self._rmtree(tmp)
-            return False
-        # object stores have no atomic folder rename: copy everything but the manifest,
-        # then the manifest, so a reader never sees a run without all its parts
-        manifest = self._read_bytes(self._join(tmp, MANIFEST_NAME))
-        self.fs.rm(self._join(tmp, MANIFEST_NAME))
-        self.fs.mv(tmp, final, recursive=True)
-        self._put(self._join(final, MANIFEST_NAME), manifest)
-        return True
-
     def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
         ds = self._stream_for_storage(name, ds)
-        self._store_whole(name, ds, self._join(run_dir, STREAMS_DIR, f"{name}.zarr"))
+        self._store_whole(name, ds, self.files.join(run_dir, STREAMS_DIR, f"{name}.zarr"))
         return {
             "dims": {str(k): int(v) for k, v in ds.sizes.items()},
             "variables": sorted(str(v) for v in ds.data_vars),
@@ -683,9 +572,9 @@ class StoreCore:
 
         try:
             if supported(ds):
-                write_stream(ds, path, fs=None if self.local else self.fs)
+                write_stream(ds, path, fs=self.files.writer_fs())
             else:
-                ds.to_zarr(self._zarr_target(path), mode="w", consolidated=False, zarr_format=3)
+                ds.to_zarr(self.files.zarr_target(path), mode="w", consolidated=False, zarr_format=3)
         except (TypeError, ValueError) as err:
             msg = f"stream {name!r} cannot be stored: {err}"
             raise SchemaError(msg) from err
@@ -693,7 +582,7 @@ class StoreCore:
     # ------------------------------------------------------------------ ingest
 
     def _put_marker(self, path: str, data: dict[str, Any]) -> None:
-        self._write_bytes_atomic(path, json.dumps(data, sort_keys=True).encode())
+        self.files.write_atomic(path, json.dumps(data, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ editing
 
@@ -702,15 +591,11 @@ class StoreCore:
         if run_id not in self:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg)
-        final = self._p(RUNS_DIR, run_id)
-        trash = self._p(TMP_DIR, f"removed-{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        with self._lock():
-            if self.local:
-                os.rename(final, trash)
-            else:
-                self.fs.rm(self._join(final, MANIFEST_NAME))
-                self.fs.mv(final, trash, recursive=True)
-        self._rmtree(trash)
+        final = self.files.path(RUNS_DIR, run_id)
+        trash = self.files.path(TMP_DIR, f"removed-{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        with self.files.lock(LOCK_NAME):
+            self.files.retire(final, trash)
+        self.files.rmtree(trash)
         self._update_catalog(drop=[run_id])
 
     def annotate(self, run_id: str, section: str, values: dict[str, Any]) -> None:
@@ -733,20 +618,20 @@ class StoreCore:
                 raise StoreError(msg)
         marker = None
         if self.local and values:  # a crash before the catalog update is repaired on the next read
-            os.makedirs(self._p(PENDING_DIR), exist_ok=True)
-            marker = self._p(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
+            self.files.makedirs(self.files.path(PENDING_DIR))
+            marker = self.files.path(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
             self._put_marker(marker, {"pid": os.getpid(), "section": section, "runs": sorted(values)})
         for run_id, vals in values.items():
-            folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
-            self.fs.makedirs(folder, exist_ok=True)
-            self._write_bytes_atomic(
-                self._join(folder, f"{section}.json"), json.dumps(json_safe(vals), sort_keys=True).encode()
+            folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+            self.files.makedirs(folder)
+            self.files.write_atomic(
+                self.files.join(folder, f"{section}.json"), json.dumps(json_safe(vals), sort_keys=True).encode()
             )
         if values:
             self._update_catalog(drop=list(values))
             self._update_catalog(add=list(values))
         if marker is not None:
-            os.remove(marker)
+            self.files.remove(marker)
 
     def resolve_runs(self, refs: Iterable[str]) -> list[str]:
         """Run ids for *refs*: run ids, or run names matching exactly one run.
@@ -799,11 +684,11 @@ class StoreCore:
         if not re.fullmatch(r"[0-9a-f]{8,64}", key):
             msg = f"comparison key {key!r} must be hexadecimal"
             raise ConfigError(msg)
-        path = self._p(COMPARISONS_DIR, f"{key}.json")
-        looks: list[dict[str, Any]] = json.loads(self._read_bytes(path)) if self._exists(path) else []
+        path = self.files.path(COMPARISONS_DIR, f"{key}.json")
+        looks: list[dict[str, Any]] = json.loads(self.files.read_bytes(path)) if self.files.exists(path) else []
         looks.append(json_safe(entry))
-        self.fs.makedirs(self._p(COMPARISONS_DIR), exist_ok=True)
-        self._write_bytes_atomic(path, json.dumps(looks, sort_keys=True).encode())
+        self.files.makedirs(self.files.path(COMPARISONS_DIR))
+        self.files.write_atomic(path, json.dumps(looks, sort_keys=True).encode())
         return looks
 
     def put_rules(self, digest: str, text: str) -> None:
@@ -812,15 +697,15 @@ class StoreCore:
         if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
             msg = f"rule set hash {digest!r} must be hexadecimal"
             raise ConfigError(msg)
-        path = self._p(RULES_DIR, f"{digest}.yaml")
-        if not self._exists(path):
-            self.fs.makedirs(self._p(RULES_DIR), exist_ok=True)
-            self._write_bytes_atomic(path, text.encode())
+        path = self.files.path(RULES_DIR, f"{digest}.yaml")
+        if not self.files.exists(path):
+            self.files.makedirs(self.files.path(RULES_DIR))
+            self.files.write_atomic(path, text.encode())
 
     def get_rules(self, digest: str) -> str | None:
         """The text of a rule set kept with :meth:`put_rules`, or ``None``."""
-        path = self._p(RULES_DIR, f"{digest}.yaml")
-        return self._read_bytes(path).decode() if self._exists(path) else None
+        path = self.files.path(RULES_DIR, f"{digest}.yaml")
+        return self.files.read_bytes(path).decode() if self.files.exists(path) else None
 
     def put_table(self, run_id: str, name: str, table: pl.DataFrame) -> None:
         """Keep a derived table (e.g. quality findings) beside a run, as Parquet."""
@@ -832,11 +717,11 @@ class StoreCore:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             msg = f"table name {name!r} must be lowercase letters/digits/_"
             raise ConfigError(msg)
-        folder = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR)
-        self.fs.makedirs(folder, exist_ok=True)
+        folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
+        self.files.makedirs(folder)
         buf = io.BytesIO()
         table.write_parquet(buf)
-        self._write_bytes_atomic(self._join(folder, f"{name}.parquet"), buf.getvalue())
+        self.files.write_atomic(self.files.join(folder, f"{name}.parquet"), buf.getvalue())
 
     def get_table(self, run_id: str, name: str) -> pl.DataFrame | None:
         """A table stored with :meth:`put_table`, or ``None``."""
@@ -844,8 +729,8 @@ class StoreCore:
 
         import polars as pl
 
-        path = self._p(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
-        if not self._exists(path):
+        path = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
+        if not self.files.exists(path):
             return None
-        return pl.read_parquet(io.BytesIO(self._read_bytes(path)))
+        return pl.read_parquet(io.BytesIO(self.files.read_bytes(path)))
 

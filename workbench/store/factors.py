@@ -19,10 +19,7 @@ from workbench.model import (
     SchemaError,
     json_safe,
 )
-from workbench.store.layout import (
-    MANIFEST_NAME,
-    RUNS_DIR,
-)
+from workbench.store.layout import LOCK_NAME, MANIFEST_NAME, RUNS_DIR
 
 if TYPE_CHECKING:
     import polars as pl
@@ -138,7 +135,7 @@ def set_factors(
     at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     updated: list[str] = []
     unchanged: list[str] = []
-    with store._lock():
+    with store.files.lock(LOCK_NAME):
         writes: list[tuple[str, bytes]] = []
         for row, run_id in enumerate(targets):
             manifest = store.manifest(run_id)
@@ -153,10 +150,10 @@ def set_factors(
                 continue
             manifest["info"] = new.to_dict()
             data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-            writes.append((store._p(RUNS_DIR, run_id, MANIFEST_NAME), data))
+            writes.append((store.files.path(RUNS_DIR, run_id, MANIFEST_NAME), data))
             updated.append(run_id)
         for target, data in writes:  # every row checked before the first write
-            store._write_bytes_atomic(target, data)
+            store.files.write_atomic(target, data)
     if updated:
         store._update_catalog(drop=updated)
         store._update_catalog(add=updated)

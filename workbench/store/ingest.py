@@ -245,7 +245,7 @@ def ingest(
             if callable(progress) and size - done:
                 progress(str(src), size - done)
             advance(size - done, src.name)
-    if new_ids or not store._exists(store._catalog_path()):
+    if new_ids or not store.files.exists(store._catalog_path()):
         store._update_catalog(add=new_ids)
     if events and new_ids:
         _apply_events(store, report, scheduler=None, progress=False)
@@ -355,9 +355,9 @@ def ingest_source(
         sort_keys=True,
     )
     source_key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
-    marker = store._p(SOURCES_DIR, f"{source_key}.json")
-    if store._exists(marker):
-        listed = json.loads(store._read_bytes(marker)).get("runs", [])
+    marker = store.files.path(SOURCES_DIR, f"{source_key}.json")
+    if store.files.exists(marker):
+        listed = json.loads(store.files.read_bytes(marker)).get("runs", [])
         if all(r in store for r in listed):
             return [], listed
 

@@ -14,9 +14,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["ADDRESS_NEUTRAL_OPTIONS", "ANNOTATIONS_DIR", "CATALOG_PATH", "COMPARISONS_DIR", "DEFAULT_STORE", "DERIVED_EVENTS", "EVENTS_NAME", "EVENTS_SECTION", "LABELS_SECTION", "LOCK_NAME", "MANIFEST_FORMAT", "MANIFEST_NAME", "MARKS_SECTION", "OUTCOME_SECTION", "PENDING_DIR", "RULES_DIR", "RUNS_DIR", "SOURCES_DIR", "STREAMS_DIR", "TMP_DIR", "default_store_path"]
+__all__ = [
+    "ADDRESS_NEUTRAL_OPTIONS",
+    "ANNOTATIONS_DIR",
+    "CATALOG_PATH",
+    "COMPARISONS_DIR",
+    "DEFAULT_STORE",
+    "DERIVED_EVENTS",
+    "EVENTS_NAME",
+    "EVENTS_SECTION",
+    "LABELS_SECTION",
+    "LOCK_NAME",
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "MARKS_SECTION",
+    "OUTCOME_SECTION",
+    "PENDING_DIR",
+    "RULES_DIR",
+    "RUNS_DIR",
+    "SOURCES_DIR",
+    "STREAMS_DIR",
+    "TMP_DIR",
+    "Files",
+    "LocalFiles",
+    "RemoteFiles",
+    "default_store_path",
+    "open_files",
+]
 
 
 CATALOG_PATH = "catalog.parquet"
@@ -65,3 +97,235 @@ def _fsync_tree(path: str) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+# --------------------------------------------------------------------------- the files
+
+
+class Files:
+    """A store's files: one adapter for a local folder (:class:`LocalFiles`) and any
+    fsspec filesystem (:class:`RemoteFiles`), so the store never branches on where it is.
+
+    Paths are absolute within the filesystem (``path(…)`` joins under the root).
+    """
+
+    local: bool = False
+    """Files on this machine (pids of other writers can be checked, files read directly)."""
+    renames_atomically: bool = False
+    """A folder moved into place appears whole (a local rename), so listing ``runs/`` suffices."""
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root
+
+    def path(self, *parts: str) -> str:
+        """*parts* joined under the store's root."""
+        return self.join(self.root, *parts)
+
+    def join(self, *parts: str) -> str:
+        """*parts* joined with the filesystem's separator."""
+        return "/".join(parts)
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def isdir(self, path: str) -> bool:
+        return bool(self.fs.isdir(path))
+
+    def makedirs(self, path: str) -> None:
+        self.fs.makedirs(path, exist_ok=True)
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in the folder *path*; empty when it does not exist."""
+        try:
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+        except FileNotFoundError:
+            return []
+
+    def read_bytes(self, path: str) -> bytes:
+        """The file's bytes; :class:`FileNotFoundError` when absent."""
+        with self.fs.open(path, "rb") as fh:
+            return bytes(fh.read())
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write a file of a run being built (published later as a whole)."""
+        with self.fs.open(path, "wb") as fh:
+            fh.write(data)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace the file at *path* at once (an object store's put is atomic)."""
+        self.put(path, data)
+
+    def remove(self, path: str) -> None:
+        """Delete a file; nothing when it is absent."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path)
+
+    def rmtree(self, path: str) -> None:
+        """Delete a folder and everything in it; nothing when it is absent."""
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def publish(self, tmp: str, final: str) -> bool:
+        """Move the run folder *tmp* into place at *final*; False (and *tmp* removed)
+        when a run is already there. Object stores have no atomic folder rename:
+        everything but the manifest is moved first, then the manifest, so a reader
+        never sees a run without all its parts."""
+        if self.exists(self.join(final, MANIFEST_NAME)):
+            self.rmtree(tmp)
+            return False
+        manifest = self.read_bytes(self.join(tmp, MANIFEST_NAME))
+        self.fs.rm(self.join(tmp, MANIFEST_NAME))
+        self.fs.mv(tmp, final, recursive=True)
+        self.put(self.join(final, MANIFEST_NAME), manifest)
+        return True
+
+    def retire(self, final: str, trash: str) -> None:
+        """Take the run folder *final* out of ``runs/`` (manifest first), to *trash*."""
+        self.fs.rm(self.join(final, MANIFEST_NAME))
+        self.fs.mv(final, trash, recursive=True)
+
+    def mtime_ns(self, path: str) -> int | None:
+        """A stamp that changes when the file does (``None``: unknown, always re-read)."""
+        return None
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive among this store's writers (no-op where files cannot be locked)."""
+        yield
+
+    def scheme(self) -> str:
+        protocol = self.fs.protocol
+        return str(protocol[0] if isinstance(protocol, tuple) else protocol)
+
+    def url(self, path: str) -> str:
+        """*path* as a URL other libraries open (zarr, polars)."""
+        return f"{self.scheme()}://{path}"
+
+    def zarr_target(self, path: str) -> Any:
+        """What ``xarray.open_zarr`` / ``to_zarr`` take for the Zarr group at *path*."""
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(self.url(path))
+
+    def writer_fs(self) -> Any:
+        """The filesystem :mod:`workbench.zarr_io` writes through (``None``: local files)."""
+        return self.fs
+
+    def scan_parquet(self, path: str) -> Any:
+        """A polars lazy scan of the Parquet file at *path*."""
+        import io
+
+        import polars as pl
+
+        if self.scheme() == "memory":  # not a polars cloud scheme: read through fsspec
+            return pl.read_parquet(io.BytesIO(self.read_bytes(path))).lazy()
+        return pl.scan_parquet(self.url(path), storage_options=getattr(self.fs, "storage_options", None) or None)
+
+
+class LocalFiles(Files):
+    """A local folder: writes are flushed to disk and published by atomic renames; the
+    catalog is guarded by a file lock."""
+
+    local = True
+    renames_atomically = True
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(*parts)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return []
+
+    def read_bytes(self, path: str) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def put(self, path: str, data: bytes) -> None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+    def rmtree(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, tmp: str, final: str) -> bool:
+        _fsync_tree(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError as err:
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            raise
+        return True
+
+    def retire(self, final: str, trash: str) -> None:
+        os.rename(final, trash)
+
+    def mtime_ns(self, path: str) -> int | None:
+        try:
+            return os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        from filelock import FileLock
+
+        with FileLock(self.path(name), timeout=600):
+            yield
+
+    def zarr_target(self, path: str) -> Any:
+        return path
+
+    def writer_fs(self) -> Any:
+        return None
+
+    def scan_parquet(self, path: str) -> Any:
+        import polars as pl
+
+        return pl.scan_parquet(path)
+
+
+RemoteFiles = Files
+"""Files on any fsspec filesystem (``memory://``, ``s3://`` …): the base behaviour."""
+
+
+def open_files(url: str) -> Files:
+    """The :class:`Files` adapter for the store at *url* (a local path or an fsspec URL).
+
+    Examples
+    --------
+    >>> open_files("memory://doc-files").local, open_files(".").local
+    (False, True)
+    """
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if isinstance(fs, LocalFileSystem):
+        return LocalFiles(fs, os.path.abspath(root))
+    return Files(fs, root.rstrip("/"))
