@@ -4,7 +4,10 @@
 2. a filtered ``Store.runs(where=…)`` over a 10,000-run catalog (target < 100 ms),
    beside polars filtering the same catalog already in memory;
 3. loading a stored 10M × 8 float32 stream into memory, beside ``polars.read_parquet``
-   of the same data written as zstd Parquet (target ≥ 50 % of its rate).
+   of the same data written as zstd Parquet (target ≥ 50 % of its rate);
+4. what a run costs on disk beside its source: bytes of file contents, disk usage in
+   blocks (as ``du`` counts it), files and folders per run, for the sample campaign and
+   for every file of ``../shared/data/real`` (when present).
 
 Run: ``.venv/bin/python bench/store.py [--small]``.
 """
@@ -131,6 +134,67 @@ def bench_load(tmp: Path, rows: int) -> None:
     )
 
 
+def _footprint(path: Path) -> tuple[int, int, int, int]:
+    """(content bytes, bytes in 512-byte blocks as du counts them, files, folders) under *path*."""
+    import os
+
+    content = blocks = files = dirs = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirs += len(dirnames)
+        blocks += os.stat(dirpath).st_blocks * 512 if dirpath == str(path) else 0
+        for name in dirnames:
+            blocks += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+        for name in filenames:
+            st = os.stat(os.path.join(dirpath, name))
+            content += st.st_size
+            blocks += st.st_blocks * 512
+            files += 1
+    return content, blocks, files, dirs
+
+
+def bench_footprint(tmp: Path, small: bool) -> None:
+    from workbench.samples import generate
+
+    root = Path(__file__).resolve().parents[1]
+    sets: list[tuple[str, list[Path]]] = []
+    campaign = tmp / "campaign"
+    generate(campaign, runs=24 if small else 96, workers=2)
+    sets.append(("sample campaign", sorted(p for p in campaign.rglob("*") if p.suffix in {".mcap", ".bag"}
+                                           and "truncated" not in p.name)))
+    real = root.parent / "shared" / "data" / "real"
+    if real.is_dir():
+        sets.append(("real logs", [real]))
+    for label, sources in sets:
+        store = wb.open_store(tmp / f"fp-{label.replace(' ', '-')}")
+        store.ingest(sources)
+        cat = store.runs()
+        print(f"{label}: {cat.height} runs")
+        rows = []
+        by_source: dict[str, list[str]] = {}
+        for rid, src in cat.select("run_id", "source").iter_rows():
+            by_source.setdefault(str(src), []).append(rid)
+        for src, rids in sorted(by_source.items()):
+            size = sum(int(s) for s in cat.filter(pl.col("run_id").is_in(rids))["size_bytes"].to_list() if s)
+            figs = [_footprint(Path(store.root) / RUNS_DIR / r) for r in rids]
+            content, blocks, files, dirs = (sum(f[i] for f in figs) for i in range(4))
+            rows.append((Path(src).name[:44], len(rids), size, content, blocks, files, dirs))
+        total_src = sum(r[2] for r in rows)
+        total_blocks = sum(r[4] for r in rows)
+        if label == "sample campaign":
+            n = sum(r[1] for r in rows)
+            print(f"   sources {total_src / 1e6:.1f} MB → stored contents {sum(r[3] for r in rows) / 1e6:.1f} MB, "
+                  f"on disk (blocks) {total_blocks / 1e6:.1f} MB = {total_blocks / total_src:.2f}× the sources (target ≤ 1.2×); "
+                  f"{sum(r[5] for r in rows) / n:.0f} files and {sum(r[6] for r in rows) / n:.0f} folders per run")
+            continue
+        print(f"   {'source':<44} {'runs':>4} {'source':>10} {'contents':>10} {'on disk':>10} {'×':>6} {'files':>6} {'folders':>7}")
+        for name, nr, size, content, blocks, files, dirs in rows:
+            print(f"   {name:<44} {nr:>4} {size / 1e3:>8.0f}kB {content / 1e3:>8.0f}kB {blocks / 1e3:>8.0f}kB "
+                  f"{blocks / max(size, 1):>6.2f} {files:>6} {dirs:>7}")
+        worst = max(rows, key=lambda r: r[4] / max(r[2], 1))
+        print(f"   on disk {total_blocks / total_src:.2f}× the sources overall; worst {worst[0]} "
+              f"{worst[4] / max(worst[2], 1):.1f}× (target ≤ 2× on every file)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="smaller sizes for a quick check")
@@ -142,6 +206,7 @@ def main() -> None:
         grow_catalog(store, n_catalog)
         bench_query(store)
         bench_load(tmp, rows)
+        bench_footprint(tmp, args.small)
 
 
 if __name__ == "__main__":
