@@ -61,20 +61,30 @@ def test_configuration_is_data_never_code(tmp_path):
         read_config(tmp_path / "absent.yaml")
 
 
-def test_a_changed_file_is_read_again(tmp_path):
-    p = tmp_path / "workbench.yaml"
-    p.write_text("quality: {gap_factor: 2}\n")
-    assert read_config(p)["quality"] == {"gap_factor": 2}
+def test_a_changed_file_is_read_again_and_callers_get_copies(tmp_path):
     import os
 
-    p.write_text("quality: {gap_factor: 9}\n")
+    p = tmp_path / "workbench.yaml"
+    p.write_text("quality: {gap_factor: 2}\n")
+    first = read_config(p)
+    assert first["quality"] == {"gap_factor": 2}
+    first["quality"]["gap_factor"] = 99  # a caller changing its copy changes nothing kept
+    assert read_config(p)["quality"] == {"gap_factor": 2}
+    # replaced by a new file with the same modification time (an editor, rsync -t)
     st = p.stat()
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    new = tmp_path / "new.yaml"
+    new.write_text("quality: {gap_factor: 9}\n")
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, p)
+    assert p.stat().st_mtime_ns == st.st_mtime_ns
     assert read_config(p)["quality"] == {"gap_factor": 9}
+    # a folder or an unreadable file is a ConfigError naming it
+    with pytest.raises(ConfigError, match="cannot be read"):
+        read_config(tmp_path)
 
 
 def test_environment_variables_are_read_in_one_place(monkeypatch):
-    assert set(ENVIRONMENT) == {"WORKBENCH_STORE", "WORKBENCH_SCHEDULER", "WORKBENCH_USER"}
+    assert set(ENVIRONMENT) == {"WORKBENCH_STORE", "WORKBENCH_SCHEDULER", "WORKBENCH_USER", "WORKBENCH_TOKEN"}
     monkeypatch.setenv("WORKBENCH_SCHEDULER", "sync")
     monkeypatch.setenv("WORKBENCH_STORE", "")
     assert env("WORKBENCH_SCHEDULER") == "sync" and env("WORKBENCH_STORE") is None
@@ -83,5 +93,5 @@ def test_environment_variables_are_read_in_one_place(monkeypatch):
 
     assert resolve_scheduler(None) == "sync"
     assert default_store_path() == "./workbench-store"
-    with pytest.raises(ConfigError, match="WORKBENCH_SCHEDULER, WORKBENCH_STORE, WORKBENCH_USER"):
+    with pytest.raises(ConfigError, match="WORKBENCH_SCHEDULER, WORKBENCH_STORE, WORKBENCH_TOKEN, WORKBENCH_USER"):
         env("WORKBENCH_SCHEDUL")

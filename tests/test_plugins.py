@@ -53,25 +53,39 @@ class _Declares(ReaderEntrypoint):
         yield RunData(key="")
 
 
-class _Hides(ReaderEntrypoint):
-    name: ClassVar[str] = "hides"
+class _Undeclared(ReaderEntrypoint):  # written before the capability attributes existed
+    name: ClassVar[str] = "undeclared"
 
     def guess_can_open(self, path: Path) -> bool:
         return False
 
-    def read(self, path: Path, *, progress: Any = None) -> Iterator[RunData]:
+    def read(self, path: Path, *, salvage: bool = False, progress: Any = None) -> Iterator[RunData]:
         yield RunData(key="")
+
+
+class _Declines(_Undeclared):
+    name: ClassVar[str] = "declines"
+    supports_progress: ClassVar[bool | None] = False
 
 
 def test_capabilities_are_declared_and_checked_against_read():
     with pytest.raises(ConfigError, match="'declares' declares supports_parts but its read\\(\\) has no keyword-only 'parts'"):
         register_reader(_Declares)
-    with pytest.raises(ConfigError, match="'hides': read\\(\\) takes 'progress'; declare supports_progress = True"):
-        register_reader(_Hides)
-    assert "declares" not in readers() and "hides" not in readers()
+    assert "declares" not in readers()
+    register_reader(_Undeclared)
+    register_reader(_Declines)
+    try:
+        old = get_reader("undeclared")  # undeclared: taken from the signature
+        assert (old.supports_salvage, old.supports_progress, old.supports_parts) == (True, True, False)
+        assert get_reader("declines").supports_progress is False  # declared False: never called that way
+    finally:
+        unregister_reader("undeclared")
+        unregister_reader("declines")
     mcap, table = get_reader("mcap"), get_reader("table")
     assert (mcap.supports_salvage, mcap.supports_progress, mcap.supports_parts) == (True, True, True)
     assert (table.supports_salvage, table.supports_progress, table.supports_parts) == (False, False, False)
+    assert all(isinstance(getattr(r, a), bool) for r in readers().values()
+               for a in ("supports_salvage", "supports_progress", "supports_parts"))
     assert (get_reader("rosbag2").supports_salvage, get_reader("rosbag2").supports_parts) == (True, True)
 
 
@@ -131,6 +145,10 @@ def test_a_decoder_plugin_decodes_its_message_type(samples_dir):
     import xarray as xr
 
     assert sorted(DECODERS.all()) == ["compressed_image", "joint_state", "raw_image", "tf"]
+    # the built-ins are there even without the package's entry points (stale metadata)
+    bare = Registry("workbench.decoders", "decoder", builtins=DECODERS._builtins)
+    bare.entry_points = list  # type: ignore[method-assign]
+    assert sorted(bare.all()) == ["compressed_image", "joint_state", "raw_image", "tf"]
     assert isinstance(decoder_for("sensor_msgs/msg/JointState"), JointStateDecoder)
 
     class Positions:

@@ -6,7 +6,6 @@
 0
 """
 
-import workbench.accessors  # noqa: F401 - registers the ds.wb accessor on xarray datasets
 from workbench._version import __version__ as __version__
 from workbench.comparison import CompareResult as CompareResult
 from workbench.comparison import compare as compare

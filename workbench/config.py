@@ -12,7 +12,9 @@ Environment variables, all read through :func:`env`:
 * ``WORKBENCH_STORE`` -- the store used when none is given (default ``./workbench-store``);
 * ``WORKBENCH_SCHEDULER`` -- where per-run work runs when no scheduler is given
   (``threads``, ``processes``, ``sync`` or a Dask address; default ``threads``);
-* ``WORKBENCH_USER`` -- the name recorded with labels and marks (default: the OS user).
+* ``WORKBENCH_USER`` -- the name recorded with labels and marks (default: the OS user);
+* ``WORKBENCH_TOKEN`` -- the access token of ``workbench serve`` off this machine (read by
+  the command's ``--token`` option).
 
 Examples
 --------
@@ -26,7 +28,7 @@ Examples
 >>> env("WORKBENCH_NOPE")
 Traceback (most recent call last):
 ...
-workbench.model.ConfigError: unknown environment variable 'WORKBENCH_NOPE'; the workbench reads WORKBENCH_SCHEDULER, WORKBENCH_STORE, WORKBENCH_USER
+workbench.model.ConfigError: unknown environment variable 'WORKBENCH_NOPE'; the workbench reads WORKBENCH_SCHEDULER, WORKBENCH_STORE, WORKBENCH_TOKEN, WORKBENCH_USER
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ ENVIRONMENT = {
     "WORKBENCH_STORE": "the store used when none is given (default ./workbench-store)",
     "WORKBENCH_SCHEDULER": "where per-run work runs when no scheduler is given (default threads)",
     "WORKBENCH_USER": "the name recorded with labels and marks (default: the OS user)",
+    "WORKBENCH_TOKEN": "the access token of `workbench serve` off this machine (its --token option)",
 }
 """Every environment variable the workbench reads, with what it means."""
 
-_CACHE: dict[str, tuple[int, dict[str, Any]]] = {}
+_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
 
 def env(name: str) -> str | None:
@@ -69,26 +72,35 @@ def find_config(store_root: str | os.PathLike[str] | None = None) -> Path | None
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mapping in the YAML file *path* (``yaml.safe_load``; re-read when it changes).
+    """The mapping in the YAML file *path* (``yaml.safe_load``; re-read when it changes),
+    as a copy the caller may change.
 
-    Raises :class:`~workbench.model.ConfigError` naming the file when it is missing, not
-    YAML, or not a mapping at the top level.
+    Raises :class:`~workbench.model.ConfigError` naming the file when it is missing,
+    unreadable, not YAML, or not a mapping at the top level.
     """
+    import copy
+
     import yaml
 
     p = Path(path)
     try:
-        stamp = p.stat().st_mtime_ns
+        st = p.stat()
     except OSError as err:
         msg = f"configuration file {str(p)!r} not found"
         raise ConfigError(msg) from err
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     key = str(p.resolve())
     cached = _CACHE.get(key)
     if cached is not None and cached[0] == stamp:
-        return cached[1]
+        return copy.deepcopy(cached[1])
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        msg = f"configuration file {str(p)!r} cannot be read: {err}"
+        raise ConfigError(msg) from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
         msg = f"{str(p)!r}: not valid YAML: {err}"
         raise ConfigError(msg) from err
     if data is None:
@@ -97,7 +109,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         msg = f"{str(p)!r}: expected a mapping of sections (quality:, roles:, events: …) at the top level"
         raise ConfigError(msg)
     _CACHE[key] = (stamp, data)
-    return data
+    return copy.deepcopy(data)
 
 
 def section(name: str, path: str | os.PathLike[str] | None) -> Any:

@@ -52,11 +52,16 @@ class Registry(Generic[T]):
         Turns a loaded class into the registered object (default: call it with no argument).
     error
         The error raised for an unknown name (a :class:`~workbench.model.WorkbenchError` subclass).
+    builtins
+        Plugins that ship with the workbench, by name, loaded before the entry points
+        (an entry point of the same name replaces one): they are there even when the
+        installed package metadata is stale.
     """
 
     def __init__(self, group: str, kind: str, *, make: Callable[[Any], T] | None = None,
-                 error: type[WorkbenchError] = ConfigError) -> None:
+                 error: type[WorkbenchError] = ConfigError, builtins: dict[str, Any] | None = None) -> None:
         self.group, self.kind = group, kind
+        self._builtins = dict(builtins or {})
         self._make: Callable[[Any], T] = make if make is not None else (lambda cls: cls())
         self._error = error
         self._runtime: dict[str, Any] = {}
@@ -96,7 +101,7 @@ class Registry(Generic[T]):
         """Every plugin by name: entry points first, then run-time ones (which win)."""
         if self._cache is not None:
             return self._cache
-        found: dict[str, T] = {}
+        found: dict[str, T] = {name: self._make(cls) for name, cls in self._builtins.items()}
         for ep in self.entry_points():
             try:
                 found[ep.name] = self._make(ep.load())

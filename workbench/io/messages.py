@@ -1424,7 +1424,10 @@ def _make_decoder(cls: Any) -> Decoder:
     return decoder  # type: ignore[no-any-return]
 
 
-DECODERS: Registry[Decoder] = Registry("workbench.decoders", "decoder", make=_make_decoder)
+DECODERS: Registry[Decoder] = Registry(
+    "workbench.decoders", "decoder", make=_make_decoder,
+    builtins={c.name: c for c in (JointStateDecoder, TfDecoder, CompressedImageDecoder, RawImageDecoder)},
+)
 """The installed stream decoders (entry points of ``workbench.decoders``, then run-time ones)."""
 
 _BY_TYPE: tuple[dict[str, Decoder], dict[str, Decoder]] | None = None

@@ -9,13 +9,16 @@ ones register the same way (see ``pyproject.toml``). A reader is a class with
   (one file, or every file of a bag folder / dataset);
 * ``read(path, *, <options>) -> Iterator[RunData]`` — an explicit keyword-only
   signature: the options a user may pass, with defaults. No ``**kwargs``;
-* capabilities, declared as class attributes (``False`` unless said): ``supports_salvage``
+* capabilities, declared as class attributes: ``supports_salvage``
   (``read(..., salvage=True)`` recovers the readable prefix of a damaged file),
   ``supports_progress`` (``read(..., progress=f)`` calls ``f(bytes_read_so_far)``) and
   ``supports_parts`` (``read(..., parts=True)`` may yield runs whose streams arrive in
   parts, :class:`~workbench.io.messages.StreamingRunData`). ``progress`` and ``parts``
   are ways of calling the reader, not options of a run. A reader that declares a
-  capability its ``read`` does not accept is refused when loaded.
+  capability its ``read`` does not accept is refused when loaded; one that declares
+  ``False`` is never called that way; one that leaves it undeclared (``None``, as
+  plugins written before the attributes existed) has it when its ``read`` takes the
+  keyword.
 
 The :class:`Reader` protocol states this; :class:`ReaderEntrypoint` is a convenient base
 class. The registry is a :class:`workbench.plugins.Registry`: a broken plugin (import
@@ -171,9 +174,9 @@ class ReaderEntrypoint:
     description: ClassVar[str] = ""
     url: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    supports_salvage: ClassVar[bool] = False
-    supports_progress: ClassVar[bool] = False
-    supports_parts: ClassVar[bool] = False
+    supports_salvage: ClassVar[bool | None] = None
+    supports_progress: ClassVar[bool | None] = None
+    supports_parts: ClassVar[bool | None] = None
 
     def guess_can_open(self, path: Path) -> bool:
         """Whether this reader is likely to read *path* (cheap: name and magic bytes)."""
@@ -190,7 +193,8 @@ class ReaderEntrypoint:
 
 def _make_reader(cls: Any) -> Reader:
     """An instance of the reader class *cls*, checked against the :class:`Reader` protocol:
-    its declared capabilities must match the keyword-only parameters of its ``read``."""
+    a declared capability must be a keyword-only parameter of its ``read``; an undeclared
+    one (``None`` or absent) is taken from that signature."""
     reader = cls()
     missing = [a for a in ("name", "guess_can_open", "source_files", "read") if not hasattr(reader, a)]
     if missing:
@@ -198,13 +202,14 @@ def _make_reader(cls: Any) -> Reader:
         raise ConfigError(msg)
     params = {n for n, p in inspect.signature(reader.read).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     for attr, param in _CAPABILITIES.items():
-        declared = bool(getattr(reader, attr, False))
-        if declared and param not in params:
+        declared = getattr(reader, attr, None)
+        if declared is None:
+            setattr(reader, attr, param in params)
+        elif declared and param not in params:
             msg = f"reader {reader.name!r} declares {attr} but its read() has no keyword-only {param!r}"
             raise ConfigError(msg)
-        if param in CALLING and param in params and not declared:
-            msg = f"reader {reader.name!r}: read() takes {param!r}; declare {attr} = True"
-            raise ConfigError(msg)
+        else:
+            setattr(reader, attr, bool(declared))
     return reader  # type: ignore[no-any-return]
 
 

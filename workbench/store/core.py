@@ -177,7 +177,7 @@ class StoreCore:
         import polars as pl
 
         path = self._catalog_path()
-        stamp = self.files.mtime_ns(path)
+        stamp = self.files.stamp(path)
         if stamp is not None and self._catalog_cache and self._catalog_cache[0] == stamp:
             return self._catalog_cache[1]
         try:
@@ -345,6 +345,8 @@ class StoreCore:
 
         import polars as pl
         import xarray as xr
+
+        import workbench.accessors  # noqa: F401 - registers ds.wb on the streams
 
         manifest = self.manifest(run_id)
         info = RunInfo.from_dict(manifest["info"])

@@ -185,8 +185,9 @@ class Files:
         self.fs.rm(self.join(final, MANIFEST_NAME))
         self.fs.mv(final, trash, recursive=True)
 
-    def mtime_ns(self, path: str) -> int | None:
-        """A stamp that changes when the file does (``None``: unknown, always re-read)."""
+    def stamp(self, path: str) -> tuple[int, int, int] | None:
+        """A stamp that changes whenever the file is replaced or rewritten (inode,
+        modification time, size); ``None`` when unknown (read it again every time)."""
         return None
 
     @contextlib.contextmanager
@@ -285,11 +286,12 @@ class LocalFiles(Files):
     def retire(self, final: str, trash: str) -> None:
         os.rename(final, trash)
 
-    def mtime_ns(self, path: str) -> int | None:
+    def stamp(self, path: str) -> tuple[int, int, int] | None:
         try:
-            return os.stat(path).st_mtime_ns
+            st = os.stat(path)
         except FileNotFoundError:
             return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
