@@ -71,54 +71,9 @@ def set_factors(
     *,
     source: str | None = None,
 ) -> FactorUpdate:
-    """Join a table of factors into the runs it names, all rows or none.
-
-    Each row names one run by its key column(s) — catalog columns such as
-    ``scenario.episode``, ``run_id``, ``name`` or ``source`` (the ingested file or
-    dataset folder: a run matches when its first source file is that path or lies
-    under it) — and gives factor values in columns named ``<group>.<name>``
-    (``hardware.gripper``, ``environment.lighting`` …). An empty cell sets nothing.
-
-    The values are written into each run's manifest with the origin
-    ``table:<source>`` in ``provenance.metadata``; a value that replaces another one
-    is also recorded in ``provenance.overrides`` (old and new value and source, and
-    when). They therefore survive :meth:`rebuild_catalog`, and reapplying the same
-    table changes nothing. Run ids do not change.
-
-    Parameters
-    ----------
-    table
-        A CSV/TSV or Parquet file (read with :func:`workbench.metadata.read_factor_table`;
-        CSV cells are interpreted like ``--meta`` values), or a polars DataFrame.
-    on
-        The key column(s). Give several when one is ambiguous, e.g.
-        ``["scenario.episode", "source"]`` for episodes of two datasets.
-    source
-        Label recorded as the values' origin (``table:<source>``); default the
-        file's absolute path, or ``dataframe``.
-
-    Returns
-    -------
-    FactorUpdate
-        The runs updated and those already up to date, and the columns set.
-
-    Raises
-    ------
-    ConfigError
-        Nothing is changed when the table is malformed (see
-        :func:`workbench.metadata.factor_table`), a key column is not a catalog
-        column, or any row matches no run, several runs, or the same run as
-        another row; the message names the rows.
-
-    Examples
-    --------
-    >>> import polars as pl, workbench as wb
-    >>> store = wb.open_store("memory://doc-set-factors")
-    >>> store.set_factors(pl.DataFrame({"run_id": ["r1"], "model.ckpt": ["s1"]}), on="run_id")
-    Traceback (most recent call last):
-    ...
-    workbench.model.ConfigError: dataframe: row 1 (run_id='r1') matches no run. Nothing was changed.
-    """
+    """The work behind :meth:`workbench.store.Store.set_factors` (its docstring gives the
+    parameters, the rules and an example): every row matched to one run and checked
+    before the first manifest is rewritten, under the store's lock."""
     from workbench.metadata import TABLE_SOURCE, factor_table, read_factor_table
 
     if isinstance(table, str | os.PathLike):

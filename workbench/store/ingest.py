@@ -150,48 +150,10 @@ def ingest(
     scheduler: Any = None,
     events: bool = True,
 ) -> IngestReport:
-    """Read logs into the store.
-
-    Folders are walked; a folder that a reader claims as a whole (a ROS 2 bag,
-    a LeRobot dataset) is one source. Files no reader claims inside a walked
-    folder are listed as ``skipped``; a file named explicitly that no reader
-    claims is ``failed``.
-
-    Parameters
-    ----------
-    paths
-        Files or folders.
-    meta
-        Factors to set on every run: ``["hardware.robot=arm-a", ...]`` or a mapping.
-    pattern
-        Path pattern such as ``"{hardware.robot}/{model.version}/{scenario.seed}.csv"``.
-    reader
-        Force a reader by name (default: guessed per file).
-    options
-        Reader options (validated against the reader's signature).
-    salvage
-        Recover the readable prefix of truncated files, for readers that can
-        (the run is marked as salvaged in its provenance and graded down).
-    progress
-        ``True`` for a progress bar (by bytes), or a callback ``(path, nbytes)``
-        called with the bytes done since its last call (readers that report their
-        progress, like MCAP, advance it during a big file; the sizes of a source's
-        calls add up to the source's size).
-    scheduler
-        ``None`` (default): read in this process. Otherwise sources are read in
-        parallel by :func:`workbench.parallel.map_runs` (``"threads"``,
-        ``"processes"``, a Dask address or client); runs land exactly once
-        whatever the retries, and the catalog is updated once at the end.
-    events
-        Apply the format defaults and the configured rules (``events:`` /
-        ``outcome:`` of ``workbench.yaml``, see :func:`workbench.events.apply_rules`)
-        to the new runs.
-
-    Returns
-    -------
-    IngestReport
-        Run ids ingested and already present, failures with reasons, skipped files.
-    """
+    """The pipeline behind :meth:`workbench.store.Store.ingest` (its docstring gives the
+    parameters): sources collected, then read here or mapped over Dask workers, the
+    catalog updated once, and the format defaults and configured rules applied to the new
+    runs."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     meta_factors = parse_meta(meta)
