@@ -7,7 +7,9 @@
    of the same data written as zstd Parquet (target ≥ 50 % of its rate);
 4. what a run costs on disk beside its source: bytes of file contents, disk usage in
    blocks (as ``du`` counts it), files and folders per run, for the sample campaign and
-   for every file of ``../shared/data/real`` (when present).
+   for every file of ``../shared/data/real`` (when present);
+5. write requests per run on an object store (fsspec ``memory://``: every file written
+   is one request, as a PUT would be), beside the run's number of streams.
 
 Run: ``.venv/bin/python bench/store.py [--small]``.
 """
@@ -195,6 +197,35 @@ def bench_footprint(tmp: Path, small: bool) -> None:
               f"{worst[4] / max(worst[2], 1):.1f}× (target ≤ 2× on every file)")
 
 
+def bench_requests(tmp: Path) -> None:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from workbench.samples import generate
+
+    campaign = tmp / "req-campaign"
+    generate(campaign, runs=8, workers=1)
+    files = sorted(p for p in campaign.rglob("*.mcap") if "truncated" not in p.name)[:4]
+    writes: list[str] = []
+    original = MemoryFileSystem._open
+
+    def counting(self: MemoryFileSystem, path: str, mode: str = "rb", *args: object, **kwargs: object) -> object:
+        if "w" in mode or "a" in mode:
+            writes.append(path)
+        return original(self, path, mode, *args, **kwargs)
+
+    MemoryFileSystem._open = counting  # type: ignore[method-assign]
+    try:
+        store = wb.open_store("memory://bench-requests")
+        before = len(writes)
+        report = store.ingest(files, events=False)
+        per_run = (len(writes) - before) / len(report.ingested)
+        streams = sum(len(store.manifest(r)["streams"]) for r in report.ingested) / len(report.ingested)
+    finally:
+        MemoryFileSystem._open = original  # type: ignore[method-assign]
+    print(f"memory:// store: {per_run:.0f} write requests per run for {streams:.0f} streams per run "
+          f"(target ≤ streams + 4 = {streams + 4:.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="smaller sizes for a quick check")
@@ -207,6 +238,7 @@ def main() -> None:
         bench_query(store)
         bench_load(tmp, rows)
         bench_footprint(tmp, args.small)
+        bench_requests(tmp)
 
 
 if __name__ == "__main__":
