@@ -1360,56 +1360,47 @@ class Decoder(Protocol):
 
 
 class _BuiltinDecoder:
+    """A built-in decoder: the mapping function *convert* of this module for its types."""
+
     name: ClassVar[str] = ""
     message_types: ClassVar[tuple[str, ...]] = ()
+    convert: ClassVar[staticmethod[[str, np.ndarray, Columns, dict[str, Any], TopicResult], dict[str, xr.Dataset]]]
 
     def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
                res: TopicResult) -> dict[str, xr.Dataset]:
-        raise NotImplementedError  # pragma: no cover - each built-in defines it
+        return self.convert(stream, times, cols, attrs, res)
 
 
 class JointStateDecoder(_BuiltinDecoder):
     """``sensor_msgs/JointState`` → ``position``/``velocity``/``effort`` on ``(time, joint)``."""
 
-    name: ClassVar[str] = "joint_state"
-    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/JointState",)
-
-    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
-               res: TopicResult) -> dict[str, xr.Dataset]:
-        return _joint_state(stream, times, cols, attrs, res)
+    name = "joint_state"
+    message_types = ("sensor_msgs/msg/JointState",)
+    convert = staticmethod(_joint_state)
 
 
 class TfDecoder(_BuiltinDecoder):
     """``tf2_msgs/TFMessage`` → one stream per parent → child frame pair."""
 
-    name: ClassVar[str] = "tf"
-    message_types: ClassVar[tuple[str, ...]] = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
-
-    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
-               res: TopicResult) -> dict[str, xr.Dataset]:
-        return _tf(stream, times, cols, attrs, res)
+    name = "tf"
+    message_types = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
+    convert = staticmethod(_tf)
 
 
 class CompressedImageDecoder(_BuiltinDecoder):
     """Compressed images (ROS and Foxglove) → an encoded-image stream."""
 
-    name: ClassVar[str] = "compressed_image"
-    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/CompressedImage", "foxglove.CompressedImage")
-
-    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
-               res: TopicResult) -> dict[str, xr.Dataset]:
-        return _compressed_image(stream, times, cols, attrs, res)
+    name = "compressed_image"
+    message_types = ("sensor_msgs/msg/CompressedImage", "foxglove.CompressedImage")
+    convert = staticmethod(_compressed_image)
 
 
 class RawImageDecoder(_BuiltinDecoder):
     """Raw images (ROS and Foxglove) → pixels on ``(time, y, x, channel)``."""
 
-    name: ClassVar[str] = "raw_image"
-    message_types: ClassVar[tuple[str, ...]] = ("sensor_msgs/msg/Image", "foxglove.RawImage")
-
-    def decode(self, stream: str, times: np.ndarray, cols: Columns, attrs: dict[str, Any],
-               res: TopicResult) -> dict[str, xr.Dataset]:
-        return _raw_image(stream, times, cols, attrs, res)
+    name = "raw_image"
+    message_types = ("sensor_msgs/msg/Image", "foxglove.RawImage")
+    convert = staticmethod(_raw_image)
 
 
 def _make_decoder(cls: Any) -> Decoder:

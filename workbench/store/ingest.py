@@ -188,22 +188,8 @@ def ingest(
                         progress(str(src), k)
                     advance(k, src.name)
 
-            try:
-                opts = dict(options)
-                if salvage and getattr(rdr, "supports_salvage", False):
-                    opts["salvage"] = True
-                ids, present = ingest_source(store,
-                    src, root, rdr, opts, meta_factors, path_pattern, report, progress=step
-                )
-                report.ingested.extend(ids)
-                report.present.extend(present)
-                new_ids.extend(ids)
-            except WorkbenchError as err:
-                report.failed.append({"path": str(src), "error": str(err)})
-            except Exception as err:  # noqa: BLE001 - a reader bug must not lose the other files
-                report.failed.append(
-                    {"path": str(src), "error": f"unexpected {type(err).__name__}: {err}"}
-                )
+            new_ids.extend(_read_source(store, src, root, rdr, options, meta_factors, path_pattern, salvage,
+                                        report, progress=step))
             if callable(progress) and size - done:
                 progress(str(src), size - done)
             advance(size - done, src.name)
@@ -450,6 +436,37 @@ def make_info(
     return RunInfo(run_id=run_id, provenance=prov, start_ns=start, end_ns=end, name=name, **groups)
 
 
+def _read_source(
+    store: StoreCore,
+    src: Path,
+    root: Path,
+    reader: Reader,
+    options: dict[str, Any],
+    meta: dict[str, Scalar],
+    pattern: PathPattern | None,
+    salvage: bool,
+    report: IngestReport,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """:func:`ingest_source` for one source, its outcome recorded in *report*; never
+    raises for bad input (a failure is listed, so the other sources proceed). Returns
+    the new run ids."""
+    opts = dict(options)
+    if salvage and reader.supports_salvage:
+        opts["salvage"] = True
+    try:
+        ids, present = ingest_source(store, src, root, reader, opts, meta, pattern, report, progress=progress)
+    except WorkbenchError as err:
+        report.failed.append({"path": str(src), "error": str(err)})
+        return []
+    except Exception as err:  # noqa: BLE001 - a reader bug must not lose the other files
+        report.failed.append({"path": str(src), "error": f"unexpected {type(err).__name__}: {err}"})
+        return []
+    report.ingested.extend(ids)
+    report.present.extend(present)
+    return ids
+
+
 def _ingest_task(
     src: str,
     store_url: str,
@@ -462,29 +479,13 @@ def _ingest_task(
 ) -> dict[str, Any]:
     """Read one source into the store (runs in a worker). Never raises for bad input:
     the failure is returned, so the other sources proceed."""
-    from pathlib import Path
-
-    from workbench.io.registry import get_reader
-    from workbench.metadata import PathPattern
-    from workbench.model import WorkbenchError
     from workbench.store.core import StoreCore
 
     store = StoreCore(store_url, create=False)
     report = IngestReport()
-    try:
-        rdr = get_reader(reader_name)
-        opts = dict(options)
-        if salvage and getattr(rdr, "supports_salvage", False):
-            opts["salvage"] = True
-        ids, present = ingest_source(
-            store, Path(src), Path(root), rdr, opts, meta, PathPattern(pattern) if pattern else None, report
-        )
-        return {"ingested": ids, "present": present, "warnings": report.warnings, "failed": []}
-    except WorkbenchError as err:
-        return {"ingested": [], "present": [], "warnings": report.warnings, "failed": [{"path": src, "error": str(err)}]}
-    except Exception as err:  # noqa: BLE001 - a reader bug must not lose the other files
-        failure = {"path": src, "error": f"unexpected {type(err).__name__}: {err}"}
-        return {"ingested": [], "present": [], "warnings": report.warnings, "failed": [failure]}
+    _read_source(store, Path(src), Path(root), get_reader(reader_name), options, meta,
+                 PathPattern(pattern) if pattern else None, salvage, report)
+    return {"ingested": report.ingested, "present": report.present, "warnings": report.warnings, "failed": report.failed}
 
 
 def ingest_sources(
