@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -180,3 +181,22 @@ def listeners(pid: int | None = None) -> set[tuple[str, int]]:
             continue
         found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
     return found
+
+
+def stored_runs(store_dir: Path) -> list[str]:
+    """Ids of the runs whose manifest is in ``runs/``; asserts each is complete: its data
+    file holds the events and every stream its manifest lists (and nothing else is left
+    half-written there; folders are runs of the earlier layout)."""
+    from workbench.store import MANIFEST_SUFFIX, RUN_SUFFIX, RUNS_DIR
+    from workbench.store.runfile import RunFile
+
+    runs_dir = Path(store_dir) / RUNS_DIR
+    ids = []
+    for path in sorted(runs_dir.glob(f"*{MANIFEST_SUFFIX}")):
+        manifest = json.loads(path.read_text())
+        rf = RunFile(str(path.with_suffix(RUN_SUFFIX)))
+        assert "events.parquet" in rf.names()
+        assert rf.streams() == sorted(manifest["streams"])
+        ids.append(path.name[: -len(MANIFEST_SUFFIX)])
+    assert not [p for p in runs_dir.iterdir() if p.suffix not in (".json", ".run", ".ann") and not p.is_dir()]
+    return ids

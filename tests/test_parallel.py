@@ -99,9 +99,9 @@ def test_a_worker_killed_during_ingest_loses_and_duplicates_nothing(tmp_path, sa
 
         def killer() -> None:
             deadline = time.time() + 120
-            while time.time() < deadline and (not runs_dir.exists() or len(os.listdir(runs_dir)) < 10):
+            while time.time() < deadline and (not runs_dir.exists() or len(list(runs_dir.glob('*.json'))) < 10):
                 time.sleep(0.02)
-            killed_at.append(len(os.listdir(runs_dir)))
+            killed_at.append(len(list(runs_dir.glob('*.json'))))
             os.kill(pids[0], signal.SIGKILL)
 
         t = threading.Thread(target=killer)

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from conftest import stored_runs
 
 import workbench as wb
-from workbench.store import MANIFEST_NAME, RUNS_DIR, TMP_DIR
+from workbench.store import TMP_DIR
 
 SCRIPT = textwrap.dedent(
     """
@@ -51,10 +51,7 @@ def tables(folder: Path, n: int) -> list[Path]:
 def check_consistent(store_dir: Path) -> int:
     store = wb.open_store(store_dir)
     assert os.listdir(store_dir / TMP_DIR) == []  # the dead writer's leftovers are gone
-    for d in (store_dir / RUNS_DIR).iterdir():
-        manifest = json.loads((d / MANIFEST_NAME).read_text())
-        for name in manifest["streams"]:
-            assert (d / "streams" / f"{name}.zarr" / "zarr.json").is_file()
+    assert stored_runs(store_dir) == store.run_ids()  # every run is complete
     cat = store.runs()
     assert cat["run_id"].is_unique().all()
     assert cat.equals(store.rebuild_catalog())
@@ -77,8 +74,8 @@ def test_sigkill_at_random_moments_50_trials(tmp_path):
         proc.wait()
         counts.append(check_consistent(store_dir))
         if counts[-1] == len(files):  # everything made it: start over to keep killing mid-way
-            for d in (store_dir / RUNS_DIR).iterdir():
-                wb.open_store(store_dir).remove(d.name)
+            for rid in wb.open_store(store_dir).run_ids():
+                wb.open_store(store_dir).remove(rid)
     assert any(0 < c < len(files) for c in counts), counts  # some kills really landed mid-ingest
     report = wb.open_store(store_dir).ingest(files)
     assert report.ok and len(report.ingested) + len(report.present) == len(files)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import stored_runs
 
 import workbench as wb
 from workbench.model import ConfigError, ReaderError, StoreError
-from workbench.store import MANIFEST_NAME, RUNS_DIR, TMP_DIR
+from workbench.store import RUNS_DIR, TMP_DIR
 
 
 def write_tables(folder: Path, n: int, rows: int = 50) -> list[Path]:
@@ -36,12 +37,7 @@ def write_tables(folder: Path, n: int, rows: int = 50) -> list[Path]:
 
 def assert_store_consistent(store: wb.Store) -> None:
     """No partial run is visible, every manifest's streams exist, catalog == rebuild."""
-    runs_dir = Path(store.root) / RUNS_DIR
-    for d in runs_dir.iterdir():
-        manifest = json.loads((d / MANIFEST_NAME).read_text())  # every run folder is complete
-        for name in manifest["streams"]:
-            assert (d / "streams" / f"{name}.zarr" / "zarr.json").exists()
-        assert (d / "events.parquet").exists()
+    assert stored_runs(Path(store.root)) == store.run_ids()  # every run is complete
     cat = store.runs()
     assert cat["run_id"].is_unique().all()
     assert sorted(cat["run_id"].to_list()) == store.run_ids()
@@ -259,12 +255,12 @@ def test_sigkill_mid_ingest_leaves_no_partial_run(tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(store_dir), *map(str, paths)])
         deadline = time.time() + 60
         target = 3 + 8 * trial
-        while time.time() < deadline and len(os.listdir(runs_dir)) < target and proc.poll() is None:
+        while time.time() < deadline and len(list(runs_dir.glob('*.json'))) < target and proc.poll() is None:
             time.sleep(0.01)
         time.sleep(0.05 * trial)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        killed_with.append(len(os.listdir(runs_dir)))
+        killed_with.append(len(list(runs_dir.glob('*.json'))))
         store = wb.open_store(store_dir)  # opens fine, cleans the dead writer's temp folder
         assert os.listdir(store_dir / TMP_DIR) == []
         assert_store_consistent(store)
@@ -344,8 +340,7 @@ def _by_key(store, rel, real_data):
 def _snapshot(store) -> dict[str, bytes]:
     """Every manifest, annotation and the catalog, byte for byte."""
     root = Path(store.root)
-    files = [*root.glob(f"{RUNS_DIR}/*/{MANIFEST_NAME}"), *root.glob(f"{RUNS_DIR}/*/annotations/*"),
-             root / "catalog.parquet"]
+    files = [*root.glob(f"{RUNS_DIR}/*.json"), *root.glob(f"{RUNS_DIR}/*.ann"), root / "catalog.parquet"]
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
@@ -383,7 +378,7 @@ def test_set_factors_from_csv_by_episode(real_store, real_data, tmp_path):
     assert result.source == label
     after = _snapshot(real_store)
     changed = {k for k in before if before[k] != after[k]}
-    assert changed == {f"{RUNS_DIR}/{r}/{MANIFEST_NAME}" for r in targets} | {"catalog.parquet"}
+    assert changed == {f"{RUNS_DIR}/{r}.json" for r in targets} | {"catalog.parquet"}
 
     e0 = real_store.info(v30["episode_0"])
     assert e0.hardware["gripper"] == "soft" and e0.scenario["operator"] == "ana"
@@ -525,3 +520,33 @@ def test_where_text_keeps_its_conditions(tmp_path, samples_dir):
     # words of a query inside literals or dotted names are values, and == inside a literal stays
     assert store.runs(where="name like '%select%from%' or name == 'a==b'").height == 0
     assert store.runs(where="run_id = 'x'' or 1=1 union select 1 --'").height == 0
+
+
+def test_object_store_write_requests_per_run(samples_dir, monkeypatch):
+    """On an object store every file written is one request (a PUT): a run costs at
+    most its streams + 4, whatever its number of variables."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    files = sorted(p for p in (samples_dir / "campaign").glob("*.mcap") if "truncated" not in p.name)[:4]
+    writes: list[str] = []
+    original = MemoryFileSystem._open
+
+    def counting(self, path, mode="rb", *args, **kwargs):
+        if "w" in mode or "a" in mode:
+            writes.append(path)
+        return original(self, path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "_open", counting)
+    store = wb.open_store(f"memory://requests-{os.getpid()}")
+    before = len(writes)
+    report = store.ingest(files, progress=False)
+    assert len(report.ingested) == 4
+    per_run = (len(writes) - before) / 4
+    streams = sum(len(store.manifest(r)["streams"]) for r in report.ingested) / 4
+    variables = sum(len(s["variables"]) for r in report.ingested for s in store.manifest(r)["streams"].values()) / 4
+    assert streams >= 5 and variables > 2 * streams
+    assert per_run <= streams + 4, (per_run, streams, sorted(writes[before:]))
+    # and the runs read back from there
+    run = store.load(report.ingested[0], lazy=False)
+    assert set(run.streams) == set(store.manifest(report.ingested[0])["streams"])
+    assert store.runs().height == 4

@@ -305,6 +305,22 @@ def rebuild(store_path: str | None) -> None:
 
 @cli.command()
 @store_option
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def migrate(store_path: str | None, progress: bool | None) -> None:
+    """Rewrite a store of an earlier release into the current layout, run by run.
+
+    Each run is read back and compared by checksum before its old folder is removed;
+    an interrupted migration resumes where it stopped.
+    """
+    from workbench.store.migrate import migrate as run_migrate
+
+    store = _open(store_path)
+    report = run_migrate(store, progress=sys.stderr.isatty() if progress is None else progress)
+    click.echo(str(report))
+
+
+@cli.command()
+@store_option
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
 @click.option("--findings", is_flag=True, help="Also list every finding (stream, check, time window, detail).")
 @click.option("--scheduler", default=None, help="threads (default), processes, sync, or a Dask address tcp://host:8786.")

@@ -45,7 +45,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from workbench.model import ConfigError
-from workbench.zarr_io import ChunkReader, direct_reader
+from workbench.columnar import ColumnReader
+from workbench.columnar import direct_reader as _column_reader
+from workbench.zarr_io import ChunkReader
+from workbench.zarr_io import direct_reader as _chunk_reader
+
+_DIRECT_READERS = (ChunkReader, ColumnReader)
+
+
+def direct_reader(arr: Any) -> ChunkReader | ColumnReader | None:
+    """A reader of the stored column behind the dask array *arr* (either layout), or None."""
+    return _column_reader(arr) or _chunk_reader(arr)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -122,7 +132,7 @@ def _is_dask(data: Any) -> bool:
 
 def _lazy(arr: Any) -> bool:
     """A dask array or a chunk reader: read a piece at a time."""
-    return isinstance(arr, ChunkReader) or _is_dask(arr)
+    return isinstance(arr, _DIRECT_READERS) or _is_dask(arr)
 
 
 def _ns(values: np.ndarray) -> np.ndarray:
@@ -158,7 +168,7 @@ class LazyTimes:
     (6, 35, [10, 25])
     """
 
-    def __init__(self, reader: ChunkReader, a: int, b: int) -> None:
+    def __init__(self, reader: ChunkReader | ColumnReader, a: int, b: int) -> None:
         self.reader, self.a, self.b = reader, int(a), int(b)
         self.size = max(0, self.b - self.a)
         self.shape = (self.size,)
@@ -248,7 +258,7 @@ class StreamPieces:
         lazy: list[tuple[str, Any]] = []
         for name in names:
             arr = self._array(name)
-            if isinstance(arr, ChunkReader):
+            if isinstance(arr, _DIRECT_READERS):
                 out[name] = arr.read(a, b)
             elif _is_dask(arr):
                 lazy.append((name, arr[a:b]))
@@ -309,7 +319,7 @@ class StreamPieces:
         :meth:`scan_map` does the same work on several cores.
         """
         values, times = self._array(name), self._array("time")
-        if not (isinstance(values, ChunkReader) and isinstance(times, ChunkReader)):
+        if not (isinstance(values, _DIRECT_READERS) and isinstance(times, _DIRECT_READERS)):
             for _a, _b, _lo, p in self.pieces(["time", name]):
                 yield p["time"], p[name]
             return
@@ -333,7 +343,7 @@ class StreamPieces:
         """
         values, times = self._array(name), self._array("time")
         threads = SCAN_THREADS if threads is None else max(1, int(threads))
-        if not (isinstance(values, ChunkReader) and isinstance(times, ChunkReader)) or threads < 2:
+        if not (isinstance(values, _DIRECT_READERS) and isinstance(times, _DIRECT_READERS)) or threads < 2:
             scratch: dict[str, Any] = {}
             for t, v in self.scan(name):
                 yield fn(t, v, scratch)
@@ -355,7 +365,7 @@ class StreamPieces:
             st = getattr(mine, "st", None)
             if st is None:
                 buf = np.empty((step, *values.shape[1:]), dtype=values.dtype)
-                st = mine.st = (ChunkReader(values.path), ChunkReader(times.path), {}, buf)
+                st = mine.st = (values.clone(), times.clone(), {}, buf)
             vr, tr, scratch, buf = st
             return fn(LazyTimes(tr, a, b), vr.read(a, b, out=buf), scratch)
 
@@ -368,7 +378,7 @@ class StreamPieces:
             while pending:
                 yield pending.popleft().result()
 
-    def _scan_step(self, values: ChunkReader) -> int:
+    def _scan_step(self, values: ChunkReader | ColumnReader) -> int:
         row = int(values.dtype.itemsize) * int(np.prod(values.shape[1:], dtype=np.int64))
         step = max(1, SCAN_BYTES // max(1, row) // values.chunk_rows) * values.chunk_rows
         return step if self._auto else self.rows  # rows set by the caller or the chunk_rows context

@@ -694,6 +694,10 @@ class ChunkReader:
         self._cached: tuple[int, np.ndarray] | None = None
         self._buf: np.ndarray | None = None  # the cached chunk, decoded in place
 
+    def clone(self) -> ChunkReader:
+        """A reader of the same array with its own cache (for another thread)."""
+        return ChunkReader(self.path)
+
     def _chunk(self, i: int) -> np.ndarray:
         if self._cached is not None and self._cached[0] == i:
             return self._cached[1]

@@ -9,19 +9,22 @@ Dask workers), :mod:`~workbench.store.factors` (factor tables), and the
 
     <store>/
       catalog.parquet                 derived index, rebuilt from manifests
-      runs/<run_id>/run.json          RunInfo + stream list (the manifest)
-      runs/<run_id>/streams/<name>.zarr
-      runs/<run_id>/events.parquet
-      runs/<run_id>/annotations/<section>.json   grades, metrics (optional)
+      runs/<run_id>.json              the manifest: RunInfo, stream list, outcome
+      runs/<run_id>.run               events and streams in one file (a zip of Parquet)
+      runs/<run_id>.ann               grades, metrics, derived tables (optional)
       sources/<source_key>.json       which runs a source file produced
       .tmp/                           runs being written (never read as runs)
+
+Stores of earlier releases (a folder per run, streams as Zarr) open as they are;
+``workbench migrate`` rewrites them.
 
 Guarantees:
 
 * run ids are content addresses (source bytes + reader + options + key inside the
   source): ingesting the same log twice is a no-op reported as ``present``;
-* a run is written into ``.tmp/`` and renamed into ``runs/`` in one step, manifest
-  last, so a crash never leaves a half-written run visible;
+* a run's data file is written into ``.tmp/``, flushed and renamed into ``runs/``,
+  then its manifest the same way: a run exists once its manifest does, so a crash
+  never leaves a half-written run visible;
 * several processes may ingest into one local store at once: the catalog is updated
   under a file lock and reconciled with ``runs/`` whenever they disagree.
 
@@ -48,6 +51,7 @@ from workbench.store.ingest import ingest as _ingest
 from workbench.store.layout import (
     ADDRESS_NEUTRAL_OPTIONS,
     ANNOTATIONS_DIR,
+    ANNOTATIONS_SUFFIX,
     CATALOG_PATH,
     COMPARISONS_DIR,
     DEFAULT_STORE,
@@ -58,10 +62,12 @@ from workbench.store.layout import (
     LOCK_NAME,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
+    MANIFEST_SUFFIX,
     MARKS_SECTION,
     OUTCOME_SECTION,
     PENDING_DIR,
     RULES_DIR,
+    RUN_SUFFIX,
     RUNS_DIR,
     SOURCES_DIR,
     STREAMS_DIR,
@@ -75,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ADDRESS_NEUTRAL_OPTIONS",
     "ANNOTATIONS_DIR",
+    "ANNOTATIONS_SUFFIX",
     "CATALOG_PATH",
     "COMPARISONS_DIR",
     "DEFAULT_STORE",
@@ -85,10 +92,12 @@ __all__ = [
     "LOCK_NAME",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "MANIFEST_SUFFIX",
     "MARKS_SECTION",
     "OUTCOME_SECTION",
     "PENDING_DIR",
     "RULES_DIR",
+    "RUN_SUFFIX",
     "RUNS_DIR",
     "SOURCES_DIR",
     "STREAMS_DIR",

@@ -6,6 +6,7 @@ writing them atomically, annotations and derived tables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from workbench.store.catalog import (
 )
 from workbench.store.layout import (
     ANNOTATIONS_DIR,
+    ANNOTATIONS_SUFFIX,
     CATALOG_PATH,
     COMPARISONS_DIR,
     DERIVED_EVENTS,
@@ -43,10 +45,12 @@ from workbench.store.layout import (
     LOCK_NAME,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
+    MANIFEST_SUFFIX,
     MARKS_SECTION,
     OUTCOME_SECTION,
     PENDING_DIR,
     RULES_DIR,
+    RUN_SUFFIX,
     RUNS_DIR,
     SOURCES_DIR,
     STREAMS_DIR,
@@ -82,6 +86,7 @@ class StoreCore:
             msg = f"cannot open store {self.url!r}: {err}"
             raise StoreError(msg) from err
         self._catalog_cache: tuple[Any, pl.DataFrame] | None = None
+        self._run_files: dict[str, tuple[Any, Any]] = {}  # run id → (stamp, RunFile) of runs read
         if not self.files.exists(self.files.path(RUNS_DIR)):
             if not create:
                 msg = f"no store at {self.url!r} (no {RUNS_DIR}/ folder); open_store(path) creates one"
@@ -121,28 +126,91 @@ class StoreCore:
             parts = entry.split(".")
             pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
             if pid is not None and pid != os.getpid() and not _pid_alive(pid):
-                self.files.rmtree(self.files.join(tmp, entry))
+                path = self.files.join(tmp, entry)
+                if self.files.isdir(path):
+                    self.files.rmtree(path)
+                else:
+                    self.files.remove(path)
 
     # ------------------------------------------------------------------ listing
 
     def run_ids(self) -> list[str]:
         """Ids of every complete run (those with a manifest), sorted."""
         names = self.files.listdir(self.files.path(RUNS_DIR))
-        if self.files.renames_atomically:  # a run appears whole, by one rename: listing suffices
-            return sorted(names)
-        return sorted(i for i in names if self.files.exists(self.files.path(RUNS_DIR, i, MANIFEST_NAME)))
+        ids = {n[: -len(MANIFEST_SUFFIX)] for n in names if n.endswith(MANIFEST_SUFFIX)}
+        folders = [n for n in names if "." not in n and n not in ids]  # runs of the folder layout
+        if self.files.renames_atomically:  # a folder run appears whole, by one rename
+            ids.update(folders)
+        else:
+            ids.update(i for i in folders if self.files.exists(self.files.path(RUNS_DIR, i, MANIFEST_NAME)))
+        return sorted(ids)
 
     def __len__(self) -> int:
         return len(self.run_ids())
 
     def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and self.files.exists(self.files.path(RUNS_DIR, run_id, MANIFEST_NAME))
+        return isinstance(run_id, str) and (
+            self.files.exists(self._packed_manifest(run_id))
+            or self.files.exists(self.files.path(RUNS_DIR, run_id, MANIFEST_NAME))
+        )
+
+    # ------------------------------------------------------------------ where a run is
+
+    def _packed_manifest(self, run_id: str) -> str:
+        return self.files.path(RUNS_DIR, f"{run_id}{MANIFEST_SUFFIX}")
+
+    def _packed(self, run_id: str) -> bool:
+        """Whether *run_id* is stored in the current layout (else a run folder of format 1)."""
+        return self.files.exists(self._packed_manifest(run_id))
+
+    def manifest_path(self, run_id: str) -> str:
+        """Where the manifest of *run_id* is (either layout)."""
+        if self._packed(run_id):
+            return self._packed_manifest(run_id)
+        old = self.files.path(RUNS_DIR, run_id, MANIFEST_NAME)
+        return old if self.files.exists(old) else self._packed_manifest(run_id)
+
+    def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
+        """Replace the manifest of the stored run *run_id* at once."""
+        self.files.write_atomic(self.manifest_path(run_id), _manifest_bytes(manifest))
+
+    def run_file(self, run_id: str) -> Any:
+        """The :class:`~workbench.store.runfile.RunFile` of a run in the current layout
+        (its index is read once per version of the file)."""
+        from workbench.store.runfile import RunFile
+
+        path = self.files.path(RUNS_DIR, f"{run_id}{RUN_SUFFIX}")
+        stamp = self.files.stamp(path)
+        cached = self._run_files.get(run_id)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            rf = RunFile(path, None if self.local else self.fs)
+        except FileNotFoundError as err:
+            msg = f"run {run_id!r}: its data file {path} is missing"
+            raise StoreError(msg) from err
+        if stamp is not None:
+            if len(self._run_files) > 256:
+                self._run_files.clear()
+            self._run_files[run_id] = (stamp, rf)
+        return rf
+
+    def _annotation_members(self, run_id: str) -> dict[str, bytes]:
+        from workbench.store.runfile import read_zip_members
+
+        try:
+            data = self.files.read_bytes(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"))
+        except FileNotFoundError:
+            return {}
+        return read_zip_members(data)
 
     def manifest(self, run_id: str) -> dict[str, Any]:
-        """The manifest (``run.json``) of *run_id* as a dict."""
-        path = self.files.path(RUNS_DIR, run_id, MANIFEST_NAME)
+        """The manifest of *run_id* as a dict."""
         try:
-            data = self.files.read_bytes(path)
+            try:
+                data = self.files.read_bytes(self._packed_manifest(run_id))
+            except FileNotFoundError:
+                data = self.files.read_bytes(self.files.path(RUNS_DIR, run_id, MANIFEST_NAME))
         except FileNotFoundError as err:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg) from err
@@ -159,6 +227,9 @@ class StoreCore:
 
     def annotations(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Annotation sections (grades, metrics…) stored beside a run."""
+        if self._packed(run_id):
+            members = self._annotation_members(run_id)
+            return {name[:-5]: json.loads(data) for name, data in sorted(members.items()) if name.endswith(".json")}
         folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         out: dict[str, dict[str, Any]] = {}
         for name in sorted(self.files.listdir(folder)):
@@ -358,9 +429,14 @@ class StoreCore:
                 msg = f"run {run_id!r} has no stream(s) {unknown}; it has {names}"
                 raise StoreError(msg)
             names = wanted
+        if self._packed(run_id):
+            opened = self._open_packed(run_id, names, lazy=lazy, indexes=indexes)
+            events_bytes = self.run_file(run_id).read(EVENTS_NAME)
+            events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
+            return Run(info=info, streams=opened, events=events)
         from workbench.zarr_io import UnsupportedLayout, read_stream, register_direct
 
-        opened: dict[str, xr.Dataset] = {}
+        opened = {}
         for name in names:
             path = self.files.path(RUNS_DIR, run_id, STREAMS_DIR, f"{name}.zarr")
             try:
@@ -381,6 +457,24 @@ class StoreCore:
         events_bytes = self.files.read_bytes(self.files.path(RUNS_DIR, run_id, EVENTS_NAME))
         events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
         return Run(info=info, streams=opened, events=events)
+
+    def _open_packed(self, run_id: str, names: list[str], *, lazy: bool, indexes: bool) -> dict[str, xr.Dataset]:
+        from workbench.columnar import decode_stream, open_lazy
+
+        rf = self.run_file(run_id)
+        opened: dict[str, xr.Dataset] = {}
+        for name in names:
+            try:
+                layout = rf.layout(name)
+                tables = rf.tables(name, layout)
+                if lazy:
+                    opened[name] = open_lazy(layout, tables, indexes=indexes, token=f"{run_id}-{name}-{uuid.uuid4().hex[:8]}")
+                else:
+                    opened[name] = decode_stream(layout, tables)
+            except Exception as err:
+                msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
+                raise StoreError(msg) from err
+        return opened
 
     def _merged_events(self, run_id: str, events: pl.DataFrame, info: RunInfo) -> pl.DataFrame:
         """The log's events plus the events rules made (``derived_events``) and the
@@ -439,58 +533,74 @@ class StoreCore:
         """
         import io
 
-        final = self.files.path(RUNS_DIR, info.run_id)
-        if self.files.exists(self.files.path(RUNS_DIR, info.run_id, MANIFEST_NAME)):
+        from workbench.store.runfile import write_run_file
+
+        if info.run_id in self:
             return False
-        tmp = self.files.path(TMP_DIR, f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        self.files.makedirs(self.files.path(TMP_DIR))
+        tmp = self.files.tmp_file(f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}{RUN_SUFFIX}")
         try:
-            self.files.makedirs(self.files.join(tmp, STREAMS_DIR))
             if isinstance(streams, Mapping):
-                stream_list = self._write_streams(tmp, streams)
+                encoded = self._encode_streams(streams)
                 span = None
             else:
-                stream_list, span = self._write_parts(tmp, streams)
+                encoded, span = self._encode_parts(streams)
             if complete is not None:
                 info, events = complete(span)
             buf = io.BytesIO()
-            events.write_parquet(buf)
-            self.files.put(self.files.join(tmp, EVENTS_NAME), buf.getvalue())
+            events.write_parquet(buf, compression="zstd", statistics=False)
+            with open(tmp, "wb") as fh:
+                write_run_file(fh, buf.getvalue(), encoded)
+            from workbench.columnar import summary
+
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "info": info.to_dict(),
-                "streams": stream_list,
+                "streams": {name: {k: v for k, v in summary(layout).items() if k != "attrs"}
+                            for name, (layout, _tables) in encoded.items()},
                 "n_events": events.height,
                 "outcome": run_outcome(events),
                 "outcome_ns": _outcome_time(events),
             }
-            self.files.put(self.files.join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1, sort_keys=True).encode())
-            return self.files.publish(tmp, final)
+            self.files.publish_file(tmp, self.files.path(RUNS_DIR, f"{info.run_id}{RUN_SUFFIX}"))
+            man = self.files.tmp_file(f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}{MANIFEST_SUFFIX}")
+            with open(man, "wb") as fh:
+                fh.write(_manifest_bytes(manifest))
+            return self.files.publish_file(man, self._packed_manifest(info.run_id), replace=False)
         except BaseException:
-            self.files.rmtree(tmp)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
             raise
 
-    def _write_streams(self, run_dir: str, streams: Mapping[str, xr.Dataset]) -> dict[str, Any]:
-        """Write whole streams, several at once (compression and file writes release the GIL)."""
-        if len(streams) < 2:
-            return {name: self._write_stream(run_dir, name, ds) for name, ds in streams.items()}
+    def _encode_streams(self, streams: Mapping[str, xr.Dataset]) -> dict[str, tuple[dict[str, Any], list[Any]]]:
+        """Encode whole streams, several at once (compression releases the GIL)."""
+        if len(streams) < 4:
+            return {name: self._encode_stream(name, ds) for name, ds in streams.items()}
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(4, len(streams), os.cpu_count() or 1)) as pool:
-            futures = {name: pool.submit(self._write_stream, run_dir, name, ds) for name, ds in streams.items()}
+            futures = {name: pool.submit(self._encode_stream, name, ds) for name, ds in streams.items()}
             return {name: fut.result() for name, fut in futures.items()}
 
-    def _write_parts(
-        self, run_dir: str, parts: Iterable[tuple[str, xr.Dataset]]
-    ) -> tuple[dict[str, Any], tuple[int, int] | None]:
-        """Append the parts of streams as they come; returns the stream list and time span."""
-        import functools
+    def _encode_stream(self, name: str, ds: xr.Dataset) -> tuple[dict[str, Any], list[Any]]:
+        from workbench.columnar import encode_stream
+
+        ds = self._stream_for_storage(name, ds)
+        try:
+            return encode_stream(ds)
+        except (TypeError, ValueError) as err:
+            msg = f"stream {name!r} cannot be stored: {err}"
+            raise SchemaError(msg) from err
+
+    def _encode_parts(
+        self, parts: Iterable[tuple[str, xr.Dataset]]
+    ) -> tuple[dict[str, tuple[dict[str, Any], list[Any]]], tuple[int, int] | None]:
+        """Append the parts of streams as they come; returns the encoded streams and time span."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        from workbench.zarr_io import StreamWriter
+        from workbench.columnar import ParquetStreamWriter
 
-        writers: dict[str, StreamWriter] = {}
+        writers: dict[str, ParquetStreamWriter] = {}
         inflight: deque[Future[Any]] = deque()
         pool: ThreadPoolExecutor | None = None  # started when a stream gets a second part
 
@@ -505,12 +615,7 @@ class StoreCore:
                 ds = self._stream_for_storage(name, ds)
                 writer = writers.get(name)
                 if writer is None:
-                    path = self.files.join(run_dir, STREAMS_DIR, f"{name}.zarr")
-                    writer = writers[name] = StreamWriter(
-                        path,
-                        fs=self.files.writer_fs(),
-                        write_whole=functools.partial(self._store_whole, name),
-                    )
+                    writer = writers[name] = ParquetStreamWriter()
                     writer.append(ds)  # a first part is only held: no need for a thread
                     continue
                 if pool is None:
@@ -523,40 +628,19 @@ class StoreCore:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        stream_list: dict[str, Any] = {}
+        encoded: dict[str, tuple[dict[str, Any], list[Any]]] = {}
         lo: list[int] = []
         hi: list[int] = []
-        # closing writes what is still buffered (all of a stream read in one part):
-        # several streams at once, as for whole streams
-        if len(writers) > 1:
-            with ThreadPoolExecutor(max_workers=min(4, len(writers))) as closer:
-                closing = {name: closer.submit(w.close) for name, w in writers.items()}
-        else:
-            closing = {}
         for name, writer in writers.items():
             try:
-                summary = closing[name].result() if name in closing else writer.close()
+                encoded[name] = writer.close()
             except (TypeError, ValueError) as err:
                 msg = f"stream {name!r} cannot be stored: {err}"
                 raise SchemaError(msg) from err
-            if summary["span"] is not None:
-                lo.append(summary["span"][0])
-                hi.append(summary["span"][1])
-            stream_list[name] = {
-                "dims": summary["dims"],
-                "variables": summary["variables"],
-                "attrs": json_safe(summary["attrs"]),
-            }
-        return stream_list, ((min(lo), max(hi)) if lo else None)
-
-    def _write_stream(self, run_dir: str, name: str, ds: xr.Dataset) -> dict[str, Any]:
-        ds = self._stream_for_storage(name, ds)
-        self._store_whole(name, ds, self.files.join(run_dir, STREAMS_DIR, f"{name}.zarr"))
-        return {
-            "dims": {str(k): int(v) for k, v in ds.sizes.items()},
-            "variables": sorted(str(v) for v in ds.data_vars),
-            "attrs": ds.attrs,
-        }
+            if writer.span is not None:
+                lo.append(writer.span[0])
+                hi.append(writer.span[1])
+        return encoded, ((min(lo), max(hi)) if lo else None)
 
     @staticmethod
     def _stream_for_storage(name: str, ds: xr.Dataset) -> xr.Dataset:
@@ -568,18 +652,6 @@ class StoreCore:
             var.attrs = json_safe(dict(var.attrs))
             var.encoding = {}
         return ds
-
-    def _store_whole(self, name: str, ds: xr.Dataset, path: str) -> None:
-        from workbench.zarr_io import supported, write_stream
-
-        try:
-            if supported(ds):
-                write_stream(ds, path, fs=self.files.writer_fs())
-            else:
-                ds.to_zarr(self.files.zarr_target(path), mode="w", consolidated=False, zarr_format=3)
-        except (TypeError, ValueError) as err:
-            msg = f"stream {name!r} cannot be stored: {err}"
-            raise SchemaError(msg) from err
 
     # ------------------------------------------------------------------ ingest
 
@@ -593,6 +665,14 @@ class StoreCore:
         if run_id not in self:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg)
+        if self._packed(run_id):
+            with self.files.lock(LOCK_NAME):  # annotations first: a run is never left with another's
+                self.files.remove(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"))
+                self.files.remove(self._packed_manifest(run_id))
+                self.files.remove(self.files.path(RUNS_DIR, f"{run_id}{RUN_SUFFIX}"))
+            self._run_files.pop(run_id, None)
+            self._update_catalog(drop=[run_id])
+            return
         final = self.files.path(RUNS_DIR, run_id)
         trash = self.files.path(TMP_DIR, f"removed-{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
         with self.files.lock(LOCK_NAME):
@@ -623,7 +703,14 @@ class StoreCore:
             self.files.makedirs(self.files.path(PENDING_DIR))
             marker = self.files.path(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
             self._put_marker(marker, {"pid": os.getpid(), "section": section, "runs": sorted(values)})
+        packed = [r for r in values if self._packed(r)]
+        if packed:
+            with self.files.lock(LOCK_NAME):  # one file holds every section: read, change, replace
+                for run_id in packed:
+                    self._update_annotations(run_id, {f"{section}.json": json.dumps(json_safe(values[run_id]), sort_keys=True).encode()})
         for run_id, vals in values.items():
+            if run_id in packed:
+                continue
             folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
             self.files.makedirs(folder)
             self.files.write_atomic(
@@ -634,6 +721,14 @@ class StoreCore:
             self._update_catalog(add=list(values))
         if marker is not None:
             self.files.remove(marker)
+
+    def _update_annotations(self, run_id: str, members: Mapping[str, bytes]) -> None:
+        """Replace members of a run's annotations file (hold the store lock)."""
+        from workbench.store.runfile import zip_bytes
+
+        current = self._annotation_members(run_id)
+        current.update(members)
+        self.files.write_atomic(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"), zip_bytes(current))
 
     def resolve_runs(self, refs: Iterable[str]) -> list[str]:
         """Run ids for *refs*: run ids, or run names matching exactly one run.
@@ -719,10 +814,14 @@ class StoreCore:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             msg = f"table name {name!r} must be lowercase letters/digits/_"
             raise ConfigError(msg)
+        buf = io.BytesIO()
+        table.write_parquet(buf, compression="zstd", statistics=False)
+        if self._packed(run_id):
+            with self.files.lock(LOCK_NAME):
+                self._update_annotations(run_id, {f"{name}.parquet": buf.getvalue()})
+            return
         folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         self.files.makedirs(folder)
-        buf = io.BytesIO()
-        table.write_parquet(buf)
         self.files.write_atomic(self.files.join(folder, f"{name}.parquet"), buf.getvalue())
 
     def get_table(self, run_id: str, name: str) -> pl.DataFrame | None:
@@ -731,8 +830,14 @@ class StoreCore:
 
         import polars as pl
 
+        if self._packed(run_id):
+            data = self._annotation_members(run_id).get(f"{name}.parquet")
+            return None if data is None else pl.read_parquet(io.BytesIO(data))
         path = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
         if not self.files.exists(path):
             return None
         return pl.read_parquet(io.BytesIO(self.files.read_bytes(path)))
 
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from workbench.model import (
     SchemaError,
     json_safe,
 )
-from workbench.store.layout import LOCK_NAME, MANIFEST_NAME, RUNS_DIR
+from workbench.store.layout import LOCK_NAME
 
 if TYPE_CHECKING:
     import polars as pl
@@ -91,7 +90,7 @@ def set_factors(
     updated: list[str] = []
     unchanged: list[str] = []
     with store.files.lock(LOCK_NAME):
-        writes: list[tuple[str, bytes]] = []
+        writes: list[tuple[str, dict[str, Any]]] = []
         for row, run_id in enumerate(targets):
             manifest = store.manifest(run_id)
             info = RunInfo.from_dict(manifest["info"])
@@ -104,11 +103,10 @@ def set_factors(
                 unchanged.append(run_id)
                 continue
             manifest["info"] = new.to_dict()
-            data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-            writes.append((store.files.path(RUNS_DIR, run_id, MANIFEST_NAME), data))
+            writes.append((run_id, manifest))
             updated.append(run_id)
         for target, data in writes:  # every row checked before the first write
-            store.files.write_atomic(target, data)
+            store.write_manifest(target, data)
     if updated:
         store._update_catalog(drop=updated)
         store._update_catalog(add=updated)

@@ -108,7 +108,7 @@ def _tree_size(reader: Any, path: Path) -> int:
 
 
 @contextmanager
-def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[int, str], None]]:
+def _progress_bar(total: int, *, enabled: bool, verb: str = "ingest") -> Iterator[Callable[[int, str], None]]:
     if not enabled:
         yield lambda n, label: None
         return
@@ -122,7 +122,7 @@ def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[int, str],
     )
 
     columns = (
-        TextColumn("[bold]ingest[/bold] {task.description:<40.40}"),
+        TextColumn(f"[bold]{verb}[/bold] {{task.description:<40.40}}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

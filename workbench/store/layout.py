@@ -4,12 +4,18 @@
 
     <store>/
       catalog.parquet                 derived index, rebuilt from manifests
-      runs/<run_id>/run.json          RunInfo + stream list (the manifest)
-      runs/<run_id>/streams/<name>.zarr
-      runs/<run_id>/events.parquet
-      runs/<run_id>/annotations/<section>.json   grades, metrics (optional)
+      runs/<run_id>.json              the manifest: RunInfo, streams, outcome (written
+                                      last: a run exists once its manifest does)
+      runs/<run_id>.run               the run's events and streams, one file
+                                      (see :mod:`workbench.store.runfile`)
+      runs/<run_id>.ann               annotations: grades, metrics, derived tables (optional)
       sources/<source_key>.json       which runs a source file produced
       .tmp/                           runs being written (never read as runs)
+
+Stores written before this layout keep a folder per run, still read as they are
+(``workbench migrate`` rewrites them)::
+
+      runs/<run_id>/run.json, events.parquet, streams/<name>.zarr, annotations/
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 __all__ = [
     "ADDRESS_NEUTRAL_OPTIONS",
     "ANNOTATIONS_DIR",
+    "ANNOTATIONS_SUFFIX",
     "CATALOG_PATH",
     "COMPARISONS_DIR",
     "DEFAULT_STORE",
@@ -35,11 +42,13 @@ __all__ = [
     "LOCK_NAME",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "MANIFEST_SUFFIX",
     "MARKS_SECTION",
     "OUTCOME_SECTION",
     "PENDING_DIR",
     "RULES_DIR",
     "RUNS_DIR",
+    "RUN_SUFFIX",
     "SOURCES_DIR",
     "STREAMS_DIR",
     "TMP_DIR",
@@ -78,7 +87,11 @@ LOCK_NAME = ".lock"
 DEFAULT_STORE = "./workbench-store"
 ADDRESS_NEUTRAL_OPTIONS = frozenset({"salvage"})
 """Reader options that do not change what a complete file reads as (not part of run ids)."""
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+"""Format of runs written now (1: the folder-per-run layout of earlier releases)."""
+RUN_SUFFIX = ".run"
+MANIFEST_SUFFIX = ".json"
+ANNOTATIONS_SUFFIX = ".ann"
 
 
 def default_store_path() -> str:
@@ -179,6 +192,26 @@ class Files:
         self.fs.mv(tmp, final, recursive=True)
         self.put(self.join(final, MANIFEST_NAME), manifest)
         return True
+
+    def tmp_file(self, name: str) -> str:
+        """A local path to build the file *name* in before :meth:`publish_file`."""
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="workbench-")
+        return os.path.join(folder, name)
+
+    def publish_file(self, local: str, final: str, *, replace: bool = True) -> bool:
+        """Move the finished local file *local* to *final* in one step (one request on an
+        object store). Without *replace*, False (and *local* removed) when *final* exists."""
+        try:
+            if not replace and self.exists(final):
+                return False
+            self.fs.put_file(local, final)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(local)
+                os.rmdir(os.path.dirname(local))
 
     def retire(self, final: str, trash: str) -> None:
         """Take the run folder *final* out of ``runs/`` (manifest first), to *trash*."""
@@ -285,6 +318,36 @@ class LocalFiles(Files):
 
     def retire(self, final: str, trash: str) -> None:
         os.rename(final, trash)
+
+    def tmp_file(self, name: str) -> str:
+        folder = self.path(TMP_DIR)
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, name)
+
+    def publish_file(self, local: str, final: str, *, replace: bool = True) -> bool:
+        fd = os.open(local, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(local, final)
+            return True
+        try:
+            os.link(local, final)  # atomic, and never over a file already there
+        except FileExistsError:
+            os.remove(local)
+            return False
+        except OSError as err:  # a filesystem without hard links
+            if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if os.path.exists(final):
+                os.remove(local)
+                return False
+            os.rename(local, final)
+            return True
+        os.remove(local)
+        return True
 
     def stamp(self, path: str) -> tuple[int, int, int] | None:
         try:
