@@ -56,6 +56,7 @@ __all__ = [
     "APPEND_GROUP_BYTES",
     "GROUP_BYTES",
     "ColumnReader",
+    "MemoryColumn",
     "ParquetStreamWriter",
     "decode_stream",
     "direct_reader",
@@ -376,7 +377,7 @@ def summary(layout: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dataset(layout: dict[str, Any], arrays: dict[str, Any]) -> xr.Dataset:
+def _dataset(layout: dict[str, Any], arrays: dict[str, Any], *, indexes: bool = True) -> xr.Dataset:
     import xarray as xr
 
     data_vars: dict[str, Any] = {}
@@ -386,6 +387,8 @@ def _dataset(layout: dict[str, Any], arrays: dict[str, Any]) -> xr.Dataset:
         if var.get("order"):
             v = v.transpose(*var["order"])
         (coords if var["coord"] else data_vars)[var["name"]] = v
+    if not indexes:  # no in-memory index of time (too large to hold)
+        return xr.Dataset(data_vars, coords=xr.Coordinates(coords, indexes={}), attrs=layout["attrs"])
     return xr.Dataset(data_vars, coords=coords, attrs=layout["attrs"])
 
 
@@ -487,7 +490,13 @@ def open_lazy(layout: dict[str, Any], member: Callable[[int], Any], *, indexes: 
                 blob = _small_block(layout, member, k)
             values = _shaped(_blob_values(blob, var, rows if var["dims"] else 1), var)
             keep = not var["dims"] or (indexes and var["coord"] and len(var["dims"]) == 1)
-            arrays[var["name"]] = values if keep else da.from_array(values, chunks=values.shape or (), name=False)
+            if keep:
+                arrays[var["name"]] = values
+                continue
+            name = f"wb-{token or f'{id(layout):x}'}-{var['name']}"
+            arrays[var["name"]] = da.from_array(values, chunks=values.shape, name=name)
+            _DIRECT[name] = values
+            _DIRECT.move_to_end(name)
             continue
         dtype = np.dtype(var["dtype"])
         tail = tuple(var["tail"])
@@ -511,14 +520,14 @@ def open_lazy(layout: dict[str, Any], member: Callable[[int], Any], *, indexes: 
         _DIRECT.move_to_end(name)
     while len(_DIRECT) > _DIRECT_MAX:
         _DIRECT.popitem(last=False)
-    return _dataset(layout, arrays)
+    return _dataset(layout, arrays, indexes=indexes)
 
 
 def _columns(tables: _Tables, group: int) -> list[str]:
     return list(tables.file(group).schema_arrow.names)
 
 
-_DIRECT: OrderedDict[str, tuple[Callable[[int], Any], int, dict[str, Any], list[int]]] = OrderedDict()
+_DIRECT: OrderedDict[str, tuple[Callable[[int], Any], int, dict[str, Any], list[int]] | np.ndarray] = OrderedDict()
 _DIRECT_MAX = 4096
 
 
@@ -589,11 +598,45 @@ class ColumnReader:
         return out
 
 
-def direct_reader(arr: Any) -> ColumnReader | None:
-    """A :class:`ColumnReader` for the dask array *arr* when it is a whole column opened
-    by :func:`open_lazy`; else None."""
+class MemoryColumn:
+    """A column of a small table, already decoded, with the interface of
+    :class:`ColumnReader` (so a scan treats every column of a lazy stream alike)."""
+
+    chunk_rows = 1
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+        self.shape = tuple(values.shape)
+        self.dtype = values.dtype
+
+    def clone(self) -> MemoryColumn:
+        """This reader (it holds no state)."""
+        return self
+
+    def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[a, b)``; into *out* when given."""
+        rows = self._values[max(0, int(a)): max(0, int(b))]
+        if out is None:
+            return rows
+        out[: len(rows)] = rows
+        return out[: len(rows)]
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Rows at *index*."""
+        return self._values[np.asarray(index, dtype=np.int64)]
+
+
+def direct_reader(arr: Any) -> ColumnReader | MemoryColumn | None:
+    """A reader of the dask array *arr* when it is a whole numeric column opened by
+    :func:`open_lazy`; else None."""
     src = _DIRECT.get(getattr(arr, "name", None) or "")
-    if src is None or src[2]["kind"] in ("text", "bytes"):
+    if src is None:
+        return None
+    if isinstance(src, np.ndarray):
+        if src.dtype.kind not in "biuf" or src.shape != tuple(arr.shape):
+            return None
+        return MemoryColumn(src)
+    if src[2]["kind"] in ("text", "bytes"):
         return None
     rd = ColumnReader(*src)
     if rd.shape != tuple(arr.shape) or rd.dtype != arr.dtype:

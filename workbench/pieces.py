@@ -45,15 +45,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from workbench.model import ConfigError
-from workbench.columnar import ColumnReader
+from workbench.columnar import ColumnReader, MemoryColumn
 from workbench.columnar import direct_reader as _column_reader
 from workbench.zarr_io import ChunkReader
 from workbench.zarr_io import direct_reader as _chunk_reader
 
-_DIRECT_READERS = (ChunkReader, ColumnReader)
+_DIRECT_READERS = (ChunkReader, ColumnReader, MemoryColumn)
 
 
-def direct_reader(arr: Any) -> ChunkReader | ColumnReader | None:
+def direct_reader(arr: Any) -> ChunkReader | ColumnReader | MemoryColumn | None:
     """A reader of the stored column behind the dask array *arr* (either layout), or None."""
     return _column_reader(arr) or _chunk_reader(arr)
 
@@ -168,7 +168,7 @@ class LazyTimes:
     (6, 35, [10, 25])
     """
 
-    def __init__(self, reader: ChunkReader | ColumnReader, a: int, b: int) -> None:
+    def __init__(self, reader: ChunkReader | ColumnReader | MemoryColumn, a: int, b: int) -> None:
         self.reader, self.a, self.b = reader, int(a), int(b)
         self.size = max(0, self.b - self.a)
         self.shape = (self.size,)
@@ -378,7 +378,7 @@ class StreamPieces:
             while pending:
                 yield pending.popleft().result()
 
-    def _scan_step(self, values: ChunkReader | ColumnReader) -> int:
+    def _scan_step(self, values: ChunkReader | ColumnReader | MemoryColumn) -> int:
         row = int(values.dtype.itemsize) * int(np.prod(values.shape[1:], dtype=np.int64))
         step = max(1, SCAN_BYTES // max(1, row) // values.chunk_rows) * values.chunk_rows
         return step if self._auto else self.rows  # rows set by the caller or the chunk_rows context
