@@ -51,6 +51,7 @@ def map_runs(
     progress: bool = False,
     label: str = "runs",
     retries: int = 2,
+    batch: int | None = None,
 ) -> list[Any]:
     """``[fn(item, *args) for item in items]`` with Dask.
 
@@ -58,6 +59,10 @@ def map_runs(
     ----------
     retries
         On a distributed cluster: how often a task is retried when its worker dies.
+    batch
+        Items per task on a distributed cluster (``None``: about eight tasks per
+        worker, at most 32 items each): per-run work of a few milliseconds would
+        otherwise cost as much in scheduling as in work.
     """
     items = list(items)
     if not items:
@@ -66,7 +71,7 @@ def map_runs(
     if sched in {"sync", "synchronous", "single-threaded"} or (len(items) == 1 and not _is_distributed(sched)):
         return _serial(fn, items, args, progress, label)
     if _is_distributed(sched):
-        return _distributed(fn, items, args, sched, progress, label, retries)
+        return _distributed(fn, items, args, sched, progress, label, retries, batch)
     import dask
 
     tasks = [dask.delayed(fn, pure=False)(item, *args) for item in items]
@@ -76,6 +81,11 @@ def map_runs(
         with ProgressBar():
             return list(dask.compute(*tasks, scheduler=sched))
     return list(dask.compute(*tasks, scheduler=sched))
+
+
+def _each(chunk: list[Any], *, fn: Callable[..., Any], args: tuple[Any, ...]) -> list[Any]:
+    """One task of :func:`map_runs` on a cluster: *fn* over a few items."""
+    return [fn(item, *args) for item in chunk]
 
 
 def _is_distributed(sched: Any) -> bool:
@@ -98,17 +108,22 @@ def _distributed(
     progress: bool,
     label: str,
     retries: int,
+    batch: int | None = None,
 ) -> list[Any]:
     from distributed import Client
 
     client = sched if not isinstance(sched, str) else Client(sched)
     try:
-        futures = client.map(fn, items, *[[a] * len(items) for a in args], pure=False, retries=retries)
+        if batch is None:
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            batch = max(1, min(32, len(items) // (8 * workers)))
+        chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
+        futures = client.map(_each, chunks, fn=fn, args=args, pure=False, retries=retries)
         if progress:
             from distributed import progress as dprogress
 
             dprogress(futures)
-        return list(client.gather(futures))
+        return [out for chunk in client.gather(futures) for out in chunk]
     finally:
         if isinstance(sched, str):
             client.close()

@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from workbench.model import ConfigError
 from workbench.columnar import ColumnReader, MemoryColumn
 from workbench.columnar import direct_reader as _column_reader
+from workbench.model import ConfigError
 from workbench.zarr_io import ChunkReader
 from workbench.zarr_io import direct_reader as _chunk_reader
 

@@ -170,22 +170,23 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
     from workbench.store.layout import DERIVED_EVENTS
 
     added, removed = _diff(store.get_table(run_id, DERIVED_EVENTS), ev.events)
+    # the outcome these events resolve to (with the log's events and any label), known now
+    outcome, at, source = resolve_outcome(store._merged_events(run_id, run.events, run.info, derived=ev.events))
     return {"run_id": run_id, "reader": reader, "events": ev.events, "missing": ev.missing, "counts": ev.counts,
+            "outcome": {"outcome": outcome, "outcome_ns": at, "source": source},
             "skipped": ev.skipped, "added": added, "removed": removed,
             "outcome_before": store.current_outcome(run_id),
             "user_rules": sorted(r.name for r in rules.events)}
 
 
-def _store_derived(item: tuple[str, pl.DataFrame], store_url: str) -> dict[str, Any]:
-    """Worker: keep one run's derived events; its outcome as they resolve it."""
+def _store_derived(item: tuple[str, pl.DataFrame, dict[str, Any]], store_url: str) -> dict[str, Any]:
+    """Worker: keep one run's derived events; returns its outcome as they resolve it."""
     from workbench.store.core import StoreCore
     from workbench.store.layout import DERIVED_EVENTS
 
-    run_id, events = item
-    store = StoreCore(store_url, create=False)
-    store.put_table(run_id, DERIVED_EVENTS, events)
-    outcome, at, source = resolve_outcome(store.load(run_id, streams=[]).events)
-    return {"outcome": outcome, "outcome_ns": at, "source": source}
+    run_id, events, outcome = item
+    StoreCore(store_url, create=False).put_table(run_id, DERIVED_EVENTS, events)
+    return outcome
 
 
 def _origin(origin: str, origins: Mapping[str, str]) -> str:
@@ -280,7 +281,7 @@ def apply_rules(
     outcome_sections: dict[str, dict[str, Any]] = {}
     # the rules held on every run: keep the derived events, run by run where the runs
     # were evaluated (each run's table is written atomically; the catalog once below)
-    stored = map_runs(_store_derived, [(r["run_id"], r["events"]) for r in results], args=(store.url,),
+    stored = map_runs(_store_derived, [(r["run_id"], r["events"], r["outcome"]) for r in results], args=(store.url,),
                       scheduler=scheduler, progress=progress, label="store")
     for res, outcome in zip(results, stored, strict=True):
         rid = res["run_id"]
@@ -302,8 +303,8 @@ def apply_rules(
             "rules": digest if not rules.empty else None, "rules_origin": rules.origin, "applied_at": now,
             "n_derived": int(new.height), "missing": ", ".join(sorted(res["missing"])) or None,
         }
-    store.annotate_many(EVENTS_SECTION, events_sections)
-    store.annotate_many(OUTCOME_SECTION, outcome_sections)
+    store.annotate_sections({rid: {EVENTS_SECTION: events_sections[rid], OUTCOME_SECTION: outcome_sections[rid]}
+                             for rid in events_sections})
     return report
 
 

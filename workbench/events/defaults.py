@@ -36,6 +36,8 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 from workbench.events.rules import RuleSet
 
 __all__ = ["COMMON", "FORMAT_DEFAULTS", "defaults_for"]
@@ -92,8 +94,10 @@ events:
 }
 
 
+@functools.lru_cache(maxsize=64)
 def defaults_for(reader: str) -> RuleSet:
-    """The default rules for logs read by *reader* (plus the rules common to all formats)."""
+    """The default rules for logs read by *reader* (plus the rules common to all formats);
+    parsed once per reader (a :class:`RuleSet` is immutable)."""
     common = RuleSet.from_yaml(COMMON, origin="defaults")
     text = FORMAT_DEFAULTS.get(reader)
     if text is None:

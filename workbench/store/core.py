@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreCore"]
 
+_RUN_FILES: dict[str, tuple[Any, Any]] = {}
+_ANNOTATIONS: dict[str, tuple[Any, dict[str, bytes]]] = {}
+
 
 class StoreCore:
     """A folder of runs with a catalog. Create with :func:`open_store`.
@@ -86,7 +89,8 @@ class StoreCore:
             msg = f"cannot open store {self.url!r}: {err}"
             raise StoreError(msg) from err
         self._catalog_cache: tuple[Any, pl.DataFrame] | None = None
-        self._run_files: dict[str, tuple[Any, Any]] = {}  # run id → (stamp, RunFile) of runs read
+        self._run_files = _RUN_FILES  # path → (stamp, RunFile): shared by the stores of this process
+        self._ann_cache = _ANNOTATIONS  # path → (stamp, annotation members)
         if not self.files.exists(self.files.path(RUNS_DIR)):
             if not create:
                 msg = f"no store at {self.url!r} (no {RUNS_DIR}/ folder); open_store(path) creates one"
@@ -181,7 +185,7 @@ class StoreCore:
 
         path = self.files.path(RUNS_DIR, f"{run_id}{RUN_SUFFIX}")
         stamp = self.files.stamp(path)
-        cached = self._run_files.get(run_id)
+        cached = self._run_files.get(path)
         if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1]
         try:
@@ -192,17 +196,28 @@ class StoreCore:
         if stamp is not None:
             if len(self._run_files) > 256:
                 self._run_files.clear()
-            self._run_files[run_id] = (stamp, rf)
+            self._run_files[path] = (stamp, rf)
         return rf
 
     def _annotation_members(self, run_id: str) -> dict[str, bytes]:
+        """The members of a run's annotations file (a copy: callers may change it)."""
         from workbench.store.runfile import read_zip_members
 
+        path = self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}")
+        stamp = self.files.stamp(path)
+        cached = self._ann_cache.get(path)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return dict(cached[1])
         try:
-            data = self.files.read_bytes(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"))
+            data = self.files.read_bytes(path)
         except FileNotFoundError:
             return {}
-        return read_zip_members(data)
+        members = read_zip_members(data)
+        if stamp is not None:  # replaced files get a new stamp (written atomically)
+            if len(self._ann_cache) > 1024:
+                self._ann_cache.clear()
+            self._ann_cache[path] = (stamp, members)
+        return dict(members)
 
     def manifest(self, run_id: str) -> dict[str, Any]:
         """The manifest of *run_id* as a dict."""
@@ -476,13 +491,15 @@ class StoreCore:
                 raise StoreError(msg) from err
         return opened
 
-    def _merged_events(self, run_id: str, events: pl.DataFrame, info: RunInfo) -> pl.DataFrame:
-        """The log's events plus the events rules made (``derived_events``) and the
-        label's outcome event, each marked by its ``origin``."""
+    def _merged_events(self, run_id: str, events: pl.DataFrame, info: RunInfo,
+                       derived: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The log's events plus the events rules made (``derived_events``, or *derived*
+        when given) and the label's outcome event, each marked by its ``origin``."""
         import polars as pl
 
         parts = [events]
-        derived = self.get_table(run_id, DERIVED_EVENTS)
+        if derived is None:
+            derived = self.get_table(run_id, DERIVED_EVENTS)
         if derived is not None and derived.height:
             parts.append(check_events(derived))
         label = self.annotations(run_id).get(LABELS_SECTION)
@@ -644,13 +661,8 @@ class StoreCore:
 
     @staticmethod
     def _stream_for_storage(name: str, ds: xr.Dataset) -> xr.Dataset:
-        """A validated shallow copy of *ds* with JSON-safe attributes and no encodings."""
+        """*ds*, validated (the encoding makes attributes JSON-safe itself)."""
         check_stream(name, ds)
-        ds = ds.copy()
-        ds.attrs = json_safe(dict(ds.attrs))
-        for var in ds.variables.values():
-            var.attrs = json_safe(dict(var.attrs))
-            var.encoding = {}
         return ds
 
     # ------------------------------------------------------------------ ingest
@@ -670,7 +682,6 @@ class StoreCore:
                 self.files.remove(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"))
                 self.files.remove(self._packed_manifest(run_id))
                 self.files.remove(self.files.path(RUNS_DIR, f"{run_id}{RUN_SUFFIX}"))
-            self._run_files.pop(run_id, None)
             self._update_catalog(drop=[run_id])
             return
         final = self.files.path(RUNS_DIR, run_id)
@@ -690,10 +701,16 @@ class StoreCore:
 
     def annotate_many(self, section: str, values: Mapping[str, dict[str, Any]]) -> None:
         """:meth:`annotate` for many runs with one catalog update."""
+        self.annotate_sections({run_id: {section: vals} for run_id, vals in values.items()})
 
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
-            msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
-            raise ConfigError(msg)
+    def annotate_sections(self, values: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+        """Store several annotation sections of many runs (run id → section → values):
+        one write per run, one catalog update."""
+        sections = sorted({section for per_run in values.values() for section in per_run})
+        for section in sections:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
+                msg = f"annotation section {section!r} must be lowercase letters/digits/_ and not a factor group"
+                raise ConfigError(msg)
         for run_id in values:
             if run_id not in self:
                 msg = f"no run {run_id!r} in store {self.url!r}"
@@ -701,21 +718,25 @@ class StoreCore:
         marker = None
         if self.local and values:  # a crash before the catalog update is repaired on the next read
             self.files.makedirs(self.files.path(PENDING_DIR))
-            marker = self.files.path(PENDING_DIR, f"{section}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
-            self._put_marker(marker, {"pid": os.getpid(), "section": section, "runs": sorted(values)})
+            marker = self.files.path(PENDING_DIR, f"{'+'.join(sections)[:80]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json")
+            self._put_marker(marker, {"pid": os.getpid(), "section": ",".join(sections), "runs": sorted(values)})
         packed = [r for r in values if self._packed(r)]
         if packed:
             with self.files.lock(LOCK_NAME):  # one file holds every section: read, change, replace
                 for run_id in packed:
-                    self._update_annotations(run_id, {f"{section}.json": json.dumps(json_safe(values[run_id]), sort_keys=True).encode()})
-        for run_id, vals in values.items():
+                    self._update_annotations(run_id, {
+                        f"{section}.json": json.dumps(json_safe(vals), sort_keys=True).encode()
+                        for section, vals in values[run_id].items()
+                    })
+        for run_id, per_run in values.items():
             if run_id in packed:
                 continue
             folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
             self.files.makedirs(folder)
-            self.files.write_atomic(
-                self.files.join(folder, f"{section}.json"), json.dumps(json_safe(vals), sort_keys=True).encode()
-            )
+            for section, vals in per_run.items():
+                self.files.write_atomic(
+                    self.files.join(folder, f"{section}.json"), json.dumps(json_safe(vals), sort_keys=True).encode()
+                )
         if values:
             self._update_catalog(drop=list(values))
             self._update_catalog(add=list(values))

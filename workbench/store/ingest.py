@@ -468,19 +468,18 @@ def _read_source(
 
 
 def _ingest_task(
-    src: str,
+    item: tuple[str, str, str],
     store_url: str,
-    root: str,
-    reader_name: str,
     options: dict[str, Any],
     meta: dict[str, Any],
     pattern: str | None,
     salvage: bool,
 ) -> dict[str, Any]:
-    """Read one source into the store (runs in a worker). Never raises for bad input:
-    the failure is returned, so the other sources proceed."""
+    """Read one source ``(path, root, reader name)`` into the store (runs in a worker).
+    Never raises for bad input: the failure is returned, so the other sources proceed."""
     from workbench.store.core import StoreCore
 
+    src, root, reader_name = item
     store = StoreCore(store_url, create=False)
     report = IngestReport()
     _read_source(store, Path(src), Path(root), get_reader(reader_name), options, meta,
@@ -505,25 +504,19 @@ def ingest_sources(
     A task retried after its worker died finds the runs it had already written
     (content addresses) and writes only the rest: every run lands exactly once.
     """
-    items = [str(src) for src, _root, _size, _rdr in sources]
-    roots = {str(src): str(root) for src, root, _size, _rdr in sources}
-    readers = {str(src): rdr.name for src, _root, _size, rdr in sources}
-    # map_runs passes the same extra arguments to every task: group sources by root and reader
-    groups: dict[tuple[str, str], list[str]] = {}
-    for item in items:
-        groups.setdefault((roots[item], readers[item]), []).append(item)
+    # one task per source, all mapped at once (each carries its own root and reader)
+    items = [(str(src), str(root), rdr.name) for src, root, _size, rdr in sources]
     new_ids: list[str] = []
-    for (root, reader_name), group in groups.items():
-        results = map_runs(
-            _ingest_task, group,
-            args=(store.url, root, reader_name, dict(options), dict(meta), pattern, salvage),
-            scheduler=scheduler, progress=progress, label="ingest",
-        )
-        for res in results:
-            report.ingested.extend(res["ingested"])
-            report.present.extend(res["present"])
-            report.warnings.extend(res["warnings"])
-            report.failed.extend(res["failed"])
-            new_ids.extend(res["ingested"])
+    results = map_runs(
+        _ingest_task, items,
+        args=(store.url, dict(options), dict(meta), pattern, salvage),
+        scheduler=scheduler, progress=progress, label="ingest",
+    )
+    for res in results:
+        report.ingested.extend(res["ingested"])
+        report.present.extend(res["present"])
+        report.warnings.extend(res["warnings"])
+        report.failed.extend(res["failed"])
+        new_ids.extend(res["ingested"])
     store._update_catalog(add=new_ids)
     return report
