@@ -115,7 +115,7 @@ def generate(store_dir: Path, samples: int) -> dict[str, Any]:
     events = pl.DataFrame({"time": [end - 1], "kind": ["success"], "detail": ["{}"]})
     store._write_run(info, _parts(samples), events)  # the streaming writer, as ingest uses it
     store.rebuild_catalog()
-    on_disk = sum(f.stat().st_size for f in (store_dir / "runs" / RUN_ID).rglob("*") if f.is_file())
+    on_disk = sum(f.stat().st_size for f in (store_dir / "runs").glob(f"{RUN_ID}.*") if f.is_file())
     return {"seconds": time.perf_counter() - start, "on_disk": on_disk, "peak_rss_mb": _rss_mb()}
 
 
@@ -182,7 +182,7 @@ def step(store_dir: Path, what: str, prefix: int) -> dict[str, Any]:
     import numcodecs  # noqa: F401
     import polars  # noqa: F401
     import xarray  # noqa: F401
-    import zarr  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
     import workbench as wb
     import workbench.pieces
@@ -199,14 +199,14 @@ def step(store_dir: Path, what: str, prefix: int) -> dict[str, Any]:
         out["seconds"] = time.perf_counter() - start
         out["intervals"] = _intervals_of(ev)
     elif what == "read":  # the floor: decoding every stored value and time into reused buffers
-        from workbench.zarr_io import ChunkReader
+        from workbench.pieces import direct_reader
 
         start = time.perf_counter()
         run = store.load(RUN_ID, lazy=True, indexes=False)
-        base = store_dir / "runs" / RUN_ID / "streams" / f"{STREAM}.zarr"
         rows = 0
         for name in (VAR, "time"):
-            rd = ChunkReader(str(base / name))
+            rd = direct_reader(run.streams[STREAM][name].data)
+            assert rd is not None
             buf = np.empty(4 * rd.chunk_rows, dtype=rd.dtype)
             for a in range(0, rd.shape[0], buf.size):
                 rows += rd.read(a, a + buf.size, out=buf).size
@@ -262,8 +262,8 @@ def one_stream(workdir: Path, samples: int, prefix: int) -> list[tuple[str, str,
     print(f"   rule: above {LEVEL}, release {RELEASE}, min_duration {MIN_DURATION} s; "
           f"signal: sine ({PERIOD_S:.0f} s, amplitude 0.3…0.9) + noise σ 0.08, NaN dropouts {NAN_RATE:g}")
     gen = _child(store_dir, "generate", samples, prefix)
-    print(f"   generate into the store (StreamWriter): {gen['seconds']:.1f} s, {gen['on_disk'] / 1e9:.2f} GB on disk")
-    for f in (store_dir / "runs" / RUN_ID).rglob("*"):  # every tool then reads from the OS page cache
+    print(f"   generate into the store (ParquetStreamWriter): {gen['seconds']:.1f} s, {gen['on_disk'] / 1e9:.2f} GB on disk")
+    for f in (store_dir / "runs").glob(f"{RUN_ID}.*"):  # every tool then reads from the OS page cache
         if f.is_file():
             f.read_bytes()
     wb = _child(store_dir, "evaluate", samples, prefix)

@@ -11,7 +11,12 @@
 5. write requests per run on an object store (fsspec ``memory://``: every file written
    is one request, as a PUT would be), beside the run's number of streams.
 
-Run: ``.venv/bin/python bench/store.py [--small]``.
+6. ingest of a generated campaign (2,000 runs, the sample simulator) serially and on a
+   ``LocalCluster`` of 2 worker processes, beside the layout before run files (measured
+   again from a checkout with ``--baseline DIR``, else its recorded figure);
+7. ``workbench migrate`` in MB/s of old runs rewritten.
+
+Run: ``.venv/bin/python bench/store.py [--small] [--baseline DIR]``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import polars as pl
 import xarray as xr
 
 import workbench as wb
-from workbench.store import MANIFEST_NAME, RUNS_DIR
+from workbench.store import MANIFEST_SUFFIX, RUN_SUFFIX, RUNS_DIR
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -63,24 +68,25 @@ def bench_ingest(tmp: Path, n: int) -> wb.Store:
 
 
 def grow_catalog(store: wb.Store, total: int) -> None:
-    """Clone run folders with new ids and factors to reach *total* runs."""
+    """Clone runs with new ids and factors to reach *total* runs (data files hard-linked)."""
+    import os
+
     runs_dir = Path(store.root) / RUNS_DIR
-    existing = sorted(runs_dir.iterdir())
+    existing = sorted(p.name[: -len(MANIFEST_SUFFIX)] for p in runs_dir.glob(f"*{MANIFEST_SUFFIX}"))
     robots, lights, models = ["arm-a", "arm-b", "arm-c"], ["bright", "dim"], ["policy-v1", "policy-v2"]
     i = 0
     while len(existing) + i < total:
         src = existing[i % len(existing)]
         new_id = f"syn{i:08d}"
-        dst = runs_dir / new_id
-        shutil.copytree(src, dst)
-        manifest = json.loads((dst / MANIFEST_NAME).read_text())
+        os.link(runs_dir / f"{src}{RUN_SUFFIX}", runs_dir / f"{new_id}{RUN_SUFFIX}")
+        manifest = json.loads((runs_dir / f"{src}{MANIFEST_SUFFIX}").read_text())
         info = manifest["info"]
         info["run_id"] = new_id
         info["hardware"] = {"robot": robots[i % 3]}
         info["environment"] = {"lighting": lights[(i // 3) % 2]}
         info["model"] = {"version": models[(i // 6) % 2]}
         info["scenario"] = {"seed": i % 50}
-        (dst / MANIFEST_NAME).write_text(json.dumps(manifest))
+        (runs_dir / f"{new_id}{MANIFEST_SUFFIX}").write_text(json.dumps(manifest))
         i += 1
 
 
@@ -154,6 +160,17 @@ def _footprint(path: Path) -> tuple[int, int, int, int]:
     return content, blocks, files, dirs
 
 
+def _run_footprint(runs_dir: Path, run_id: str) -> tuple[int, int, int, int]:
+    """:func:`_footprint` of one run: its files in ``runs/`` (or its folder, in a store of
+    the earlier layout)."""
+    folder = runs_dir / run_id
+    if folder.is_dir():
+        content, blocks, files, dirs = _footprint(folder)
+        return content, blocks + folder.stat().st_blocks * 512, files, dirs + 1
+    paths = [p for p in runs_dir.glob(f"{run_id}.*") if p.is_file()]
+    return (sum(p.stat().st_size for p in paths), sum(p.stat().st_blocks * 512 for p in paths), len(paths), 0)
+
+
 def bench_footprint(tmp: Path, small: bool) -> None:
     from workbench.samples import generate
 
@@ -177,7 +194,7 @@ def bench_footprint(tmp: Path, small: bool) -> None:
             by_source.setdefault(str(src), []).append(rid)
         for src, rids in sorted(by_source.items()):
             size = sum(int(s) for s in cat.filter(pl.col("run_id").is_in(rids))["size_bytes"].to_list() if s)
-            figs = [_footprint(Path(store.root) / RUNS_DIR / r) for r in rids]
+            figs = [_run_footprint(Path(store.root) / RUNS_DIR, r) for r in rids]
             content, blocks, files, dirs = (sum(f[i] for f in figs) for i in range(4))
             rows.append((Path(src).name[:44], len(rids), size, content, blocks, files, dirs))
         total_src = sum(r[2] for r in rows)
@@ -226,9 +243,97 @@ def bench_requests(tmp: Path) -> None:
           f"(target ≤ streams + 4 = {streams + 4:.0f})")
 
 
+INGEST_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+
+def main():
+    import workbench as wb
+    files, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+    serial = wb.open_store(out / "serial")
+    serial.ingest(files[:1], progress=False)  # imports warm
+    t0 = time.perf_counter()
+    serial.ingest(files[1:], progress=False)
+    t_serial = time.perf_counter() - t0
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as client:
+        dist = wb.open_store(out / "dist")
+        dist.ingest(files[:4], progress=False, scheduler=client)  # both workers warm
+        t0 = time.perf_counter()
+        dist.ingest(files[4:], progress=False, scheduler=client)
+        t_dist = time.perf_counter() - t0
+    assert len(serial.run_ids()) == len(dist.run_ids()) == len(files)
+    print(json.dumps({"serial": 1000 * t_serial / (len(files) - 1), "dist": 1000 * t_dist / (len(files) - 4)}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+RECORDED_BASELINE = {"serial": 69.7, "ratio": 0.75, "what": "the folder-per-run Zarr layout (release 01037b6), recorded on this machine"}
+"""Figures of the layout before run files, when no ``--baseline`` checkout is given to measure them again."""
+
+
+def _ingest_figures(files: list[Path], out: Path, code: Path | None) -> dict[str, float]:
+    """ms per run serially and with 2 Dask workers, measured in a fresh process running
+    the workbench at *code* (a checkout; ``None``: this one)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    script = out.parent / f"ingest-{out.name}.py"
+    script.write_text(INGEST_SCRIPT)
+    res = subprocess.run([sys.executable, str(script), json.dumps([str(f) for f in files]), str(out)],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def bench_ingest_scale(tmp: Path, runs: int, baseline: Path | None) -> Path | None:
+    """Ingest of a generated campaign (the 2,000-run bench), serially and on 2 Dask
+    workers, beside the layout before run files. Returns the old-layout store when the
+    baseline was measured (for :func:`bench_migrate`)."""
+    from workbench.samples import generate
+
+    generate(tmp / "scale", runs=runs, workers=2)
+    files = sorted(p for p in (tmp / "scale").rglob("*") if p.suffix in {".mcap", ".bag"} and "truncated" not in p.name)
+    now = _ingest_figures(files, tmp / "ingest-now", None)
+    if baseline is not None:
+        before = _ingest_figures(files, tmp / "ingest-before", baseline)
+        what = f"the checkout at {baseline}, measured now"
+        before_ratio = before["serial"] / before["dist"]
+    else:
+        before, what, before_ratio = RECORDED_BASELINE, RECORDED_BASELINE["what"], RECORDED_BASELINE["ratio"]
+    print(f"ingest of {len(files)} generated runs (events applied):")
+    print(f"   serial     {now['serial']:6.1f} ms/run ({1000 / now['serial']:5.1f} runs/s)  before {before['serial']:6.1f} ms/run "
+          f"→ {before['serial'] / now['serial']:.2f}× (target ≥ 3×, ≤ 20 ms/run)")
+    print(f"   2 workers  {now['dist']:6.1f} ms/run ({1000 / now['dist']:5.1f} runs/s)  = {now['serial'] / now['dist']:.2f}× serial "
+          f"(target ≥ 1.3×); before {before_ratio:.2f}× serial")
+    print(f"   (before: {what})")
+    return tmp / "ingest-before" / "serial" if baseline is not None else None
+
+
+def bench_migrate(tmp: Path, old_store: Path | None) -> None:
+    """``workbench migrate`` throughput: an old-layout store of the scale campaign (when
+    the baseline wrote one) or the small test store of the earlier layout."""
+    from workbench.store.migrate import migrate
+
+    if old_store is None:
+        src = Path(__file__).resolve().parents[1] / "tests" / "data" / "store_v1"
+        old_store = tmp / "migrate-v1"
+        shutil.copytree(src, old_store)
+    store = wb.open_store(old_store)
+    report = migrate(store)
+    print(f"migrate: {report}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="smaller sizes for a quick check")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of an earlier release (git worktree add DIR REV) to measure ingest beside")
+    parser.add_argument("--scale-runs", type=int, default=None, help="runs of the generated ingest campaign (2000; 300 with --small)")
     args = parser.parse_args()
     n_ingest, n_catalog, rows = (100, 1000, 1_000_000) if args.small else (1000, 10_000, 10_000_000)
     with tempfile.TemporaryDirectory() as d:
@@ -239,6 +344,8 @@ def main() -> None:
         bench_load(tmp, rows)
         bench_footprint(tmp, args.small)
         bench_requests(tmp)
+        old = bench_ingest_scale(tmp, args.scale_runs or (300 if args.small else 2000), args.baseline)
+        bench_migrate(tmp, old)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ store asks for — yields a :class:`~workbench.io.messages.StreamingRunData`: th
 is a generator that stops after each chunk; whenever the payloads it holds reach
 :data:`PART_BYTES`, they are decoded into one partial ``Dataset`` per stream and handed
 out, and the buffers start empty again. Stream names are kept from part to part, and the
-store appends each part to its Zarr arrays (:class:`workbench.zarr_io.StreamWriter`),
-so memory is bounded by a few parts and one chunk per array, whatever the file's size;
+store appends each part to its tables (:class:`workbench.columnar.ParquetStreamWriter`),
+so memory is bounded by a few parts and one row group per table, whatever the file's size;
 pages of the mapping already read are handed back to the OS as the scan advances.
 Metadata, events, skipped-message counts and the cross-checks are complete once the
 last part is out. ``read(path)`` without ``parts`` returns the whole run in memory as

@@ -296,7 +296,7 @@ class StreamingRunData(RunData):
     ``parts`` yields ``(stream name, Dataset)`` pairs as the log is read, a bounded
     piece of the file at a time. The parts of one stream have the same variables and
     non-time coordinates and follow each other in time, so a consumer appends them
-    along ``time`` (see :class:`workbench.zarr_io.StreamWriter`); ``frame_offset`` of
+    along ``time`` (see :class:`workbench.columnar.ParquetStreamWriter`); ``frame_offset`` of
     encoded-image parts already counts the bytes of the earlier parts. ``streams`` stays
     empty, and ``events``, ``skipped``, ``extra`` and ``factors`` are complete only once
     ``parts`` is exhausted (an MCAP file may keep its metadata records at the end).

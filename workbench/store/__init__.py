@@ -78,6 +78,8 @@ from workbench.store.layout import (
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.store.migrate import MigrationReport
+
 __all__ = [
     "ADDRESS_NEUTRAL_OPTIONS",
     "ANNOTATIONS_DIR",
@@ -187,6 +189,18 @@ class Store(StoreCore):
         return _ingest(self, paths, meta=meta, pattern=pattern, reader=reader, options=options, salvage=salvage,
                        progress=progress, scheduler=scheduler, events=events)
 
+
+    def migrate(self, *, progress: bool = False) -> MigrationReport:
+        """Rewrite the runs of an earlier release's folder layout into run files, one
+        run at a time, each verified by checksum (see :mod:`workbench.store.migrate`).
+
+        >>> import workbench as wb
+        >>> wb.open_store("memory://doc-migrate").migrate().migrated
+        []
+        """
+        from workbench.store.migrate import migrate
+
+        return migrate(self, progress=progress)
 
     def set_factors(
         self,
