@@ -9,9 +9,9 @@ Dask workers), :mod:`~workbench.store.factors` (factor tables), and the
 
     <store>/
       catalog.parquet                 derived index, rebuilt from manifests
-      runs/<run_id>.json              the manifest: RunInfo, stream list, outcome
+      runs/<run_id>.json              the manifest: RunInfo, stream list, outcome, annotations
       runs/<run_id>.run               events and streams in one file (a zip of Parquet)
-      runs/<run_id>.ann               grades, metrics, derived tables (optional)
+      runs/<run_id>.ann               derived tables too large for the manifest (optional)
       sources/<source_key>.json       which runs a source file produced
       .tmp/                           runs being written (never read as runs)
 

@@ -6,6 +6,7 @@ writing them atomically, annotations and derived tables.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -66,6 +67,12 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreCore"]
 
+ANNOTATIONS_KEY = "annotations"
+"""Manifest key of a run's annotation sections (section → values)."""
+TABLES_KEY = "tables"
+"""Manifest key of a run's small derived tables (name → base64 Parquet)."""
+INLINE_TABLE_BYTES = 4096
+"""Derived tables up to this size live in the manifest; larger ones in ``<run_id>.ann``."""
 _RUN_FILES: dict[str, tuple[Any, Any]] = {}
 _ANNOTATIONS: dict[str, tuple[Any, dict[str, bytes]]] = {}
 
@@ -243,8 +250,7 @@ class StoreCore:
     def annotations(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Annotation sections (grades, metrics…) stored beside a run."""
         if self._packed(run_id):
-            members = self._annotation_members(run_id)
-            return {name[:-5]: json.loads(data) for name, data in sorted(members.items()) if name.endswith(".json")}
+            return dict(self.manifest(run_id).get(ANNOTATIONS_KEY) or {})
         folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         out: dict[str, dict[str, Any]] = {}
         for name in sorted(self.files.listdir(folder)):
@@ -282,7 +288,12 @@ class StoreCore:
         self._catalog_cache = None
 
     def _rows_for(self, run_ids: Iterable[str]) -> list[dict[str, Any]]:
-        return [_catalog_row(self.manifest(r), self.annotations(r)) for r in run_ids]
+        rows = []
+        for r in run_ids:
+            manifest = self.manifest(r)
+            ann = manifest.get(ANNOTATIONS_KEY) if manifest.get("format", 1) >= 2 else self.annotations(r)
+            rows.append(_catalog_row(manifest, dict(ann or {})))
+        return rows
 
     def rebuild_catalog(self) -> pl.DataFrame:
         """Rebuild ``catalog.parquet`` from the manifests and annotations; returns it."""
@@ -722,12 +733,13 @@ class StoreCore:
             self._put_marker(marker, {"pid": os.getpid(), "section": ",".join(sections), "runs": sorted(values)})
         packed = [r for r in values if self._packed(r)]
         if packed:
-            with self.files.lock(LOCK_NAME):  # one file holds every section: read, change, replace
+            with self.files.lock(LOCK_NAME):  # the manifest holds every section: read, change, replace
                 for run_id in packed:
-                    self._update_annotations(run_id, {
-                        f"{section}.json": json.dumps(json_safe(vals), sort_keys=True).encode()
-                        for section, vals in values[run_id].items()
-                    })
+                    manifest = self.manifest(run_id)
+                    sections_now = dict(manifest.get(ANNOTATIONS_KEY) or {})
+                    sections_now.update({section: json_safe(vals) for section, vals in values[run_id].items()})
+                    manifest[ANNOTATIONS_KEY] = sections_now
+                    self.write_manifest(run_id, manifest)
         for run_id, per_run in values.items():
             if run_id in packed:
                 continue
@@ -743,13 +755,15 @@ class StoreCore:
         if marker is not None:
             self.files.remove(marker)
 
-    def _update_annotations(self, run_id: str, members: Mapping[str, bytes]) -> None:
-        """Replace members of a run's annotations file (hold the store lock)."""
+    def _write_annotation_members(self, run_id: str, members: Mapping[str, bytes]) -> None:
+        """Replace a run's file of large tables (hold the store lock); none when empty."""
         from workbench.store.runfile import zip_bytes
 
-        current = self._annotation_members(run_id)
-        current.update(members)
-        self.files.write_atomic(self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}"), zip_bytes(current))
+        path = self.files.path(RUNS_DIR, f"{run_id}{ANNOTATIONS_SUFFIX}")
+        if members:
+            self.files.write_atomic(path, zip_bytes(members))
+        else:
+            self.files.remove(path)
 
     def resolve_runs(self, refs: Iterable[str]) -> list[str]:
         """Run ids for *refs*: run ids, or run names matching exactly one run.
@@ -838,8 +852,22 @@ class StoreCore:
         buf = io.BytesIO()
         table.write_parquet(buf, compression="zstd", statistics=False)
         if self._packed(run_id):
+            data = buf.getvalue()
             with self.files.lock(LOCK_NAME):
-                self._update_annotations(run_id, {f"{name}.parquet": buf.getvalue()})
+                manifest = self.manifest(run_id)
+                inline = dict(manifest.get(TABLES_KEY) or {})
+                members = self._annotation_members(run_id)
+                if len(data) <= INLINE_TABLE_BYTES:  # small (most are): inside the manifest
+                    inline[name] = base64.b64encode(data).decode()
+                    if members.pop(f"{name}.parquet", None) is not None:
+                        self._write_annotation_members(run_id, members)
+                else:
+                    inline.pop(name, None)
+                    members[f"{name}.parquet"] = data
+                    self._write_annotation_members(run_id, members)
+                if inline != (manifest.get(TABLES_KEY) or {}):
+                    manifest[TABLES_KEY] = inline
+                    self.write_manifest(run_id, manifest)
             return
         folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         self.files.makedirs(folder)
@@ -852,7 +880,8 @@ class StoreCore:
         import polars as pl
 
         if self._packed(run_id):
-            data = self._annotation_members(run_id).get(f"{name}.parquet")
+            encoded = (self.manifest(run_id).get(TABLES_KEY) or {}).get(name)
+            data = base64.b64decode(encoded) if encoded is not None else self._annotation_members(run_id).get(f"{name}.parquet")
             return None if data is None else pl.read_parquet(io.BytesIO(data))
         path = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR, f"{name}.parquet")
         if not self.files.exists(path):

@@ -4,11 +4,12 @@
 
     <store>/
       catalog.parquet                 derived index, rebuilt from manifests
-      runs/<run_id>.json              the manifest: RunInfo, streams, outcome (written
-                                      last: a run exists once its manifest does)
+      runs/<run_id>.json              the manifest: RunInfo, streams, outcome, annotation
+                                      sections (grades, metrics, labels) and small derived
+                                      tables (written last: a run exists once it does)
       runs/<run_id>.run               the run's events and streams, one file
                                       (see :mod:`workbench.store.runfile`)
-      runs/<run_id>.ann               annotations: grades, metrics, derived tables (optional)
+      runs/<run_id>.ann               derived tables too large for the manifest (optional)
       sources/<source_key>.json       which runs a source file produced
       .tmp/                           runs being written (never read as runs)
 

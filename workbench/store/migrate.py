@@ -10,6 +10,7 @@ before.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.model import StoreError
+from workbench.store.core import ANNOTATIONS_KEY, INLINE_TABLE_BYTES, TABLES_KEY, StoreCore
 from workbench.store.layout import (
     ANNOTATIONS_DIR,
     ANNOTATIONS_SUFFIX,
@@ -34,7 +36,6 @@ from workbench.store.layout import (
 if TYPE_CHECKING:
     import xarray as xr
 
-    from workbench.store.core import StoreCore
 
 __all__ = ["MigrationReport", "migrate", "stream_digest"]
 
@@ -147,10 +148,18 @@ def migrate(store: StoreCore, *, progress: bool = False) -> MigrationReport:
             new_manifest = dict(manifest)
             new_manifest["format"] = MANIFEST_FORMAT
             new_manifest["streams"] = {n: {k: v for k, v in s.items() if k != "attrs"} for n, s in manifest["streams"].items()}
+            sections = {n[:-5]: json.loads(data) for n, data in sorted(members.items()) if n.endswith(".json")}
+            tables = {n[:-8]: data for n, data in sorted(members.items()) if n.endswith(".parquet")}
+            large = {f"{n}.parquet": data for n, data in tables.items() if len(data) > INLINE_TABLE_BYTES}
+            if sections:
+                new_manifest[ANNOTATIONS_KEY] = sections
+            inline = {n: base64.b64encode(data).decode() for n, data in tables.items() if len(data) <= INLINE_TABLE_BYTES}
+            if inline:
+                new_manifest[TABLES_KEY] = inline
             with files.lock(LOCK_NAME):
                 files.publish_file(tmp, files.path(RUNS_DIR, f"{rid}{RUN_SUFFIX}"))
-                if members:
-                    files.write_atomic(files.path(RUNS_DIR, f"{rid}{ANNOTATIONS_SUFFIX}"), zip_bytes(members))
+                if large:
+                    files.write_atomic(files.path(RUNS_DIR, f"{rid}{ANNOTATIONS_SUFFIX}"), zip_bytes(large))
                 files.write_atomic(files.path(RUNS_DIR, f"{rid}{MANIFEST_SUFFIX}"),
                                    json.dumps(new_manifest, separators=(",", ":"), sort_keys=True).encode())
                 trash = files.path(TMP_DIR, f"migrated-{rid}.{os.getpid()}.{uuid.uuid4().hex[:8]}")

@@ -11,8 +11,8 @@ byte range of the file: read in place through a memory map on a local store, or 
 one ranged request on an object store. ``unzip -l`` lists a run; ``polars`` or
 ``pyarrow`` read any table once extracted.
 
-Annotations (``.ann``) are a zip of the same kind: ``<section>.json`` and
-``<table>.parquet``, rewritten whole when one of them changes.
+A run's ``.ann`` file (derived tables too large to sit in its manifest) is a zip of the
+same kind: ``<table>.parquet`` members, rewritten whole when one of them changes.
 """
 
 from __future__ import annotations
