@@ -219,6 +219,8 @@ def _plan(ds: xr.Dataset) -> tuple[dict[str, Any], list[tuple[str | None, list[t
             entry["extra"] = list(extra)
         if order is not None:
             entry["order"] = order
+        if _splits(kind, stored) and not any(c in ds.variables for c in _split_names(name, stored.shape[1])):
+            entry["columns"] = _split_names(name, stored.shape[1])
         variables.append(entry)
         groups[group].append((name, kind, stored if dims else stored.reshape(1)))
     keys = list(groups)
@@ -228,10 +230,32 @@ def _plan(ds: xr.Dataset) -> tuple[dict[str, Any], list[tuple[str | None, list[t
     return layout, list(groups.items())
 
 
+SPLIT_WIDTH = 32
+"""Numeric rows of up to this many values (a joint vector, a quaternion, a wrench) are
+stored one Parquet column per component: plain columns read about half again as fast
+as fixed-size lists, and compress better."""
+
+
+def _splits(kind: str, values: np.ndarray) -> bool:
+    return kind in ("num", "view") and values.ndim == 2 and 1 < values.shape[1] <= SPLIT_WIDTH
+
+
+def _split_names(name: str, width: int) -> list[str]:
+    return [f"{name}/{j}" for j in range(width)]
+
+
 def _table(members: list[tuple[str, str, np.ndarray]], rows: int) -> pa.Table:
     import pyarrow as pa
 
-    cols = {name: _column(kind, values) for name, kind, values in members if _width(values)}
+    cols: dict[str, Any] = {}
+    for name, kind, values in members:
+        if not _width(values):
+            continue
+        if _splits(kind, values) and not any(c in {n for n, _k, _v in members} for c in _split_names(name, values.shape[1])):
+            for j, col in enumerate(_split_names(name, values.shape[1])):
+                cols[col] = pa.array(np.ascontiguousarray(values[:, j]))
+        else:
+            cols[name] = _column(kind, values)
     if not cols:
         return pa.table({"_rows": pa.nulls(rows, pa.bool_())})
     return pa.table(cols)
@@ -429,9 +453,30 @@ def _shaped(values: np.ndarray, var: dict[str, Any]) -> np.ndarray:
     return values.reshape(()) if not var["dims"] else values
 
 
+def _split_values(table: Any, var: dict[str, Any], rows: int) -> np.ndarray:
+    """A vector stored one column per component, assembled column by column (the result
+    is Fortran-ordered: each component is one contiguous copy)."""
+    cols = var["columns"]
+    out = np.empty((len(cols), rows), dtype=table.column(cols[0]).type.to_pandas_dtype())
+    for j, name in enumerate(cols):
+        at = 0
+        for chunk in table.column(name).chunks:
+            n = len(chunk)
+            out[j, at:at + n] = chunk.to_numpy(zero_copy_only=False)
+            at += n
+    return _restore(out.T, var, rows)
+
+
+def _column_names(var: dict[str, Any]) -> list[str]:
+    """The Parquet columns a variable is stored in."""
+    return list(var.get("columns") or [var["name"]])
+
+
 def _values(table: Any, var: dict[str, Any], rows: int) -> np.ndarray:
     name = var["name"]
     shape = (rows, *var["tail"]) if var["dims"] else ()
+    if var.get("columns") and var["columns"][0] in table.column_names:
+        return _split_values(table, var, rows)
     if name not in table.column_names:  # no values: a zero-width row
         return np.zeros(shape, dtype=np.dtype(var["dtype"]))
     values = _to_numpy(table.column(name), var, rows if var["dims"] else 1)
@@ -462,8 +507,8 @@ def _read_rows(member: Callable[[int], Any], group: int, column: str, var: dict[
                first: int, last: int) -> np.ndarray:
     """Row groups ``first..last`` of one column (a dask task: opens the table itself)."""
     pf = _Tables(member).file(group)
-    table = pf.read_row_groups(list(range(first, last + 1)), columns=[column], use_threads=False)
-    return _to_numpy(table.column(column), var, table.num_rows)
+    table = pf.read_row_groups(list(range(first, last + 1)), columns=_column_names(var), use_threads=last > first)
+    return _values(table, var, table.num_rows)
 
 
 def open_lazy(layout: dict[str, Any], member: Callable[[int], Any], *, indexes: bool = True,
@@ -500,20 +545,22 @@ def open_lazy(layout: dict[str, Any], member: Callable[[int], Any], *, indexes: 
             continue
         dtype = np.dtype(var["dtype"])
         tail = tuple(var["tail"])
-        stored = var["name"] in _columns(tables, k)
+        stored = _column_names(var)[0] in _columns(tables, k)
         if not var["dims"] or not stored or (indexes and var["coord"] and len(var["dims"]) == 1):
-            table = tables.file(k).read(columns=[var["name"]] if stored else [])
+            table = tables.file(k).read(columns=_column_names(var) if stored else [])
             arrays[var["name"]] = _values(table, var, rows)
             continue
         md = tables.file(k).metadata
         sizes = [md.row_group(j).num_rows for j in range(md.num_row_groups)] or [0]
         name = f"wb-{token}-{var['name']}" if token else f"wb-{id(layout):x}-{var['name']}"
         dsk: dict[Any, Any] = {}
-        for j in range(len(sizes)):
+        spans = _chunk_spans(sizes, dtype.itemsize * int(np.prod(tail, dtype=np.int64)) if tail else dtype.itemsize)
+        for j, (first, last) in enumerate(spans):
             key = (name, j, *([0] * len(tail)))
-            dsk[key] = (_read_rows, member, k, var["name"], var, j, j) if sizes[j] else (
+            rows_j = sum(sizes[first:last + 1])
+            dsk[key] = (_read_rows, member, k, var["name"], var, first, last) if rows_j else (
                 np.zeros, (0, *tail), dtype)
-        chunks = (tuple(sizes), *((t,) for t in tail))
+        chunks = (tuple(sum(sizes[a:b + 1]) for a, b in spans), *((t,) for t in tail))
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         arrays[var["name"]] = da.Array(graph, name, chunks, dtype=dtype)
         _DIRECT[name] = (member, k, var, sizes)
@@ -521,6 +568,23 @@ def open_lazy(layout: dict[str, Any], member: Callable[[int], Any], *, indexes: 
     while len(_DIRECT) > _DIRECT_MAX:
         _DIRECT.popitem(last=False)
     return _dataset(layout, arrays, indexes=indexes)
+
+
+DASK_CHUNK_BYTES = 64 * 1024 * 1024
+"""Bytes of one dask chunk of a lazily opened variable: consecutive row groups up to this."""
+
+
+def _chunk_spans(sizes: Sequence[int], row_bytes: int) -> list[tuple[int, int]]:
+    """Consecutive row groups ``(first, last)`` of about :data:`DASK_CHUNK_BYTES` each."""
+    spans: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for j, n in enumerate(sizes):
+        if j > start and (acc + n) * row_bytes > DASK_CHUNK_BYTES:
+            spans.append((start, j - 1))
+            start, acc = j, 0
+        acc += n
+    spans.append((start, len(sizes) - 1))
+    return spans
 
 
 def _columns(tables: _Tables, group: int) -> list[str]:
@@ -563,8 +627,8 @@ class ColumnReader:
             return self._cached[1]
         if self._file is None:
             self._file = _Tables(self._member).file(self._group)
-        table = self._file.read_row_group(k, columns=[self._var["name"]], use_threads=False)
-        values = _to_numpy(table.column(self._var["name"]), self._var, table.num_rows)
+        table = self._file.read_row_group(k, columns=_column_names(self._var), use_threads=False)
+        values = _values(table, self._var, table.num_rows)
         self._cached = (k, values)
         return values
 

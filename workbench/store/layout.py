@@ -292,8 +292,16 @@ class LocalFiles(Files):
             fh.write(data)
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        with open(tmp, "wb") as fh:
+        # written in .tmp/ (same filesystem), so a writer killed mid-way leaves nothing
+        # beside the target; the pid in the name lets the next open remove it
+        folder = self.path(TMP_DIR)
+        tmp = os.path.join(folder, f"atomic.{os.getpid()}.{uuid.uuid4().hex[:8]}.{os.path.basename(path)}")
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fh = open(tmp, "wb")  # noqa: SIM115
+        with fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
