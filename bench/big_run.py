@@ -120,8 +120,8 @@ def step(store_dir: Path, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if what == "imports":  # the floor: Python with the libraries the other steps use
         import dask.array  # noqa: F401
-        import xarray  # noqa: F401
         import pyarrow.parquet  # noqa: F401
+        import xarray  # noqa: F401
 
         store.load("big-run", lazy=True, streams=[])
     elif what == "open":

@@ -181,8 +181,8 @@ def step(store_dir: Path, what: str, prefix: int) -> dict[str, Any]:
     import dask.array  # noqa: F401
     import numcodecs  # noqa: F401
     import polars  # noqa: F401
-    import xarray  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+    import xarray  # noqa: F401
 
     import workbench as wb
     import workbench.pieces
