@@ -179,16 +179,6 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
             "user_rules": sorted(r.name for r in rules.events)}
 
 
-def _store_derived(item: tuple[str, pl.DataFrame, dict[str, Any]], store_url: str) -> dict[str, Any]:
-    """Worker: keep one run's derived events; returns its outcome as they resolve it."""
-    from workbench.store.core import StoreCore
-    from workbench.store.layout import DERIVED_EVENTS
-
-    run_id, events, outcome = item
-    StoreCore(store_url, create=False).put_table(run_id, DERIVED_EVENTS, events)
-    return outcome
-
-
 def _origin(origin: str, origins: Mapping[str, str]) -> str:
     name = origin.split(":", 1)[1]
     where = origins.get(name, "rule")
@@ -279,12 +269,11 @@ def apply_rules(
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     events_sections: dict[str, dict[str, Any]] = {}
     outcome_sections: dict[str, dict[str, Any]] = {}
-    # the rules held on every run: keep the derived events, run by run where the runs
-    # were evaluated (each run's table is written atomically; the catalog once below)
-    stored = map_runs(_store_derived, [(r["run_id"], r["events"], r["outcome"]) for r in results], args=(store.url,),
-                      scheduler=scheduler, progress=progress, label="store")
-    for res, outcome in zip(results, stored, strict=True):
+    # the rules held on every run: keep the derived events with the sections below, one
+    # write per run (each atomic; the catalog updated once)
+    for res in results:
         rid = res["run_id"]
+        outcome = res["outcome"]
         new: pl.DataFrame = res["events"]
         for name, n in res["added"].items():
             report.added[name] = report.added.get(name, 0) + n
@@ -303,8 +292,11 @@ def apply_rules(
             "rules": digest if not rules.empty else None, "rules_origin": rules.origin, "applied_at": now,
             "n_derived": int(new.height), "missing": ", ".join(sorted(res["missing"])) or None,
         }
+    from workbench.store.layout import DERIVED_EVENTS
+
     store.annotate_sections({rid: {EVENTS_SECTION: events_sections[rid], OUTCOME_SECTION: outcome_sections[rid]}
-                             for rid in events_sections})
+                             for rid in events_sections},
+                            tables={res["run_id"]: {DERIVED_EVENTS: res["events"]} for res in results})
     return report
 
 

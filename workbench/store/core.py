@@ -74,6 +74,7 @@ TABLES_KEY = "tables"
 INLINE_TABLE_BYTES = 4096
 """Derived tables up to this size live in the manifest; larger ones in ``<run_id>.ann``."""
 _RUN_FILES: dict[str, tuple[Any, Any]] = {}
+_MANIFESTS: dict[str, tuple[Any, dict[str, Any]]] = {}
 _ANNOTATIONS: dict[str, tuple[Any, dict[str, bytes]]] = {}
 
 
@@ -227,12 +228,19 @@ class StoreCore:
         return dict(members)
 
     def manifest(self, run_id: str) -> dict[str, Any]:
-        """The manifest of *run_id* as a dict."""
+        """The manifest of *run_id* as a dict (a fresh top level; treat nested values as
+        read-only: parsed manifests are shared until the file changes)."""
+        path = self._packed_manifest(run_id)
+        stamp = self.files.stamp(path)
+        cached = _MANIFESTS.get(path)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return dict(cached[1])
         try:
             try:
-                data = self.files.read_bytes(self._packed_manifest(run_id))
+                data = self.files.read_bytes(path)
             except FileNotFoundError:
                 data = self.files.read_bytes(self.files.path(RUNS_DIR, run_id, MANIFEST_NAME))
+                stamp = None
         except FileNotFoundError as err:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg) from err
@@ -241,6 +249,11 @@ class StoreCore:
         except json.JSONDecodeError as err:
             msg = f"manifest of run {run_id!r} is corrupt: {err}"
             raise StoreError(msg) from err
+        if stamp is not None:  # replaced files get a new stamp (written atomically)
+            if len(_MANIFESTS) > 4096:
+                _MANIFESTS.clear()
+            _MANIFESTS[path] = (stamp, manifest)
+            return dict(manifest)
         return manifest  # type: ignore[no-any-return]
 
     def info(self, run_id: str) -> RunInfo:
@@ -678,8 +691,8 @@ class StoreCore:
 
     # ------------------------------------------------------------------ ingest
 
-    def _put_marker(self, path: str, data: dict[str, Any]) -> None:
-        self.files.write_atomic(path, json.dumps(data, sort_keys=True).encode())
+    def _put_marker(self, path: str, data: dict[str, Any], *, durable: bool = True) -> None:
+        self.files.write_atomic(path, json.dumps(data, sort_keys=True).encode(), durable=durable)
 
     # ------------------------------------------------------------------ editing
 
@@ -714,9 +727,18 @@ class StoreCore:
         """:meth:`annotate` for many runs with one catalog update."""
         self.annotate_sections({run_id: {section: vals} for run_id, vals in values.items()})
 
-    def annotate_sections(self, values: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
-        """Store several annotation sections of many runs (run id → section → values):
+    def annotate_sections(self, values: Mapping[str, Mapping[str, dict[str, Any]]],
+                          tables: Mapping[str, Mapping[str, pl.DataFrame]] | None = None) -> None:
+        """Store several annotation sections of many runs (run id → section → values),
+        and derived tables with them (run id → name → table, as :meth:`put_table`):
         one write per run, one catalog update."""
+        tables = tables or {}
+        for run_id, named in tables.items():
+            if run_id not in values:
+                msg = f"tables for run {run_id!r} come without its annotation sections"
+                raise ConfigError(msg)
+            for name in named:
+                _check_table_name(name)
         sections = sorted({section for per_run in values.values() for section in per_run})
         for section in sections:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", section) or section in FACTOR_GROUPS:
@@ -739,10 +761,14 @@ class StoreCore:
                     sections_now = dict(manifest.get(ANNOTATIONS_KEY) or {})
                     sections_now.update({section: json_safe(vals) for section, vals in values[run_id].items()})
                     manifest[ANNOTATIONS_KEY] = sections_now
+                    for name, table in (tables.get(run_id) or {}).items():
+                        self._place_table(run_id, manifest, name, table)
                     self.write_manifest(run_id, manifest)
         for run_id, per_run in values.items():
             if run_id in packed:
                 continue
+            for name, table in (tables.get(run_id) or {}).items():
+                self.put_table(run_id, name, table)
             folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
             self.files.makedirs(folder)
             for section, vals in per_run.items():
@@ -846,32 +872,42 @@ class StoreCore:
         if run_id not in self:
             msg = f"no run {run_id!r} in store {self.url!r}"
             raise StoreError(msg)
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            msg = f"table name {name!r} must be lowercase letters/digits/_"
-            raise ConfigError(msg)
-        buf = io.BytesIO()
-        table.write_parquet(buf, compression="zstd", statistics=False)
+        _check_table_name(name)
         if self._packed(run_id):
-            data = buf.getvalue()
             with self.files.lock(LOCK_NAME):
                 manifest = self.manifest(run_id)
-                inline = dict(manifest.get(TABLES_KEY) or {})
-                members = self._annotation_members(run_id)
-                if len(data) <= INLINE_TABLE_BYTES:  # small (most are): inside the manifest
-                    inline[name] = base64.b64encode(data).decode()
-                    if members.pop(f"{name}.parquet", None) is not None:
-                        self._write_annotation_members(run_id, members)
-                else:
-                    inline.pop(name, None)
-                    members[f"{name}.parquet"] = data
-                    self._write_annotation_members(run_id, members)
-                if inline != (manifest.get(TABLES_KEY) or {}):
-                    manifest[TABLES_KEY] = inline
+                if self._place_table(run_id, manifest, name, table):
                     self.write_manifest(run_id, manifest)
             return
+        buf = io.BytesIO()
+        table.write_parquet(buf, compression="zstd", statistics=False)
         folder = self.files.path(RUNS_DIR, run_id, ANNOTATIONS_DIR)
         self.files.makedirs(folder)
         self.files.write_atomic(self.files.join(folder, f"{name}.parquet"), buf.getvalue())
+
+    def _place_table(self, run_id: str, manifest: dict[str, Any], name: str, table: pl.DataFrame) -> bool:
+        """Put a derived table into *manifest* when small, else into the run's ``.ann``
+        file (hold the store lock); True when *manifest* changed and must be written."""
+        import io
+
+        buf = io.BytesIO()
+        table.write_parquet(buf, compression="zstd", statistics=False)
+        data = buf.getvalue()
+        before = dict(manifest.get(TABLES_KEY) or {})
+        inline = dict(before)
+        members = self._annotation_members(run_id)
+        if len(data) <= INLINE_TABLE_BYTES:  # small (most are): inside the manifest
+            inline[name] = base64.b64encode(data).decode()
+            if members.pop(f"{name}.parquet", None) is not None:
+                self._write_annotation_members(run_id, members)
+        else:
+            inline.pop(name, None)
+            members[f"{name}.parquet"] = data
+            self._write_annotation_members(run_id, members)
+        if inline == before:
+            return False
+        manifest[TABLES_KEY] = inline
+        return True
 
     def get_table(self, run_id: str, name: str) -> pl.DataFrame | None:
         """A table stored with :meth:`put_table`, or ``None``."""
@@ -891,3 +927,9 @@ class StoreCore:
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _check_table_name(name: str) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        msg = f"table name {name!r} must be lowercase letters/digits/_"
+        raise ConfigError(msg)

@@ -305,8 +305,11 @@ def ingest_source(
     source_key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
     marker = store.files.path(SOURCES_DIR, f"{source_key}.json")
     if store.files.exists(marker):
-        listed = json.loads(store.files.read_bytes(marker)).get("runs", [])
-        if all(r in store for r in listed):
+        try:  # a marker torn by a crash reads as absent: the source is read again
+            listed = json.loads(store.files.read_bytes(marker)).get("runs", [])
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            listed = []
+        if listed and all(r in store for r in listed):
             return [], listed
 
     layers_base = FactorLayers()
@@ -385,7 +388,8 @@ def ingest_source(
     if not all_ids:
         msg = f"{str(path)!r}: the {reader.name} reader found no run in it"
         raise ReaderError(msg)
-    store._put_marker(marker, {"runs": all_ids, "reader": reader.name, "path": str(path)})
+    # derived (which runs a source made): not flushed, rebuilt by reading the source again
+    store._put_marker(marker, {"runs": all_ids, "reader": reader.name, "path": str(path)}, durable=False)
     return ingested, present
 
 

@@ -166,8 +166,11 @@ class Files:
         with self.fs.open(path, "wb") as fh:
             fh.write(data)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace the file at *path* at once (an object store's put is atomic)."""
+    def write_atomic(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        """Replace the file at *path* at once (an object store's put is atomic).
+
+        *durable*: flushed to disk before it replaces the old file; ``False`` for what
+        can be rebuilt (a torn file then reads as absent)."""
         self.put(path, data)
 
     def remove(self, path: str) -> None:
@@ -291,7 +294,7 @@ class LocalFiles(Files):
         with open(path, "wb") as fh:
             fh.write(data)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, *, durable: bool = True) -> None:
         # written in .tmp/ (same filesystem), so a writer killed mid-way leaves nothing
         # beside the target; the pid in the name lets the next open remove it
         folder = self.path(TMP_DIR)
@@ -303,8 +306,9 @@ class LocalFiles(Files):
             fh = open(tmp, "wb")  # noqa: SIM115
         with fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
 
     def remove(self, path: str) -> None:
