@@ -157,7 +157,7 @@ def _evaluate_stored(run_id: str, store_url: str, rules_dict: dict[str, Any], or
     merged = rules_for_run(rules, reader)
     names = [s for s in merged.streams if s in manifest.get("streams", {})]
     large = stored_bytes(manifest) > LAZY_BYTES
-    run = store.load(run_id, streams=names, lazy=large, indexes=not large)
+    run = store.load(run_id, streams=names, lazy=large, indexes=not large, merged=False)
     run.events = run.events.filter(run.events["origin"] == "log")  # rules read the log's own events
     try:
         ev = evaluate(run, merged, rows=rows)

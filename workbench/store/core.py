@@ -434,7 +434,7 @@ class StoreCore:
     # ------------------------------------------------------------------ loading
 
     def load(self, run_id: str, *, streams: Iterable[str] | None = None, lazy: bool = True,
-             indexes: bool = True) -> Run:
+             indexes: bool = True, merged: bool = True) -> Run:
         """Open a run: streams as xarray, events as polars.
 
         Parameters
@@ -450,6 +450,9 @@ class StoreCore:
             With ``lazy``: ``False`` leaves the ``time`` coordinate lazy too, without an
             in-memory index (``.sel`` by time is then unavailable) — for runs whose time
             axis alone is too large to hold; grading and metrics read such runs this way.
+        merged
+            ``False``: the log's own events only (without the events rules made and
+            the label), as rules read them.
         """
         import io
 
@@ -471,7 +474,9 @@ class StoreCore:
         if self._packed(run_id):
             opened = self._open_packed(run_id, names, lazy=lazy, indexes=indexes)
             events_bytes = self.run_file(run_id).read(EVENTS_NAME)
-            events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
+            events = check_events(pl.read_parquet(io.BytesIO(events_bytes)))
+            if merged:
+                events = self._merged_events(run_id, events, info)
             return Run(info=info, streams=opened, events=events)
         from workbench.zarr_io import UnsupportedLayout, read_stream, register_direct
 
@@ -494,7 +499,9 @@ class StoreCore:
                 msg = f"run {run_id!r}: stream {name!r} cannot be opened: {err}"
                 raise StoreError(msg) from err
         events_bytes = self.files.read_bytes(self.files.path(RUNS_DIR, run_id, EVENTS_NAME))
-        events = self._merged_events(run_id, check_events(pl.read_parquet(io.BytesIO(events_bytes))), info)
+        events = check_events(pl.read_parquet(io.BytesIO(events_bytes)))
+        if merged:
+            events = self._merged_events(run_id, events, info)
         return Run(info=info, streams=opened, events=events)
 
     def _open_packed(self, run_id: str, names: list[str], *, lazy: bool, indexes: bool) -> dict[str, xr.Dataset]:
