@@ -212,7 +212,7 @@ def main() -> None:
     try:
         gen = _child(store_dir, "generate", rows)
         on_disk = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file())
-        print(f"{'generate (StreamWriter)':<31} {gen['seconds']:7.1f} s   peak RSS {gen['peak_rss_mb']:6.0f} MB "
+        print(f"{'generate (ParquetStreamWriter)':<31} {gen['seconds']:7.1f} s   peak RSS {gen['peak_rss_mb']:6.0f} MB "
               f"(stored: {on_disk / 1e9:.2f} GB on disk)")
         results: dict[str, dict[str, Any]] = {}
         labels = {

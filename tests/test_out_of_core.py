@@ -290,20 +290,24 @@ def test_grading_a_lazy_stream_keeps_memory_to_a_piece(tmp_path, monkeypatch):
     """A 120 MB lazy stream graded in 1.6 MB pieces: traced allocations stay far below its size."""
     import tracemalloc
 
-    from workbench.zarr_io import StreamWriter
+    import workbench as wb
+    from workbench.model import RunInfo, empty_events
 
     n, joints = 1_500_000, 8
-    path = str(tmp_path / "s.zarr")
-    writer = StreamWriter(path)
-    for a in range(0, n, 250_000):
-        k = np.arange(a, a + 250_000)
-        t = T0 + k * 1_000_000
-        writer.append(xr.Dataset(
-            {"position": (("time", "joint"), np.sin(np.outer(k, np.arange(1, joints + 1)) / 1e4))},
-            coords={"time": t, "header_time": ("time", t - 500_000), "joint": [f"j{i}" for i in range(joints)]},
-        ))
-    writer.close()
-    ds = xr.open_zarr(path, chunks={}, consolidated=False)
+
+    def parts():
+        for a in range(0, n, 250_000):
+            k = np.arange(a, a + 250_000)
+            t = T0 + k * 1_000_000
+            yield "joint_states", xr.Dataset(
+                {"position": (("time", "joint"), np.sin(np.outer(k, np.arange(1, joints + 1)) / 1e4))},
+                coords={"time": t, "header_time": ("time", t - 500_000), "joint": [f"j{i}" for i in range(joints)]},
+            )
+
+    store = wb.open_store(tmp_path / "store")
+    store._write_run(RunInfo(run_id="long", start_ns=T0, end_ns=T0 + n * 1_000_000), parts(), empty_events())
+    ds = store.load("long", lazy=True, indexes=False).streams["joint_states"]
+    assert ds.sizes["time"] == n and ds["position"].chunks is not None
     run = _run({"joint_states": ds})
     data_bytes = n * joints * 8 + 2 * n * 8
     monkeypatch.setattr(chunked, "COLLECT_VALUES", 100_000)  # medians in passes, not gathered

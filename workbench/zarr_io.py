@@ -9,12 +9,9 @@ handle (datetimes, complex numbers, non-string objects) goes through xarray.
 :func:`read_stream` reads such a group eagerly into memory the same direct way,
 and defers to ``xarray.open_zarr`` for codecs it does not know.
 
-:class:`StreamWriter` writes a stream that arrives in parts (a log read piece by piece,
-see :mod:`workbench.io.mcap`): whole chunks are compressed and written as soon as they
-are complete and the array metadata at the end, so memory is bounded by one chunk per
-array. Chunk keys use the ``.`` separator (``c.0.0`` beside ``zarr.json``): no folder
-per chunk row, which matters when a run has dozens of tiny arrays; :func:`read_stream`
-reads both separators.
+Stores now keep streams as Parquet (:mod:`workbench.columnar`); this module writes
+Zarr for the tests of the reading path and reads the streams of stores written by
+earlier releases (``workbench migrate`` rewrites those).
 
 Examples
 --------
@@ -37,27 +34,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from workbench.model import APPEND_DIMS, concat_parts, json_safe
+from workbench.model import json_safe
 
 if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
-    "APPEND_CHUNK_BYTES",
-    "APPEND_DIMS",
     "CHUNK_BYTES",
-    "StreamWriter",
     "UnsupportedLayout",
-    "concat_parts",
     "read_stream",
     "supported",
     "write_stream",
 ]
 
 CHUNK_BYTES = 8 * 1024 * 1024
-APPEND_CHUNK_BYTES = 2 * 1024 * 1024
-"""Chunk size of arrays written part by part (:class:`StreamWriter`): each array buffers
-up to one chunk, so a log with many topics keeps many such buffers at once."""
 SEPARATOR = "."
 """Chunk key separator: ``c.0.0`` files beside ``zarr.json``, no ``c/0/`` folders (a run
 has dozens of small arrays; folders cost as much as files on ingest)."""
@@ -307,277 +297,6 @@ def write_stream(ds: xr.Dataset, path: str, *, fs: Any = None, clevel: int = 5) 
         if values.size == 0:
             continue
         _encode_chunks(sink, arr_dir, values, chunks[0], 0, clevel, pad=True)
-
-
-# --------------------------------------------------------------------------- appending
-
-
-
-
-class StreamWriter:
-    """Write one stream that arrives in parts (consecutive pieces along ``time``).
-
-    Memory stays bounded by about one chunk per array: each array's rows are buffered
-    until a whole chunk (:data:`APPEND_CHUNK_BYTES`) is ready, which is compressed and written
-    at once; shapes and array metadata are written by :meth:`close`. A stream that
-    arrives in a single part is written exactly as :func:`write_stream` writes it.
-    Variables whose first dimension is in :data:`APPEND_DIMS` grow; the others (the
-    ``joint`` coordinate …) must be equal in every part. For encoded frames the
-    producer shifts ``frame_offset`` so that it indexes the appended ``data``.
-
-    Parts must share variables, dims and dtypes and follow each other in time. When a
-    part breaks that (joint names that change mid-log, out-of-order chunks, a dtype
-    this writer does not handle), the writer falls back to collecting the stream in
-    memory and writes it whole at :meth:`close` (aligned with
-    ``xarray.concat(join="outer")`` and sorted by time, through *write_whole*): correct,
-    but bounded by the stream's size rather than a chunk's.
-
-    Parameters
-    ----------
-    path
-        The group to create.
-    fs
-        fsspec filesystem for non-local stores.
-    write_whole
-        How to write a complete in-memory Dataset (default :func:`write_stream`).
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr, tempfile, os
-    >>> part = lambda t: xr.Dataset({"v": ("time", np.ones(len(t)))}, coords={"time": np.array(t)})
-    >>> w = StreamWriter(os.path.join(tempfile.mkdtemp(), "s.zarr"))
-    >>> w.append(part([1, 2])); w.append(part([3]))
-    >>> w.close()["dims"]
-    {'time': 3}
-    """
-
-    def __init__(
-        self,
-        path: str,
-        *,
-        fs: Any = None,
-        clevel: int = 5,
-        write_whole: Callable[[xr.Dataset, str], None] | None = None,
-    ) -> None:
-        self.path = path
-        self.fs = fs
-        self.clevel = clevel
-        self._sink = _Sink(fs)
-        self._write_whole = write_whole or (lambda ds, p: write_stream(ds, p, fs=fs, clevel=clevel))
-        self._first: xr.Dataset | None = None  # held until a second part arrives
-        self._attrs: dict[str, Any] = {}
-        self._vars: dict[str, dict[str, Any]] = {}
-        self._span: tuple[int, int] | None = None
-        self._spill: list[xr.Dataset] | None = None
-        self._closed = False
-
-    # ---- public
-    def append(self, ds: xr.Dataset) -> None:
-        """Add the next part."""
-        if self._closed:
-            msg = f"stream writer for {self.path!r} is closed"
-            raise ValueError(msg)
-        if self._spill is not None:
-            self._spill.append(ds)
-        elif self._first is None and not self._vars:
-            self._first = ds
-        else:
-            if self._first is not None:
-                first, self._first = self._first, None
-                if not self._start(first):
-                    self._spill = [first, ds]
-                    return
-            if self._compatible(ds):
-                self._add(ds)
-            else:
-                self._to_memory()
-                assert self._spill is not None
-                self._spill.append(ds)
-
-    def close(self) -> dict[str, Any]:
-        """Finish the group; returns ``{"dims", "variables", "attrs", "span"}`` of the stream."""
-        self._closed = True
-        if self._first is not None or self._spill is not None:
-            parts = [self._first] if self._first is not None else list(self._spill or [])
-            if not parts:
-                msg = f"stream {self.path!r} received no part"
-                raise ValueError(msg)
-            ds = parts[0] if len(parts) == 1 else concat_parts(parts)
-            self._write_whole(ds, self.path)
-            return _summary(ds)
-        return self._finalize()
-
-    # ---- internals
-    def _start(self, ds: xr.Dataset) -> bool:
-        """Take the layout from the first part; False when it cannot be appended to."""
-        if "time" not in ds.dims or not supported(ds) or not _sorted(ds):
-            return False
-        for name, var in ds.variables.items():
-            name = str(name)
-            dims = tuple(str(d) for d in var.dims)
-            grows = bool(dims) and dims[0] in APPEND_DIMS
-            if (grows and var.dtype.kind in "OUST") or any(d in APPEND_DIMS for d in dims[1:]):
-                return False
-            attrs = _json_attrs(var.attrs)
-            coords = _coordinates_attr(ds, name, var)
-            if coords:
-                attrs["coordinates"] = coords
-            tail = tuple(int(k) for k in var.shape[1:])
-            self._vars[name] = {
-                "dims": dims,
-                "dtype": np.dtype(var.dtype).newbyteorder("="),
-                "tail": tail,
-                "grows": grows,
-                "attrs": attrs,
-                "data_var": name in ds.data_vars,
-                "values": None if grows else np.asarray(var.values),
-                "rows": _chunk_rows(tail, var.dtype.itemsize),
-                "pending": [],
-                "pending_rows": 0,
-                "written": 0,
-            }
-        self._attrs = dict(ds.attrs)
-        self._sink.makedirs(self.path)
-        self._add(ds)
-        return True
-
-    def _compatible(self, ds: xr.Dataset) -> bool:
-        if set(map(str, ds.variables)) != set(self._vars) or not supported(ds) or not _sorted(ds):
-            return False
-        for name, var in ds.variables.items():
-            v = self._vars[str(name)]
-            if tuple(map(str, var.dims)) != v["dims"] or np.dtype(var.dtype).newbyteorder("=") != v["dtype"]:
-                return False
-            if v["grows"]:
-                if tuple(var.shape[1:]) != v["tail"]:
-                    return False
-            elif not np.array_equal(np.asarray(var.values), v["values"]):
-                return False
-        if ds.sizes.get("time", 0) and self._span is not None and int(np.asarray(ds["time"].values[0])) < self._span[1]:
-            return False
-        for key, value in ds.attrs.items():
-            if key not in self._attrs:
-                self._attrs[key] = value
-            elif key == "notes" and str(value) not in str(self._attrs[key]):
-                self._attrs[key] = f"{self._attrs[key]}; {value}"
-        return True
-
-    def _add(self, ds: xr.Dataset) -> None:
-        if ds.sizes.get("time", 0):
-            t = np.asarray(ds["time"].values)
-            t0, t1 = int(t[0]), int(t[-1])
-            self._span = (t0, t1) if self._span is None else (self._span[0], t1)
-        for name, v in self._vars.items():
-            if not v["grows"]:
-                continue
-            values = np.asarray(ds.variables[name].values)
-            if len(values):
-                v["pending"].append(values)
-                v["pending_rows"] += len(values)
-            if v["pending_rows"] >= v["rows"]:
-                self._flush(name, v, final=False)
-
-    def _flush(self, name: str, v: dict[str, Any], *, final: bool) -> None:
-        """Write the whole chunks buffered for one array (and the padded rest if *final*)."""
-        if not v["pending_rows"]:
-            return
-        arr_dir = self._sink.join(self.path, name)
-        self._sink.makedirs(arr_dir)
-        rows = v["rows"]
-        pending: list[np.ndarray] = v["pending"]
-        while v["pending_rows"] >= rows or (final and v["pending_rows"]):
-            # one chunk at a time: never a second copy of everything buffered
-            take, got = [], 0
-            while got < rows and pending:
-                head = pending[0]
-                k = min(rows - got, len(head))
-                take.append(head[:k])
-                got += k
-                if k == len(head):
-                    pending.pop(0)
-                else:
-                    pending[0] = head[k:]
-            block = _little(take[0] if len(take) == 1 else np.concatenate(take))
-            done = _encode_chunks(
-                self._sink, arr_dir, block, rows, v["written"] // rows, self.clevel, pad=final
-            )
-            v["written"] += done
-            v["pending_rows"] -= done
-        if pending:  # the rest (less than a chunk): copied, a view keeps a whole part alive
-            rest = pending[0] if len(pending) == 1 else np.concatenate(pending)
-            v["pending"] = [rest.copy() if rest.base is not None else rest]
-
-    def _finalize(self) -> dict[str, Any]:
-        sink = self._sink
-        sizes: dict[str, int] = {}
-        for name, v in self._vars.items():
-            self._flush(name, v, final=True)
-            arr_dir = sink.join(self.path, name)
-            sink.makedirs(arr_dir)
-            if v["grows"]:
-                shape = (v["written"], *v["tail"])
-                meta = _numeric_meta(shape, (v["rows"], *v["tail"]), v["dtype"], v["attrs"], v["dims"], self.clevel)
-                sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
-            else:
-                values = v["values"]
-                shape = values.shape
-                if values.dtype.kind in "OUST":
-                    _write_text(sink, arr_dir, values, _base_meta(values.shape, v["attrs"], v["dims"]))
-                else:
-                    values = _little(values)
-                    chunks = _chunk_shape(values.shape, values.dtype.itemsize)
-                    meta = _numeric_meta(values.shape, chunks, values.dtype, v["attrs"], v["dims"], self.clevel)
-                    sink.put(sink.join(arr_dir, "zarr.json"), _dumps(meta))
-                    if values.size:
-                        _encode_chunks(sink, arr_dir, values, chunks[0], 0, self.clevel, pad=True)
-            for d, k in zip(v["dims"], shape, strict=True):
-                sizes[d] = int(k)
-        sink.put(
-            sink.join(self.path, "zarr.json"),
-            _dumps({"attributes": _json_attrs(self._attrs), "zarr_format": 3, "node_type": "group"}),
-        )
-        return {
-            "dims": sizes,
-            "variables": sorted(n for n, v in self._vars.items() if v["data_var"]),
-            "attrs": dict(self._attrs),
-            "span": self._span,
-        }
-
-    def _to_memory(self) -> None:
-        """Fall back: read back what was written, keep the stream in memory from now on."""
-        attrs = dict(self._attrs)
-        self._finalize()
-        back = read_stream(self.path, fs=self.fs)
-        self._sink.rmtree(self.path)
-        self._vars = {}
-        self._spill = [back.assign_attrs(attrs)]
-
-
-def _chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
-    row = int(np.prod(tail, dtype=np.int64)) if tail else 1
-    return max(1, APPEND_CHUNK_BYTES // max(1, row * itemsize))
-
-
-def _sorted(ds: xr.Dataset) -> bool:
-    if "time" not in ds.variables or ds.sizes.get("time", 0) < 2:
-        return True
-    t = np.asarray(ds["time"].values)
-    return not bool(np.any(t[1:] < t[:-1]))
-
-
-def _summary(ds: xr.Dataset) -> dict[str, Any]:
-    span = None
-    if ds.sizes.get("time", 0):
-        t = np.asarray(ds["time"].values)
-        if t.dtype.kind == "M":
-            t = t.astype("datetime64[ns]").astype(np.int64)
-        span = (int(t.min()), int(t.max()))
-    return {
-        "dims": {str(k): int(v) for k, v in ds.sizes.items()},
-        "variables": sorted(str(v) for v in ds.data_vars),
-        "attrs": dict(ds.attrs),
-        "span": span,
-    }
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:

@@ -572,7 +572,7 @@ class StoreCore:
 
         *streams* is either a mapping of whole streams (written in parallel threads) or
         an iterable of ``(name, part)`` pairs: the parts of a stream read piece by piece,
-        appended along time as they come (see :class:`workbench.zarr_io.StreamWriter`),
+        appended along time as they come (see :class:`workbench.columnar.ParquetStreamWriter`),
         written by a background thread while the next part is decoded, so memory is
         bounded by a few parts. *complete*, when given, is called once every stream is
         written, with their overall time span (``None`` when empty), and returns the
