@@ -379,6 +379,8 @@ class StreamPieces:
                 yield pending.popleft().result()
 
     def _scan_step(self, values: ChunkReader | ColumnReader | MemoryColumn) -> int:
+        if isinstance(values, ColumnReader) and self._auto:  # a row group at a time: read in place
+            return values.chunk_rows
         row = int(values.dtype.itemsize) * int(np.prod(values.shape[1:], dtype=np.int64))
         step = max(1, SCAN_BYTES // max(1, row) // values.chunk_rows) * values.chunk_rows
         return step if self._auto else self.rows  # rows set by the caller or the chunk_rows context
