@@ -446,11 +446,12 @@ def check_events(events: pl.DataFrame) -> pl.DataFrame:
     if "origin" not in events.columns:
         events = events.with_columns(pl.lit(ORIGIN_LOG, dtype=pl.String).alias("origin"))
     want = {"time": pl.Int64, "kind": pl.String, "detail": pl.String, "origin": pl.String}
+    schema = events.schema
     for col, dtype in want.items():
-        if events.schema[col] != dtype:
-            msg = f"events column {col!r} must be {dtype}, got {events.schema[col]}"
+        if schema[col] != dtype:
+            msg = f"events column {col!r} must be {dtype}, got {schema[col]}"
             raise SchemaError(msg)
-    return events.select(list(want))
+    return events if events.columns == list(want) else events.select(list(want))
 
 
 def _tier(origin: str | None) -> int:
@@ -479,13 +480,24 @@ def resolve_outcome(events: pl.DataFrame) -> tuple[str | None, int | None, str |
     """
     import polars as pl
 
-    if "origin" not in events.columns:
-        events = events.with_columns(pl.lit(ORIGIN_LOG).alias("origin"))
-    ends = events.filter(pl.col("kind").is_in([*OUTCOME_KINDS, "unknown"])).sort("time", maintain_order=True)
-    if ends.height == 0:
+    deciding = {*OUTCOME_KINDS, "unknown"}
+    origins_all = events["origin"].to_list() if "origin" in events.columns else [ORIGIN_LOG] * events.height
+    if events.height <= 10_000:  # most runs: a few events, read as lists (no query to plan)
+        picked = sorted(
+            ((t, k, o) for t, k, o in zip(events["time"].to_list(), events["kind"].to_list(), origins_all, strict=True)
+             if k in deciding),
+            key=lambda row: (row[0] is not None, row[0] or 0),  # as polars sorts: missing times first
+        )
+    else:
+        with_origin = events if "origin" in events.columns else events.with_columns(pl.lit(ORIGIN_LOG).alias("origin"))
+        ends = with_origin.filter(pl.col("kind").is_in(sorted(deciding))).sort("time", maintain_order=True)
+        picked = list(zip(ends["time"].to_list(), ends["kind"].to_list(), ends["origin"].to_list(), strict=True))
+    if not picked:
         return None, None, None
-    tiers = [_tier(o) for o in ends["origin"].to_list()]
-    kinds = ends["kind"].to_list()
+    times = [int(t) for t, _k, _o in picked]
+    kinds = [k for _t, k, _o in picked]
+    origins = [o for _t, _k, o in picked]
+    tiers = [_tier(o) for o in origins]
     best = max(t for t, k in zip(tiers, kinds, strict=True) if k != "unknown" or t == 2) if any(
         k != "unknown" or t == 2 for t, k in zip(tiers, kinds, strict=True)) else None
     if best is None:
@@ -493,7 +505,7 @@ def resolve_outcome(events: pl.DataFrame) -> tuple[str | None, int | None, str |
     rows = [i for i, (t, k) in enumerate(zip(tiers, kinds, strict=True)) if t == best and (k != "unknown" or t == 2)]
     i = rows[-1]
     kind = kinds[i]
-    return (None if kind == "unknown" else str(kind)), int(ends["time"][i]), str(ends["origin"][i])
+    return (None if kind == "unknown" else str(kind)), times[i], str(origins[i])
 
 
 def run_outcome(events: pl.DataFrame) -> str | None:

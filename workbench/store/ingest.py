@@ -195,8 +195,8 @@ def ingest(
             advance(size - done, src.name)
     if new_ids or not store.files.exists(store._catalog_path()):
         store._update_catalog(add=new_ids)
-    if events and new_ids:
-        _apply_events(store, report, scheduler=None, progress=False)
+    if events and new_ids:  # in this process, one run after another, like the ingest
+        _apply_events(store, report, scheduler="sync", progress=False)
     return report
 
 
