@@ -249,7 +249,7 @@ from pathlib import Path
 
 def main():
     import workbench as wb
-    files, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+    files, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     serial = wb.open_store(out / "serial")
     serial.ingest(files[:1], progress=False)  # imports warm
     t0 = time.perf_counter()
@@ -285,7 +285,9 @@ def _ingest_figures(files: list[Path], out: Path, code: Path | None) -> dict[str
         env["PYTHONPATH"] = str(code)
     script = out.parent / f"ingest-{out.name}.py"
     script.write_text(INGEST_SCRIPT)
-    res = subprocess.run([sys.executable, str(script), json.dumps([str(f) for f in files]), str(out)],
+    listing = out.parent / f"ingest-{out.name}.json"  # thousands of paths: a file, not arguments
+    listing.write_text(json.dumps([str(f) for f in files]))
+    res = subprocess.run([sys.executable, str(script), str(listing), str(out)],
                          capture_output=True, text=True, env=env, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
