@@ -42,38 +42,15 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from workbench.store import layout as _layout
 from workbench.store.catalog import WALL_CLOCK_FROM_NS, WHERE_FUNCTIONS, check_where, wall_clock_start
 from workbench.store.core import StoreCore
 from workbench.store.factors import FactorUpdate
 from workbench.store.factors import set_factors as _set_factors
 from workbench.store.ingest import IngestReport
 from workbench.store.ingest import ingest as _ingest
-from workbench.store.layout import (
-    ADDRESS_NEUTRAL_OPTIONS,
-    ANNOTATIONS_DIR,
-    ANNOTATIONS_SUFFIX,
-    CATALOG_PATH,
-    COMPARISONS_DIR,
-    DEFAULT_STORE,
-    DERIVED_EVENTS,
-    EVENTS_NAME,
-    EVENTS_SECTION,
-    LABELS_SECTION,
-    LOCK_NAME,
-    MANIFEST_FORMAT,
-    MANIFEST_NAME,
-    MANIFEST_SUFFIX,
-    MARKS_SECTION,
-    OUTCOME_SECTION,
-    PENDING_DIR,
-    RULES_DIR,
-    RUN_SUFFIX,
-    RUNS_DIR,
-    SOURCES_DIR,
-    STREAMS_DIR,
-    TMP_DIR,
-    default_store_path,
-)
+from workbench.store.layout import *  # noqa: F403 - the layout's names are the store's too
+from workbench.store.layout import default_store_path
 
 if TYPE_CHECKING:
     import polars as pl
@@ -81,29 +58,6 @@ if TYPE_CHECKING:
     from workbench.store.migrate import MigrationReport
 
 __all__ = [
-    "ADDRESS_NEUTRAL_OPTIONS",
-    "ANNOTATIONS_DIR",
-    "ANNOTATIONS_SUFFIX",
-    "CATALOG_PATH",
-    "COMPARISONS_DIR",
-    "DEFAULT_STORE",
-    "DERIVED_EVENTS",
-    "EVENTS_NAME",
-    "EVENTS_SECTION",
-    "LABELS_SECTION",
-    "LOCK_NAME",
-    "MANIFEST_FORMAT",
-    "MANIFEST_NAME",
-    "MANIFEST_SUFFIX",
-    "MARKS_SECTION",
-    "OUTCOME_SECTION",
-    "PENDING_DIR",
-    "RULES_DIR",
-    "RUNS_DIR",
-    "RUN_SUFFIX",
-    "SOURCES_DIR",
-    "STREAMS_DIR",
-    "TMP_DIR",
     "WALL_CLOCK_FROM_NS",
     "WHERE_FUNCTIONS",
     "FactorUpdate",
@@ -111,10 +65,10 @@ __all__ = [
     "Store",
     "StoreCore",
     "check_where",
-    "default_store_path",
     "open_store",
     "wall_clock_start",
 ]
+__all__ += _layout.__all__  # the folder layout's names and the default location
 
 
 class Store(StoreCore):

@@ -579,45 +579,57 @@ class StoreCore:
         final ``(info, events)`` — for a streamed log, whose metadata is known only
         after its last part; *info* then only gives the run id.
         """
-        import io
-
-        from workbench.store.runfile import write_run_file
+        from workbench.columnar import summary
 
         if info.run_id in self:
             return False
-        tmp = self.files.tmp_file(f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}{RUN_SUFFIX}")
+        if isinstance(streams, Mapping):
+            encoded = self._encode_streams(streams)
+            span = None
+        else:
+            encoded, span = self._encode_parts(streams)
+        if complete is not None:
+            info, events = complete(span)
+        tmp = self._write_data_file(info.run_id, events, encoded)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "info": info.to_dict(),
+            "streams": {name: {k: v for k, v in summary(layout).items() if k != "attrs"}
+                        for name, (layout, _tables) in encoded.items()},
+            "n_events": events.height,
+            "outcome": run_outcome(events),
+            "outcome_ns": _outcome_time(events),
+        }
         try:
-            if isinstance(streams, Mapping):
-                encoded = self._encode_streams(streams)
-                span = None
-            else:
-                encoded, span = self._encode_parts(streams)
-            if complete is not None:
-                info, events = complete(span)
-            buf = io.BytesIO()
-            events.write_parquet(buf, compression="zstd", statistics=False)
-            with open(tmp, "wb") as fh:
-                write_run_file(fh, buf.getvalue(), encoded)
-            from workbench.columnar import summary
-
-            manifest = {
-                "format": MANIFEST_FORMAT,
-                "info": info.to_dict(),
-                "streams": {name: {k: v for k, v in summary(layout).items() if k != "attrs"}
-                            for name, (layout, _tables) in encoded.items()},
-                "n_events": events.height,
-                "outcome": run_outcome(events),
-                "outcome_ns": _outcome_time(events),
-            }
             self.files.publish_file(tmp, self.files.path(RUNS_DIR, f"{info.run_id}{RUN_SUFFIX}"))
-            man = self.files.tmp_file(f"{info.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}{MANIFEST_SUFFIX}")
-            with open(man, "wb") as fh:
-                fh.write(_manifest_bytes(manifest))
-            return self.files.publish_file(man, self._packed_manifest(info.run_id), replace=False)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
             raise
+        man = self.files.tmp_file(info.run_id, MANIFEST_SUFFIX)
+        with open(man, "wb") as fh:
+            fh.write(_manifest_bytes(manifest))
+        return self.files.publish_file(man, self._packed_manifest(info.run_id), replace=False)
+
+    def _write_data_file(self, run_id: str, events: pl.DataFrame,
+                         encoded: Mapping[str, tuple[dict[str, Any], list[Any]]]) -> str:
+        """Write a run's data file (events and encoded streams) to a new local path in
+        ``.tmp/``, to publish with :meth:`Files.publish_file`; returns the path."""
+        import io
+
+        from workbench.store.runfile import write_run_file
+
+        buf = io.BytesIO()
+        events.write_parquet(buf, compression="zstd", statistics=False)
+        tmp = self.files.tmp_file(run_id, RUN_SUFFIX)
+        try:
+            with open(tmp, "wb") as fh:
+                write_run_file(fh, buf.getvalue(), encoded)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+        return tmp
 
     def _encode_streams(self, streams: Mapping[str, xr.Dataset]) -> dict[str, tuple[dict[str, Any], list[Any]]]:
         """Encode whole streams, several at once (compression releases the GIL)."""
@@ -899,7 +911,10 @@ class StoreCore:
 
         buf = io.BytesIO()
         table.write_parquet(buf, compression="zstd", statistics=False)
-        data = buf.getvalue()
+        return self._place_table_bytes(run_id, manifest, name, buf.getvalue())
+
+    def _place_table_bytes(self, run_id: str, manifest: dict[str, Any], name: str, data: bytes) -> bool:
+        """:meth:`_place_table` of a table already written as Parquet *data*."""
         before = dict(manifest.get(TABLES_KEY) or {})
         inline = dict(before)
         members = self._annotation_members(run_id)

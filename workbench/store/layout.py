@@ -102,22 +102,15 @@ def default_store_path() -> str:
     return env("WORKBENCH_STORE") or DEFAULT_STORE
 
 
+def _tmp_name(stem: str, suffix: str) -> str:
+    return f"{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}"
+
+
 def _flush(fd: int) -> None:
     """Flush a file's data (and the size it needs) to disk: ``fdatasync`` where there is
     one (it skips timestamps), else ``fsync``."""
     sync = getattr(os, "fdatasync", None) or os.fsync
     sync(fd)
-
-
-def _fsync_tree(path: str) -> None:
-    """Flush a freshly written folder to disk before it is renamed into place."""
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 # --------------------------------------------------------------------------- the files
@@ -190,26 +183,13 @@ class Files:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def publish(self, tmp: str, final: str) -> bool:
-        """Move the run folder *tmp* into place at *final*; False (and *tmp* removed)
-        when a run is already there. Object stores have no atomic folder rename:
-        everything but the manifest is moved first, then the manifest, so a reader
-        never sees a run without all its parts."""
-        if self.exists(self.join(final, MANIFEST_NAME)):
-            self.rmtree(tmp)
-            return False
-        manifest = self.read_bytes(self.join(tmp, MANIFEST_NAME))
-        self.fs.rm(self.join(tmp, MANIFEST_NAME))
-        self.fs.mv(tmp, final, recursive=True)
-        self.put(self.join(final, MANIFEST_NAME), manifest)
-        return True
-
-    def tmp_file(self, name: str) -> str:
-        """A local path to build the file *name* in before :meth:`publish_file`."""
+    def tmp_file(self, stem: str, suffix: str) -> str:
+        """A new local path (``<stem>.<pid>.<random><suffix>``) to build a file in before
+        :meth:`publish_file`; the pid lets the next open remove what a dead writer left."""
         import tempfile
 
         folder = tempfile.mkdtemp(prefix="workbench-")
-        return os.path.join(folder, name)
+        return os.path.join(folder, _tmp_name(stem, suffix))
 
     def publish_file(self, local: str, final: str, *, replace: bool = True) -> bool:
         """Move the finished local file *local* to *final* in one step (one request on an
@@ -325,24 +305,13 @@ class LocalFiles(Files):
     def rmtree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, tmp: str, final: str) -> bool:
-        _fsync_tree(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError as err:
-            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return False
-            raise
-        return True
-
     def retire(self, final: str, trash: str) -> None:
         os.rename(final, trash)
 
-    def tmp_file(self, name: str) -> str:
+    def tmp_file(self, stem: str, suffix: str) -> str:
         folder = self.path(TMP_DIR)
         os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, name)
+        return os.path.join(folder, _tmp_name(stem, suffix))
 
     def publish_file(self, local: str, final: str, *, replace: bool = True) -> bool:
         fd = os.open(local, os.O_RDONLY)

@@ -10,7 +10,6 @@ before.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.model import StoreError
-from workbench.store.core import ANNOTATIONS_KEY, INLINE_TABLE_BYTES, TABLES_KEY, StoreCore
+from workbench.store.core import ANNOTATIONS_KEY, StoreCore, _manifest_bytes
 from workbench.store.layout import (
     ANNOTATIONS_DIR,
     ANNOTATIONS_SUFFIX,
@@ -101,7 +100,6 @@ def migrate(store: StoreCore, *, progress: bool = False) -> MigrationReport:
     import polars as pl
 
     from workbench.columnar import decode_stream
-    from workbench.store.runfile import zip_bytes
 
     files = store.files
     report = MigrationReport()
@@ -129,8 +127,7 @@ def migrate(store: StoreCore, *, progress: bool = False) -> MigrationReport:
                 if name.endswith((".json", ".parquet")):
                     members[name] = files.read_bytes(files.join(folder, name))
             # the data file, then read back and compared before anything is published
-            tmp = files.tmp_file(f"{rid}.{os.getpid()}.{uuid.uuid4().hex[:8]}{RUN_SUFFIX}")
-            _write_data(tmp, events, run.streams, store)
+            tmp = store._write_data_file(rid, events, {n: store._encode_stream(n, ds) for n, ds in run.streams.items()})
             from workbench.store.runfile import RunFile
 
             check = RunFile(tmp)
@@ -149,19 +146,14 @@ def migrate(store: StoreCore, *, progress: bool = False) -> MigrationReport:
             new_manifest["format"] = MANIFEST_FORMAT
             new_manifest["streams"] = {n: {k: v for k, v in s.items() if k != "attrs"} for n, s in manifest["streams"].items()}
             sections = {n[:-5]: json.loads(data) for n, data in sorted(members.items()) if n.endswith(".json")}
-            tables = {n[:-8]: data for n, data in sorted(members.items()) if n.endswith(".parquet")}
-            large = {f"{n}.parquet": data for n, data in tables.items() if len(data) > INLINE_TABLE_BYTES}
             if sections:
                 new_manifest[ANNOTATIONS_KEY] = sections
-            inline = {n: base64.b64encode(data).decode() for n, data in tables.items() if len(data) <= INLINE_TABLE_BYTES}
-            if inline:
-                new_manifest[TABLES_KEY] = inline
             with files.lock(LOCK_NAME):
                 files.publish_file(tmp, files.path(RUNS_DIR, f"{rid}{RUN_SUFFIX}"))
-                if large:
-                    files.write_atomic(files.path(RUNS_DIR, f"{rid}{ANNOTATIONS_SUFFIX}"), zip_bytes(large))
-                files.write_atomic(files.path(RUNS_DIR, f"{rid}{MANIFEST_SUFFIX}"),
-                                   json.dumps(new_manifest, separators=(",", ":"), sort_keys=True).encode())
+                for n, data in sorted(members.items()):  # small tables into the manifest, large ones beside
+                    if n.endswith(".parquet"):
+                        store._place_table_bytes(rid, new_manifest, n[: -len(".parquet")], data)
+                files.write_atomic(store._packed_manifest(rid), _manifest_bytes(new_manifest))
                 trash = files.path(TMP_DIR, f"migrated-{rid}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
                 if files.local:  # out of runs/ at once; deleted outside the lock
                     files.retire(files.path(RUNS_DIR, rid), trash)
@@ -187,14 +179,3 @@ def _size(files: Any, path: str) -> int:
         return 0
     return os.path.getsize(path) if files.local else int(files.fs.size(path))
 
-
-def _write_data(path: str, events: Any, streams: dict[str, xr.Dataset], store: StoreCore) -> None:
-    import io
-
-    from workbench.store.runfile import write_run_file
-
-    buf = io.BytesIO()
-    events.write_parquet(buf, compression="zstd", statistics=False)
-    encoded = {name: store._encode_stream(name, ds) for name, ds in streams.items()}
-    with open(path, "wb") as fh:
-        write_run_file(fh, buf.getvalue(), encoded)
