@@ -102,3 +102,32 @@ def test_trend_of_real_logs_over_their_start_times(real_store):
         cat.filter(pl.col("start_ns").is_not_null())["run_id"].to_list())
     span_days = (cat["start_ns"].max() - cat["start_ns"].min()) / 86_400e9
     assert res.over == ("month" if span_days > 7 * 60 else res.over)
+
+
+def test_every_real_file_is_stored_compactly(real_store):
+    """On disk (blocks, as ``du`` counts them) a real log's runs take at most twice the
+    source's bytes, in at most three files each (data, manifest, large tables) and no
+    folder: the 372 kB ULog took 25.8 MB in 4,150 files in the folder-per-run layout."""
+    from pathlib import Path
+
+    from workbench.store import RUNS_DIR
+
+    runs_dir = Path(real_store.root) / RUNS_DIR
+    assert not [p for p in runs_dir.iterdir() if p.is_dir()]
+    cat = real_store.runs()
+    by_source: dict[str, list[tuple[str, int]]] = {}
+    for rid, src, size in cat.select("run_id", "source", "size_bytes").iter_rows():
+        by_source.setdefault(str(src), []).append((rid, int(size or 0)))
+    checked = 0
+    for src, runs in by_source.items():
+        files = [p for rid, _ in runs for p in runs_dir.glob(f"{rid}.*")]
+        assert all(len(list(runs_dir.glob(f"{rid}.*"))) <= 3 for rid, _ in runs), src
+        size = sum(s for _, s in runs)
+        blocks = sum(p.stat().st_blocks * 512 for p in files)
+        assert size > 0, src
+        assert blocks <= 2 * size, (Path(src).name, blocks, size)
+        checked += 1
+    assert checked >= 30
+    ulog = cat.filter(pl.col("source").str.ends_with("test_ulog.ulg"))
+    rid = ulog["run_id"].item()
+    assert sum(p.stat().st_blocks * 512 for p in runs_dir.glob(f"{rid}.*")) < 1_000_000
