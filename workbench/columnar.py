@@ -71,7 +71,7 @@ GROUP_BYTES = 8 * 1024 * 1024
 APPEND_GROUP_BYTES = 2 * 1024 * 1024
 """The same for a stream written part by part (:class:`ParquetStreamWriter`): each
 growing table buffers up to one row group, so a log of many topics holds many at once."""
-SPOOL_BYTES = 16 * 1024 * 1024
+SPOOL_BYTES = 2 * 1024 * 1024
 """Tables of a stream written part by part stay in memory up to this size, then spill
 to a temporary file."""
 _TEXT_ROW_BYTES = 32
