@@ -449,7 +449,9 @@ def test_served_viewer_renders_the_runs(
         page.on("console", lambda m: console.append(m.text))
         try:
             page.goto(url)
-            page.wait_for_selector("canvas", timeout=30_000)
+            # the viewer's wasm (tens of MB) compiles before its canvas turns visible: on a
+            # loaded 2-core runner that has taken more than 30 s
+            page.wait_for_selector("canvas", timeout=150_000)
             # The viewer draws WebGL in software (SwiftShader): on a loaded 2-core runner one
             # frame can take longer than a capture's timeout, so a slow capture is retried
             # until the deadline rather than failing the test.
