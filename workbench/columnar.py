@@ -621,6 +621,23 @@ _DIRECT_MAX = 4096
 # --------------------------------------------------------------------------- direct reads
 
 
+_FOLIO = 2 * 2**20
+"""Largest run of file pages the OS maps at once around a page read (a PMD-size folio)."""
+
+
+def _byte_span(group: Any, columns: Sequence[str]) -> tuple[int, int]:
+    """Bytes ``[start, stop)`` of a Parquet row group's chunks of *columns*."""
+    lo, hi = None, 0
+    for j in range(group.num_columns):
+        col = group.column(j)
+        if columns and col.path_in_schema not in columns:
+            continue
+        start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+        lo = start if lo is None else min(lo, start)
+        hi = max(hi, start + col.total_compressed_size)
+    return (lo or 0), hi
+
+
 class ColumnReader:
     """Rows of one stored column read row group by row group, without dask: what a
     scan over a long stream spends its time on (see :class:`workbench.pieces.StreamPieces`).
@@ -639,6 +656,8 @@ class ColumnReader:
         self.dtype = np.dtype(var["dtype"])
         self.chunk_rows = max(self._sizes) if self._sizes else 1
         self._file: Any = None
+        self._release: Callable[[int, int], None] | None = None
+        self._reads = 0
         self._cached: tuple[int, np.ndarray] | None = None
 
     def clone(self) -> ColumnReader:
@@ -649,9 +668,25 @@ class ColumnReader:
         if self._cached is not None and self._cached[0] == k:
             return self._cached[1]
         if self._file is None:
-            self._file = _Tables(self._member).file(self._group)
-        table = self._file.read_row_group(k, columns=_column_names(self._var), use_threads=False)
+            mapped = getattr(self._member, "mapped", None)
+            if mapped is not None:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                buf, self._release = mapped(self._group)
+                self._file = pq.ParquetFile(pa.BufferReader(buf))
+            else:
+                self._file = _Tables(self._member).file(self._group)
+        columns = _column_names(self._var)
+        table = self._file.read_row_group(k, columns=columns, use_threads=False)
         values = _values(table, self._var, table.num_rows)
+        if self._release is not None:  # a long scan keeps only what it decodes resident
+            lo, hi = _byte_span(self._file.metadata.row_group(k), ())
+            self._release(lo, hi)
+            self._reads += 1
+            if self._reads % 16 == 0:  # the OS maps whole folios around a read, partly before it:
+                span = max(hi - lo, _FOLIO)  # now and then, release far enough behind every reader
+                self._release(lo - 24 * span, lo - 4 * span)
         self._cached = (k, values)
         return values
 

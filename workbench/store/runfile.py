@@ -18,6 +18,7 @@ same kind: ``<table>.parquet`` members, rewritten whole when one of them changes
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -106,8 +107,44 @@ class Member:
         mm.seek(self.offset)
         return mm.read_buffer(self.size)
 
+    def mapped(self) -> tuple[Any, Any]:
+        """``(buffer, release)``: the member's bytes as a zero-copy pyarrow buffer of a
+        memory map, and ``release(start, stop)`` that drops the pages of bytes
+        ``[start, stop)`` of it from this process (``MADV_DONTNEED``; they stay in the
+        OS page cache and are read again if touched). A long scan releases what it has
+        decoded, so it keeps only its pieces resident. A remote member: its bytes and a
+        release that does nothing."""
+        import pyarrow as pa
+
+        if self.fs is not None or not hasattr(mmap, "MADV_DONTNEED"):
+            return self(), _keep
+        with open(self.path, "rb") as fh:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        buf = pa.py_buffer(memoryview(mm)[self.offset: self.offset + self.size])
+        return buf, _Release(mm, self.offset)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Member, (self.path, self.offset, self.size, self.fs))
+
+
+def _keep(start: int, stop: int) -> None:
+    """Nothing to release (bytes held in memory)."""
+
+
+class _Release:
+    """Drops pages of a member's memory map (see :meth:`Member.mapped`)."""
+
+    __slots__ = ("mm", "offset")
+
+    def __init__(self, mm: mmap.mmap, offset: int) -> None:
+        self.mm, self.offset = mm, offset
+
+    def __call__(self, start: int, stop: int) -> None:
+        page = mmap.PAGESIZE
+        lo = (self.offset + max(0, start)) // page * page
+        hi = min(len(self.mm), self.offset + stop)
+        if hi > lo:
+            self.mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 class _StreamTables:
@@ -120,6 +157,10 @@ class _StreamTables:
 
     def __call__(self, k: int) -> Any:
         return self.members[k]()
+
+    def mapped(self, k: int) -> tuple[Any, Any]:
+        """Table *k* with a release of its pages (:meth:`Member.mapped`)."""
+        return self.members[k].mapped()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_StreamTables, (self.members,))
