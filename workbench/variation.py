@@ -1,0 +1,256 @@
+"""Unit-to-unit and hidden variation: how much of a metric's spread lies between the
+units of a grouping factor (arms of one model, sites, operators, days), each unit's
+shrunken estimate, and whether the logged factors explain the spread.
+
+Per cell (``within``, e.g. ``model.version``) and grouping factor (``groups``):
+
+* rates: an empirical-Bayes beta-binomial (:mod:`workbench.stats.hierarchical`); the
+  intra-class correlation ``rho`` is the share of an outcome's variance between units;
+  each unit's posterior rate and interval (shrunken toward the cell's rate); Pearson's
+  χ² test of equal rates across units (overdispersion);
+* numbers: a linear mixed model with a random intercept per unit (REML,
+  ``statsmodels`` ``MixedLM``): variance between and within units, the intra-class
+  correlation, each unit's BLUP with its interval; the one-way ANOVA F test of equal
+  means across units.
+
+Intervals on the intra-class correlation come from a cluster bootstrap (units
+resampled). A unit is flagged as outlying when its standardised residual's two-sided
+p-value is below ``alpha`` divided by the number of units (Bonferroni); its runs are
+listed. A significant test with no outlier means the whole cell is spread out: a
+variable that was not logged is at work.
+
+Examples
+--------
+>>> import polars as pl
+>>> rows = [{"run_id": f"{u}-{s}", "model.version": "v1", "hardware.unit": u,
+...          "metrics.success": float(s % 10 != 0 if u != "arm-4" else s % 3 == 0)}
+...         for u in ("arm-1", "arm-2", "arm-3", "arm-4") for s in range(20)]
+>>> res = variation(pl.DataFrame(rows), groups=["hardware.unit"], within=["model.version"], n_boot=50)
+>>> row = res.components.row(0, named=True)
+>>> row["overdispersed"], row["outliers"]
+(True, ['arm-4'])
+>>> res.units.filter(pl.col("flag"))["unit"].to_list()
+['arm-4']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workbench.model import ConfigError
+from workbench.ranking import metric_frame
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.store import Store
+
+__all__ = ["VariationResult", "variation"]
+
+
+@dataclass
+class VariationResult:
+    """``components``: per cell and grouping factor, the units, the between-unit share
+    ``icc`` with ``icc_lo``–``icc_hi``, the test of equal units (``statistic``,
+    ``p_value``, ``overdispersed``) and ``outliers``; ``units``: per unit its raw and
+    shrunken estimate with interval, standardised residual, ``flag`` and run ids."""
+
+    metric: str
+    kind: str
+    groups: list[str]
+    within: list[str]
+    components: pl.DataFrame
+    units: pl.DataFrame
+    alpha: float
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One sentence per cell and grouping factor."""
+        lines = []
+        what = f"the {self.metric} rate" if self.kind == "rate" else str(self.metric)
+        for r in self.components.iter_rows(named=True):
+            cell = ", ".join(f"{w}={r[w]}" for w in self.within)
+            where = f"within {cell}: " if cell else ""
+            icc = "n/a" if r["icc"] is None or math.isnan(r["icc"]) else f"{r['icc']:.0%}"
+            ci = "" if r["icc_lo"] is None or math.isnan(r["icc_lo"]) else f" [{r['icc_lo']:.0%}, {r['icc_hi']:.0%}]"
+            verdict = ("units differ more than chance allows" if r["overdispersed"] else "no evidence that units differ")
+            flagged = f"; outlying: {', '.join(r['outliers'])}" if r["outliers"] else (
+                "; no single unit stands out: a variable not logged is at work" if r["overdispersed"] else "")
+            lines.append(f"{where}{icc}{ci} of the variation in {what} is between {r['group']} values "
+                         f"({r['n_units']} units, {r['n_runs']} runs); {verdict} (p={r['p_value']:.3g}){flagged}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"metric": self.metric, "kind": self.kind, "groups": self.groups, "within": self.within, "alpha": self.alpha,
+                "components": self.components.to_dicts(), "units": self.units.to_dicts(), "excluded": self.excluded}
+
+
+def _icc_anova(values: list[np.ndarray]) -> float:
+    """One-way random-effects ICC(1) by the ANOVA estimator (used in the bootstrap)."""
+    ns = np.array([v.size for v in values], dtype=np.float64)
+    k, big_n = ns.size, ns.sum()
+    if k < 2 or big_n <= k:
+        return math.nan
+    means = np.array([v.mean() for v in values])
+    grand = np.concatenate(values).mean()
+    msb = float(np.sum(ns * (means - grand) ** 2) / (k - 1))
+    msw = float(sum(((v - v.mean()) ** 2).sum() for v in values) / (big_n - k))
+    n0 = (big_n - np.sum(ns**2) / big_n) / (k - 1)
+    s2b = max(0.0, (msb - msw) / n0)
+    return s2b / (s2b + msw) if s2b + msw > 0 else 0.0
+
+
+def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int, alpha: float) -> dict[str, Any]:
+    from scipy import stats
+
+    from workbench.stats.hierarchical import fit_beta_binomial, overdispersion_test, shrink_rates
+
+    a, b, rho = fit_beta_binomial(ks, ns)
+    mean, lo, hi = shrink_rates(ks, ns, a, b)
+    test = overdispersion_test(ks, ns)
+    boot = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, ks.size, ks.size)
+        boot.append(fit_beta_binomial(ks[pick], ns[pick])[2])
+    p_unit = 2 * stats.norm.sf(np.abs(test.residuals))
+    return {"icc": rho, "boot": np.array(boot), "shrunk": mean, "lo": lo, "hi": hi, "residuals": test.residuals,
+            "p_unit": p_unit, "statistic": test.statistic, "df": float(test.df), "p_value": test.p_value,
+            "test": "pearson chi2 (equal rates)", "center": a / (a + b), "between_var": math.nan, "within_var": math.nan}
+
+
+def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+    import warnings
+
+    import pandas as pd
+    from scipy import stats
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    y = np.concatenate(values)
+    g = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
+    k = len(values)
+    shrunk, lo, hi = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    s2b = s2w = icc = math.nan
+    center = float(y.mean())
+    if k >= 2 and y.size > k:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = MixedLM(y, np.ones((y.size, 1)), groups=g).fit(reml=True)
+        s2b, s2w = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+        icc = s2b / (s2b + s2w) if s2b + s2w > 0 else 0.0
+        center = float(fit.fe_params.iloc[0])
+        re, re_cov = fit.random_effects, fit.random_effects_cov
+        for i in range(k):
+            eff = float(pd.Series(re[i]).iloc[0])
+            sd = math.sqrt(max(0.0, float(np.asarray(re_cov[i]).reshape(-1)[0])))
+            shrunk[i], lo[i], hi[i] = center + eff, center + eff - 1.96 * sd, center + eff + 1.96 * sd
+    f = stats.f_oneway(*values) if k >= 2 and all(v.size > 0 for v in values) and y.size > k else None
+    means = np.array([v.mean() for v in values])
+    pooled_sd = math.sqrt(s2w) if s2w == s2w and s2w > 0 else float(np.std(y, ddof=1)) if y.size > 1 else math.nan
+    ns = np.array([v.size for v in values], dtype=np.float64)
+    resid = (means - y.mean()) / (pooled_sd / np.sqrt(ns)) if pooled_sd and pooled_sd == pooled_sd else np.full(k, np.nan)
+    boot = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, k, k)
+        boot.append(_icc_anova([values[i] for i in pick]))
+    stat = float(f.statistic) if f is not None else math.nan
+    p = float(f.pvalue) if f is not None else math.nan
+    return {"icc": icc, "boot": np.array(boot), "shrunk": shrunk, "lo": lo, "hi": hi, "residuals": resid,
+            "p_unit": 2 * stats.norm.sf(np.abs(resid)), "statistic": stat, "df": float(k - 1), "p_value": p,
+            "test": "one-way ANOVA F (equal means)", "center": center, "between_var": s2b, "within_var": s2w}
+
+
+def variation(
+    source: Store | pl.DataFrame,
+    *,
+    metric: str = "success",
+    groups: Sequence[str] | str = ("hardware.unit",),
+    within: Sequence[str] | str | None = None,
+    alpha: float = 0.05,
+    min_grade: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> VariationResult:
+    """Variance components, shrunken unit estimates and overdispersion (module doc).
+
+    Parameters
+    ----------
+    source
+        A store (metrics computed on demand) or a catalog DataFrame.
+    metric
+        A rate or a number.
+    groups
+        Grouping factors, each analysed as the units of its own random effect.
+    within
+        Factors defining cells analysed separately (e.g. ``model.version``).
+    alpha
+        Level of the test of equal units and (Bonferroni over units) of the outlier flags.
+    min_grade
+        Leave out runs graded below this.
+    n_boot, seed
+        Cluster-bootstrap replicates of the intra-class correlation interval.
+
+    Raises
+    ------
+    ConfigError
+        An unknown metric or factor (naming the valid ones), or no run with a value.
+    """
+    import polars as pl
+
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.split(",") if g.strip()]
+    if isinstance(within, str):
+        within = [w.strip() for w in within.split(",") if w.strip()]
+    groups, within = list(groups), list(within or [])
+    if not groups:
+        msg = "variation needs at least one grouping factor (e.g. hardware.unit)"
+        raise ConfigError(msg)
+    frame, kind, _unit, _higher = metric_frame(source, metric, needs=[*groups, *within], min_grade=min_grade)
+    bad = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan())
+    excluded = {r: "no value of the metric" for r in bad["run_id"].to_list()}
+    frame = frame.filter(~(pl.col("value").is_null() | pl.col("value").is_nan()))
+    if frame.height == 0:
+        msg = f"no run has a value of {metric!r}"
+        raise ConfigError(msg)
+    rng = np.random.default_rng(seed)
+    comp_rows: list[dict[str, Any]] = []
+    unit_rows: list[dict[str, Any]] = []
+    cells = frame.group_by(within, maintain_order=True) if within else [((), frame)]
+    for key, part in cells:
+        cell = dict(zip(within, key, strict=True))
+        for grp in groups:
+            sub = part.filter(pl.col(grp).is_not_null())
+            for r in part.filter(pl.col(grp).is_null())["run_id"].to_list():
+                excluded[r] = f"no value of {grp}"
+            units = sorted(sub[grp].cast(pl.String).unique().to_list())
+            per = [sub.filter(pl.col(grp).cast(pl.String) == u) for u in units]
+            vals = [p["value"].to_numpy().astype(np.float64) for p in per]
+            if kind == "rate":
+                ks = np.array([float(v.sum()) for v in vals])
+                ns = np.array([float(v.size) for v in vals])
+                out = _rates(ks, ns, rng, n_boot, alpha) if len(units) >= 1 else None
+            else:
+                out = _numbers(vals, rng, n_boot)
+            assert out is not None
+            boot = out["boot"][np.isfinite(out["boot"])]
+            icc_lo, icc_hi = (float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))) if boot.size >= 10 else (math.nan, math.nan)
+            flags = np.asarray(out["p_unit"]) < alpha / max(1, len(units))
+            overdispersed = bool(out["p_value"] == out["p_value"] and out["p_value"] < alpha)
+            flags &= overdispersed
+            comp_rows.append({**cell, "group": grp, "n_units": len(units), "n_runs": int(sub.height), "icc": out["icc"],
+                              "icc_lo": icc_lo, "icc_hi": icc_hi, "between_var": out["between_var"], "within_var": out["within_var"],
+                              "center": out["center"], "test": out["test"], "statistic": out["statistic"], "df": out["df"],
+                              "p_value": out["p_value"], "overdispersed": overdispersed,
+                              "outliers": [u for u, f in zip(units, flags, strict=True) if f]})
+            for i, u in enumerate(units):
+                unit_rows.append({**cell, "group": grp, "unit": u, "n": int(vals[i].size), "raw": float(vals[i].mean()),
+                                  "shrunk": float(out["shrunk"][i]), "lo": float(out["lo"][i]), "hi": float(out["hi"][i]),
+                                  "residual": float(out["residuals"][i]), "flag": bool(flags[i]),
+                                  "run_ids": per[i]["run_id"].to_list()})
+    return VariationResult(metric.removeprefix("metrics."), kind, groups, within, pl.DataFrame(comp_rows),
+                           pl.DataFrame(unit_rows), alpha, excluded)
