@@ -73,6 +73,27 @@ def count_by(hits: object, source: object, factor: str, **kwargs: object) -> obj
     return _count_by(hits, source, factor, **kwargs)  # type: ignore[arg-type]
 
 
+def rank(source: object, **kwargs: object) -> object:
+    """Rank the values of a factor on a metric (see :func:`workbench.ranking.rank`)."""
+    from workbench.ranking import rank as _rank
+
+    return _rank(source, **kwargs)  # type: ignore[arg-type]
+
+
+def variation(source: object, **kwargs: object) -> object:
+    """Unit-to-unit variation of a metric (see :func:`workbench.units.variation`)."""
+    from workbench.units import variation as _variation
+
+    return _variation(source, **kwargs)  # type: ignore[arg-type]
+
+
+def simreal(source: object, **kwargs: object) -> object:
+    """Sim against real per policy (see :func:`workbench.sim_real.simreal`)."""
+    from workbench.sim_real import simreal as _simreal
+
+    return _simreal(source, **kwargs)  # type: ignore[arg-type]
+
+
 def report(store: Store, **kwargs: object) -> object:
     """Write the self-contained HTML report (see :func:`workbench.reporting.report`).
 

@@ -722,6 +722,7 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
 
 from workbench.events.cli import events, label, mark  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
+from workbench.fleet_cli import rank_cmd, simreal_cmd, units_cmd  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
 from workbench.moments_cli import find_cmd  # noqa: E402
 from workbench.report_cli import report  # noqa: E402  (feature commands live with their feature)
@@ -739,6 +740,9 @@ cli.add_command(mark)
 cli.add_command(roles)
 cli.add_command(find_cmd)
 cli.add_command(trends_cmd)
+cli.add_command(rank_cmd)
+cli.add_command(units_cmd)
+cli.add_command(simreal_cmd)
 
 # --------------------------------------------------------------------------- entry
 

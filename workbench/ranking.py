@@ -129,7 +129,7 @@ def metric_frame(source: Store | pl.DataFrame, metric: str, *, needs: Sequence[s
     cat = _catalog(source)
     from workbench.comparison import _metric_column, _metric_info
 
-    factors = [c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS]
+    factors = sorted(c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS)
     for col in needs:
         if col not in cat.columns:
             msg = f"no factor column {col!r}; factors: {', '.join(factors) or 'none'}"
@@ -322,7 +322,7 @@ def rank(
             msg = f"no pairing column {p!r}; columns: {', '.join(c for c in frame.columns if '.' in c)}"
             raise ConfigError(msg)
     missing = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan() | pl.col(by).is_null())
-    excluded = {r: "no value of the metric" for r in missing["run_id"].to_list()}
+    excluded = dict.fromkeys(missing["run_id"].to_list(), "no value of the metric")
     frame = frame.filter(~pl.col("run_id").is_in(missing["run_id"].to_list()))
     if frame.height == 0:
         msg = f"no run has a value of {metric!r} and of {by!r}"
@@ -370,7 +370,8 @@ def rank(
                 bv = [v_[rng.integers(0, v_.size, v_.size)] for v_ in values]
                 wins_b = _wins(bv, None, higher)
             boot[r] = np.log(bradley_terry(wins_b + prefs))
-        ranks = rank_matrix(boot) if n_boot else np.zeros((0, len(variants)), np.int64)
+        # ties (equal strengths in a replicate) broken at random: each rank goes to one variant
+        ranks = rank_matrix(boot + rng.uniform(0, 1e-9, boot.shape)) if n_boot else np.zeros((0, len(variants)), np.int64)
         probs = np.stack([np.mean(ranks == q + 1, axis=0) for q in range(len(variants))], axis=1) if n_boot else \
             np.full((len(variants), len(variants)), np.nan)
         # pairwise tests, Holm within the cell

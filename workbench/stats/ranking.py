@@ -101,7 +101,7 @@ def compact_letters(order: Sequence[str], different: Iterable[tuple[str, str]]) 
     idx = {v: i for i, v in enumerate(names)}
     diff = {frozenset((idx[a], idx[b])) for a, b in different if a in idx and b in idx and a != b}
     columns: list[set[int]] = [set(range(len(names)))]
-    for pair in sorted(diff, key=lambda p: sorted(p)):
+    for pair in sorted(diff, key=sorted):
         i, j = sorted(pair)
         new: list[set[int]] = []
         for col in columns:
@@ -119,7 +119,7 @@ def compact_letters(order: Sequence[str], different: Iterable[tuple[str, str]]) 
     # letters in order of the best variant in each column
     columns.sort(key=lambda c: (min(c), -len(c)))
     letters = "abcdefghijklmnopqrstuvwxyz"
-    out = {v: "" for v in names}
+    out = dict.fromkeys(names, "")
     for n_col, col in enumerate(columns):
         tag = letters[n_col] if n_col < len(letters) else f"<{n_col}>"
         for i in sorted(col):

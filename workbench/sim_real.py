@@ -152,7 +152,7 @@ def simreal(
         msg = f"{domain} must hold both {sim!r} and {real!r}; it holds {sorted(values) or 'nothing'} (set it with --meta {domain}=sim at ingest or `workbench factors set`)"
         raise ConfigError(msg)
     bad = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan() | pl.col(by).is_null())
-    excluded = {r: "no value of the metric or policy" for r in bad["run_id"].to_list()}
+    excluded = dict.fromkeys(bad["run_id"].to_list(), "no value of the metric or policy")
     frame = frame.filter(~pl.col("run_id").is_in(list(excluded)))
     dom = pl.col(domain).cast(pl.String)
     rows = []

@@ -14,8 +14,9 @@ Per cell (``within``, e.g. ``model.version``) and grouping factor (``groups``):
   means across units.
 
 Intervals on the intra-class correlation come from a cluster bootstrap (units
-resampled). A unit is flagged as outlying when its standardised residual's two-sided
-p-value is below ``alpha`` divided by the number of units (Bonferroni); its runs are
+resampled). A unit is flagged as outlying when the test of equal units rejects and the
+unit differs from the other units pooled (two-sided Fisher exact test for rates, Welch's
+t for numbers) at ``alpha`` divided by the number of units (Bonferroni); its runs are
 listed. A significant test with no outlier means the whole cell is spread out: a
 variable that was not logged is at work.
 
@@ -106,6 +107,25 @@ def _icc_anova(values: list[np.ndarray]) -> float:
     return s2b / (s2b + msw) if s2b + msw > 0 else 0.0
 
 
+def _outliers(k: int, vs_rest: Any, spread: Any, alpha: float) -> np.ndarray:
+    """Forward search: while the units left differ (``spread`` p < alpha), flag the unit
+    most unlike the others left if its ``vs_rest`` p is below alpha / units left, and
+    set it aside; one bad unit then does not make healthy ones look extreme."""
+    live = list(range(k))
+    flags = np.zeros(k, dtype=bool)
+    while len(live) > 2:
+        p_spread = spread(live)
+        if p_spread != p_spread or p_spread >= alpha:
+            break
+        ps = {i: vs_rest(i, live) for i in live}
+        worst = min(ps, key=lambda i: ps[i])
+        if ps[worst] >= alpha / len(live):
+            break
+        flags[worst] = True
+        live.remove(worst)
+    return flags
+
+
 def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int, alpha: float) -> dict[str, Any]:
     from scipy import stats
 
@@ -118,16 +138,25 @@ def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int
     for _ in range(n_boot):
         pick = rng.integers(0, ks.size, ks.size)
         boot.append(fit_beta_binomial(ks[pick], ns[pick])[2])
-    p_unit = 2 * stats.norm.sf(np.abs(test.residuals))
+    def vs_rest(i: int, live: list[int]) -> float:  # two-sided Fisher exact, the unit against the others pooled
+        rk, rn = sum(ks[j] for j in live if j != i), sum(ns[j] for j in live if j != i)
+        if ns[i] == 0 or rn == 0:
+            return 1.0
+        return float(stats.fisher_exact([[ks[i], ns[i] - ks[i]], [rk, rn - rk]]).pvalue)
+
+    def spread(live: list[int]) -> float:
+        return overdispersion_test(ks[live], ns[live]).p_value
+
+    flags = _outliers(ks.size, vs_rest, spread, alpha)
+    p_unit = np.array([vs_rest(i, list(range(ks.size))) for i in range(ks.size)])
     return {"icc": rho, "boot": np.array(boot), "shrunk": mean, "lo": lo, "hi": hi, "residuals": test.residuals,
-            "p_unit": p_unit, "statistic": test.statistic, "df": float(test.df), "p_value": test.p_value,
+            "p_unit": p_unit, "flags": flags, "statistic": test.statistic, "df": float(test.df), "p_value": test.p_value,
             "test": "pearson chi2 (equal rates)", "center": a / (a + b), "between_var": math.nan, "within_var": math.nan}
 
 
-def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int, alpha: float) -> dict[str, Any]:
     import warnings
 
-    import pandas as pd
     from scipy import stats
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -141,12 +170,12 @@ def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = MixedLM(y, np.ones((y.size, 1)), groups=g).fit(reml=True)
-        s2b, s2w = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+        s2b, s2w = float(np.asarray(fit.cov_re).reshape(-1)[0]), float(fit.scale)
         icc = s2b / (s2b + s2w) if s2b + s2w > 0 else 0.0
-        center = float(fit.fe_params.iloc[0])
+        center = float(np.asarray(fit.fe_params).reshape(-1)[0])
         re, re_cov = fit.random_effects, fit.random_effects_cov
         for i in range(k):
-            eff = float(pd.Series(re[i]).iloc[0])
+            eff = float(np.asarray(re[i]).reshape(-1)[0])
             sd = math.sqrt(max(0.0, float(np.asarray(re_cov[i]).reshape(-1)[0])))
             shrunk[i], lo[i], hi[i] = center + eff, center + eff - 1.96 * sd, center + eff + 1.96 * sd
     f = stats.f_oneway(*values) if k >= 2 and all(v.size > 0 for v in values) and y.size > k else None
@@ -160,8 +189,23 @@ def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int) ->
         boot.append(_icc_anova([values[i] for i in pick]))
     stat = float(f.statistic) if f is not None else math.nan
     p = float(f.pvalue) if f is not None else math.nan
+    def vs_rest(i: int, live: list[int]) -> float:  # Welch's t, the unit against the others pooled
+        rest = np.concatenate([values[j] for j in live if j != i]) if len(live) > 1 else np.zeros(0)
+        if values[i].size < 2 or rest.size < 2:
+            return 1.0
+        p = float(stats.ttest_ind(values[i], rest, equal_var=False).pvalue)
+        return p if p == p else 1.0
+
+    def spread(live: list[int]) -> float:
+        sub = [values[j] for j in live if values[j].size]
+        if len(sub) < 2 or sum(v.size for v in sub) <= len(sub):
+            return math.nan
+        return float(stats.f_oneway(*sub).pvalue)
+
+    flags = _outliers(k, vs_rest, spread, alpha)
+    p_unit = np.array([vs_rest(i, list(range(k))) for i in range(k)])
     return {"icc": icc, "boot": np.array(boot), "shrunk": shrunk, "lo": lo, "hi": hi, "residuals": resid,
-            "p_unit": 2 * stats.norm.sf(np.abs(resid)), "statistic": stat, "df": float(k - 1), "p_value": p,
+            "p_unit": p_unit, "flags": flags, "statistic": stat, "df": float(k - 1), "p_value": p,
             "test": "one-way ANOVA F (equal means)", "center": center, "between_var": s2b, "within_var": s2w}
 
 
@@ -212,7 +256,7 @@ def variation(
         raise ConfigError(msg)
     frame, kind, _unit, _higher = metric_frame(source, metric, needs=[*groups, *within], min_grade=min_grade)
     bad = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan())
-    excluded = {r: "no value of the metric" for r in bad["run_id"].to_list()}
+    excluded = dict.fromkeys(bad["run_id"].to_list(), "no value of the metric")
     frame = frame.filter(~(pl.col("value").is_null() | pl.col("value").is_nan()))
     if frame.height == 0:
         msg = f"no run has a value of {metric!r}"
@@ -235,13 +279,12 @@ def variation(
                 ns = np.array([float(v.size) for v in vals])
                 out = _rates(ks, ns, rng, n_boot, alpha) if len(units) >= 1 else None
             else:
-                out = _numbers(vals, rng, n_boot)
+                out = _numbers(vals, rng, n_boot, alpha)
             assert out is not None
             boot = out["boot"][np.isfinite(out["boot"])]
             icc_lo, icc_hi = (float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))) if boot.size >= 10 else (math.nan, math.nan)
-            flags = np.asarray(out["p_unit"]) < alpha / max(1, len(units))
             overdispersed = bool(out["p_value"] == out["p_value"] and out["p_value"] < alpha)
-            flags &= overdispersed
+            flags = np.asarray(out["flags"]) & overdispersed
             comp_rows.append({**cell, "group": grp, "n_units": len(units), "n_runs": int(sub.height), "icc": out["icc"],
                               "icc_lo": icc_lo, "icc_hi": icc_hi, "between_var": out["between_var"], "within_var": out["within_var"],
                               "center": out["center"], "test": out["test"], "statistic": out["statistic"], "df": out["df"],
