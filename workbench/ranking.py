@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from workbench.store import Store
 
-__all__ = ["RankResult", "metric_frame", "rank"]
+__all__ = ["RankResult", "metric_frame", "pairing_keys", "rank"]
 
 
 @dataclass
@@ -152,6 +152,19 @@ def metric_frame(source: Store | pl.DataFrame, metric: str, *, needs: Sequence[s
         if "quality.grade" in frame.columns:
             frame = frame.filter(pl.col("quality.grade").is_null() | pl.col("quality.grade").is_in(list(grades[: grades.index(min_grade) + 1])))
     return frame, kind, unit, True if higher is None else bool(higher)
+
+
+def pairing_keys(frame: pl.DataFrame, pair_by: Sequence[str] | str | None) -> list[str]:
+    """The columns pairing runs: *pair_by* (comma-separated or a list; ``[]`` for none),
+    by default ``scenario.seed`` when *frame* has it. Unknown columns are refused by name."""
+    if pair_by is None:
+        return ["scenario.seed"] if "scenario.seed" in frame.columns else []
+    keys = [p.strip() for p in pair_by.split(",") if p.strip()] if isinstance(pair_by, str) else list(pair_by)
+    for p in keys:
+        if p not in frame.columns:
+            msg = f"no pairing column {p!r}; columns: {', '.join(c for c in frame.columns if '.' in c)}"
+            raise ConfigError(msg)
+    return keys
 
 
 def _interval(kind: str, v: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -312,15 +325,7 @@ def rank(
         within = [w.strip() for w in within.split(",") if w.strip()]
     within = list(within or [])
     frame, kind, _unit, higher = metric_frame(source, metric, needs=[by, *within], min_grade=min_grade)
-    if pair_by is None:
-        pair_by = ["scenario.seed"] if "scenario.seed" in frame.columns else []
-    elif isinstance(pair_by, str):
-        pair_by = [p.strip() for p in pair_by.split(",") if p.strip()]
-    pair_by = list(pair_by)
-    for p in pair_by:
-        if p not in frame.columns:
-            msg = f"no pairing column {p!r}; columns: {', '.join(c for c in frame.columns if '.' in c)}"
-            raise ConfigError(msg)
+    pair_by = pairing_keys(frame, pair_by)
     missing = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan() | pl.col(by).is_null())
     excluded = dict.fromkeys(missing["run_id"].to_list(), "no value of the metric")
     frame = frame.filter(~pl.col("run_id").is_in(missing["run_id"].to_list()))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench.model import ConfigError
-from workbench.ranking import metric_frame
+from workbench.ranking import metric_frame, pairing_keys
 
 if TYPE_CHECKING:
     import polars as pl
@@ -138,15 +138,7 @@ def simreal(
     from workbench.stats.simreal import mmrv, ppi_mean
 
     frame, kind, _unit, higher = metric_frame(source, metric, needs=[by, domain], min_grade=min_grade)
-    if pair_by is None:
-        pair_by = ["scenario.seed"] if "scenario.seed" in frame.columns else []
-    elif isinstance(pair_by, str):
-        pair_by = [p.strip() for p in pair_by.split(",") if p.strip()]
-    pair_by = list(pair_by)
-    for p in pair_by:
-        if p not in frame.columns:
-            msg = f"no pairing column {p!r}"
-            raise ConfigError(msg)
+    pair_by = pairing_keys(frame, pair_by)
     values = set(frame[domain].cast(pl.String).drop_nulls().unique().to_list())
     if sim not in values or real not in values:
         msg = f"{domain} must hold both {sim!r} and {real!r}; it holds {sorted(values) or 'nothing'} (set it with --meta {domain}=sim at ingest or `workbench factors set`)"
