@@ -172,3 +172,25 @@ def test_fleet_commands_on_the_sample_store(sample_store, tmp_path):
     assert "environment.domain" in res.output and "factors:" in res.output
     res = runner.invoke(cli, ["rank", "--store", sample_store.url, "--by", "hardware.colour"])
     assert res.exit_code == 1 and "no factor column 'hardware.colour'" in res.output
+
+
+def test_units_by_day_point_at_something_that_changed_between_days():
+    rng = np.random.default_rng(12)
+    day_ns = 86_400 * 10**9
+    rows = []
+    for d in range(6):  # one arm, six days; on day 4 something not logged broke it
+        p = 0.3 if d == 4 else 0.9
+        for s in range(25):
+            rows.append({"run_id": f"d{d}-{s}", "hardware.unit": "arm-1", "metrics.success": float(rng.random() < p),
+                         "start_ns": (1_780_000_000 // 86_400) * day_ns + d * day_ns + s * 600 * 10**9})
+    res = wb.variation(pl.DataFrame(rows), groups="day", n_boot=50)
+    comp = res.components.row(0, named=True)
+    day4 = sorted(res.units["unit"].to_list())[4]
+    assert comp["n_units"] == 6 and comp["overdispersed"] and comp["outliers"] == [day4]
+    assert "something not logged changed between days" in res.summary()
+    assert len(res.units.filter(pl.col("flag"))["run_ids"].item()) == 25
+    with pytest.raises(ConfigError, match="grouping by day needs run start times"):
+        wb.variation(pl.DataFrame(rows).drop("start_ns"), groups="day")
+    # two units: no bootstrap interval, and the summary says why
+    two = wb.variation(_units_catalog(np.random.default_rng(1), [0.5, 0.9], 30), n_boot=50)
+    assert np.isnan(two.components["icc_lo"].item()) and "too few units for an interval" in two.summary()

@@ -1,6 +1,8 @@
 """Unit-to-unit and hidden variation: how much of a metric's spread lies between the
 units of a grouping factor (arms of one model, sites, operators, days), each unit's
-shrunken estimate, and whether the logged factors explain the spread.
+shrunken estimate, and whether the logged factors explain the spread. ``day`` (the UTC
+day a run started) is a grouping that needs no column: runs that differ between days
+point at something not logged that changed.
 
 Per cell (``within``, e.g. ``model.version``) and grouping factor (``groups``):
 
@@ -78,10 +80,17 @@ class VariationResult:
             cell = ", ".join(f"{w}={r[w]}" for w in self.within)
             where = f"within {cell}: " if cell else ""
             icc = "n/a" if r["icc"] is None or math.isnan(r["icc"]) else f"{r['icc']:.0%}"
-            ci = "" if r["icc_lo"] is None or math.isnan(r["icc_lo"]) else f" [{r['icc_lo']:.0%}, {r['icc_hi']:.0%}]"
-            verdict = ("units differ more than chance allows" if r["overdispersed"] else "no evidence that units differ")
+            ci = (f" [{r['icc_lo']:.0%}, {r['icc_hi']:.0%}]" if r["icc_lo"] is not None and not math.isnan(r["icc_lo"])
+                  else f" (too few units for an interval: fewer than {MIN_UNITS_FOR_INTERVAL})")
+            derived = r["group"] == DAY
+            if derived:
+                verdict = ("runs differ between days more than chance allows: something not logged changed between days"
+                           if r["overdispersed"] else "no evidence that days differ")
+            else:
+                verdict = ("units differ more than chance allows: the cell's factors do not explain the spread"
+                           if r["overdispersed"] else "no evidence that units differ")
             flagged = f"; outlying: {', '.join(r['outliers'])}" if r["outliers"] else (
-                "; no single unit stands out: a variable not logged is at work" if r["overdispersed"] else "")
+                "; no single one stands out: the spread is shared" if r["overdispersed"] and r["n_units"] > 2 else "")
             lines.append(f"{where}{icc}{ci} of the variation in {what} is between {r['group']} values "
                          f"({r['n_units']} units, {r['n_runs']} runs); {verdict} (p={r['p_value']:.3g}){flagged}")
         return "\n".join(lines)
@@ -90,6 +99,14 @@ class VariationResult:
         """JSON-ready."""
         return {"metric": self.metric, "kind": self.kind, "groups": self.groups, "within": self.within, "alpha": self.alpha,
                 "components": self.components.to_dicts(), "units": self.units.to_dicts(), "excluded": self.excluded}
+
+
+DAY = "day"
+"""A grouping that needs no column: the UTC day each run started (from ``start_ns``)."""
+
+MIN_UNITS_FOR_INTERVAL = 5
+"""Fewer units than this: no bootstrap interval on the intra-class correlation (resampling
+two or three units says nothing)."""
 
 
 def _icc_anova(values: list[np.ndarray]) -> float:
@@ -254,7 +271,13 @@ def variation(
     if not groups:
         msg = "variation needs at least one grouping factor (e.g. hardware.unit)"
         raise ConfigError(msg)
-    frame, kind, _unit, _higher = metric_frame(source, metric, needs=[*groups, *within], min_grade=min_grade)
+    frame, kind, _unit, _higher = metric_frame(source, metric, needs=[g for g in [*groups, *within] if g != DAY],
+                                               min_grade=min_grade)
+    if DAY in groups and DAY not in frame.columns:
+        if "start_ns" not in frame.columns:
+            msg = "grouping by day needs run start times (start_ns) in the catalog"
+            raise ConfigError(msg)
+        frame = frame.with_columns(pl.from_epoch(pl.col("start_ns").cast(pl.Int64), time_unit="ns").dt.date().cast(pl.String).alias(DAY))
     bad = frame.filter(pl.col("value").is_null() | pl.col("value").is_nan())
     excluded = dict.fromkeys(bad["run_id"].to_list(), "no value of the metric")
     frame = frame.filter(~(pl.col("value").is_null() | pl.col("value").is_nan()))
@@ -282,7 +305,8 @@ def variation(
                 out = _numbers(vals, rng, n_boot, alpha)
             assert out is not None
             boot = out["boot"][np.isfinite(out["boot"])]
-            icc_lo, icc_hi = (float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))) if boot.size >= 10 else (math.nan, math.nan)
+            icc_lo, icc_hi = ((float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2)))
+                              if boot.size >= 10 and len(units) >= MIN_UNITS_FOR_INTERVAL else (math.nan, math.nan))
             overdispersed = bool(out["p_value"] == out["p_value"] and out["p_value"] < alpha)
             flags = np.asarray(out["flags"]) & overdispersed
             comp_rows.append({**cell, "group": grp, "n_units": len(units), "n_runs": int(sub.height), "icc": out["icc"],

@@ -103,7 +103,7 @@ def test_every_parameter_of_the_ui_has_a_doc():
 
     missing = []
     classes = {obj for mod in (pkg.app, pkg.compare_view, pkg.datastore, pkg.factor_grid, pkg.moments_view, pkg.replay_view,
-                                pkg.run_browser, pkg.run_detail)
+                                pkg.run_browser, pkg.run_detail, pkg.trends_view, pkg.fleet_view)
                for _, obj in inspect.getmembers(mod, inspect.isclass) if issubclass(obj, param.Parameterized)}
     ours = [c for c in classes if c.__module__.startswith("workbench.")]
     assert len(ours) >= 8
@@ -116,7 +116,7 @@ def test_every_parameter_of_the_ui_has_a_doc():
 
 def test_no_parameter_names_a_path():
     """The browser can only reach runs of the store: no string parameter is a path or URL input."""
-    for cls in (ui.DataStore, ui.RunBrowser, ui.CompareView, ui.RunDetail, ui.ReplayView, ui.MomentsView, ui.App):
+    for cls in (ui.DataStore, ui.RunBrowser, ui.CompareView, ui.RunDetail, ui.ReplayView, ui.MomentsView, ui.FleetView, ui.App):
         for name, p in cls.param.objects("existing").items():
             if p.owner.__module__.startswith("workbench.") and isinstance(p, param.String | param.Path | param.Filename | param.Foldername):
                 assert not isinstance(p, param.Path), f"{cls.__name__}.{name}"
@@ -298,6 +298,56 @@ def test_app_trends_draw_a_control_chart_and_a_point_opens_its_runs(served, samp
     page.locator(".bk-tab.bk-active", has_text="Run detail").wait_for(timeout=30_000)
     page.locator(".wb-run-count p", has_text=f"· {runs} selected").wait_for(timeout=30_000)
     page.locator(".wb-run-detail-status p", has_text=f"{runs} run(s) shown").wait_for(timeout=30_000)
+    page.close()
+    assert not log["errors"], log["errors"]
+    assert not log["external"], log["external"]
+
+
+def test_app_fleet_ranks_policies_shows_units_and_a_row_opens_its_runs(served, sample_store, browser, artifacts, drawn_plots):
+    page, log = _open(browser, served)
+    _tab(page, "Fleet")
+    status = page.locator(".wb-fleet-status p", has_text="ranks first")
+    status.wait_for(timeout=60_000)
+    expect = wb.rank(sample_store.runs(), n_boot=200)
+    def ranked(plots: list[dict]) -> bool:
+        return any(p["title"].startswith("success by model.version") and p["line_pixels"] > 80 for p in plots)
+
+    plots = drawn_plots(page, until=ranked)
+    chart = next(p for p in plots if p["title"].startswith("success by model.version"))
+    assert chart["width"] > 500 and chart["line_pixels"] > 80, chart  # two policies drawn as coloured points
+    assert any(p["title"] == "probability of each rank" and p["line_pixels"] > 500 for p in plots), plots
+    rows = page.locator(".wb-fleet-table .tabulator-row")
+    assert rows.count() == 2
+    shown = [(rows.nth(i).locator(".tabulator-cell[tabulator-field='model.version']").inner_text(),
+              float(rows.nth(i).locator(".tabulator-cell[tabulator-field='value']").inner_text()),
+              rows.nth(i).locator(".tabulator-cell[tabulator-field='letters']").inner_text()) for i in range(2)]
+    want = [(v, round(x, 3), letters) for v, x, letters in expect.table.select("model.version", "value", "letters").iter_rows()]
+    assert shown == want, (shown, want)
+    page.screenshot(path=str(artifacts / "app_fleet_ranking.png"), full_page=True)
+    # the unit view: one row per robot arm, each with its shrunken rate
+    page.locator(".wb-fleet-mode button", has_text="units").click()
+    page.locator(".wb-fleet-status p", has_text="of the variation in the success rate is between hardware.robot values").wait_for(timeout=60_000)
+    def units_drawn(plots: list[dict]) -> bool:
+        return any(p["title"].startswith("success per unit") and p["line_pixels"] > 80 for p in plots)
+
+    assert units_drawn(drawn_plots(page, until=units_drawn))
+    units = wb.variation(sample_store.runs(), groups=["hardware.robot"], n_boot=0).units
+    rows = page.locator(".wb-fleet-table .tabulator-row")
+    assert rows.count() == units.height == 2
+    assert [rows.nth(i).locator(".tabulator-cell[tabulator-field='unit']").inner_text() for i in range(2)] == ["arm-a", "arm-b"]
+    assert [float(rows.nth(i).locator(".tabulator-cell[tabulator-field='shrunk']").inner_text()) for i in range(2)] == \
+        [round(v, 3) for v in units["shrunk"].to_list()]
+    page.screenshot(path=str(artifacts / "app_fleet_units.png"), full_page=True)
+    # a row opens that unit's runs in Run detail
+    n = len(units.row(1, named=True)["run_ids"])
+    rows.nth(1).locator(".tabulator-cell[tabulator-field='unit']").click()
+    page.locator(".bk-tab.bk-active", has_text="Run detail").wait_for(timeout=30_000)
+    page.locator(".wb-run-count p", has_text=f"· {n} selected").wait_for(timeout=30_000)
+    # sim vs real on a campaign with no domain factor says what is missing
+    _tab(page, "Fleet")
+    page.locator(".wb-fleet-mode button", has_text="sim vs real").click()
+    page.locator(".wb-fleet-status p", has_text="No sim vs real").wait_for(timeout=60_000)
+    assert "must hold both 'sim' and 'real'" in page.locator(".wb-fleet-status p").inner_text()
     page.close()
     assert not log["errors"], log["errors"]
     assert not log["external"], log["external"]

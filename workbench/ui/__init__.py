@@ -33,19 +33,20 @@ if TYPE_CHECKING:
     from workbench.ui.compare_view import CompareView as CompareView
     from workbench.ui.datastore import DataStore as DataStore
     from workbench.ui.factor_grid import FactorGrid as FactorGrid
+    from workbench.ui.fleet_view import FleetView as FleetView
     from workbench.ui.moments_view import MomentsView as MomentsView
     from workbench.ui.replay_view import ReplayView as ReplayView
     from workbench.ui.run_browser import RunBrowser as RunBrowser
     from workbench.ui.run_detail import RunDetail as RunDetail
     from workbench.ui.trends_view import TrendsView as TrendsView
 
-__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "MomentsView", "ReplayView", "RunBrowser", "RunDetail",
+__all__ = ["App", "CompareView", "DataStore", "FactorGrid", "FleetView", "MomentsView", "ReplayView", "RunBrowser", "RunDetail",
            "TrendsView", "serve"]
 
 _WHERE = {
     "App": "app", "serve": "app", "CompareView": "compare_view", "DataStore": "datastore", "FactorGrid": "factor_grid",
     "MomentsView": "moments_view", "ReplayView": "replay_view", "RunBrowser": "run_browser", "RunDetail": "run_detail",
-    "TrendsView": "trends_view",
+    "TrendsView": "trends_view", "FleetView": "fleet_view",
 }
 
 

@@ -1,4 +1,4 @@
-"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView, MomentsView, TrendsView.
+"""The workbench app: DataStore facets, RunBrowser, CompareView, RunDetail, ReplayView, MomentsView, TrendsView, FleetView.
 
 :class:`App` is a Viewer like the components it lays out, so the same object renders
 in a notebook cell and in the served app. :func:`serve` runs it with Panel's server
@@ -18,6 +18,7 @@ import param
 from workbench.store import Store
 from workbench.ui.compare_view import CompareView
 from workbench.ui.datastore import DataStore, NoNone
+from workbench.ui.fleet_view import FleetView
 from workbench.ui.moments_view import MomentsView
 from workbench.ui.replay_view import ReplayView
 from workbench.ui.run_browser import RunBrowser
@@ -42,8 +43,8 @@ class App(pn.viewable.Viewer):
 
     data = param.ClassSelector(class_=DataStore, allow_None=NoNone, constant=True, doc="The shared state of every component.")
     title = param.String(default=TITLE, doc="Heading of the page.")
-    active_tab = param.Integer(default=0, bounds=(0, 4), doc="""
-        Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments, 4 Trends (``tab=`` of a link).""")
+    active_tab = param.Integer(default=0, bounds=(0, 5), doc="""
+        Open tab: 0 Compare, 1 Run detail, 2 Replay, 3 Moments, 4 Trends, 5 Fleet (``tab=`` of a link).""")
     defer_tabs = param.Boolean(default=True, doc="""
         In a served page, draw the filters, run count and run table first and build the
         tabs once the page is up (the first paint does not wait for plots and heatmaps).""")
@@ -56,9 +57,11 @@ class App(pn.viewable.Viewer):
         self.replay = ReplayView(data=self.data)
         self.moments = MomentsView(data=self.data)
         self.trends = TrendsView(data=self.data)
+        self.fleet = FleetView(data=self.data)
         self._tabs: Any = None
         self.moments.param.watch(self._open_moment, "opened")
         self.trends.param.watch(self._open_window, "opened")
+        self.fleet.param.watch(self._open_window, "opened")
         c, t = self.compare, self.trends
         self._link_defaults = {"by": c.by, "x": list(c.x), "rate": c.rate, "metric": c.metric,
                                "trend_metric": t.metric, "trend_over": t.over, "trend_within": t.within}
@@ -108,7 +111,7 @@ class App(pn.viewable.Viewer):
 
     def _build_tabs(self) -> pn.Tabs:
         tabs = pn.Tabs(("Compare", self.compare), ("Run detail", self.detail), ("Replay", self.replay),
-                       ("Moments", self.moments), ("Trends", self.trends), dynamic=False, sizing_mode="stretch_width",
+                       ("Moments", self.moments), ("Trends", self.trends), ("Fleet", self.fleet), dynamic=False, sizing_mode="stretch_width",
                        css_classes=["wb-tabs"], active=self.active_tab)
         self._tabs = tabs
         tabs.param.watch(lambda e: setattr(self, "active_tab", e.new), "active")

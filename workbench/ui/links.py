@@ -15,7 +15,7 @@ stale or hand-edited link opens what it can and says what it could not.
 
 Query parameters: ``f.<column>=a,b`` (a facet filter), ``q`` (text search), ``sel``
 (run ids, comma-separated), ``tab`` (``compare``, ``detail``, ``replay``,
-``moments``, ``trends``), ``by``, ``x`` (comma-separated), ``rate``, ``metric`` (comparison),
+``moments``, ``trends``, ``fleet``), ``by``, ``x`` (comma-separated), ``rate``, ``metric`` (comparison),
 ``align`` (replay), ``detail_align`` and ``signals`` (run detail), ``trend_metric``,
 ``trend_over`` and ``trend_within`` (trends). Values are
 URL-encoded; a literal comma inside a value is written ``%2C`` twice-encoded as
@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, quote
 
 __all__ = ["TABS", "apply_state", "keep_address_current", "parse_query", "query_string", "view_state"]
 
-TABS: tuple[str, ...] = ("compare", "detail", "replay", "moments", "trends")
+TABS: tuple[str, ...] = ("compare", "detail", "replay", "moments", "trends", "fleet")
 """Names of the app's tabs in a link, in their order on the page."""
 
 _MAX_VALUES = 5000  # values per parameter read from a link
