@@ -74,7 +74,7 @@ class FleetView(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
                                           layout="fit_data_table", pagination="local", page_size=12, selectable=1,
                                           css_classes=["wb-fleet-table"])
-        self.table.on_click(lambda e: self.open(int(e.row)))
+        self.table.on_click(self._on_click)
         self._rows: list[tuple[str, list[str]]] = []
         self._dirty = True
         self._shown = False
@@ -167,6 +167,9 @@ class FleetView(pn.viewable.Viewer):
             res.by, "n_sim", pl.col("sim").round(3), "n_real", pl.col("real").round(3), pl.col("ppi").round(3),
             pl.col("ppi_lo").round(3), pl.col("ppi_hi").round(3), pl.col("effective_real").round(0)).to_pandas()
         return res
+
+    def _on_click(self, event: Any) -> None:
+        self.open(int(event.row))
 
     def open(self, row: int) -> dict[str, Any]:
         """Select the runs behind row *row* of the table shown and announce them."""

@@ -37,7 +37,7 @@ def _label(row: dict[str, Any], within: list[str], name: str) -> str:
     return f"{cell} · {name}" if cell else str(name)
 
 
-def rank_chart(result: RankResult, *, height: int = 320, on_select: Callable[[int], None] | None = None) -> hv.Overlay:
+def rank_chart(result: RankResult, *, height: int = 320, on_select: Callable[[int], Any] | None = None) -> hv.Overlay:
     """Each variant's value with its interval, best first, its letters beside it (a
     shared letter: no significant difference)."""
     hv = holoviews()
@@ -75,7 +75,7 @@ def rank_probability_heatmap(result: RankResult, *, height: int = 260) -> hv.Hea
         title="probability of each rank", toolbar="above")
 
 
-def units_chart(result: VariationResult, *, height: int = 320, on_select: Callable[[int], None] | None = None) -> hv.Overlay:
+def units_chart(result: VariationResult, *, height: int = 320, on_select: Callable[[int], Any] | None = None) -> hv.Overlay:
     """Per unit its raw value (hollow) and shrunken estimate with interval (filled);
     outlying units in red."""
     hv = holoviews()
@@ -102,7 +102,7 @@ def units_chart(result: VariationResult, *, height: int = 320, on_select: Callab
                                    xrotation=30 if tab.height > 6 else 0)
 
 
-def simreal_chart(result: SimRealResult, *, height: int = 360, on_select: Callable[[int], None] | None = None) -> hv.Overlay:
+def simreal_chart(result: SimRealResult, *, height: int = 360, on_select: Callable[[int], Any] | None = None) -> hv.Overlay:
     """Sim against real per policy with both intervals, the identity line, and the pairs
     sim orders wrongly joined by red segments."""
     hv = holoviews()
