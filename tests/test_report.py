@@ -81,6 +81,24 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", text)
 
 
+def test_report_ranks_the_policies_and_shows_the_robots(sample_report, sample_store):
+    text = sample_report.read_text(encoding="utf-8")
+    fleet = text[text.index('id="fleet"'):text.index('id="attribution"')]
+    cat = sample_store.runs()
+    rk = wb.rank(cat, n_boot=0)
+    ranking = fleet[fleet.index("scroll ranking"):fleet.index("Unit to unit")]
+    rows = re.findall(r"<tr>(.*?)</tr>", ranking, flags=re.DOTALL)[1:]
+    assert len(rows) == 2
+    for row, (name, value, letters) in zip(rows, rk.table.select("model.version", "value", "letters").iter_rows(), strict=True):
+        assert f">{name}<" in row and f"{value:.3f}" in row and f">{letters}<" in row
+        assert row.count('href="#run-') == 82  # each policy's runs, linked to their provenance
+    units = fleet[fleet.index("Unit to unit: hardware.robot"):fleet.index("Sim against real")]
+    assert len(re.findall(r"<tr>", units)) == 1 + 4  # two robots within each of two policies
+    assert "of the variation in the success rate is between hardware.robot values" in units
+    assert "No sim-vs-real: no factor column &#x27;environment.domain&#x27;" in fleet
+    assert fleet.count("<figure class=fleet>") == 2  # ranking and units charts; no sim-vs-real chart
+
+
 def test_methods_html_lists_the_parameters():
     html = methods_html(margin=0.123)
     assert "0.123" in html and "discrete Holm" in html and "<ul>" in html
@@ -102,7 +120,7 @@ def test_report_opens_offline_in_chromium(sample_report, browser, artifacts):
             if (el.tagName === 'CANVAS') found.push(el.width);
             if (el.shadowRoot) walk(el.shadowRoot); } };
         walk(document); return found; }""")
-    assert len(canvases) >= 6 and all(w > 0 for w in canvases)
+    assert len(canvases) >= 8 and all(w > 0 for w in canvases)
     assert page.locator("table").count() >= 5
     assert page.locator(".verdict-regression").count() >= 1
     page.screenshot(path=str(artifacts / "report_top.png"))

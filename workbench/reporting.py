@@ -344,6 +344,70 @@ def _trend_section(cat: pl.DataFrame, res: CompareResult, over: str) -> tuple[st
     return intro + found + _table(head, rows, cls="trends"), tr.plot(height=260)
 
 
+UNIT_FACTORS = ("hardware.unit", "hardware.robot", "environment.site")
+"""Factors the report looks for, in this order, to show unit-to-unit variation."""
+
+
+def _run_links(ids: Sequence[str], names: dict[str, str]) -> str:
+    links = ", ".join(f'<a href="#run-{_e(rid)}">{_e(names.get(rid, rid))}</a>' for rid in ids)
+    return f"<details><summary>{len(ids)} run(s)</summary>{links}</details>"
+
+
+def _fleet_section(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
+    """(HTML, chart or None) of the ranking of every value of the compared factor, the
+    unit-to-unit variation and sim against real."""
+    import polars as pl
+
+    from workbench.model import WorkbenchError
+    from workbench.ranking import rank
+    from workbench.sim_real import simreal
+    from workbench.units import variation
+    from workbench.viz.fleet_plots import rank_chart, simreal_chart, units_chart
+
+    metric = res.primary[0] if res.primary else "success"
+    names = dict(zip(cat["run_id"].to_list(), cat["name"].to_list(), strict=True)) if "name" in cat.columns else {}
+    kept = cat.filter(~pl.col("run_id").is_in(res.excluded))
+    parts: list[tuple[str, Any]] = []
+    try:
+        rk = rank(kept, by=res.by, metric=metric, n_boot=200)
+        rows = [[_e(r[res.by]), f"<span class=num>{r['n']}</span>", _interval(r["value"], r["lo"], r["hi"]), _e(r["letters"]),
+                 _num(r["strength"]), _num(r["p_best"], 2), _run_links(r["run_ids"], names)] for r in rk.table.iter_rows(named=True)]
+        parts.append((f"<h3>Ranking of every {_e(res.by)}</h3><p>{_e(rk.summary())}</p>" + _table(
+            [res.by, "runs", f"{metric} [95% interval]", "letters", "Bradley–Terry strength", "P(best)", "runs"], rows, cls="ranking"),
+            rank_chart(rk, height=280)))
+    except WorkbenchError as err:
+        parts.append((f"<h3>Ranking</h3><p class=muted>No ranking: {_e(err)}</p>", None))
+    unit = next((f for f in UNIT_FACTORS if f in kept.columns and kept[f].n_unique() >= 2 and f != res.by), None)
+    if unit is not None:
+        try:
+            va = variation(kept, metric=metric, groups=[unit], within=[res.by], n_boot=200)
+            rows = [[_e(r[res.by]), _e(r["unit"]), f"<span class=num>{r['n']}</span>", _num(r["raw"]),
+                     _interval(r["shrunk"], r["lo"], r["hi"]),
+                     "<span class='badge verdict-regression'>outlying</span>" if r["flag"] else "", _run_links(r["run_ids"], names)]
+                    for r in va.units.iter_rows(named=True)]
+            text = "".join(f"<li>{_e(line)}</li>" for line in va.summary().splitlines())
+            parts.append((f"<h3>Unit to unit: {_e(unit)}</h3><ul>{text}</ul>" + _table(
+                [res.by, unit, "runs", "raw", "shrunken [95%]", "", "runs"], rows, cls="units"), units_chart(va, height=280)))
+        except WorkbenchError as err:
+            parts.append((f"<h3>Unit to unit</h3><p class=muted>No unit analysis: {_e(err)}</p>", None))
+    else:
+        parts.append((f"<h3>Unit to unit</h3><p class=muted>No unit factor ({_e(', '.join(UNIT_FACTORS))}) with two values or more.</p>",
+                      None))
+    try:
+        sr = simreal(kept, by=res.by, metric=metric)
+        rows = [[_e(r[res.by]), _interval(r["sim"], r["sim_lo"], r["sim_hi"]) + f" <span class=muted>n={r['n_sim']}</span>",
+                 _interval(r["real"], r["real_lo"], r["real_hi"]) + f" <span class=muted>n={r['n_real']}</span>",
+                 _interval(r["ppi"], r["ppi_lo"], r["ppi_hi"]), _num(r["effective_real"], 0), _run_links(r["run_ids"], names)]
+                for r in sr.table.iter_rows(named=True)]
+        text = "".join(f"<li>{_e(line)}</li>" for line in sr.summary().splitlines())
+        parts.append((f"<h3>Sim against real</h3><ul>{text}</ul>" + _table(
+            [res.by, "sim [95%]", "real [95%]", "prediction-powered [95%]", "worth real runs", "runs"], rows, cls="simreal"),
+            simreal_chart(sr, height=320)))
+    except WorkbenchError as err:
+        parts.append((f"<h3>Sim against real</h3><p class=muted>No sim-vs-real: {_e(err)}</p>", None))
+    return parts
+
+
 def _plots(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any]]:
     """(caption, HoloViews object) for each plot of the report (none for a metric that
     no cell measured)."""
@@ -440,10 +504,15 @@ def render_report(
     title = title or f"{res.by}: {res.candidate} vs {res.baseline}"
     plot_items = _plots(cat, res)
     trends_html, trend_plot = _trend_section(cat, res, trend_over) if trend_over else ("<p class=muted>Not asked for.</p>", None)
-    objects = [obj for _, obj in plot_items] + ([trend_plot] if trend_plot is not None else [])
+    fleet = _fleet_section(cat, res)
+    fleet_charts = [c for _, c in fleet if c is not None]
+    objects = [obj for _, obj in plot_items] + ([trend_plot] if trend_plot is not None else []) + fleet_charts
     script, divs, resources = _bokeh_embed(objects) if objects else ("", [], "")
+    fleet_divs = iter([divs.pop() for _ in fleet_charts][::-1])
     if trend_plot is not None:
         trends_html = f"<figure class=trend>{divs.pop()}</figure>" + trends_html
+    fleet_html = "".join(part + (f"<figure class=fleet>{next(fleet_divs)}</figure>" if chart is not None else "")
+                         for part, chart in fleet)
     figures = "".join(f"<figure><figcaption>{_e(cap)}</figcaption>{div}</figure>" for (cap, _), div in zip(plot_items, divs, strict=True))
     if not plot_items:
         figures = "<p class=muted>No metric is measured in any cell: nothing to plot.</p>"
@@ -482,7 +551,7 @@ def render_report(
     body = f"""
 <main>
 <h1>{_e(title)}</h1>
-<nav><a href="#comparison">comparison</a><a href="#plots">plots</a><a href="#trends">trends</a><a href="#attribution">attribution</a>
+<nav><a href="#comparison">comparison</a><a href="#plots">plots</a><a href="#trends">trends</a><a href="#fleet">ranking, units, sim vs real</a><a href="#attribution">attribution</a>
 <a href="#quality">data quality</a><a href="#provenance">provenance</a><a href="#methods">methods</a></nav>
 {question}
 {summary}
@@ -495,6 +564,8 @@ def render_report(
 <div class="plots">{figures}</div>
 <h2 id="trends">Trends over time</h2>
 {trends_html}
+<h2 id="fleet">Ranking, units, sim against real</h2>
+{fleet_html}
 <h2 id="attribution">What explains each metric</h2>
 {_attribution_section(res)}
 <h3>Reproducibility (runs of identical configuration)</h3>

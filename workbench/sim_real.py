@@ -137,7 +137,14 @@ def simreal(
     from workbench.ranking import _interval
     from workbench.stats.simreal import mmrv, ppi_mean
 
-    frame, kind, _unit, higher = metric_frame(source, metric, needs=[by, domain], min_grade=min_grade)
+    try:
+        frame, kind, _unit, higher = metric_frame(source, metric, needs=[by, domain], min_grade=min_grade)
+    except ConfigError as err:
+        if f"no factor column {domain!r}" in str(err):
+            msg = (f"{err}. {domain} says which runs are simulated ({sim}) and which real ({real}): set it with "
+                   f"`workbench ingest … --meta {domain}={sim}` or `workbench factors set`, or name another with --domain")
+            raise ConfigError(msg) from None
+        raise
     pair_by = pairing_keys(frame, pair_by)
     values = set(frame[domain].cast(pl.String).drop_nulls().unique().to_list())
     if sim not in values or real not in values:
