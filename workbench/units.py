@@ -8,7 +8,9 @@ Per cell (``within``, e.g. ``model.version``) and grouping factor (``groups``):
 
 * rates: an empirical-Bayes beta-binomial (:mod:`workbench.stats.hierarchical`); the
   intra-class correlation ``rho`` is the share of an outcome's variance between units;
-  each unit's posterior rate and interval (shrunken toward the cell's rate); Pearson's
+  each unit's posterior rate and interval (shrunken toward the cell's rate; the prior
+  weighs at most as much as all the cell's runs, so no unit's interval is narrower than
+  the pooled rate's); Pearson's
   χ² test of equal rates across units (overdispersion);
 * numbers: a linear mixed model with a random intercept per unit (REML,
   ``statsmodels`` ``MixedLM``): variance between and within units, the intra-class
@@ -82,6 +84,9 @@ class VariationResult:
             icc = "n/a" if r["icc"] is None or math.isnan(r["icc"]) else f"{r['icc']:.0%}"
             ci = (f" [{r['icc_lo']:.0%}, {r['icc_hi']:.0%}]" if r["icc_lo"] is not None and not math.isnan(r["icc_lo"])
                   else f" (too few units for an interval: fewer than {MIN_UNITS_FOR_INTERVAL})")
+            if r["n_units"] < 2:
+                lines.append(f"{where}only one {r['group']} value ({r['n_runs']} runs): nothing to compare")
+                continue
             derived = r["group"] == DAY
             if derived:
                 verdict = ("runs differ between days more than chance allows: something not logged changed between days"
@@ -149,7 +154,10 @@ def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int
     from workbench.stats.hierarchical import fit_beta_binomial, overdispersion_test, shrink_rates
 
     a, b, rho = fit_beta_binomial(ks, ns)
-    mean, lo, hi = shrink_rates(ks, ns, a, b)
+    # the prior never weighs more than every run of the cell pooled: at rho = 0 the fit's
+    # a + b runs off to infinity and each unit's interval would shrink to nothing
+    weight = min(a + b, float(ns.sum()))
+    mean, lo, hi = shrink_rates(ks, ns, a / (a + b) * weight, b / (a + b) * weight)
     test = overdispersion_test(ks, ns)
     boot = []
     for _ in range(n_boot):
