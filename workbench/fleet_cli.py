@@ -96,10 +96,9 @@ def rank_cmd(store_path: str | None, by: str, metric: str, within: tuple[str, ..
 @_where
 @click.option("--min-grade", default=None, type=click.Choice(list("ABCDF")), help="Leave out runs graded below this.")
 @click.option("--alpha", default=0.05, show_default=True, help="Level of the test of equal units and of the outlier flags.")
-@click.option("--boot", "n_boot", default=200, show_default=True, type=click.IntRange(min=0), help="Bootstrap replicates of the ICC interval.")
 @_fmt
 def units_cmd(store_path: str | None, groups: tuple[str, ...], metric: str, within: tuple[str, ...], where: str | None,
-              min_grade: str | None, alpha: float, n_boot: int, fmt: str) -> None:
+              min_grade: str | None, alpha: float, fmt: str) -> None:
     """How much a metric varies between units that should be identical: the share of
     variation between units (intra-class correlation), each unit's shrunken estimate,
     outlying units, and whether the logged factors explain the spread.
@@ -115,7 +114,7 @@ def units_cmd(store_path: str | None, groups: tuple[str, ...], metric: str, with
     from workbench.units import variation
 
     res = variation(_source(store_path, where), metric=metric, groups=_split(groups), within=_split(within), alpha=alpha,
-                    min_grade=min_grade, n_boot=n_boot)
+                    min_grade=min_grade)
     if fmt == "json":
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
         return

@@ -55,7 +55,8 @@ class RankResult:
     ``table``: one row per cell and variant, best first (``n``, ``value``, ``lo``,
     ``hi``, ``strength``, ``rank``, ``p_best``, ``letters``, ``run_ids``); ``pairs``:
     one row per pair (``a``, ``b``, ``difference`` a − b, ``p``, ``p_adj``,
-    ``different``); ``rank_probs``: per variant the probability of each rank.
+    ``different``); ``rank_probs``: per variant the probability of each rank; ``notes``:
+    per cell, how the head-to-head comparisons were made when not as asked.
     """
 
     by: str
@@ -68,6 +69,7 @@ class RankResult:
     pair_by: list[str]
     alpha: float
     excluded: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line per cell: the order with letters and the chance the first is best."""
@@ -77,6 +79,8 @@ class RankResult:
             head = part.row(0, named=True)
             where = f"{key}: " if key else ""
             pairing = f"paired by {', '.join(self.pair_by)}" if self.pair_by else "unpaired"
+            if self.notes.get(key or "all runs"):
+                pairing = self.notes[key or "all runs"]
             lines.append(f"{where}{order}; P({head[self.by]} ranks first) = {head['p_best']:.2f} "
                          f"(Bradley–Terry, {pairing}); shared letters: no significant difference (Holm, α={self.alpha})")
         return "\n".join(lines)
@@ -93,7 +97,7 @@ class RankResult:
         """JSON-ready."""
         return {"by": self.by, "metric": self.metric, "kind": self.kind, "within": self.within, "alpha": self.alpha,
                 "pair_by": self.pair_by, "table": self.table.to_dicts(), "pairs": self.pairs.to_dicts(),
-                "rank_probs": self.rank_probs.to_dicts(), "excluded": self.excluded}
+                "rank_probs": self.rank_probs.to_dicts(), "excluded": self.excluded, "notes": self.notes}
 
 
 def _catalog(source: Store | pl.DataFrame) -> pl.DataFrame:
@@ -269,6 +273,64 @@ def _preference_wins(prefs: pl.DataFrame | None, variants: list[str], cell: dict
     return wins
 
 
+def _key_outcomes(keyed: list[tuple[np.ndarray, np.ndarray]], higher: bool) -> np.ndarray:
+    """(keys, k, k) head-to-head outcome of every pairing key: 1 i beat j, ½ a tie, 0 a
+    loss or no meeting (one variant lacks the key)."""
+    keys = np.unique(np.concatenate([k_ for _v, k_ in keyed]))
+    table = np.full((keys.size, len(keyed)), np.nan)
+    for i, (v_, k_) in enumerate(keyed):
+        table[np.searchsorted(keys, k_), i] = v_
+    sign = 1.0 if higher else -1.0
+    d = sign * (table[:, :, None] - table[:, None, :])
+    out = np.where(np.isnan(d), 0.0, (d > 0) + 0.5 * (d == 0))
+    idx = np.arange(len(keyed))
+    out[:, idx, idx] = 0.0
+    return out
+
+
+def _connected(wins: np.ndarray) -> bool:
+    """Whether every variant is linked to every other through head-to-head meetings."""
+    met = (wins + wins.T) > 0
+    seen, todo = {0}, [0]
+    while todo:
+        i = todo.pop()
+        for j in np.flatnonzero(met[i]):
+            if int(j) not in seen:
+                seen.add(int(j))
+                todo.append(int(j))
+    return len(seen) == wins.shape[0]
+
+
+def _unpaired_wins(values: list[np.ndarray], higher: bool) -> np.ndarray:
+    """Wins of every run of one variant against every run of another, weighted as
+    ``min(n_i, n_j)`` comparisons."""
+    return _wins(values, None, higher)
+
+
+def _head_to_head(values: list[np.ndarray], keyed: list[tuple[np.ndarray, np.ndarray]] | None, higher: bool,
+                  prefs: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """Bradley–Terry strengths, bootstrap log strengths and a note on the pairing used."""
+    from workbench.stats.ranking import bradley_terry, bradley_terry_batch
+
+    k = len(values)
+    note = ""
+    outcomes = _key_outcomes(keyed, higher) if keyed is not None else None
+    if outcomes is not None and not _connected(outcomes.sum(axis=0) + prefs):
+        note = "runs share no pairing key across some variants: head-to-head from all runs, unpaired"
+        outcomes = None
+    if outcomes is not None:
+        strength = bradley_terry(outcomes.sum(axis=0) + prefs)
+        n_keys = outcomes.shape[0]
+        counts = rng.multinomial(n_keys, np.full(n_keys, 1.0 / n_keys), size=n_boot) if n_boot else np.zeros((0, n_keys))
+        boot_wins = (counts @ outcomes.reshape(n_keys, k * k)).reshape(-1, k, k)
+    else:
+        strength = bradley_terry(_unpaired_wins(values, higher) + prefs)
+        boot_wins = np.stack([_unpaired_wins([v[rng.integers(0, v.size, v.size)] for v in values], higher)
+                              for _ in range(n_boot)]) if n_boot else np.zeros((0, k, k))
+    boot = np.log(bradley_terry_batch(boot_wins + prefs, start=strength)) if n_boot else np.zeros((0, k))
+    return strength, boot, note
+
+
 def rank(
     source: Store | pl.DataFrame,
     *,
@@ -334,6 +396,7 @@ def rank(
         raise ConfigError(msg)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
+    notes: dict[str, str] = {}
     pair_rows: list[dict[str, Any]] = []
     prob_rows: list[dict[str, Any]] = []
     groups = frame.group_by(within, maintain_order=True) if within else [((), frame)]
@@ -346,35 +409,11 @@ def rank(
             raise ConfigError(msg)
         subs = [part.filter(pl.col(by).cast(pl.String) == v) for v in variants]
         values = [s["value"].to_numpy().astype(np.float64) for s in subs]
-        keyed = [_per_key(s, pair_by) for s in subs] if pair_by else None
-        kv = [kv_[0] for kv_ in keyed] if keyed else values
-        kk = [kv_[1] for kv_ in keyed] if keyed else None
         prefs = _preference_wins(preferences, variants, cell)
-        strength = bradley_terry(_wins(kv, kk, higher) + prefs)
-        # bootstrap: pairing keys resampled (one draw shared by all variants), or runs per variant
-        boot = np.empty((n_boot, len(variants)))
-        if kk is not None:
-            all_keys = np.unique(np.concatenate(kk))
-        for r in range(n_boot):
-            if kk is not None:
-                draw = rng.choice(all_keys, all_keys.size, replace=True)
-                uniq, counts = np.unique(draw, return_counts=True)
-                bv, bk = [], []
-                for v_, k_ in zip(kv, kk, strict=True):
-                    pos = np.searchsorted(uniq, k_)
-                    pos = np.clip(pos, 0, max(0, uniq.size - 1))
-                    hit = (uniq.size > 0) & (uniq[pos] == k_) if uniq.size else np.zeros(k_.size, bool)
-                    rep = np.where(hit, counts[pos], 0)
-                    idx = np.repeat(np.arange(k_.size), rep)
-                    # replicated keys get distinct codes so each copy meets its partner's copy once
-                    copy = np.concatenate([np.arange(c) for c in rep]) if rep.sum() else np.zeros(0, np.int64)
-                    bv.append(v_[idx])
-                    bk.append(np.char.add(k_[idx].astype(str), np.char.add("#", copy.astype(str))))
-                wins_b = _wins(bv, bk, higher)
-            else:
-                bv = [v_[rng.integers(0, v_.size, v_.size)] for v_ in values]
-                wins_b = _wins(bv, None, higher)
-            boot[r] = np.log(bradley_terry(wins_b + prefs))
+        keyed = [_per_key(s, pair_by) for s in subs] if pair_by else None
+        strength, boot, note = _head_to_head(values, keyed, higher, prefs, n_boot, rng)
+        if note:
+            notes[", ".join(f"{w}={v}" for w, v in cell.items()) or "all runs"] = note
         # ties (equal strengths in a replicate) broken at random: each rank goes to one variant
         ranks = rank_matrix(boot + rng.uniform(0, 1e-9, boot.shape)) if n_boot else np.zeros((0, len(variants)), np.int64)
         probs = np.stack([np.mean(ranks == q + 1, axis=0) for q in range(len(variants))], axis=1) if n_boot else \
@@ -400,4 +439,4 @@ def rank(
             pair_rows.append({**cell, "a": variants[i], "b": variants[j], "difference": stats_[i][0] - stats_[j][0],
                               "p": float(p), "p_adj": float(pa), "different": bool(pa <= alpha)})
     return RankResult(by, metric.removeprefix("metrics."), kind, within, pl.DataFrame(rows), pl.DataFrame(pair_rows),
-                      pl.DataFrame(prob_rows), pair_by, alpha, excluded)
+                      pl.DataFrame(prob_rows), pair_by, alpha, excluded, notes)

@@ -380,7 +380,7 @@ def _fleet_section(cat: pl.DataFrame, res: CompareResult) -> list[tuple[str, Any
     unit = next((f for f in UNIT_FACTORS if f in kept.columns and kept[f].n_unique() >= 2 and f != res.by), None)
     if unit is not None:
         try:
-            va = variation(kept, metric=metric, groups=[unit], within=[res.by], n_boot=200)
+            va = variation(kept, metric=metric, groups=[unit], within=[res.by])
             rows = [[_e(r[res.by]), _e(r["unit"]), f"<span class=num>{r['n']}</span>", _num(r["raw"]),
                      _interval(r["shrunk"], r["lo"], r["hi"]),
                      "<span class='badge verdict-regression'>outlying</span>" if r["flag"] else "", _run_links(r["run_ids"], names)]

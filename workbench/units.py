@@ -17,8 +17,8 @@ Per cell (``within``, e.g. ``model.version``) and grouping factor (``groups``):
   correlation, each unit's BLUP with its interval; the one-way ANOVA F test of equal
   means across units.
 
-Intervals on the intra-class correlation come from a cluster bootstrap (units
-resampled). A unit is flagged as outlying when the test of equal units rejects and the
+Intervals on the intra-class correlation: the profile likelihood of the beta-binomial
+for rates, the F-based interval of the one-way ANOVA for numbers (both from 5 units up). A unit is flagged as outlying when the test of equal units rejects and the
 unit differs from the other units pooled (two-sided Fisher exact test for rates, Welch's
 t for numbers) at ``alpha`` divided by the number of units (Bonferroni); its runs are
 listed. A significant test with no outlier means the whole cell is spread out: a
@@ -30,7 +30,7 @@ Examples
 >>> rows = [{"run_id": f"{u}-{s}", "model.version": "v1", "hardware.unit": u,
 ...          "metrics.success": float(s % 10 != 0 if u != "arm-4" else s % 3 == 0)}
 ...         for u in ("arm-1", "arm-2", "arm-3", "arm-4") for s in range(20)]
->>> res = variation(pl.DataFrame(rows), groups=["hardware.unit"], within=["model.version"], n_boot=50)
+>>> res = variation(pl.DataFrame(rows), groups=["hardware.unit"], within=["model.version"])
 >>> row = res.components.row(0, named=True)
 >>> row["overdispersed"], row["outliers"]
 (True, ['arm-4'])
@@ -110,23 +110,8 @@ DAY = "day"
 """A grouping that needs no column: the UTC day each run started (from ``start_ns``)."""
 
 MIN_UNITS_FOR_INTERVAL = 5
-"""Fewer units than this: no bootstrap interval on the intra-class correlation (resampling
-two or three units says nothing)."""
-
-
-def _icc_anova(values: list[np.ndarray]) -> float:
-    """One-way random-effects ICC(1) by the ANOVA estimator (used in the bootstrap)."""
-    ns = np.array([v.size for v in values], dtype=np.float64)
-    k, big_n = ns.size, ns.sum()
-    if k < 2 or big_n <= k:
-        return math.nan
-    means = np.array([v.mean() for v in values])
-    grand = np.concatenate(values).mean()
-    msb = float(np.sum(ns * (means - grand) ** 2) / (k - 1))
-    msw = float(sum(((v - v.mean()) ** 2).sum() for v in values) / (big_n - k))
-    n0 = (big_n - np.sum(ns**2) / big_n) / (k - 1)
-    s2b = max(0.0, (msb - msw) / n0)
-    return s2b / (s2b + msw) if s2b + msw > 0 else 0.0
+"""Fewer units than this: no interval on the intra-class correlation (two or three units
+say little about how units vary)."""
 
 
 def _outliers(k: int, vs_rest: Any, spread: Any, alpha: float) -> np.ndarray:
@@ -148,10 +133,10 @@ def _outliers(k: int, vs_rest: Any, spread: Any, alpha: float) -> np.ndarray:
     return flags
 
 
-def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int, alpha: float) -> dict[str, Any]:
+def _rates(ks: np.ndarray, ns: np.ndarray, alpha: float) -> dict[str, Any]:
     from scipy import stats
 
-    from workbench.stats.hierarchical import fit_beta_binomial, overdispersion_test, shrink_rates
+    from workbench.stats.hierarchical import fit_beta_binomial, overdispersion_test, rho_profile_interval, shrink_rates
 
     a, b, rho = fit_beta_binomial(ks, ns)
     # the prior never weighs more than every run of the cell pooled: at rho = 0 the fit's
@@ -159,10 +144,7 @@ def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int
     weight = min(a + b, float(ns.sum()))
     mean, lo, hi = shrink_rates(ks, ns, a / (a + b) * weight, b / (a + b) * weight)
     test = overdispersion_test(ks, ns)
-    boot = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, ks.size, ks.size)
-        boot.append(fit_beta_binomial(ks[pick], ns[pick])[2])
+    icc_lo, icc_hi = rho_profile_interval(ks, ns, level=1 - alpha) if ks.size >= MIN_UNITS_FOR_INTERVAL else (math.nan, math.nan)
     def vs_rest(i: int, live: list[int]) -> float:  # two-sided Fisher exact, the unit against the others pooled
         rk, rn = sum(ks[j] for j in live if j != i), sum(ns[j] for j in live if j != i)
         if ns[i] == 0 or rn == 0:
@@ -174,16 +156,18 @@ def _rates(ks: np.ndarray, ns: np.ndarray, rng: np.random.Generator, n_boot: int
 
     flags = _outliers(ks.size, vs_rest, spread, alpha)
     p_unit = np.array([vs_rest(i, list(range(ks.size))) for i in range(ks.size)])
-    return {"icc": rho, "boot": np.array(boot), "shrunk": mean, "lo": lo, "hi": hi, "residuals": test.residuals,
+    return {"icc": rho, "icc_lo": icc_lo, "icc_hi": icc_hi, "shrunk": mean, "lo": lo, "hi": hi, "residuals": test.residuals,
             "p_unit": p_unit, "flags": flags, "statistic": test.statistic, "df": float(test.df), "p_value": test.p_value,
             "test": "pearson chi2 (equal rates)", "center": a / (a + b), "between_var": math.nan, "within_var": math.nan}
 
 
-def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int, alpha: float) -> dict[str, Any]:
+def _numbers(values: list[np.ndarray], alpha: float) -> dict[str, Any]:
     import warnings
 
     from scipy import stats
     from statsmodels.regression.mixed_linear_model import MixedLM
+
+    from workbench.stats.hierarchical import anova_icc
 
     y = np.concatenate(values)
     g = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
@@ -208,10 +192,7 @@ def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int, al
     pooled_sd = math.sqrt(s2w) if s2w == s2w and s2w > 0 else float(np.std(y, ddof=1)) if y.size > 1 else math.nan
     ns = np.array([v.size for v in values], dtype=np.float64)
     resid = (means - y.mean()) / (pooled_sd / np.sqrt(ns)) if pooled_sd and pooled_sd == pooled_sd else np.full(k, np.nan)
-    boot = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, k, k)
-        boot.append(_icc_anova([values[i] for i in pick]))
+    _icc, icc_lo, icc_hi = anova_icc(values, level=1 - alpha) if k >= MIN_UNITS_FOR_INTERVAL else (math.nan, math.nan, math.nan)
     stat = float(f.statistic) if f is not None else math.nan
     p = float(f.pvalue) if f is not None else math.nan
     def vs_rest(i: int, live: list[int]) -> float:  # Welch's t, the unit against the others pooled
@@ -229,7 +210,7 @@ def _numbers(values: list[np.ndarray], rng: np.random.Generator, n_boot: int, al
 
     flags = _outliers(k, vs_rest, spread, alpha)
     p_unit = np.array([vs_rest(i, list(range(k))) for i in range(k)])
-    return {"icc": icc, "boot": np.array(boot), "shrunk": shrunk, "lo": lo, "hi": hi, "residuals": resid,
+    return {"icc": icc, "icc_lo": icc_lo, "icc_hi": icc_hi, "shrunk": shrunk, "lo": lo, "hi": hi, "residuals": resid,
             "p_unit": p_unit, "flags": flags, "statistic": stat, "df": float(k - 1), "p_value": p,
             "test": "one-way ANOVA F (equal means)", "center": center, "between_var": s2b, "within_var": s2w}
 
@@ -242,8 +223,6 @@ def variation(
     within: Sequence[str] | str | None = None,
     alpha: float = 0.05,
     min_grade: str | None = None,
-    n_boot: int = 200,
-    seed: int = 0,
 ) -> VariationResult:
     """Variance components, shrunken unit estimates and overdispersion (module doc).
 
@@ -261,8 +240,6 @@ def variation(
         Level of the test of equal units and (Bonferroni over units) of the outlier flags.
     min_grade
         Leave out runs graded below this.
-    n_boot, seed
-        Cluster-bootstrap replicates of the intra-class correlation interval.
 
     Raises
     ------
@@ -292,7 +269,6 @@ def variation(
     if frame.height == 0:
         msg = f"no run has a value of {metric!r}"
         raise ConfigError(msg)
-    rng = np.random.default_rng(seed)
     comp_rows: list[dict[str, Any]] = []
     unit_rows: list[dict[str, Any]] = []
     cells = frame.group_by(within, maintain_order=True) if within else [((), frame)]
@@ -308,13 +284,13 @@ def variation(
             if kind == "rate":
                 ks = np.array([float(v.sum()) for v in vals])
                 ns = np.array([float(v.size) for v in vals])
-                out = _rates(ks, ns, rng, n_boot, alpha) if len(units) >= 1 else None
+                out = _rates(ks, ns, alpha)
             else:
-                out = _numbers(vals, rng, n_boot, alpha)
+                out = _numbers(vals, alpha)
             assert out is not None
-            boot = out["boot"][np.isfinite(out["boot"])]
-            icc_lo, icc_hi = ((float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2)))
-                              if boot.size >= 10 and len(units) >= MIN_UNITS_FOR_INTERVAL else (math.nan, math.nan))
+            icc_lo, icc_hi = out["icc_lo"], out["icc_hi"]
+            if len(units) < 2:  # one level: nothing to compare, so no number
+                out.update(icc=math.nan, p_value=math.nan, statistic=math.nan)
             overdispersed = bool(out["p_value"] == out["p_value"] and out["p_value"] < alpha)
             flags = np.asarray(out["flags"]) & overdispersed
             comp_rows.append({**cell, "group": grp, "n_units": len(units), "n_runs": int(sub.height), "icc": out["icc"],

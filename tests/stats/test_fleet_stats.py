@@ -141,3 +141,14 @@ def test_kendall_and_pearson_used_are_scipy():
     # the fleet module calls scipy directly; this pins the convention (tau-b, two-sided)
     assert stats.kendalltau([1, 2, 3], [1, 3, 2]).statistic == pytest.approx(1 / 3)
     assert special.betaln(2, 3) == pytest.approx(np.log(1 / 12))
+
+
+def test_bradley_terry_batch_equals_one_fit_at_a_time():
+    from workbench.stats.ranking import bradley_terry_batch
+
+    rng = np.random.default_rng(9)
+    wins = rng.integers(0, 6, (30, 6, 6)).astype(float)
+    wins[3, 0, :] = 0  # one variant that never wins in one replicate
+    got = bradley_terry_batch(wins, tol=1e-12)
+    want = np.stack([bradley_terry(w, tol=1e-12) for w in wins])
+    np.testing.assert_allclose(got, want, rtol=1e-6)

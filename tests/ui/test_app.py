@@ -331,7 +331,7 @@ def test_app_fleet_ranks_policies_shows_units_and_a_row_opens_its_runs(served, s
         return any(p["title"].startswith("success per unit") and p["line_pixels"] > 80 for p in plots)
 
     assert units_drawn(drawn_plots(page, until=units_drawn))
-    units = wb.variation(sample_store.runs(), groups=["hardware.robot"], n_boot=0).units
+    units = wb.variation(sample_store.runs(), groups=["hardware.robot"]).units
     rows = page.locator(".wb-fleet-table .tabulator-row")
     assert rows.count() == units.height == 2
     assert [rows.nth(i).locator(".tabulator-cell[tabulator-field='unit']").inner_text() for i in range(2)] == ["arm-a", "arm-b"]

@@ -6,6 +6,13 @@
   unit is ``rho = 1 / (a + b + 1)`` (the share of the variance of a single outcome
   that lies between units). With no extra variation the fit runs to ``a + b → ∞``:
   ``rho`` is then reported as 0.
+* :func:`rho_profile_interval` -- the profile-likelihood interval of ``rho`` (the
+  beta-binomial maximised over its mean at each ``rho``; the bounds where twice the
+  log-likelihood drops by the χ²₁ quantile), 0 as lower bound when the data cannot tell
+  ``rho`` from 0.
+* :func:`anova_icc` -- the one-way random-effects intra-class correlation of numbers
+  (ICC(1), the ANOVA estimator) with its F-based interval (Searle 1971; Shrout & Fleiss
+  1979), exact for equal group sizes and using the average group size ``n0`` otherwise.
 * :func:`shrink_rates` -- each unit's posterior ``Beta(a + k, b + n − k)``: its mean (the
   shrunken rate) and an equal-tailed interval.
 * :func:`overdispersion_test` -- Pearson's χ² test of equal rates across units (the
@@ -32,14 +39,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Overdispersion", "fit_beta_binomial", "overdispersion_test", "shrink_rates"]
+__all__ = ["Overdispersion", "anova_icc", "fit_beta_binomial", "overdispersion_test", "rho_profile_interval", "shrink_rates"]
 
 
-def fit_beta_binomial(k: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
+def fit_beta_binomial(k: np.ndarray, n: np.ndarray, *, start: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """``(a, b, rho)``: the beta-binomial of per-unit counts by maximum likelihood.
 
     Units with ``n = 0`` carry no information and are ignored. ``rho = 0`` (and
-    ``a + b`` capped at 1e6) when the counts vary no more than binomially.
+    ``a + b`` capped at 1e6) when the counts vary no more than binomially. *start*
+    (an earlier fit's ``a, b``, e.g. for bootstrap refits) replaces the default
+    starting points.
     """
     from scipy import optimize, special
 
@@ -57,7 +66,8 @@ def fit_beta_binomial(k: np.ndarray, n: np.ndarray) -> tuple[float, float, float
         a, b = np.exp(np.clip(theta, -20, math.log(cap)))
         return -float(np.sum(special.betaln(k + a, n - k + b)) - k.size * special.betaln(a, b))
 
-    starts = [np.log([p * s, (1 - p) * s]) for s in (2.0, 50.0, 1e4)]
+    starts = ([np.log(np.clip(start, 1e-8, cap))] if start is not None
+              else [np.log([p * s, (1 - p) * s]) for s in (2.0, 50.0, 1e4)])
     best = min((optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-20, math.log(cap))] * 2) for x0 in starts),
                key=lambda r: r.fun)
     a, b = (float(v) for v in np.exp(np.clip(best.x, -20, math.log(cap))))
@@ -119,3 +129,74 @@ def overdispersion_test(k: np.ndarray, n: np.ndarray) -> Overdispersion:
     df = units - 1
     small = bool(np.any(expect[keep] < 5) or np.any(n[keep] - expect[keep] < 5))
     return Overdispersion(chi2, df, float(stats.chi2.sf(chi2, df)), res, chi2 / df, small)
+
+
+def _bb_loglik(k: np.ndarray, n: np.ndarray, mu: float, rho: float) -> float:
+    from scipy import special
+
+    if rho <= 0:
+        return float(np.sum(k * np.log(mu) + (n - k) * np.log1p(-mu)))
+    s = 1.0 / rho - 1.0
+    a, b = mu * s, (1 - mu) * s
+    return float(np.sum(special.betaln(k + a, n - k + b)) - k.size * special.betaln(a, b))
+
+
+def rho_profile_interval(k: np.ndarray, n: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
+    """Profile-likelihood interval of the beta-binomial's intra-class correlation ``rho``."""
+    from scipy import optimize, stats
+
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    if k.size < 2 or k.sum() in (0, n.sum()):
+        return math.nan, math.nan
+
+    def profile(rho: float) -> float:
+        res = optimize.minimize_scalar(lambda m: -_bb_loglik(k, n, m, rho), bounds=(1e-6, 1 - 1e-6), method="bounded",
+                                       options={"xatol": 1e-7})
+        return -float(res.fun)
+
+    grid = np.concatenate([[0.0], np.geomspace(1e-4, 0.98, 80)])
+    prof = np.array([profile(r) for r in grid])
+    top = int(np.argmax(prof))
+    best_rho = float(optimize.minimize_scalar(lambda r: -profile(r), bounds=(grid[max(0, top - 1)], grid[min(grid.size - 1, top + 1)]),
+                                              method="bounded").x) if 0 < top < grid.size - 1 else float(grid[top])
+    cut = max(prof.max(), profile(best_rho)) - stats.chi2.ppf(level, 1) / 2
+
+    def edge(lo: float, hi: float) -> float:  # profile crosses the cut between lo and hi
+        return float(optimize.brentq(lambda r: profile(r) - cut, lo, hi, xtol=1e-6))
+
+    below = prof < cut
+    left = np.flatnonzero(below[: top + 1])
+    right = np.flatnonzero(below[top:]) + top
+    lo = 0.0 if left.size == 0 else edge(grid[left[-1]], grid[left[-1] + 1])
+    hi = float(grid[-1]) if right.size == 0 else edge(grid[right[0] - 1], grid[right[0]])
+    return lo, hi
+
+
+def anova_icc(values: list[np.ndarray], *, level: float = 0.95) -> tuple[float, float, float]:
+    """``(icc, lo, hi)``: one-way random-effects ICC(1) of groups of numbers with its
+    F-based interval (clipped to [0, 1])."""
+    from scipy import stats
+
+    values = [np.asarray(v, dtype=np.float64) for v in values if np.size(v)]
+    ns = np.array([v.size for v in values], dtype=np.float64)
+    g, big_n = ns.size, ns.sum()
+    if g < 2 or big_n <= g:
+        return math.nan, math.nan, math.nan
+    means = np.array([v.mean() for v in values])
+    grand = np.concatenate(values).mean()
+    msb = float(np.sum(ns * (means - grand) ** 2) / (g - 1))
+    msw = float(sum(((v - v.mean()) ** 2).sum() for v in values) / (big_n - g))
+    if msw <= 0:
+        return (1.0, 1.0, 1.0) if msb > 0 else (math.nan, math.nan, math.nan)
+    n0 = (big_n - np.sum(ns**2) / big_n) / (g - 1)
+    f = msb / msw
+    icc = max(0.0, (f - 1) / (f + n0 - 1))
+    tail = (1 - level) / 2
+    f_lo = f / stats.f.ppf(1 - tail, g - 1, big_n - g)
+    f_hi = f / stats.f.ppf(tail, g - 1, big_n - g)
+    lo = min(1.0, max(0.0, (f_lo - 1) / (f_lo + n0 - 1)))
+    hi = min(1.0, max(0.0, (f_hi - 1) / (f_hi + n0 - 1)))
+    return icc, lo, hi

@@ -26,10 +26,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["bradley_terry", "compact_letters", "rank_matrix"]
+__all__ = ["bradley_terry", "bradley_terry_batch", "compact_letters", "rank_matrix"]
 
 
-def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-10, max_iter: int = 10_000,
+                  start: np.ndarray | None = None) -> np.ndarray:
     """Bradley–Terry strengths ``s`` (P(i beats j) = s_i / (s_i + s_j)) from a k × k
     matrix of wins (``wins[i, j]``: times i beat j; a tie adds 0.5 to both).
 
@@ -42,6 +43,8 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-10, m
         does not exist when a variant wins or loses all its comparisons).
     tol, max_iter
         Convergence of the MM iterations (largest change of log strength).
+    start
+        Strengths to start from (e.g. the estimate on the full data, for bootstrap refits).
 
     Returns
     -------
@@ -59,7 +62,7 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-10, m
     w = w + prior / 2 * met
     n = w + w.T
     total_wins = w.sum(axis=1)
-    s = np.ones(k)
+    s = np.ones(k) if start is None else np.array(start, dtype=np.float64)
     active = n.sum(axis=1) > 0
     for _ in range(max_iter):
         denom = (n / (s[:, None] + s[None, :])).sum(axis=1)
@@ -67,6 +70,43 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-10, m
         new = np.where(active, np.maximum(new, 1e-300), 1.0)
         new /= np.exp(np.mean(np.log(new[active]))) if active.any() else 1.0
         change = float(np.max(np.abs(np.log(new) - np.log(s))))
+        s = new
+        if change < tol:
+            break
+    return s
+
+
+def bradley_terry_batch(wins: np.ndarray, *, prior: float = 0.5, tol: float = 1e-7, max_iter: int = 10_000,
+                        start: np.ndarray | None = None) -> np.ndarray:
+    """:func:`bradley_terry` of many win matrices at once (``wins``: B × k × k, e.g.
+    bootstrap replicates), iterated together until every one has converged.
+
+    Returns
+    -------
+    numpy.ndarray
+        B × k strengths, each row with geometric mean 1 over its active variants.
+    """
+    w = np.array(wins, dtype=np.float64)
+    if w.ndim != 3 or w.shape[1] != w.shape[2] or np.any(w < 0):
+        msg = f"wins must be non-negative B × k × k, got shape {w.shape}"
+        raise ValueError(msg)
+    b, k, _ = w.shape
+    idx = np.arange(k)
+    w[:, idx, idx] = 0.0
+    n = w + np.swapaxes(w, 1, 2)
+    w = w + prior / 2 * (n > 0)
+    n = w + np.swapaxes(w, 1, 2)
+    total = w.sum(axis=2)
+    active = n.sum(axis=2) > 0
+    s = np.ones((b, k)) if start is None else np.broadcast_to(np.asarray(start, dtype=np.float64), (b, k)).copy()
+    for _ in range(max_iter):
+        denom = (n / (s[:, :, None] + s[:, None, :])).sum(axis=2)
+        new = np.where(active & (denom > 0), total / np.where(denom > 0, denom, 1.0), 1.0)
+        new = np.where(active, np.maximum(new, 1e-300), 1.0)
+        logs = np.where(active, np.log(new), 0.0)
+        mean = logs.sum(axis=1) / np.maximum(active.sum(axis=1), 1)
+        new = np.where(active, new / np.exp(mean)[:, None], 1.0)
+        change = float(np.max(np.abs(np.log(new) - np.log(s)))) if b else 0.0
         s = new
         if change < tol:
             break

@@ -46,7 +46,7 @@ class FleetView(pn.viewable.Viewer):
     group: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True, doc="Units of the unit view.")
     within: param.Selector[str | None] = param.Selector(default=None, objects=[None], allow_None=True, doc="Cells analysed separately.")
     domain: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True, doc="Factor saying sim or real.")
-    n_boot = param.Integer(default=200, bounds=(0, 10_000), doc="Bootstrap replicates (rank probabilities, ICC interval).")
+    n_boot = param.Integer(default=200, bounds=(0, 10_000), doc="Bootstrap replicates of the rank probabilities.")
     result = param.Parameter(default=None, constant=True, doc="The last result shown (read only).")
     opened = param.Dict(default={}, constant=True, doc="The row last clicked: {'view': …, 'label': …, 'run_ids': […]}.")
 
@@ -143,8 +143,7 @@ class FleetView(pn.viewable.Viewer):
         from workbench.viz.fleet_plots import units_chart
 
         group = self.group or "hardware.unit"
-        res = variation(cat, metric=self.metric or "success", groups=[group], within=[w for w in within if w != group],
-                        n_boot=self.n_boot)
+        res = variation(cat, metric=self.metric or "success", groups=[group], within=[w for w in within if w != group])
         self._rows = [(str(r["unit"]), list(r["run_ids"])) for r in res.units.iter_rows(named=True)]
         self.chart.objects = [pn.pane.HoloViews(units_chart(res, on_select=self.open), sizing_mode="stretch_width",
                                                 css_classes=["wb-fleet-plot"])]
