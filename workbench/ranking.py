@@ -381,7 +381,7 @@ def rank(
     import polars as pl
 
     from workbench.stats.multiplicity import holm
-    from workbench.stats.ranking import bradley_terry, compact_letters, rank_matrix
+    from workbench.stats.ranking import compact_letters, rank_matrix
 
     if isinstance(within, str):
         within = [w.strip() for w in within.split(",") if w.strip()]
