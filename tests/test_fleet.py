@@ -221,3 +221,22 @@ def test_the_between_unit_share_is_recovered_within_its_interval(kind):
             comp = wb.variation(cat, metric="duration_s", groups="hardware.unit").components.row(0, named=True)
         hits += comp["icc_lo"] <= truth <= comp["icc_hi"]
     assert hits / sims >= 0.85, hits / sims
+
+
+def test_missing_pieces_get_a_message_not_a_number():
+    # a policy whose real runs share no seed with its simulated ones
+    cat = _simreal_catalog(np.random.default_rng(4))
+    shifted = cat.with_columns(pl.when((pl.col("model.version") == "p2") & (pl.col("environment.domain") == "real"))
+                               .then(pl.col("scenario.seed") + 1000).otherwise(pl.col("scenario.seed")).alias("scenario.seed"))
+    res = wb.simreal(shifted)
+    p2 = res.table.filter(pl.col("model.version") == "p2").row(0, named=True)
+    assert p2["n_paired"] == 0 and np.isnan(p2["ppi"])
+    assert "p2: fewer than 2 real runs share scenario.seed with a simulated run: no prediction-powered estimate" in res.summary()
+    # variants that never met on a seed: ranked from all runs, and said so
+    rows = [{"run_id": f"{v}-{s}", "model.version": v, "scenario.seed": s + (100 if v == "c" else 0),
+             "metrics.success": float((s + i) % 3 != 0)} for i, v in enumerate("abc") for s in range(12)]
+    rk = wb.rank(pl.DataFrame(rows), n_boot=20)
+    assert "share no pairing key" in rk.summary() and rk.notes == {"all runs": rk.notes["all runs"]}
+    # one level of a grouping factor: nothing to compare, no number
+    one = wb.variation(_units_catalog(np.random.default_rng(0), [0.7], 20))
+    assert np.isnan(one.components["icc"].item()) and "only one hardware.unit value (20 runs): nothing to compare" in one.summary()

@@ -79,6 +79,10 @@ class SimRealResult:
         else:
             lines.append("sim orders every pair of policies as reality does")
         for r in self.table.iter_rows(named=True):
+            if r["n_sim"] and r["n_real"] and r["n_paired"] < 2:
+                keys = ", ".join(self.pair_by) or "no pairing key"
+                lines.append(f"{r[self.by]}: fewer than 2 real runs share {keys} with a simulated run: "
+                             f"no prediction-powered estimate (real {self.metric} {r['real']:.3f} from {r['n_real']} runs)")
             if r["ppi"] is not None and r["ppi"] == r["ppi"]:
                 lines.append(f"{r[self.by]}: real {self.metric} {r['real']:.3f} from {r['n_real']} real runs; prediction-powered "
                              f"{r['ppi']:.3f} [{r['ppi_lo']:.3f}, {r['ppi_hi']:.3f}] from {r['n_sim']} sim + {r['n_paired']} paired "

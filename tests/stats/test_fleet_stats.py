@@ -40,6 +40,20 @@ def test_bradley_terry_is_the_maximum_likelihood_estimate():
         np.testing.assert_allclose(bradley_terry(wins, prior=0.0), _bt_reference(wins), rtol=1e-5)
 
 
+def test_bradley_terry_on_hand_computed_examples():
+    # two players: the strength ratio is the ratio of wins
+    s = bradley_terry(np.array([[0, 7], [3, 0]], dtype=float), prior=0.0)
+    assert s[0] / s[1] == pytest.approx(7 / 3) and s[0] * s[1] == pytest.approx(1.0)
+    # a balanced round robin in which each beats the next 2 games of 3 (a cycle): all equal
+    cyc = np.array([[0, 2, 1], [1, 0, 2], [2, 1, 0]], dtype=float)
+    np.testing.assert_allclose(bradley_terry(cyc, prior=0.0), 1.0)
+    # the likelihood equations hold: each player's wins equal their expected wins
+    w = np.array([[0, 6, 8, 3], [4, 0, 5, 7], [2, 5, 0, 6], [7, 3, 4, 0]], dtype=float)
+    s = bradley_terry(w, prior=0.0)
+    n = w + w.T
+    np.testing.assert_allclose((n * s[:, None] / (s[:, None] + s[None, :])).sum(axis=1), w.sum(axis=1), rtol=1e-8)
+
+
 def test_bradley_terry_stays_finite_when_one_variant_wins_everything():
     wins = np.array([[0, 10, 10], [0, 0, 6], [0, 4, 0]], dtype=float)
     s = bradley_terry(wins)
@@ -152,3 +166,44 @@ def test_bradley_terry_batch_equals_one_fit_at_a_time():
     got = bradley_terry_batch(wins, tol=1e-12)
     want = np.stack([bradley_terry(w, tol=1e-12) for w in wins])
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# SimplerEnv's published per-policy success rates (simpler_env/utils/metrics.py, REAL_PERF and
+# SIMPLER_PERF, github.com/simpler-env/SimplerEnv), three of its tasks
+_SIMPLER_REAL = {
+    "google_robot_pick_coke_can": [0.907, 0.853, 0.920, 0.760, 0.133, 0.293],
+    "google_robot_move_near": [0.733, 0.633, 0.583, 0.450, 0.017, 0.350],
+    "google_robot_place_apple_in_closed_top_drawer": [0.074, 0.185, 0.185, 0.407, 0.000, 0.000],
+    "widowx_put_eggplant_in_basket": [0.000, 0.250, 0.400],
+}
+_SIMPLER_SIM = {
+    "google_robot_pick_coke_can": [0.787, 0.857, 0.710, 0.567, 0.027, 0.170],
+    "google_robot_move_near": [0.779, 0.442, 0.354, 0.317, 0.050, 0.042],
+    "google_robot_place_apple_in_closed_top_drawer": [0.037, 0.065, 0.130, 0.213, 0.000, 0.000],
+    "widowx_put_eggplant_in_basket": [0.000, 0.431, 0.569],
+}
+
+
+def _simpler_mmrv(perf_sim, perf_real):
+    """SimplerEnv's mean_maximum_rank_violation, as published (the reference)."""
+    perf_sim, perf_real = np.array(perf_sim), np.array(perf_real)
+    out = []
+    for i in range(len(perf_sim)):
+        v = 0.0
+        for j in range(len(perf_sim)):
+            if (perf_sim[i] > perf_sim[j]) != (perf_real[i] > perf_real[j]):
+                v = max(v, np.abs(perf_real[i] - perf_real[j]))
+        out.append(v)
+    return float(np.mean(out))
+
+
+def _simpler_pearson(perf_sim, perf_real):
+    a, b = np.array(perf_sim) - np.mean(perf_sim), np.array(perf_real) - np.mean(perf_real)
+    return float(np.sum(a * b) / (np.sqrt(np.sum(a**2) * np.sum(b**2)) + 1e-8))
+
+
+@pytest.mark.parametrize("task", sorted(_SIMPLER_REAL))
+def test_mmrv_and_pearson_reproduce_simplerenv_on_its_published_rates(task):
+    sim, real = np.array(_SIMPLER_SIM[task]), np.array(_SIMPLER_REAL[task])
+    assert mmrv(sim, real) == pytest.approx(_simpler_mmrv(sim, real), abs=1e-12)
+    assert stats.pearsonr(sim, real).statistic == pytest.approx(_simpler_pearson(sim, real), rel=1e-6)

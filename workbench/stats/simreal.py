@@ -46,7 +46,7 @@ def mmrv(sim: np.ndarray, real: np.ndarray) -> float:
     k = s.size
     if k < 2:
         return math.nan
-    wrong = (np.sign(s[:, None] - s[None, :]) != np.sign(r[:, None] - r[None, :]))
+    wrong = (s[:, None] > s[None, :]) != (r[:, None] > r[None, :])  # as SimplerEnv's metrics.py (ties included)
     gap = np.abs(r[:, None] - r[None, :]) * wrong
     return float(np.mean(gap.max(axis=1)))
 
