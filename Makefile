@@ -39,4 +39,4 @@ lint: $(DEV)
 	$(BIN)/python -m mypy
 
 clean:
-	rm -rf $(VENV) $(STORE) reports .pytest_cache
+	rm -rf $(VENV) $(STORE) $(STORE)-fleet reports .pytest_cache

@@ -720,6 +720,24 @@ def samples_generate(out: Path, runs: int | None, duration: float | None, seed: 
     click.echo(f"wrote {len(truth['runs'])} runs to {out} (truth in {out / 'truth.json'})")
 
 
+@samples.command("fleet")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (fleet/ is written in it).")
+@click.option("--policies", type=click.IntRange(2, 6), default=4, show_default=True, help="Policies ckpt-1 … ckpt-N.")
+@click.option("--units", type=click.IntRange(min=2), default=5, show_default=True, help="Arms the real runs use; the last is the outlier.")
+@click.option("--sim-seeds", type=click.IntRange(min=1), default=40, show_default=True, help="Simulated runs per policy.")
+@click.option("--real-seeds", type=click.IntRange(min=1), default=25, show_default=True, help="Real runs per policy (on the first sim seeds).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def samples_fleet(out: Path, policies: int, units: int, sim_seeds: int, real_seeds: int, seed: int, workers: int) -> None:
+    """Write a fleet campaign: k policies, arms with a planted outlier, sim and real with a planted gap."""
+    from workbench.samples.fleet import FLEET_DIR, generate_fleet
+
+    truth = generate_fleet(out, policies=policies, units=units, sim_seeds=sim_seeds, real_seeds=real_seeds, seed=seed,
+                           workers=workers)
+    click.echo(f"wrote {len(truth['runs'])} runs to {out / FLEET_DIR} (truth in {out / FLEET_DIR / 'truth.json'}): "
+               f"outlier {truth['outlier_unit']}, sim-to-real gap on {truth['sim_to_real_gap_policy']}")
+
+
 from workbench.events.cli import events, label, mark  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
 from workbench.fleet_cli import rank_cmd, simreal_cmd, units_cmd  # noqa: E402

@@ -139,10 +139,42 @@ def tour(
         ids = " ".join(r.run_id for r in runs)
         echo(f"   {', '.join(r.info.name for r in runs)} on one timeline, 0 = the grasp")
         echo(f"   wrote {logged.path}  (open with `rerun {logged.path}`, or `workbench view {ids} --serve`)")
+        step += 1
+    _fleet_tour(store_path, out_dir, step, echo)
     serve = f", `workbench serve --store {store_path}`" if importlib.util.find_spec("workbench.ui") else ""
     echo(f"\nNext: `workbench runs --store {store_path} --where \"hardware.robot = 'arm-b'\"`, "
          f"`workbench show RUN_ID --store {store_path}`{serve}.")
     return 0
+
+
+def _fleet_tour(store_path: str, out_dir: Path, step: int, echo: Callable[[str], None]) -> None:
+    """Many policies, arms and sim against real, on a small generated fleet campaign."""
+    import polars as pl
+
+    import workbench as wb
+    from workbench.ranking import rank
+    from workbench.samples.fleet import FLEET_DIR, generate_fleet
+    from workbench.sim_real import simreal
+    from workbench.units import variation
+
+    fleet_store = f"{str(store_path).rstrip('/')}-fleet"
+    echo(f"\n== {step}. Many policies, five arms, sim and real: a generated fleet campaign in {fleet_store}/")
+    import json
+
+    store = wb.open_store(fleet_store)
+    truth_path = out_dir / "fleet-samples" / FLEET_DIR / "truth.json"
+    truth = json.loads(truth_path.read_text()) if truth_path.exists() else generate_fleet(out_dir / "fleet-samples", workers=2)
+    if store.runs().height == 0:
+        store.ingest([truth_path.parent])
+    wb.metrics.compute(store, ["success"])
+    cat = store.runs()
+    echo(f"   {cat.height} runs; planted: {truth['outlier_unit']} fails more, sim flatters {truth['sim_to_real_gap_policy']}")
+    real = cat.filter(pl.col("environment.domain") == "real")
+    echo("   rank (real runs): " + rank(real, by="model.version", n_boot=200).summary())
+    echo("   units (real runs): " + variation(real, groups="hardware.unit").summary())
+    for line in simreal(cat, by="model.version").summary().splitlines()[:2]:
+        echo(f"   sim vs real: {line}")
+    echo(f"   the same in the app's Fleet tab: `workbench serve --store {fleet_store}`")
 
 
 def _first(store: Store, run_ids: list[str], outcome: str) -> Run | None:

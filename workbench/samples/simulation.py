@@ -109,6 +109,8 @@ class RunSpec:
     duration_s: float | None = None
     camera_gap_s: tuple[float, float] | None = None
     imu_jump: tuple[float, float] | None = None  # (at fraction of run, jump seconds)
+    p_miss: float | None = None  # a planted chance of a missed grasp (fleet campaigns), instead of EFFECTS'
+    unit_key: int | None = None  # draws keyed by this unit instead of the robot (fleet campaigns)
 
 
 # --------------------------------------------------------------------------- kinematics
@@ -336,7 +338,7 @@ def plan_run(spec: RunSpec) -> Plan:
         ("rubber", "steel").index(spec.surface),
     )
     draws = np.random.default_rng(
-        [spec.campaign_seed, spec.scenario_seed, 202, hw, *env]
+        [spec.campaign_seed, spec.scenario_seed, 202, hw if spec.unit_key is None else 1000 + spec.unit_key, *env]
     )
     u_miss, u_slip1, u_slip2, u_rec1, u_rec2, f1, f2, u_mm = draws.random(8)
     miss_dir = 1.0 if draws.random() < 0.5 else -1.0
@@ -349,7 +351,9 @@ def plan_run(spec: RunSpec) -> Plan:
 
     speed = EFFECTS["speed_factor"][spec.version]
     pm = EFFECTS["p_missed_grasp"]
-    if spec.version == "policy-v2" and spec.robot == "arm-b" and spec.lighting == "dim":
+    if spec.p_miss is not None:
+        p_miss = spec.p_miss
+    elif spec.version == "policy-v2" and spec.robot == "arm-b" and spec.lighting == "dim":
         p_miss = pm["policy-v2/arm-b/dim"]
     else:
         p_miss = pm[spec.version][spec.lighting]
