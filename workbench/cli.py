@@ -739,6 +739,7 @@ def samples_fleet(out: Path, policies: int, units: int, sim_seeds: int, real_see
 
 
 from workbench.events.cli import events, label, mark  # noqa: E402
+from workbench.export_cli import export  # noqa: E402
 from workbench.factors_cli import factors  # noqa: E402
 from workbench.fleet_cli import rank_cmd, simreal_cmd, units_cmd  # noqa: E402
 from workbench.metrics.roles_cli import roles  # noqa: E402
@@ -759,6 +760,7 @@ cli.add_command(roles)
 cli.add_command(find_cmd)
 cli.add_command(trends_cmd)
 cli.add_command(rank_cmd)
+cli.add_command(export)
 cli.add_command(units_cmd)
 cli.add_command(simreal_cmd)
 
