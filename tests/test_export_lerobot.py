@@ -118,3 +118,19 @@ def test_export_refuses_what_it_cannot_do(sample_store, tmp_path):
         export_lerobot(sample_store, sel, tmp_path / "bad", features={"gripper": "joint_states/position"})
     res = CliRunner().invoke(cli, ["export", "lerobot", "--store", sample_store.url, "--out", str(tmp_path / "o"), "--feature", "nope"])
     assert res.exit_code == 1 and "must look like observation.state=joint_states/position" in res.output
+
+
+def test_moments_around_each_slip_become_episodes(sample_store, tmp_path):
+    sel = select(sample_store, where="environment.surface = 'steel' and hardware.robot = 'arm-a'", find="slip", window=1.0)
+    assert sel.windows is not None and sel.windows.height >= 3
+    assert ((sel.windows["end"] - sel.windows["start"]) >= 2_000_000_000).all()  # ±1 s around each slip
+    rep = export_lerobot(sample_store, sel, tmp_path / "slips", fps=20, video=False)
+    assert rep.episodes == sel.windows.height and not rep.videos
+    data = pl.read_parquet(tmp_path / "slips" / "data" / "chunk-000" / "file-000.parquet")
+    lengths = data.group_by("episode_index").len()["len"]
+    assert (lengths >= 40).all() and (lengths <= 41).all()  # 2 s at 20 fps (a window clipped at a run's end is shorter)
+    prov = pl.read_parquet(tmp_path / "slips" / "meta" / "workbench_episodes.parquet")
+    assert prov["window_start_ns"].to_list() == sel.windows["start"].to_list()
+    assert json.loads((tmp_path / "slips" / "meta" / "workbench_selection.json").read_text())["query"]["find"] == "slip"
+    with pytest.raises(ConfigError, match="neither a rule"):
+        select(sample_store, find="no_such_kind")

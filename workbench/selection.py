@@ -70,6 +70,27 @@ class Selection:
         return out
 
 
+def _event_hits(store: Store, run_ids: list[str], kind: str, limit: int | None) -> pl.DataFrame:
+    """Events of *kind* in the runs' event tables (log, rule and label events) as hits."""
+    import polars as pl
+
+    rows: list[dict[str, Any]] = []
+    for rid in run_ids:
+        ev = store.load(rid, streams=[], lazy=True).events
+        if ev is None or ev.height == 0:
+            continue
+        for t, detail in ev.filter(pl.col("kind") == kind).select("time", "detail").iter_rows():
+            end = t
+            try:
+                end = int(json.loads(detail).get("end", t)) if detail else t
+            except (TypeError, ValueError, AttributeError):
+                end = t
+            rows.append({"run_id": rid, "rule": kind, "start": int(t), "end": int(end)})
+            if limit is not None and len(rows) >= limit:
+                return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema={"run_id": pl.String, "rule": pl.String, "start": pl.Int64, "end": pl.Int64})
+
+
 def _grade_ok(grade: Any, lowest: str) -> bool:
     return grade is None or (str(grade) in GRADES and GRADES.index(str(grade)) <= GRADES.index(lowest))
 
@@ -99,7 +120,8 @@ def select(
         Keep runs with these outcomes (``success``, ``failure``, ``unknown``).
     find
         A rule (a :mod:`workbench.events` rule, mapping, inline YAML or the name of a
-        rule of the store's ``workbench.yaml``): each hit becomes a window.
+        rule of the store's ``workbench.yaml``), or else a kind of event the runs hold
+        (``slip``, ``grasp``): each hit becomes a window.
     window
         Padding in seconds around each hit: one number for both sides, or ``(before, after)``.
     limit
@@ -142,7 +164,16 @@ def select(
     if find is not None:
         from workbench.moments import find as find_hits
 
-        hits = find_hits(store, find, run_ids=kept["run_id"].to_list(), limit=limit) if kept.height else None
+        try:
+            hits = find_hits(store, find, run_ids=kept["run_id"].to_list(), limit=limit) if kept.height else None
+        except ConfigError:
+            if not (isinstance(find, str) and find.replace("_", "").replace("-", "").isalnum()):
+                raise
+            hits = _event_hits(store, kept["run_id"].to_list(), find, limit)  # a kind of event the runs hold
+            if hits.height == 0:
+                msg = (f"find {find!r} is neither a rule (name in workbench.yaml or inline YAML) nor a kind of event of "
+                       f"the selected runs")
+                raise ConfigError(msg) from None
         if hits is None or hits.height == 0:
             windows = pl.DataFrame(schema={"run_id": pl.String, "rule": pl.String, "start": pl.Int64, "end": pl.Int64})
         else:
