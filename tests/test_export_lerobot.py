@@ -134,3 +134,48 @@ def test_moments_around_each_slip_become_episodes(sample_store, tmp_path):
     assert json.loads((tmp_path / "slips" / "meta" / "workbench_selection.json").read_text())["query"]["find"] == "slip"
     with pytest.raises(ConfigError, match="neither a rule"):
         select(sample_store, find="no_such_kind")
+
+
+def test_moments_out_as_mcap_keep_their_schemas_and_read_back(sample_store, tmp_path):
+    from mcap.reader import make_reader
+
+    out = tmp_path / "moments"
+    res = CliRunner().invoke(cli, ["export", "mcap", "--store", sample_store.url, "--out", str(out), "--find", "slip",
+                                   "--window", "0.5", "--where", "environment.surface = 'steel' and hardware.robot = 'arm-b'"])
+    assert res.exit_code == 0, res.output
+    sel = select(sample_store, find="slip", window=0.5, where="environment.surface = 'steel' and hardware.robot = 'arm-b'")
+    files = sorted(out.glob("*.mcap"))
+    assert len(files) == sel.windows.height and "cut from their source MCAP" in res.output
+    copied = 0
+    meta: dict = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            meta = {m.name: dict(m.metadata) for m in make_reader(fh).iter_metadata()}
+        source = sample_store.info(meta["workbench"]["run_id"]).provenance.sources[0].path
+        if not source.endswith(".mcap"):  # the ROS 1 bag runs: written from their streams
+            continue
+        copied += 1
+        a, b = int(meta["workbench"]["start_ns"]), int(meta["workbench"]["end_ns"])
+        with open(source, "rb") as src:  # the same messages as the source holds in the window
+            want = sum(1 for _ in make_reader(src).iter_messages(start_time=a, end_time=b + 1))
+        with open(f, "rb") as fh:
+            got = [(schema.encoding if schema else "", channel.topic, message.log_time)
+                   for schema, channel, message in make_reader(fh).iter_messages()]
+        assert len(got) == want and all(a <= t <= b for _e, _t, t in got)
+        assert all(enc == "ros2msg" for enc, topic, _t in got if topic != "/events")
+    assert copied >= 3
+    assert meta["hardware"]["robot"] == "arm-b"  # factors kept
+    back = wb.open_store(tmp_path / "back")
+    assert len(back.ingest([out]).ingested) == len(files)
+    assert set(back.runs()["hardware.robot"]) == {"arm-b"}
+    # a ROS 1 bag run is written from its stored streams as JSON, and reads back too
+    bag = select(sample_store, where="reader = 'rosbag1'", limit=1)
+    from workbench.export_mcap import export_mcap
+
+    rep = export_mcap(sample_store, bag, tmp_path / "bag")
+    assert rep.how == ["json"] and rep.messages[0] > 100
+    again = wb.open_store(tmp_path / "bag-back")
+    (rid,) = again.ingest([rep.files[0]]).ingested
+    assert {"joint_states", "joint_commands"} <= set(again.load(rid, lazy=True).streams)
+    with pytest.raises(ConfigError, match="is not empty"):
+        export_mcap(sample_store, bag, tmp_path / "bag")
