@@ -18,7 +18,7 @@ import click
 
 from workbench._version import __version__
 from workbench.config import env
-from workbench.model import WorkbenchError
+from workbench.model import ConfigError, WorkbenchError
 from workbench.textable import WIDER, print_frame
 
 __all__ = ["cli", "main"]
@@ -613,14 +613,23 @@ def compare(
 @click.option("--power", default=0.8, show_default=True, type=float, help="Target power.")
 @click.option("--alpha", default=0.05, show_default=True, type=float, help="The gate's family-wise one-sided level.")
 @click.option("--where", default=None, metavar="EXPR", help="Only runs matching this condition.")
+@click.option("--next", "next_", is_flag=True, help="Propose the next campaign: runs to do, ranked by how much each would decide.")
+@click.option("--budget", type=click.IntRange(min=1), default=None, help="With --next: runs available.")
+@click.option("--unit", default=None, help="With --next: the unit factor checked for outliers [default: hardware.unit or hardware.robot].")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None, help="With --next: also write the plan (.csv or .yaml).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: str | None, within: tuple[str, ...],
-             metric: str, drop: float, power: float, alpha: float, where: str | None, fmt: str) -> None:
-    """How many runs a comparison needs, per cell.
+             metric: str, drop: float, power: float, alpha: float, where: str | None, next_: bool, budget: int | None,
+             unit: str | None, out_file: Path | None, fmt: str) -> None:
+    """How many runs a comparison needs, per cell; with --next, the next campaign.
 
     The drop detectable now (mde_now), runs per side to detect --drop with --power
     (runs_needed), and for undecided cells how many more runs per side would probably
     decide them (more_runs_per_arm). Exact power of the gate's one-sided exact test.
+
+    With --next: factor combinations × new seeds × count, each with why: undecided
+    cells, combinations never or rarely tested, cells where failures concentrate (with
+    the failed runs to look at), units that stand out.
     """
     from workbench.comparison import compared_ids, ensure_measured
     from workbench.model import parse_scalar
@@ -633,6 +642,9 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
     c_val = None if candidate is None else parse_scalar(candidate)
     if ensure_measured(store, run_ids=compared_ids(cat, by, b_val, c_val), metrics=[metric]):
         cat = store.runs(where=where)
+    if next_:
+        _plan_next(cat, by, b_val, c_val, cells, metric, budget, unit, alpha, out_file, fmt)
+        return
     table = plan(cat, by=by, baseline=b_val, candidate=c_val, within=cells, metric=metric,
                  drop=drop, power=power, alpha=alpha)
     if fmt == "table":
@@ -641,6 +653,35 @@ def plan_cmd(store_path: str | None, by: str, baseline: str | None, candidate: s
         table = table.with_columns(pl.col("p_base", "alpha_cell", "mde_now").round(4))
         click.echo(f"{metric}: drop {drop} at power {power}, one-sided α={alpha} over {table.height} cell(s) (Bonferroni, conservative)")
     print_frame(table, fmt, hint=WIDER)
+
+
+def _plan_next(cat: Any, by: str, baseline: Any, candidate: Any, within: list[str], metric: str, budget: int | None,
+               unit: str | None, alpha: float, out_file: Path | None, fmt: str) -> None:
+    import polars as pl
+
+    from workbench.next_campaign import next_campaign
+
+    table = next_campaign(cat, by=by, baseline=baseline, candidate=candidate, within=within, metric=metric, budget=budget,
+                          unit=unit, alpha=alpha)
+    flat = table.with_columns(pl.col("seeds").cast(pl.List(pl.String)).list.join(" "), pl.col("look_at").list.join(" "))
+    if out_file is not None:
+        if out_file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            out_file.write_text(yaml.safe_dump({"runs": table.to_dicts()}, sort_keys=False, allow_unicode=True))
+        elif out_file.suffix == ".csv":
+            flat.write_csv(out_file)
+        else:
+            msg = f"--out {out_file}: write the plan as .csv or .yaml"
+            raise ConfigError(msg)
+    if fmt != "table":
+        print_frame(flat, fmt)
+        return
+    total = int(table["count"].sum()) if table.height else 0
+    click.echo(f"next campaign: {table.height} line(s), {total} run(s)" + (f" of a budget of {budget}" if budget else ""))
+    print_frame(flat.drop("look_at"), fmt, hint=WIDER)
+    if out_file is not None:
+        click.echo(f"wrote {out_file}")
 
 
 @cli.command(name="where")
