@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ALL = ["01_quickstart", "02_compare_variants", "03_sync_and_replay", "04_data_quality", "05_scale_out",
-       "06_your_own_logs", "08_many_variants"]
+       "06_your_own_logs", "07_learning_loop", "08_many_variants"]
 SHARED_STORE = {"02_compare_variants", "03_sync_and_replay"}
 """Notebooks run on the session's sample store (already graded); the others make their own."""
 REAL_DATA = {"06_your_own_logs"}
@@ -70,6 +70,9 @@ def test_notebook_runs(name, sample_store, samples_dir, monkeypatch, request):
         assert "cube bounced out of the box" in text  # the label beats the rule ...
         assert "episode 3: failure | run ids unchanged: True" in text  # ... and survives re-applying it
         assert "(exit code 0)" in text and "1 recording," in text
+    elif name == "07_learning_loop":
+        assert "runs selected;" in text and "LeRobot v3.0" in text and "v3.0" in text
+        assert "cut from their source MCAP" in text and "next campaign:" in text and "failures" in text
     elif name == "08_many_variants":
         assert "P(policy-v1 ranks first)" in text and "80 runs" in text
         assert "of the variation in the success rate is between hardware.robot values" in text
