@@ -214,14 +214,9 @@ def export_lerobot(
     import polars as pl
 
     from workbench.export_card import write_card
+    from workbench.selection import export_target
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        msg = f"{out} is not empty: an export writes a new dataset into an empty folder"
-        raise ConfigError(msg)
-    if not selection.run_ids:
-        msg = "the selection holds no run: nothing to export (loosen --where, --outcome or --min-grade)"
-        raise ConfigError(msg)
+    folder = export_target(selection, out)
     overrides = dict(features or {})
     bad = [k for k in overrides if k not in _ROLE_FEATURES and not k.startswith("observation.")]
     if bad:
@@ -311,7 +306,7 @@ def export_lerobot(
                 h, w = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
                 vid = videos.get(key)
                 if vid is None:
-                    vid = videos[key] = _Video(out / "videos" / key / "chunk-000" / "file-000.mp4", fps, w, h)
+                    vid = videos[key] = _Video(folder / "videos" / key / "chunk-000" / "file-000.mp4", fps, w, h)
                     feature_info[key] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
                                          "info": {"video.height": h, "video.width": w, "video.codec": vid.codec,
                                                   "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
@@ -363,16 +358,16 @@ def export_lerobot(
                           pl.Series("next.reward", columns["next.reward"], dtype=pl.Float32),
                           pl.Series("next.done", columns["next.done"], dtype=pl.Boolean),
                           pl.Series("next.success", columns["next.success"], dtype=pl.Boolean)])
-    (out / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(out / "data" / "chunk-000" / "file-000.parquet")
-    (out / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(ep_rows).write_parquet(out / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    (folder / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(folder / "data" / "chunk-000" / "file-000.parquet")
+    (folder / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(ep_rows).write_parquet(folder / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     task_table = pa.table({"task_index": list(tasks.values())})
-    pq.write_table(task_table.append_column("__index_level_0__", pa.array(list(tasks))), out / "meta" / "tasks.parquet")
-    pl.DataFrame(prov_rows).write_parquet(out / "meta" / "workbench_episodes.parquet")
+    pq.write_table(task_table.append_column("__index_level_0__", pa.array(list(tasks))), folder / "meta" / "tasks.parquet")
+    pl.DataFrame(prov_rows).write_parquet(folder / "meta" / "workbench_episodes.parquet")
     feats: dict[str, Any] = {f: {"dtype": "float32", "shape": [len(names_of[f])], "names": names_of[f]} for f in _ROLE_FEATURES}
     feats.update(feature_info)
     for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
@@ -387,15 +382,15 @@ def export_lerobot(
         "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4" if videos else None,
         "features": feats,
     }
-    (out / "meta" / "info.json").write_text(json.dumps(info_json, indent=4) + "\n")
+    (folder / "meta" / "info.json").write_text(json.dumps(info_json, indent=4) + "\n")
     stats = {f: _stats(np.nan_to_num(np.concatenate(state_all[f]))) for f in _ROLE_FEATURES}
     for col in ("timestamp", "frame_index", "episode_index", "index", "task_index", "next.reward"):
         stats[col] = _stats(np.asarray(columns[col], dtype=np.float64)[:, None])
-    (out / "meta" / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    (folder / "meta" / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     sel = selection.to_dict()
     sel["left_out"] = left_out
-    (out / "meta" / "workbench_selection.json").write_text(json.dumps(sel, indent=1, default=str) + "\n")
-    report = ExportReport(out, len(ep_rows), index, fps, feats, left_out, sorted(videos))
-    write_card(out, selection, report, pl.DataFrame(prov_rows), kind="lerobot")
+    (folder / "meta" / "workbench_selection.json").write_text(json.dumps(sel, indent=1, default=str) + "\n")
+    report = ExportReport(folder, len(ep_rows), index, fps, feats, left_out, sorted(videos))
+    write_card(folder, selection, report, pl.DataFrame(prov_rows), kind="lerobot")
     return report
 

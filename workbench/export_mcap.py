@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.model import ConfigError
-
 if TYPE_CHECKING:
     from workbench.model import Run
     from workbench.selection import Selection
@@ -142,20 +140,16 @@ def export_mcap(store: Store, selection: Selection, out: str | Path) -> McapExpo
     ConfigError
         A non-empty output folder or an empty selection.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        msg = f"{out} is not empty: an export writes into an empty folder"
-        raise ConfigError(msg)
-    if not selection.run_ids:
-        msg = "the selection holds no run: nothing to export (loosen --where, --outcome or --min-grade)"
-        raise ConfigError(msg)
-    out.mkdir(parents=True, exist_ok=True)
+    from workbench.selection import export_target
+
+    folder = export_target(selection, out)
+    folder.mkdir(parents=True, exist_ok=True)
     items: list[tuple[str, int | None, int | None]]
     if selection.windows is not None:
         items = [(r, int(a), int(b)) for r, a, b in selection.windows.select("run_id", "start", "end").iter_rows()]
     else:
         items = [(r, None, None) for r in selection.run_ids]
-    report = McapExport(out)
+    report = McapExport(folder)
     for k, (rid, w0, w1) in enumerate(items):
         info = store.info(rid)
         start = info.start_ns if w0 is None else max(info.start_ns, w0)
@@ -164,7 +158,7 @@ def export_mcap(store: Store, selection: Selection, out: str | Path) -> McapExpo
         meta = {"run_id": rid, "name": info.name, "start_ns": str(start), "end_ns": str(end),
                 "source": src.path if src else "", "source_sha256": src.sha256 if src else ""}
         stem = f"{info.name or rid}" + (f"_{k:03d}" if w0 is not None else "")
-        dst = out / f"{stem}.mcap"
+        dst = folder / f"{stem}.mcap"
         path = Path(src.path) if src else None
         if path is not None and path.suffix == ".mcap" and path.is_file() and info.provenance.reader in ("mcap", "rosbag2"):
             n = _copy(path, dst, start, end, meta)

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.model import ConfigError
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from workbench.store import Store
 
-__all__ = ["GRADES", "OUTCOMES", "Selection", "catalog_hash", "select"]
+__all__ = ["GRADES", "OUTCOMES", "Selection", "catalog_hash", "export_target", "select"]
 
 GRADES = "ABCDF"
 OUTCOMES = ("success", "failure", "unknown")
@@ -68,6 +69,19 @@ class Selection:
         if self.windows is not None:
             out["windows"] = self.windows.select("run_id", "rule", "start", "end").to_dicts()
         return out
+
+
+def export_target(selection: Selection, out: str | Path) -> Path:
+    """The folder an export of *selection* writes into, once checked: new or empty, and
+    a selection that holds runs (:class:`~workbench.model.ConfigError` otherwise)."""
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        msg = f"{folder} is not empty: an export writes into a new or empty folder"
+        raise ConfigError(msg)
+    if not selection.run_ids:
+        msg = "the selection holds no run: nothing to export (loosen --where, --outcome or --min-grade)"
+        raise ConfigError(msg)
+    return folder
 
 
 def _event_hits(store: Store, run_ids: list[str], kind: str, limit: int | None) -> pl.DataFrame:
