@@ -179,3 +179,52 @@ def test_moments_out_as_mcap_keep_their_schemas_and_read_back(sample_store, tmp_
     assert {"joint_states", "joint_commands"} <= set(again.load(rid, lazy=True).streams)
     with pytest.raises(ConfigError, match="is not empty"):
         export_mcap(sample_store, bag, tmp_path / "bag")
+
+
+def test_the_layout_matches_a_real_lerobot_v3_dataset_key_by_key(exported, real_data):
+    real = real_data / "lerobot" / "v30_so101_record_test"
+    ours_info = json.loads((exported / "meta" / "info.json").read_text())
+    real_info = json.loads((real / "meta" / "info.json").read_text())
+    assert set(real_info) <= set(ours_info)
+    for key in ("codebase_version", "chunks_size", "data_path", "video_path"):
+        assert ours_info[key] == real_info[key], key
+    common = set(real_info["features"]) & set(ours_info["features"])
+    assert {"action", "observation.state", "timestamp", "frame_index", "episode_index", "index", "task_index"} <= common
+    for f in common:
+        if real_info["features"][f]["dtype"] == "video":
+            assert set(real_info["features"][f]["info"]) == set(ours_info["features"][f]["info"])
+            continue
+        assert ours_info["features"][f]["dtype"] == real_info["features"][f]["dtype"], f
+    # the same files, columns and dtypes where the features coincide
+    for rel in ("meta/tasks.parquet", "meta/stats.json", "meta/episodes/chunk-000/file-000.parquet", "data/chunk-000/file-000.parquet"):
+        assert (exported / rel).is_file() and (real / rel).is_file(), rel
+    ours = pl.read_parquet(exported / "data" / "chunk-000" / "file-000.parquet")
+    theirs = pl.read_parquet(real / "data" / "chunk-000" / "file-000.parquet")
+    for col in theirs.columns:
+        assert ours.schema[col].base_type() == theirs.schema[col].base_type(), col
+    assert pl.read_parquet(exported / "meta" / "tasks.parquet").columns == pl.read_parquet(real / "meta" / "tasks.parquet").columns
+    ours_ep = pl.read_parquet(exported / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    theirs_ep = pl.read_parquet(real / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    shared = [c for c in theirs_ep.columns if not c.startswith(("videos/observation.images.front", "videos/observation.images.top",
+                                                                   "stats/observation.images"))]
+    assert set(shared) <= set(ours_ep.columns), sorted(set(shared) - set(ours_ep.columns))
+    for col in shared:
+        assert ours_ep.schema[col].base_type() == theirs_ep.schema[col].base_type(), col
+    real_stats = json.loads((real / "meta" / "stats.json").read_text())
+    ours_stats = json.loads((exported / "meta" / "stats.json").read_text())
+    assert set(real_stats["action"]) == set(ours_stats["action"])
+    # stats.json is the statistics of the data written
+    act = np.stack(ours["action"].to_numpy()).astype(np.float64)
+    for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
+        np.testing.assert_allclose(ours_stats["action"][name], fn(act, axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours_stats["action"]["q50"], np.quantile(act, 0.5, axis=0), rtol=1e-6)
+
+
+def test_a_failed_export_leaves_nothing_and_selections_rerun_alike(sample_store, tmp_path):
+    sel = select(sample_store, where=WHERE, outcome="success")
+    again = select(sample_store, **{k: v for k, v in sel.query.items() if k in ("where", "min_grade", "outcome")})
+    assert again.run_ids == sel.run_ids and again.catalog_hash == sel.catalog_hash
+    target = tmp_path / "ds"
+    with pytest.raises(ConfigError, match="feature source 'no_such_stream/x' is not in run"):
+        export_lerobot(sample_store, sel, target, features={"observation.state": "no_such_stream/x"})
+    assert not target.exists() and not list(tmp_path.iterdir())  # no partial dataset, no temporary folder

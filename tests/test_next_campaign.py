@@ -65,3 +65,21 @@ def test_untested_combinations_and_outlying_units_are_proposed():
     assert "arm-4" in plan.filter(pl.col("kind").is_in(["failures", "outlier unit"]))["hardware.unit"].to_list()
     with pytest.raises(ConfigError, match="budget must be at least 1"):
         next_campaign(pl.DataFrame(rows), budget=0)
+
+
+def test_the_planted_undecided_cell_comes_first():
+    """A generated campaign: in one cell the candidate is probably worse but the runs are too
+    few to say (the planted undecided cell); elsewhere both policies are alike."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for cell in ("c0", "c1", "c2", "c3"):
+        for v in ("v1", "v2"):
+            p = 0.65 if (cell == "c2" and v == "v2") else 0.9
+            k = 12 if cell == "c2" else 30
+            for s in range(k):
+                rows.append({"run_id": f"{cell}-{v}-{s}", "environment.cell": cell, "model.version": v, "scenario.seed": s,
+                             "metrics.success": float(rng.random() < p)})
+    plan = next_campaign(pl.DataFrame(rows), within=["environment.cell"])
+    first = plan.row(0, named=True)
+    assert first["kind"] == "undecided" and first["environment.cell"] == "c2", plan.select("kind", "environment.cell", "why")
+    assert "would probably decide" in first["why"]

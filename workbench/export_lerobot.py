@@ -36,6 +36,8 @@ Examples
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +104,9 @@ def _source(run: Run, role: str, override: str | None) -> tuple[str, str, Any, l
 def _values_on(run: Run, stream: str, var: str, cols: Any, clock: np.ndarray) -> np.ndarray:
     from workbench.sync import resample
 
-    ds = run.streams[stream][[var]].load()
+    ds = run.streams[stream][[var]]
+    if any(v.chunks is not None for v in ds.variables.values()):
+        ds = ds.load()
     on = resample(ds, clock, method="nearest")[var].values
     arr = np.asarray(on, dtype=np.float32).reshape(clock.size, -1)
     return arr[:, list(cols)] if cols is not None else arr
@@ -159,6 +163,13 @@ class _Video:
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
+        self.closed = True
+
+    def abort(self) -> None:
+        """Close without flushing (the export failed; its folder is removed)."""
+        if not getattr(self, "closed", False):
+            self.container.close()
+            self.closed = True
 
 
 def _decode(blob: bytes) -> np.ndarray:
@@ -217,180 +228,213 @@ def export_lerobot(
     from workbench.selection import export_target
 
     folder = export_target(selection, out)
-    overrides = dict(features or {})
-    bad = [k for k in overrides if k not in _ROLE_FEATURES and not k.startswith("observation.")]
-    if bad:
-        msg = f"feature {bad[0]!r} cannot be set; use observation.state, action or observation.<name>"
-        raise ConfigError(msg)
-    cat = selection.catalog
-    windows = selection.windows
-    episodes: list[tuple[str, int | None, int | None]] = []  # run id, window start, end
-    if windows is not None:
-        episodes = [(r, int(a), int(b)) for r, a, b in windows.select("run_id", "start", "end").iter_rows()]
-    else:
-        episodes = [(r, None, None) for r in selection.run_ids]
-    rows = {r["run_id"]: r for r in cat.iter_rows(named=True)}
-    columns: dict[str, list[Any]] = {}
-    ep_rows: list[dict[str, Any]] = []
-    prov_rows: list[dict[str, Any]] = []
-    left_out: dict[str, str] = {}
-    tasks: dict[str, int] = {}
-    feature_info: dict[str, Any] = {}
+    final = folder
+    folder = final.parent / f".{final.name}.partial-{os.getpid()}"  # renamed into place once complete
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     videos: dict[str, _Video] = {}
-    video_spans: dict[str, list[tuple[float, float]]] = {}
-    state_all: dict[str, list[np.ndarray]] = {}
-    index = 0
-    names_of: dict[str, list[str]] = {}
-    for n_ep, (rid, w_start, w_end) in enumerate(episodes):
-        run = store.load(rid, lazy=True)
-        try:
-            sources = {f: _source(run, role, overrides.get(f)) for f, role in _ROLE_FEATURES.items()}
-        except Exception as err:  # noqa: BLE001 - a run without the feature is left out, with why
-            left_out[rid] = f"no source for a feature: {err}"
-            continue
-        t0 = run.info.start_ns if w_start is None else max(run.info.start_ns, w_start)
-        t1 = run.info.end_ns if w_end is None else min(run.info.end_ns, w_end)
-        if fps is None:
-            st = run.streams[sources["observation.state"][0]]
-            tt = np.asarray(st["time"].values, dtype=np.int64)
-            fps = max(1, round(1e9 / float(np.median(np.diff(tt))))) if tt.size > 1 else 10
-        clock = np.arange(t0, t1 + 1, int(round(1e9 / fps)), dtype=np.int64)
-        if clock.size < 2:
-            left_out[rid] = "shorter than two frames"
-            continue
-        values = {f: _values_on(run, s, v, c, clock) for f, (s, v, c, _n) in sources.items()}
-        if any(np.isnan(v).all() for v in values.values()):
-            left_out[rid] = "a feature has no sample in the episode's time span"
-            continue
-        for f, (_s, _v, _c, names) in sources.items():
-            if f in names_of and names_of[f] != names:
-                msg = f"run {rid}: {f} has components {names}, earlier episodes {names_of[f]}: one dataset needs one shape"
-                raise ConfigError(msg)
-            names_of[f] = names
-        n = clock.size
-        info_row = rows.get(rid, {})
-        text = task or str(info_row.get("scenario.task") or "task")
-        t_idx = tasks.setdefault(text, len(tasks))
-        outcome = info_row.get("outcome")
-        out_ns = info_row.get("outcome_ns")
-        success = np.zeros(n, dtype=bool)
-        if outcome == "success":
-            success = clock >= (int(out_ns) if out_ns is not None else clock[-1])
-            if not success.any():  # the success lies after the window: the last frame
-                success[-1] = w_end is None
-        done = np.zeros(n, dtype=bool)
-        done[-1] = True
-        ts = ((clock - clock[0]) / 1e9).astype(np.float32)
-        for f, v in values.items():
-            columns.setdefault(f, []).extend(np.nan_to_num(v, nan=0.0))
-            state_all.setdefault(f, []).append(v)
-        columns.setdefault("timestamp", []).extend(ts.tolist())
-        columns.setdefault("frame_index", []).extend(range(n))
-        columns.setdefault("episode_index", []).extend([len(ep_rows)] * n)
-        columns.setdefault("index", []).extend(range(index, index + n))
-        columns.setdefault("task_index", []).extend([t_idx] * n)
-        columns.setdefault("next.done", []).extend(done.tolist())
-        columns.setdefault("next.success", []).extend(success.tolist())
-        columns.setdefault("next.reward", []).extend(success.astype(np.float32).tolist())
-        ep: dict[str, Any] = {"episode_index": len(ep_rows), "tasks": [text], "length": n, "data/chunk_index": 0,
-                              "data/file_index": 0, "dataset_from_index": index, "dataset_to_index": index + n}
-        if video:
-            for name, ds in run.streams.items():
-                if ds.attrs.get("kind") != "image_encoded":
-                    continue
-                key = f"observation.images.{name.split('.')[0]}"
-                blobs = _frames_on(run, name, clock)
-                if blobs is None:
-                    continue
-                first = _decode(blobs[0])
-                h, w = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
-                vid = videos.get(key)
-                if vid is None:
-                    vid = videos[key] = _Video(folder / "videos" / key / "chunk-000" / "file-000.mp4", fps, w, h)
-                    feature_info[key] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
-                                         "info": {"video.height": h, "video.width": w, "video.codec": vid.codec,
-                                                  "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
-                                                  "video.fps": fps, "video.channels": 3, "has_audio": False}}
-                start_t = vid.frames / fps
-                cache: dict[bytes, np.ndarray] = {}
-                for blob in blobs:
-                    img = cache.get(blob)
-                    if img is None:
-                        img = cache[blob] = _decode(blob)[:h, :w]
-                    vid.add(np.ascontiguousarray(img))
-                video_spans.setdefault(key, []).append((start_t, vid.frames / fps))
-                ep[f"videos/{key}/chunk_index"] = 0
-                ep[f"videos/{key}/file_index"] = 0
-                ep[f"videos/{key}/from_timestamp"] = start_t
-                ep[f"videos/{key}/to_timestamp"] = vid.frames / fps
-        for f, v in values.items():
-            for stat, val in _stats(np.nan_to_num(v)).items():
-                ep[f"stats/{f}/{stat}"] = val
-        ep["meta/episodes/chunk_index"] = 0
-        ep["meta/episodes/file_index"] = 0
-        ep_rows.append(ep)
-        info = store.info(rid)
-        prov_rows.append({"episode_index": len(ep_rows) - 1, "run_id": rid, "name": info.name,
-                          "source": info.provenance.sources[0].path if info.provenance.sources else None,
-                          "source_sha256": info.provenance.sources[0].sha256 if info.provenance.sources else None,
-                          "grade": info_row.get("quality.grade"), "outcome": outcome or "unknown",
-                          "window_start_ns": w_start, "window_end_ns": w_end,
-                          "factors": json.dumps(info.factors(), sort_keys=True, default=str)})
-        index += n
-        if progress:
-            progress(n_ep + 1, len(episodes))
-    for vid in videos.values():
-        vid.close()
-    if not ep_rows:
-        msg = f"no selected run could be exported: {'; '.join(f'{r}: {why}' for r, why in list(left_out.items())[:5])}"
-        raise ConfigError(msg)
-    assert fps is not None
-    data = {}
-    for f in _ROLE_FEATURES:
-        width = len(names_of[f])
-        data[f] = pl.Series(f, np.asarray(columns[f], dtype=np.float32).reshape(-1, width), dtype=pl.Array(pl.Float32, width))
-    frame = pl.DataFrame([*data.values(),
-                          pl.Series("timestamp", columns["timestamp"], dtype=pl.Float32),
-                          pl.Series("frame_index", columns["frame_index"], dtype=pl.Int64),
-                          pl.Series("episode_index", columns["episode_index"], dtype=pl.Int64),
-                          pl.Series("index", columns["index"], dtype=pl.Int64),
-                          pl.Series("task_index", columns["task_index"], dtype=pl.Int64),
-                          pl.Series("next.reward", columns["next.reward"], dtype=pl.Float32),
-                          pl.Series("next.done", columns["next.done"], dtype=pl.Boolean),
-                          pl.Series("next.success", columns["next.success"], dtype=pl.Boolean)])
-    (folder / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / "data" / "chunk-000" / "file-000.parquet")
-    (folder / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(ep_rows).write_parquet(folder / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    used_streams: set[str] = set()
+    try:
+        overrides = dict(features or {})
+        bad = [k for k in overrides if k not in _ROLE_FEATURES and not k.startswith("observation.")]
+        if bad:
+            msg = f"feature {bad[0]!r} cannot be set; use observation.state, action or observation.<name>"
+            raise ConfigError(msg)
+        cat = selection.catalog
+        windows = selection.windows
+        episodes: list[tuple[str, int | None, int | None]] = []  # run id, window start, end
+        if windows is not None:
+            episodes = [(r, int(a), int(b)) for r, a, b in windows.select("run_id", "start", "end").iter_rows()]
+        else:
+            episodes = [(r, None, None) for r in selection.run_ids]
+        rows = {r["run_id"]: r for r in cat.iter_rows(named=True)}
+        columns: dict[str, list[Any]] = {}
+        ep_rows: list[dict[str, Any]] = []
+        prov_rows: list[dict[str, Any]] = []
+        left_out: dict[str, str] = {}
+        tasks: dict[str, int] = {}
+        feature_info: dict[str, Any] = {}
+        video_spans: dict[str, list[tuple[float, float]]] = {}
+        state_all: dict[str, list[np.ndarray]] = {}
+        index = 0
+        names_of: dict[str, list[str]] = {}
+        for n_ep, (rid, w_start, w_end) in enumerate(episodes):
+            # only the streams the features came from on earlier runs (and the cameras): a run
+            # opens a few streams, not all of them; a run where they do not fit is opened whole
+            listed = store.manifest(rid).get("streams", {})
+            cams = [n for n, d in listed.items() if {"data", "frame_offset", "frame_size"} <= set(d.get("variables", []))]
+            want = [n for n in [*used_streams, *(cams if video else [])] if n in listed]
+            run = store.load(rid, streams=want, lazy=False) if used_streams and len(want) >= len(used_streams) \
+                else store.load(rid, lazy=True)
+            try:
+                try:
+                    sources = {f: _source(run, role, overrides.get(f)) for f, role in _ROLE_FEATURES.items()}
+                except Exception:
+                    if set(run.streams) == set(listed):
+                        raise
+                    run = store.load(rid, lazy=True)
+                    sources = {f: _source(run, role, overrides.get(f)) for f, role in _ROLE_FEATURES.items()}
+                used_streams.update(src[0] for src in sources.values())
+            except ConfigError:
+                raise  # a feature mapping naming what a run lacks: the export stops, nothing is written
+            except Exception as err:  # noqa: BLE001 - a run where a role resolves to nothing is left out, with why
+                left_out[rid] = f"no source for a feature: {err}"
+                continue
+            t0 = run.info.start_ns if w_start is None else max(run.info.start_ns, w_start)
+            t1 = run.info.end_ns if w_end is None else min(run.info.end_ns, w_end)
+            if fps is None:
+                st = run.streams[sources["observation.state"][0]]
+                tt = np.asarray(st["time"].values, dtype=np.int64)
+                fps = max(1, round(1e9 / float(np.median(np.diff(tt))))) if tt.size > 1 else 10
+            clock = np.arange(t0, t1 + 1, int(round(1e9 / fps)), dtype=np.int64)
+            if clock.size < 2:
+                left_out[rid] = "shorter than two frames"
+                continue
+            values = {f: _values_on(run, s, v, c, clock) for f, (s, v, c, _n) in sources.items()}
+            if any(np.isnan(v).all() for v in values.values()):
+                left_out[rid] = "a feature has no sample in the episode's time span"
+                continue
+            for f, (_s, _v, _c, names) in sources.items():
+                if f in names_of and names_of[f] != names:
+                    msg = f"run {rid}: {f} has components {names}, earlier episodes {names_of[f]}: one dataset needs one shape"
+                    raise ConfigError(msg)
+                names_of[f] = names
+            n = clock.size
+            info_row = rows.get(rid, {})
+            text = task or str(info_row.get("scenario.task") or "task")
+            t_idx = tasks.setdefault(text, len(tasks))
+            outcome = info_row.get("outcome")
+            out_ns = info_row.get("outcome_ns")
+            success = np.zeros(n, dtype=bool)
+            if outcome == "success":
+                success = clock >= (int(out_ns) if out_ns is not None else clock[-1])
+                if not success.any():  # the success lies after the window: the last frame
+                    success[-1] = w_end is None
+            done = np.zeros(n, dtype=bool)
+            done[-1] = True
+            ts = ((clock - clock[0]) / 1e9).astype(np.float32)
+            for f, v in values.items():
+                columns.setdefault(f, []).extend(np.nan_to_num(v, nan=0.0))
+                state_all.setdefault(f, []).append(v)
+            columns.setdefault("timestamp", []).extend(ts.tolist())
+            columns.setdefault("frame_index", []).extend(range(n))
+            columns.setdefault("episode_index", []).extend([len(ep_rows)] * n)
+            columns.setdefault("index", []).extend(range(index, index + n))
+            columns.setdefault("task_index", []).extend([t_idx] * n)
+            columns.setdefault("next.done", []).extend(done.tolist())
+            columns.setdefault("next.success", []).extend(success.tolist())
+            columns.setdefault("next.reward", []).extend(success.astype(np.float32).tolist())
+            ep: dict[str, Any] = {"episode_index": len(ep_rows), "tasks": [text], "length": n, "data/chunk_index": 0,
+                                  "data/file_index": 0, "dataset_from_index": index, "dataset_to_index": index + n}
+            if video:
+                for name, ds in run.streams.items():
+                    if ds.attrs.get("kind") != "image_encoded":
+                        continue
+                    key = f"observation.images.{name.split('.')[0]}"
+                    blobs = _frames_on(run, name, clock)
+                    if blobs is None:
+                        continue
+                    first = _decode(blobs[0])
+                    h, w = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
+                    vid = videos.get(key)
+                    if vid is None:
+                        vid = videos[key] = _Video(folder / "videos" / key / "chunk-000" / "file-000.mp4", fps, w, h)
+                        feature_info[key] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
+                                             "info": {"video.height": h, "video.width": w, "video.codec": vid.codec,
+                                                      "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
+                                                      "video.fps": fps, "video.channels": 3, "has_audio": False}}
+                    start_t = vid.frames / fps
+                    cache: dict[bytes, np.ndarray] = {}
+                    for blob in blobs:
+                        img = cache.get(blob)
+                        if img is None:
+                            img = cache[blob] = _decode(blob)[:h, :w]
+                        vid.add(np.ascontiguousarray(img))
+                    video_spans.setdefault(key, []).append((start_t, vid.frames / fps))
+                    ep[f"videos/{key}/chunk_index"] = 0
+                    ep[f"videos/{key}/file_index"] = 0
+                    ep[f"videos/{key}/from_timestamp"] = start_t
+                    ep[f"videos/{key}/to_timestamp"] = vid.frames / fps
+            per_frame = {**{f: np.nan_to_num(v) for f, v in values.items()}, "timestamp": ts[:, None],
+                         "frame_index": np.arange(n)[:, None], "episode_index": np.full((n, 1), len(ep_rows)),
+                         "index": np.arange(index, index + n)[:, None], "task_index": np.full((n, 1), t_idx)}
+            for f, v in per_frame.items():  # per-episode statistics, as LeRobot writes them
+                for stat, val in _stats(v).items():
+                    ep[f"stats/{f}/{stat}"] = val
+            ep["meta/episodes/chunk_index"] = 0
+            ep["meta/episodes/file_index"] = 0
+            ep_rows.append(ep)
+            info = store.info(rid)
+            prov_rows.append({"episode_index": len(ep_rows) - 1, "run_id": rid, "name": info.name,
+                              "source": info.provenance.sources[0].path if info.provenance.sources else None,
+                              "source_sha256": info.provenance.sources[0].sha256 if info.provenance.sources else None,
+                              "grade": info_row.get("quality.grade"), "outcome": outcome or "unknown",
+                              "window_start_ns": w_start, "window_end_ns": w_end,
+                              "factors": json.dumps(info.factors(), sort_keys=True, default=str)})
+            index += n
+            if progress:
+                progress(n_ep + 1, len(episodes))
+        for vid in videos.values():
+            vid.close()
+        if not ep_rows:
+            msg = f"no selected run could be exported: {'; '.join(f'{r}: {why}' for r, why in list(left_out.items())[:5])}"
+            raise ConfigError(msg)
+        assert fps is not None
+        data = {}
+        for f in _ROLE_FEATURES:
+            width = len(names_of[f])
+            data[f] = pl.Series(f, np.asarray(columns[f], dtype=np.float32).reshape(-1, width), dtype=pl.Array(pl.Float32, width))
+        frame = pl.DataFrame([*data.values(),
+                              pl.Series("timestamp", columns["timestamp"], dtype=pl.Float32),
+                              pl.Series("frame_index", columns["frame_index"], dtype=pl.Int64),
+                              pl.Series("episode_index", columns["episode_index"], dtype=pl.Int64),
+                              pl.Series("index", columns["index"], dtype=pl.Int64),
+                              pl.Series("task_index", columns["task_index"], dtype=pl.Int64),
+                              pl.Series("next.reward", columns["next.reward"], dtype=pl.Float32),
+                              pl.Series("next.done", columns["next.done"], dtype=pl.Boolean),
+                              pl.Series("next.success", columns["next.success"], dtype=pl.Boolean)])
+        (folder / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(folder / "data" / "chunk-000" / "file-000.parquet")
+        (folder / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pl.DataFrame(ep_rows).write_parquet(folder / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-    task_table = pa.table({"task_index": list(tasks.values())})
-    pq.write_table(task_table.append_column("__index_level_0__", pa.array(list(tasks))), folder / "meta" / "tasks.parquet")
-    pl.DataFrame(prov_rows).write_parquet(folder / "meta" / "workbench_episodes.parquet")
-    feats: dict[str, Any] = {f: {"dtype": "float32", "shape": [len(names_of[f])], "names": names_of[f]} for f in _ROLE_FEATURES}
-    feats.update(feature_info)
-    for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
-                        ("task_index", "int64"), ("next.reward", "float32"), ("next.done", "bool"), ("next.success", "bool")):
-        feats[name] = {"dtype": dtype, "shape": [1], "names": None}
-    robot = robot_type or str(cat["hardware.robot"][0]) if "hardware.robot" in cat.columns and cat.height else (robot_type or "unknown")
-    info_json = {
-        "codebase_version": CODEBASE_VERSION, "robot_type": robot, "total_episodes": len(ep_rows), "total_frames": index,
-        "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 500,
-        "fps": fps, "splits": {"train": f"0:{len(ep_rows)}"},
-        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
-        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4" if videos else None,
-        "features": feats,
-    }
-    (folder / "meta" / "info.json").write_text(json.dumps(info_json, indent=4) + "\n")
-    stats = {f: _stats(np.nan_to_num(np.concatenate(state_all[f]))) for f in _ROLE_FEATURES}
-    for col in ("timestamp", "frame_index", "episode_index", "index", "task_index", "next.reward"):
-        stats[col] = _stats(np.asarray(columns[col], dtype=np.float64)[:, None])
-    (folder / "meta" / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-    sel = selection.to_dict()
-    sel["left_out"] = left_out
-    (folder / "meta" / "workbench_selection.json").write_text(json.dumps(sel, indent=1, default=str) + "\n")
-    report = ExportReport(folder, len(ep_rows), index, fps, feats, left_out, sorted(videos))
-    write_card(folder, selection, report, pl.DataFrame(prov_rows), kind="lerobot")
+        task_table = pa.table({"task_index": list(tasks.values())})
+        pq.write_table(task_table.append_column("__index_level_0__", pa.array(list(tasks))), folder / "meta" / "tasks.parquet")
+        pl.DataFrame(prov_rows).write_parquet(folder / "meta" / "workbench_episodes.parquet")
+        feats: dict[str, Any] = {f: {"dtype": "float32", "shape": [len(names_of[f])], "names": names_of[f]} for f in _ROLE_FEATURES}
+        feats.update(feature_info)
+        for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
+                            ("task_index", "int64"), ("next.reward", "float32"), ("next.done", "bool"), ("next.success", "bool")):
+            feats[name] = {"dtype": dtype, "shape": [1], "names": None}
+        robot = robot_type or str(cat["hardware.robot"][0]) if "hardware.robot" in cat.columns and cat.height else (robot_type or "unknown")
+        info_json = {
+            "codebase_version": CODEBASE_VERSION, "robot_type": robot, "total_episodes": len(ep_rows), "total_frames": index,
+            "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 500,
+            "fps": fps, "splits": {"train": f"0:{len(ep_rows)}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4" if videos else None,
+            "features": feats,
+        }
+        (folder / "meta" / "info.json").write_text(json.dumps(info_json, indent=4) + "\n")
+        stats = {f: _stats(np.nan_to_num(np.concatenate(state_all[f]))) for f in _ROLE_FEATURES}
+        for col in ("timestamp", "frame_index", "episode_index", "index", "task_index", "next.reward"):
+            stats[col] = _stats(np.asarray(columns[col], dtype=np.float64)[:, None])
+        (folder / "meta" / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+        sel = selection.to_dict()
+        sel["left_out"] = left_out
+        (folder / "meta" / "workbench_selection.json").write_text(json.dumps(sel, indent=1, default=str) + "\n")
+        report = ExportReport(folder, len(ep_rows), index, fps, feats, left_out, sorted(videos))
+        write_card(folder, selection, report, pl.DataFrame(prov_rows), kind="lerobot")
+    except BaseException:
+        for vid in videos.values():
+            vid.abort()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if final.exists():
+        final.rmdir()  # empty (checked above)
+    os.replace(folder, final)
+    report.out = final
     return report
 
