@@ -165,6 +165,9 @@ def test_moments_out_as_mcap_keep_their_schemas_and_read_back(sample_store, tmp_
         assert all(enc == "ros2msg" for enc, topic, _t in got if topic != "/events")
     assert copied >= 3
     assert meta["hardware"]["robot"] == "arm-b"  # factors kept
+    card = (out / "README.md").read_text()
+    assert f"{len(files)} MCAP file(s)" in card and sel.catalog_hash in card
+    assert json.loads((out / "selection.json").read_text())["run_ids"] == sel.run_ids
     back = wb.open_store(tmp_path / "back")
     assert len(back.ingest([out]).ingested) == len(files)
     assert set(back.runs()["hardware.robot"]) == {"arm-b"}

@@ -54,21 +54,29 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_card(out: Path, selection: Selection, report: Any, episodes: pl.DataFrame, *, kind: str) -> Path:
-    """Write ``out/README.md`` for an export (*report* has ``episodes``, ``frames``,
-    ``fps``, ``features``, ``left_out`` and ``videos``; *episodes* one row per episode
-    with ``run_id``, ``grade`` and ``outcome``)."""
+    """Write ``out/README.md`` for an export: *report* an
+    :class:`~workbench.export_lerobot.ExportReport` (*kind* ``lerobot``) or a
+    :class:`~workbench.export_mcap.McapExport` (*kind* ``mcap``); *episodes* one row per
+    episode or file with ``run_id``, ``grade`` and ``outcome``."""
     import polars as pl
 
     cat = selection.catalog.filter(pl.col("run_id").is_in(episodes["run_id"].unique().to_list()))
     factors = [c for c in cat.columns if c.split(".", 1)[0] in FACTOR_GROUPS and cat[c].n_unique() >= 1
                and c not in ("scenario.seed", "scenario.episode") and cat[c].dtype != pl.List]
     lines = [f"# Dataset exported by RobotOps Workbench ({kind})", ""]
-    lines += [f"{report.episodes} episode(s), {report.frames} frames at {report.fps} fps, from {cat.height} run(s)."
-              + (f" Cameras as video: {', '.join(report.videos)}." if report.videos else ""), ""]
+    if kind == "mcap":
+        lines += [f"{len(report.files)} MCAP file(s) ({sum(h == 'copied' for h in report.how)} cut from their source MCAP "
+                  f"with the original schemas, the others written from stored streams as JSON), "
+                  f"{sum(report.messages):,} messages, from {cat.height} run(s).", ""]
+    else:
+        lines += [f"{report.episodes} episode(s), {report.frames} frames at {report.fps} fps, from {cat.height} run(s)."
+                  + (f" Cameras as video: {', '.join(report.videos)}." if report.videos else ""), ""]
     lines += ["## Selection", "", "```json", json.dumps(selection.query, indent=1, default=str), "```", "",
               f"Catalog hash: `{selection.catalog_hash}` (sha256 of the store's catalog when the selection was made). "
-              "The run ids are in `meta/workbench_selection.json`; each episode's run, source file and hash, grade, "
-              "outcome and factors in `meta/workbench_episodes.parquet`.", ""]
+              + ("The run ids are in `meta/workbench_selection.json`; each episode's run, source file and hash, grade, "
+               "outcome and factors in `meta/workbench_episodes.parquet`." if kind != "mcap" else
+               "The run ids are in `selection.json`; each file's metadata record `workbench` names its run, window "
+               "and source hash."), ""]
     lines += ["## Outcomes", "", f"All episodes: {outcome_line(episodes['outcome'].to_list())}.", ""]
     varying = [f for f in factors if cat[f].n_unique() > 1]
     if varying:
@@ -84,10 +92,11 @@ def write_card(out: Path, selection: Selection, report: Any, episodes: pl.DataFr
     lines += ["## Factor coverage", ""]
     cov = [[f, ", ".join(f"{v} ({n})" for v, n in sorted(Counter(map(str, cat[f].to_list())).items()))] for f in factors]
     lines += [_table(["factor", "values (runs)"], cov) if cov else "No factors.", ""]
-    lines += ["## Features", ""]
-    lines += [_table(["feature", "dtype", "shape", "names"],
-                     [[k, v.get("dtype"), v.get("shape"), ", ".join(map(str, v.get("names") or []))[:120]]
-                      for k, v in report.features.items()]), ""]
+    if getattr(report, "features", None):
+        lines += ["## Features", ""]
+        lines += [_table(["feature", "dtype", "shape", "names"],
+                         [[k, v.get("dtype"), v.get("shape"), ", ".join(map(str, v.get("names") or []))[:120]]
+                          for k, v in report.features.items()]), ""]
     lines += ["## Left out", ""]
     gone = {**selection.excluded, **report.left_out}
     if gone:

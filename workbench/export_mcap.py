@@ -7,7 +7,8 @@ Foxglove, in the ``mcap`` tools and in this workbench like the original. Any oth
 (a ROS 1 bag, a ULog, a CSV, a LeRobot episode) is written from its stored streams: one
 channel per stream with a JSON schema, one JSON message per row (time as ``t_ns``),
 readable by the ``mcap`` library and Foxglove. Each file's metadata record ``workbench``
-holds the run id, the window and the source's sha256.
+holds the run id, the window and the source's sha256. ``selection.json`` and a dataset
+card (``README.md``, :mod:`workbench.export_card`) sit beside the files.
 
 Examples
 --------
@@ -150,6 +151,7 @@ def export_mcap(store: Store, selection: Selection, out: str | Path) -> McapExpo
     else:
         items = [(r, None, None) for r in selection.run_ids]
     report = McapExport(folder)
+    rows: list[dict[str, Any]] = []
     for k, (rid, w0, w1) in enumerate(items):
         info = store.info(rid)
         start = info.start_ns if w0 is None else max(info.start_ns, w0)
@@ -174,4 +176,17 @@ def export_mcap(store: Store, selection: Selection, out: str | Path) -> McapExpo
         report.files.append(dst)
         report.how.append(how)
         report.messages.append(n)
+        row = selection.catalog.filter(selection.catalog["run_id"] == rid)
+        rows.append({"run_id": rid, "file": dst.name,
+                     "grade": row["quality.grade"][0] if "quality.grade" in row.columns and row.height else None,
+                     "outcome": (row["outcome"][0] if "outcome" in row.columns and row.height else None) or "unknown"})
+    import polars as pl
+
+    from workbench.export_card import write_card
+
+    sel = selection.to_dict()
+    sel["left_out"] = report.left_out
+    (folder / "selection.json").write_text(json.dumps(sel, indent=1, default=str) + "\n")
+    episodes = pl.DataFrame(rows, schema={"run_id": pl.String, "file": pl.String, "grade": pl.String, "outcome": pl.String})
+    write_card(folder, selection, report, episodes, kind="mcap")
     return report
