@@ -100,8 +100,17 @@ def test_the_export_reads_back_with_the_lerobot_reader(exported, tmp_path):
     # outcomes come back from next.success / next.done by the format defaults
     assert cat["outcome"].to_list() == prov["outcome"].to_list()
     eps = pl.read_parquet(exported / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
-    run = store.load(cat["run_id"][0], lazy=False)
-    assert run.streams["observation.state"].sizes["time"] == eps["length"][0]
+    data = pl.read_parquet(exported / "data" / "chunk-000" / "file-000.parquet")
+    assert cat.height == eps.height
+    for row in cat.head(3).iter_rows(named=True):  # values as exported (the resampled source), float32 exact
+        ep = int(row["scenario.episode"])
+        run = store.load(row["run_id"], lazy=False)
+        want = np.stack(data.filter(pl.col("episode_index") == ep)["observation.state"].to_numpy())
+        got = run.streams["observation.state"]["state"].values if "state" in run.streams["observation.state"] else \
+            next(iter(run.streams["observation.state"].data_vars.values())).values
+        assert got.shape == want.shape == (eps["length"][ep], 6)
+        np.testing.assert_array_equal(got.astype(np.float32), want)
+
 
 
 def test_export_refuses_what_it_cannot_do(sample_store, tmp_path):
@@ -225,7 +234,7 @@ def test_the_layout_matches_a_real_lerobot_v3_dataset_key_by_key(exported, real_
 
 def test_a_failed_export_leaves_nothing_and_selections_rerun_alike(sample_store, tmp_path):
     sel = select(sample_store, where=WHERE, outcome="success")
-    again = select(sample_store, **{k: v for k, v in sel.query.items() if k in ("where", "min_grade", "outcome")})
+    again = wb.select(sample_store, **{k: v for k, v in sel.query.items() if k in ("where", "min_grade", "outcome")})
     assert again.run_ids == sel.run_ids and again.catalog_hash == sel.catalog_hash
     target = tmp_path / "ds"
     with pytest.raises(ConfigError, match="feature source 'no_such_stream/x' is not in run"):

@@ -94,6 +94,13 @@ def simreal(source: object, **kwargs: object) -> object:
     return _simreal(source, **kwargs)  # type: ignore[arg-type]
 
 
+def select(store: Store, **kwargs: object) -> object:
+    """Runs or moments of *store* for an export or a plan (see :func:`workbench.selection.select`)."""
+    from workbench.selection import select as _select
+
+    return _select(store, **kwargs)  # type: ignore[arg-type]
+
+
 def report(store: Store, **kwargs: object) -> object:
     """Write the self-contained HTML report (see :func:`workbench.reporting.report`).
 
