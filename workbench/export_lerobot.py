@@ -81,7 +81,9 @@ class ExportReport:
 
 
 def _source(run: Run, role: str, override: str | None) -> tuple[str, str, Any, list[str]]:
-    """(stream, variable, column selection, names) of a feature."""
+    """(stream, variable, column selection, names) of a feature: the whole variable the
+    role resolves to (a metric's role may leave components out, such as the gripper of a
+    joint vector; a dataset keeps them all), or the override ``stream/variable``."""
     from workbench.metrics.roles import resolve
 
     if override:
@@ -89,16 +91,17 @@ def _source(run: Run, role: str, override: str | None) -> tuple[str, str, Any, l
         if stream not in run.streams or (var and var not in run.streams[stream]):
             msg = f"feature source {override!r} is not in run {run.run_id}; streams: {', '.join(sorted(run.streams))}"
             raise ConfigError(msg)
-        ds = run.streams[stream]
-        var = var or str(next(iter(ds.data_vars)))
-        da = ds[var]
-        width = int(np.prod([da.sizes[d] for d in da.dims if d != "time"], dtype=np.int64))
-        extra = [d for d in da.dims if d != "time"]
-        names = [str(x) for x in ds[extra[0]].values] if extra and extra[0] in ds.coords and width == ds.sizes[extra[0]] else \
-            [f"{var}_{i}" for i in range(width)]
-        return stream, var, None, names
-    b = resolve(run, role)
-    return b.stream, b.variables[0], b.columns, list(b.names)
+        var = var or str(next(iter(run.streams[stream].data_vars)))
+    else:
+        b = resolve(run, role)
+        stream, var = b.stream, b.variables[0]
+    ds = run.streams[stream]
+    da = ds[var]
+    width = int(np.prod([da.sizes[d] for d in da.dims if d != "time"], dtype=np.int64))
+    extra = [d for d in da.dims if d != "time"]
+    names = ([str(x) for x in ds[extra[0]].values] if len(extra) == 1 and extra[0] in ds.coords and width == ds.sizes[extra[0]]
+             else [f"{var}_{i}" for i in range(width)])
+    return stream, var, None, names
 
 
 def _values_on(run: Run, stream: str, var: str, cols: Any, clock: np.ndarray) -> np.ndarray:
@@ -286,7 +289,8 @@ def export_lerobot(
                 st = run.streams[sources["observation.state"][0]]
                 tt = np.asarray(st["time"].values, dtype=np.int64)
                 fps = max(1, round(1e9 / float(np.median(np.diff(tt))))) if tt.size > 1 else 10
-            clock = np.arange(t0, t1 + 1, int(round(1e9 / fps)), dtype=np.int64)
+            step = int(round(1e9 / fps))
+            clock = np.arange(t0, t1 + step // 2, step, dtype=np.int64)  # a last sample a rounding short still counts
             if clock.size < 2:
                 left_out[rid] = "shorter than two frames"
                 continue
