@@ -263,3 +263,11 @@ def test_a_real_lerobot_dataset_round_trips_exactly(real_data, tmp_path):
             want = np.stack(src.filter(pl.col("episode_index") == e)[feature].to_numpy())
             got = np.stack(out.filter(pl.col("episode_index") == ep)[feature].to_numpy())
             np.testing.assert_array_equal(got, want)
+
+
+def test_runs_of_two_robots_in_one_dataset_are_refused_and_nothing_is_written(real_data, tmp_path):
+    store = wb.open_store(tmp_path / "store")
+    store.ingest([real_data / "lerobot" / "v30_so101_record_test", real_data / "lerobot" / "v21_unitree_g1_inspire"])
+    with pytest.raises(ConfigError, match="one dataset needs one shape; select runs of one robot"):
+        export_lerobot(store, select(store), tmp_path / "out", video=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # no dataset, no temporary folder

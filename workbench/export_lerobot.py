@@ -300,7 +300,8 @@ def export_lerobot(
                 continue
             for f, (_s, _v, _c, names) in sources.items():
                 if f in names_of and names_of[f] != names:
-                    msg = f"run {rid}: {f} has components {names}, earlier episodes {names_of[f]}: one dataset needs one shape"
+                    msg = (f"run {rid}: {f} has components {names}, earlier episodes {names_of[f]}: one dataset needs one "
+                           f"shape; select runs of one robot (e.g. --where \"hardware.robot = '…'\") or map the feature with --feature")
                     raise ConfigError(msg)
                 names_of[f] = names
             n = clock.size
