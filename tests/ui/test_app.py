@@ -594,7 +594,7 @@ def test_a_link_restores_the_view_and_refuses_the_rest(served, browser, sample_s
     other.goto(link)
     other.locator(".wb-run-count p", has_text="82 of 164 runs · 3 selected").wait_for(timeout=90_000)
     assert other.locator(".bk-tab.bk-active").inner_text() == "Replay"
-    assert other.locator(".wb-replay-frame, .wb-replay-status p").first.is_visible()
+    other.locator(".wb-replay-frame, .wb-replay-status p").first.wait_for(state="visible", timeout=60_000)
     other.close()
     # a hand-made link: a value that is not one of the column's, unknown columns and markup are refused, shown as text
     page.goto(served + "?f.hardware.robot=" + quote("arm-a' OR '1'='1") + "&f." + quote("read_csv('/etc/passwd')") + "=1"

@@ -57,7 +57,7 @@ class App(pn.viewable.Viewer):
         self.replay = ReplayView(data=self.data)
         self.moments = MomentsView(data=self.data)
         self.trends = TrendsView(data=self.data)
-        self.fleet = FleetView(data=self.data)
+        self.fleet = FleetView(data=self.data, defer=True)  # computed when its tab opens
         self._tabs: Any = None
         self.moments.param.watch(self._open_moment, "opened")
         self.trends.param.watch(self._open_window, "opened")
@@ -120,8 +120,11 @@ class App(pn.viewable.Viewer):
         tabs.param.watch(lambda e: self.detail.redraw() if e.new == 1 else None, "active")
         # the Rerun viewer starts loading when its tab is opened, before any click on Replay
         tabs.param.watch(lambda e: self.replay.warm() if e.new == 2 else None, "active")
+        tabs.param.watch(lambda e: self.fleet.activate() if e.new == 5 else None, "active")
         if self.active_tab == 2:
             self.replay.warm()
+        if self.active_tab == 5:
+            self.fleet.activate()
         return tabs
 
     def close(self) -> None:

@@ -47,6 +47,9 @@ class FleetView(pn.viewable.Viewer):
     within: param.Selector[str | None] = param.Selector(default=None, objects=[None], allow_None=True, doc="Cells analysed separately.")
     domain: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True, doc="Factor saying sim or real.")
     n_boot = param.Integer(default=200, bounds=(0, 10_000), doc="Bootstrap replicates of the rank probabilities.")
+    defer = param.Boolean(default=False, doc="""
+        Compute nothing until :meth:`activate` is called (the app calls it when the Fleet
+        tab is opened, so a page does not wait for a ranking nobody looks at).""")
     result = param.Parameter(default=None, constant=True, doc="The last result shown (read only).")
     opened = param.Dict(default={}, constant=True, doc="The row last clicked: {'view': …, 'label': …, 'run_ids': […]}.")
 
@@ -180,10 +183,17 @@ class FleetView(pn.viewable.Viewer):
             self.opened = {"view": self.view, "label": label, "run_ids": ids}
         return dict(self.opened)
 
-    def __panel__(self) -> pn.viewable.Viewable:
+    def activate(self) -> None:
+        """Start following the data: compute now if anything changed, and on every change after."""
         self._shown = True
         if self._dirty:
             self.update()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if not self.defer:
+            self.activate()
+        elif not self._shown:
+            self.status.object = "Open this tab to rank, compare units or relate sim to real."
         controls = pn.Row(
             pn.widgets.RadioButtonGroup.from_param(self.param.view, name="", css_classes=["wb-fleet-mode"]),
             pn.widgets.Select.from_param(self.param.metric, label="metric", width=170),
