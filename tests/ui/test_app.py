@@ -374,7 +374,7 @@ def test_app_moment_search_opens_a_hit_in_replay(served, browser, artifacts):
     page.locator(".wb-moments-status p", has_text="hit(s) in").wait_for(timeout=60_000)
     starts = page.locator(".wb-moments-hits .tabulator-row .tabulator-cell[tabulator-field='start_s']").all_inner_texts()
     assert len(starts) == 15 and all(float(x) >= 0 for x in starts)
-    page.locator(".wb-moments-rates .tabulator-row").nth(1).wait_for(timeout=30_000)  # drawn after the hits
+    page.locator(".wb-moments-rates .tabulator-row").nth(1).wait_for(timeout=90_000)  # drawn after the hits (slow on a loaded runner)
     assert page.locator(".wb-moments-rates .tabulator-row").count() >= 2
     page.locator(".wb-moments-hits .tabulator-row").first.locator(".tabulator-cell[tabulator-field='name']").click()
     page.locator(".wb-replay-status p", has_text="Replaying 1 run(s)").wait_for(timeout=60_000)
