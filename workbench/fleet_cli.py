@@ -33,6 +33,21 @@ def _source(store_path: str | None, where: str | None) -> Any:
     return cat
 
 
+def _printed(res: Any, rows: Any, fmt: str) -> bool:
+    """Print *res* as JSON, or its *rows* as CSV (run ids space-separated); False for a table."""
+    import polars as pl
+
+    from workbench.textable import print_frame
+
+    if fmt == "json":
+        click.echo(json.dumps(res.to_dict(), indent=1, default=str))
+        return True
+    if fmt == "csv":
+        print_frame(rows.with_columns(pl.col("run_ids").list.join(" ")), fmt)
+        return True
+    return False
+
+
 def _interval(lo: str, hi: str, digits: int = 3) -> Any:
     import polars as pl
 
@@ -74,11 +89,7 @@ def rank_cmd(store_path: str | None, by: str, metric: str, within: tuple[str, ..
     res = rank(_source(store_path, where), by=by, metric=metric, within=_split(within),
                pair_by=None if pair_by is None else _split((pair_by,)), preferences=prefs, alpha=alpha,
                min_grade=min_grade, n_boot=n_boot)
-    if fmt == "json":
-        click.echo(json.dumps(res.to_dict(), indent=1, default=str))
-        return
-    if fmt == "csv":
-        print_frame(res.table.with_columns(pl.col("run_ids").list.join(" ")), fmt)
+    if _printed(res, res.table, fmt):
         return
     shown = res.table.select(*res.within, res.by, "n", pl.col("value").round(3).alias(res.metric + (" rate" if res.kind == "rate" else "")),
                              _interval("lo", "hi").alias("95% interval"), "letters", pl.col("strength").round(3).alias("BT strength"),
@@ -115,11 +126,7 @@ def units_cmd(store_path: str | None, groups: tuple[str, ...], metric: str, with
 
     res = variation(_source(store_path, where), metric=metric, groups=_split(groups), within=_split(within), alpha=alpha,
                     min_grade=min_grade)
-    if fmt == "json":
-        click.echo(json.dumps(res.to_dict(), indent=1, default=str))
-        return
-    if fmt == "csv":
-        print_frame(res.units.with_columns(pl.col("run_ids").list.join(" ")), fmt)
+    if _printed(res, res.units, fmt):
         return
     shown = res.units.select(*res.within, "group", "unit", "n", pl.col("raw").round(3), pl.col("shrunk").round(3),
                              _interval("lo", "hi").alias("95% interval"), pl.col("residual").round(2),
@@ -157,11 +164,7 @@ def simreal_cmd(store_path: str | None, by: str, metric: str, domain: str, sim_v
 
     res = simreal(_source(store_path, where), by=by, metric=metric, domain=domain, sim=sim_value, real=real_value,
                   pair_by=None if pair_by is None else _split((pair_by,)), min_grade=min_grade)
-    if fmt == "json":
-        click.echo(json.dumps(res.to_dict(), indent=1, default=str))
-        return
-    if fmt == "csv":
-        print_frame(res.table.with_columns(pl.col("run_ids").list.join(" ")), fmt)
+    if _printed(res, res.table, fmt):
         return
     shown = res.table.select(res.by, "n_sim", pl.col("sim").round(3), _interval("sim_lo", "sim_hi").alias("sim 95%"),
                              "n_real", pl.col("real").round(3), _interval("real_lo", "real_hi").alias("real 95%"),
