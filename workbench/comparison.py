@@ -4,10 +4,13 @@
 much?" for every *cell* (a combination of the ``within`` factors) and metric.
 
 * **The gate** decides on pre-declared *primary* metrics (default ``success``): their
-  cells form one family, tested one-sided in the harmful direction with a discrete
-  Holm step (:func:`workbench.stats.multiplicity.discrete_holm`), so cells whose data
-  cannot reach the level (e.g. 19/20 vs 18/20) leave the family instead of diluting
-  it. Secondary metrics get their own family and never change the gate.
+  cells form one family, tested one-sided in the harmful direction with a step-down
+  test that knows each exact test's attainable p-values, so cells whose data cannot
+  reach the level (e.g. 19/20 vs 18/20) leave the family instead of diluting it. For
+  rates it spends the error budget on the largest shortfalls in runs first
+  (:func:`workbench.stats.multiplicity.score_ordered_holm`); a family with other
+  tests uses :func:`~workbench.stats.multiplicity.discrete_holm`. Secondary metrics
+  get their own family and never change the gate.
 * **One method per cell** (:mod:`workbench.stats.cell`): rates by Fisher's exact test
   conditional on the margins, or McNemar's exact test on pairs; continuous metrics by
   Mann–Whitney / Wilcoxon with the Hodges–Lehmann shift; time to success as time to
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from workbench.store import Store
+    from workbench.stats.multiplicity import MultiplicityResult
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -204,6 +208,10 @@ class CompareResult:
     sequential, look
         Whether the gate used anytime-valid tests, and which look at this question
         this is (kept in the store; None without a store).
+    multiplicity
+        The step-down test of each family's harm tests (``"primary"`` is the gate's):
+        ``"score_ordered_holm"`` when every test is a conditional exact rate test,
+        else ``"discrete_holm"``.
     """
 
     table: pl.DataFrame
@@ -224,6 +232,7 @@ class CompareResult:
     replicates: str = "first"
     sequential: bool = False
     look: int | None = None
+    multiplicity: dict[str, str] = field(default_factory=dict)
 
     @property
     def gate(self) -> pl.DataFrame:
@@ -367,6 +376,7 @@ class CompareResult:
             "replicates": self.replicates,
             "sequential": self.sequential,
             "look": self.look,
+            "multiplicity": dict(self.multiplicity),
         }
 
     def to_json(self) -> str:
@@ -625,7 +635,7 @@ def compare(
         for row in cell_rows:
             row.update({k: v for k, v in zip(within, key, strict=True)})
         rows += cell_rows
-    _families(rows, alpha, with_margin=any(v is not None for v in margins.values()))
+    multiplicity = _families(rows, alpha, with_margin=any(v is not None for v in margins.values()))
     table = _table(rows, within)
     factors = list(attribution_factors) if attribution_factors is not None else _attribution_factors(sides, by, within)
     attr = _attribute(sides, factors, {m: mcols[m] for m in names if infos[m][0] != "category"},
@@ -645,7 +655,8 @@ def compare(
         look = len(looks)
     return CompareResult(table, attr, repro, by, b_val, c_val, within, alpha, list(exclusions), sides.height, missing,
                          primary=prim, margin=margin if not isinstance(margin, Mapping) else dict(margin),
-                         exclusions=exclusions, pair_by=keys, replicates=replicates, sequential=sequential, look=look)
+                         exclusions=exclusions, pair_by=keys, replicates=replicates, sequential=sequential, look=look,
+                         multiplicity=multiplicity)
 
 
 def _status_of(gate: pl.DataFrame) -> str:
@@ -997,20 +1008,32 @@ def _sides(kind: str, x: np.ndarray, y: np.ndarray, ex: np.ndarray | None, ey: n
     return out
 
 
-def _families(rows: list[dict[str, Any]], alpha: float, with_margin: bool) -> None:
-    """The primary family (the gate) and the secondary one, each with its own discrete
-    Holm step on the harm, benefit and (with a margin) non-inferiority tests; then
-    intervals at each hypothesis' critical level and the verdicts."""
-    from workbench.stats.multiplicity import discrete_holm
+def _step_down(p: list[float], supports: list[Any], scores: list[Any] | None, alpha: float) -> MultiplicityResult:
+    """The family's step-down test: score-ordered Holm when every measured test is a
+    conditional exact rate test (it has scores), else discrete Holm."""
+    from workbench.stats.multiplicity import discrete_holm, score_ordered_holm
 
+    measured = [i for i, v in enumerate(p) if not math.isnan(v)]
+    if scores is not None and measured and all(scores[i] is not None and supports[i] is not None for i in measured):
+        return score_ordered_holm(p, supports, scores, alpha=alpha)
+    return discrete_holm(p, supports, alpha=alpha)
+
+
+def _families(rows: list[dict[str, Any]], alpha: float, with_margin: bool) -> dict[str, str]:
+    """The primary family (the gate) and the secondary one, each with its own step-down
+    test (:func:`_step_down`) on the harm, benefit and (with a margin) non-inferiority
+    tests; then intervals at each hypothesis' critical level and the verdicts. Returns
+    the step-down method of each family's harm tests."""
+    used: dict[str, str] = {}
     for role in ("primary", "secondary"):
         fam = [r for r in rows if r["role"] == role and r["_test"] is not None]
         if not fam:
             continue
         tests = [r["_test"] for r in fam]
-        harm = discrete_holm([t.p_harm for t in tests], [t.support_harm for t in tests], alpha=alpha)
-        good = discrete_holm([t.p_benefit for t in tests], [t.support_benefit for t in tests], alpha=alpha)
-        ni = discrete_holm([t.p_ni for t in tests], [t.support_ni for t in tests], alpha=alpha) if with_margin else None
+        harm = _step_down([t.p_harm for t in tests], [t.support_harm for t in tests], [t.score_harm for t in tests], alpha)
+        good = _step_down([t.p_benefit for t in tests], [t.support_benefit for t in tests], [t.score_benefit for t in tests], alpha)
+        ni = _step_down([t.p_ni for t in tests], [t.support_ni for t in tests], None, alpha) if with_margin else None
+        used[role] = harm.method
         for j, (r, t) in enumerate(zip(fam, tests, strict=True)):
             level = float(harm.critical[j])
             lo, hi = t.interval(level) if level > 0 else (math.nan, math.nan)
@@ -1024,6 +1047,7 @@ def _families(rows: list[dict[str, Any]], alpha: float, with_margin: bool) -> No
         r["verdict"] = _verdict(r)
         r["p_verdict"] = r.get("_p_good_adj") if r["verdict"] == "improvement" else (
             r.get("_p_ni_adj") if r["verdict"] == "non_inferior" else r.get("p_adjusted"))
+    return used
 
 
 def _verdict(r: dict[str, Any]) -> str:

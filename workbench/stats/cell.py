@@ -6,8 +6,9 @@ method per cell, the three one-sided tests the gate and the verdicts need:
 
 * **harm** -- H1: the candidate is worse (lower success, longer time...). This is the
   gate's test. Its attainable p-values and their null probabilities (``support``) go
-  to :func:`workbench.stats.multiplicity.discrete_holm`, so a cell whose data cannot
-  reach the level leaves the family instead of diluting it.
+  to the family's step-down test (:func:`workbench.stats.multiplicity.score_ordered_holm`
+  for rates, :func:`~workbench.stats.multiplicity.discrete_holm` otherwise), so a cell
+  whose data cannot reach the level leaves the family instead of diluting it.
 * **benefit** -- H1: the candidate is better (reported, never gating).
 * **non-inferiority** -- with a margin δ: H1: the candidate is worse by less than δ
   (absolute for rates, a fraction of the baseline's median for continuous metrics).
@@ -69,6 +70,9 @@ class CellTest:
         One-sided p-values (``p_ni`` NaN without a margin).
     support_harm, support_benefit, support_ni
         ``(values, probs)`` of each discrete test (None: continuous, ``F(c) = c``).
+    score_harm, score_benefit
+        For conditional rate tests, the score of each attainable p-value (the shortfall
+        in runs, :attr:`workbench.stats.rates.RateTest.scores`); None otherwise.
     ni_method : str
         The non-inferiority test's method ("" without a margin).
     """
@@ -83,6 +87,8 @@ class CellTest:
     support_ni: Support = None
     ni_method: str = ""
     _interval: Callable[[float], tuple[float, float]] | None = field(default=None, repr=False, compare=False)
+    score_harm: np.ndarray | None = field(default=None, repr=False, compare=False)
+    score_benefit: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def interval(self, level: float) -> tuple[float, float]:
         """``(lower, upper)`` for candidate − baseline, each bound one-sided at *level*
@@ -141,15 +147,17 @@ def rate_cell(
         p_ni, s_ni, ni_method = ni.p_value, ni.support, ni.method
     p_h, p_g = harm.p_value, good.p_value
     s_h, s_g = harm.support, good.support
+    sc_h, sc_g = harm.scores, good.scores
     if higher_is_better is None:  # no harmful direction: one two-sided test, no discreteness used
         p_h = p_g = _two_sided(harm.p_value, good.p_value)
-        s_h = s_g = None
+        s_h = s_g = sc_h = sc_g = None
 
     def interval(level: float) -> tuple[float, float]:
         lo, hi = harm.interval(level)
         return float(lo), float(hi)
 
-    return CellTest(harm.method, float(harm.estimate), float(p_h), float(p_g), float(p_ni), s_h, s_g, s_ni, ni_method, interval)
+    return CellTest(harm.method, float(harm.estimate), float(p_h), float(p_g), float(p_ni), s_h, s_g, s_ni, ni_method, interval,
+                    sc_h, sc_g)
 
 
 def shift_cell(

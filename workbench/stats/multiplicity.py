@@ -56,9 +56,9 @@ import numpy as np
 
 from workbench.model import ConfigError
 
-__all__ = ["METHODS", "MultiplicityResult", "discrete_holm", "holm"]
+__all__ = ["METHODS", "MultiplicityResult", "discrete_holm", "holm", "score_ordered_holm"]
 
-METHODS: tuple[str, ...] = ("holm", "discrete_holm")
+METHODS: tuple[str, ...] = ("holm", "discrete_holm", "score_ordered_holm")
 """Values of :attr:`MultiplicityResult.method`."""
 
 _SNAP_RTOL = 1e-9  # an observed p-value is matched to its support within this tolerance
@@ -533,3 +533,287 @@ def discrete_holm(
     min_p = np.array([0.0 if s is None else float(s.values[0]) for s in disc])
     testable[order] = min_p <= critical[order]
     return _result(rejected, adjusted, critical, testable, "discrete_holm")
+
+
+# --------------------------------------------------------------------------- score-ordered Holm
+
+
+def _check_scores(scores: Any, supports: Any, sups: list[_Support | None], p: np.ndarray) -> list[np.ndarray | None]:
+    hint = (
+        "use one array per p-value with a score for each attainable value of its support (non-increasing "
+        "along the values, e.g. RateTest.scores), or pass the RateTests as supports"
+    )
+    if scores is None:
+        if isinstance(supports, Sequence) and not isinstance(supports, (str, bytes)):
+            scores = [getattr(s, "scores", None) for s in supports]
+        else:
+            scores = [None] * p.size
+    if isinstance(scores, (str, bytes)) or not isinstance(scores, Sequence) or len(scores) != p.size:
+        msg = f"scores={scores!r} is not valid; {hint}"
+        raise ConfigError(msg)
+    out: list[np.ndarray | None] = []
+    for i, (sc, sup) in enumerate(zip(scores, sups, strict=True)):
+        if np.isnan(p[i]):
+            out.append(None)
+            continue
+        if sup is None or sc is None:
+            msg = (
+                f"hypothesis {i} has no {'support' if sup is None else 'scores'}: score_ordered_holm needs the "
+                "attainable p-values and scores of every test (conditional exact tests); use discrete_holm "
+                "for a family with continuous or unconditional tests"
+            )
+            raise ConfigError(msg)
+        try:
+            arr = np.asarray(sc, dtype=float)
+        except (TypeError, ValueError):
+            arr = np.empty(0)
+        if arr.shape != sup.values.shape or not np.isfinite(arr).all() or np.any(np.diff(arr) > 0):
+            msg = f"scores[{i}] is not valid: shape {arr.shape} against {sup.values.shape} values; {hint}"
+            raise ConfigError(msg)
+        out.append(arr)
+    return out
+
+
+def _round_sig(x: np.ndarray, digits: int = 10) -> np.ndarray:
+    """``x`` (>= 0) rounded to ``digits`` significant digits, so equal costs computed
+    along different paths compare equal."""
+    out = np.zeros_like(x)
+    pos = x > 0
+    e = np.floor(np.log10(x[pos]))
+    out[pos] = np.round(x[pos] / 10**e, digits - 1) * 10**e
+    return out
+
+
+def _level_between(lo: float, hi: float | None, alpha: float) -> float:
+    """A level in ``[lo, hi)`` (``hi`` None: no upper end): ``alpha`` when inside, else the midpoint."""
+    if hi is None:
+        return max(lo, alpha)
+    if lo < alpha < hi:
+        return alpha
+    mid = lo + 0.5 * (hi - lo)
+    return mid if lo <= mid < hi else lo
+
+
+def score_ordered_holm(
+    pvalues: Sequence[float] | np.ndarray,
+    supports: Sequence[Any],
+    scores: Sequence[Any] | None = None,
+    *,
+    alpha: float = 0.05,
+) -> MultiplicityResult:
+    """Step-down test of many discrete conditional tests, the budget spent by score.
+
+    Every test ``i`` is a conditional exact test (Fisher given the margins, McNemar
+    given the discordant pairs) with attainable p-values ``v_i1 < v_i2 < ...``: it
+    rejects at level ``v_ij`` exactly when its outcome is one of its ``j`` most extreme
+    ones, and that costs the null probability ``q_i1 + ... + q_ij``. Each outcome also
+    has a *score*: for rates, how many successes the candidate falls short of what no
+    change predicts, ``E0(X | margins) - x`` runs, the conditional score statistic of
+    the cell's log odds ratio.
+
+    At level ``alpha`` on a set ``R`` of hypotheses (``m`` of them measured in all),
+    the outcomes of the tests in ``R`` are taken in this order for as long as the null
+    probability taken stays ``<= alpha``: first each test's outcomes of null probability
+    ``<= alpha / m`` (its Bonferroni share, so every rejection of Bonferroni is one
+    here), then the others by decreasing score (equal scores: the less probable first;
+    outcomes equal in both, together). A hypothesis is rejected when its observed
+    outcome was taken. Step down: remove the rejected hypotheses from ``R`` (which
+    frees their part of the budget) and repeat until no new rejection.
+
+    Where :func:`discrete_holm` gives every cell the same p-value threshold, this spends
+    the error budget first on the largest shortfalls in runs, the locally most powerful
+    order against a drop shared by the cells (a log odds ratio slightly below 0). A
+    cell whose margins let it show a large shortfall -- rates near one half, many runs
+    -- is therefore looked at before a cell that can only show a small one. Against a
+    drop from a high success rate (0.7-0.95, where most robot policies are) that is
+    much more powerful than one threshold for all; against a drop from about 0.5 to
+    about 0.1, where the affected cell's margin makes it the *least* variable one, it
+    is somewhat less powerful (see ``bench/stats_power.py``).
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        One one-sided p-value per hypothesis; NaN for one not measured (not in the
+        family, never rejected).
+    supports : sequence
+        One ``(values, probs)`` pair per p-value (a :class:`~workbench.stats.rates.RateTest`
+        is accepted too), as for :func:`discrete_holm`; the entry of a NaN p-value is
+        ignored. Every measured test must have one.
+    scores : sequence or None
+        One array per p-value, a score per value of its support, non-increasing along
+        the values (:attr:`RateTest.scores <workbench.stats.rates.RateTest>`). None:
+        taken from the ``RateTest`` objects passed as ``supports``.
+    alpha : float
+        Family-wise error level in (0, 1).
+
+    Returns
+    -------
+    MultiplicityResult
+        ``method == "score_ordered_holm"``. ``adjusted``: the smallest level at which
+        the step-down rejects the hypothesis with the order of outcomes fixed (outcomes
+        whose own null probability exceeds ``alpha`` are never taken; a hypothesis whose
+        observed outcome is one of them gets ``p + `` the budget of the others, ``>
+        alpha``). ``critical``: the level the hypothesis was tested at -- in ``[v_ik,
+        v_i(k+1))``, ``v_ik`` the last of its values taken: ``alpha`` when inside, else
+        the midpoint, so an interval at that level agrees with the decision.
+        ``testable``: at least one outcome of the test was taken.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`discrete_holm`; a measured test without support or scores; scores not
+        one per attainable value or increasing.
+
+    Notes
+    -----
+    *Validity.* Which outcomes are taken depends on the margins (through the supports
+    and scores) and on ``R``, never on the observed outcomes. Given the margins, the
+    test of the intersection of the hypotheses in ``R`` rejects with null probability
+    at most the sum of the probabilities taken, ``<= alpha`` (the union bound; under
+    a null of "no worse" rather than "equal" the conditional law of a one-sided test
+    is stochastically less extreme, so the bound still holds). For a subset ``S`` of
+    ``R`` the outcomes of ``S`` come in the same order and each group costs at most as
+    much, so every outcome taken for ``R`` is taken for ``S``: the intersection tests
+    are consonant and this step-down is the shortcut of the closed test built from
+    them (Marcus, Peritz & Gabriel 1976). The family-wise error rate is therefore
+    controlled strongly, under any dependence between the tests, conditionally on the
+    margins and so unconditionally. Outcomes whose own cumulative null probability
+    exceeds ``alpha`` are dropped before ordering (they can never be taken); that rule
+    uses only the margins and ``alpha``.
+
+    *Never less powerful than Bonferroni*: an outcome with ``p <= alpha / m`` is in
+    the first part, whose total null probability is at most ``m * alpha / m``. (Against
+    Holm's later steps and :func:`discrete_holm` there is no such guarantee: the order
+    by score can spend the budget elsewhere.)
+
+    This is a weighted discrete Bonferroni step-down in the family of Tarone (1990),
+    Hommel & Krummenauer (1998) and Gutman & Hochberg (2007), with the level of each
+    test allocated by the locally most powerful score rather than by a common p-value
+    threshold; the score is the Mantel-Haenszel score of each cell (Mantel & Haenszel
+    1959).
+
+    References
+    ----------
+    Marcus, R., Peritz, E. & Gabriel, K. R. (1976). On closed testing procedures with
+    special reference to ordered analysis of variance. *Biometrika* 63, 655-660.
+
+    Gutman, R. & Hochberg, Y. (2007). Improved multiple test procedures for discrete
+    distributions: new ideas and analytical review. *Journal of Statistical Planning
+    and Inference* 137, 2380-2393.
+
+    Mantel, N. & Haenszel, W. (1959). Statistical aspects of the analysis of data from
+    retrospective studies of disease. *Journal of the National Cancer Institute* 22,
+    719-748.
+
+    Examples
+    --------
+    Eight cells of 20 runs a side; in the first the candidate fell from 18 to 12
+    successes, the others moved by a run or two. One p-value threshold for all
+    (discrete Holm) cannot reject the first cell; ordering by the shortfall in runs can,
+    because the other cells' margins only allow small shortfalls:
+
+    >>> from workbench.stats.rates import unpaired_rate_test
+    >>> counts = [(18, 12), (18, 17), (19, 18), (17, 18), (18, 16), (20, 19), (16, 17), (19, 19)]
+    >>> tests = [unpaired_rate_test(b, 20, c, 20) for b, c in counts]
+    >>> p = [t.p_value for t in tests]
+    >>> round(p[0], 4)
+    0.0324
+    >>> discrete_holm(p, tests).rejected[0]
+    np.False_
+    >>> res = score_ordered_holm(p, tests)
+    >>> res.rejected.tolist()
+    [True, False, False, False, False, False, False, False]
+    >>> round(float(res.adjusted[0]), 4) <= 0.05
+    True
+    """
+    p = _check_pvalues(pvalues)
+    sups = _check_supports(supports, p.size)
+    alpha = _check_alpha(alpha)
+    scs = _check_scores(scores, supports, sups, p)
+    n = p.size
+    rejected = np.zeros(n, dtype=bool)
+    adjusted = np.full(n, np.nan)
+    critical = np.full(n, np.nan)
+    testable = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(~np.isnan(p))
+    if idx.size == 0:
+        return _result(rejected, adjusted, critical, testable, "score_ordered_holm")
+
+    # the outcomes that can ever be taken at alpha, each (hypothesis, rank in its support, cost, score)
+    hyp_l, rank_l, cost_l, score_l, cum_l = [], [], [], [], []
+    obs = np.full(n, -1)  # rank of the observed outcome
+    obs_cum = np.zeros(n)  # its cumulative null probability
+    for i in idx:
+        sup, sc = sups[i], scs[i]
+        assert sup is not None and sc is not None  # checked above
+        v = _snap(int(i), float(p[i]), sup)
+        obs[i] = int(np.searchsorted(sup.values, v))
+        cum = sup.cdf0[1:]
+        obs_cum[i] = float(cum[obs[i]])
+        usable = int(np.searchsorted(cum, alpha * (1 + _SNAP_RTOL), side="right"))
+        cum_l.append(cum[:usable])
+        hyp_l.append(np.full(usable, i))
+        rank_l.append(np.arange(usable))
+        cost_l.append(np.diff(sup.cdf0[: usable + 1]))
+        score_l.append(sc[:usable])
+    hyp, rank = np.concatenate(hyp_l), np.concatenate(rank_l)
+    cost, score = np.concatenate(cost_l), np.concatenate(score_l)
+    cum_all = np.concatenate(cum_l)
+    # order: first each test's outcomes within its Bonferroni share (null probability
+    # <= alpha / m), then the others; within each part decreasing score (to 1e-9 runs),
+    # then increasing cost. Outcomes equal in all three (cells with the same runs and
+    # margins) are taken together or not at all, so the decisions never depend on the
+    # order of the cells
+    reserved = cum_all <= alpha / idx.size * (1 + _SNAP_RTOL)
+    keys = np.stack([np.where(reserved, 0.0, 1.0), -np.round(score, 9), _round_sig(cost)], axis=1)
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    n_groups = uniq.shape[0]
+    step_of_obs = np.full(n, -1)  # index of the observed outcome among the steps, -1: never taken
+    for s in np.flatnonzero(rank == obs[hyp]):
+        step_of_obs[hyp[s]] = s
+    tol = alpha * _SNAP_RTOL
+
+    def spent(live: np.ndarray) -> np.ndarray:
+        """Cumulative null probability through each group, for the hypotheses in ``live``."""
+        on = live[hyp]
+        return np.cumsum(np.bincount(group[on], weights=cost[on], minlength=n_groups))
+
+    def levels(live: np.ndarray, members: np.ndarray) -> None:
+        """Critical level and testability of ``members`` with ``live`` in the family."""
+        c = spent(live)
+        taken = live[hyp] & (c[group] <= alpha + tol)
+        last = np.full(n, -1)
+        np.maximum.at(last, hyp[taken], rank[taken])
+        for i in members:
+            sup = sups[i]
+            assert sup is not None
+            k = int(last[i])
+            lo = float(sup.values[k]) if k >= 0 else 0.0
+            hi = float(sup.values[k + 1]) if k + 1 < sup.values.size else None
+            critical[i] = _level_between(lo, hi, alpha)
+            testable[i] = k >= 0
+
+    live = np.zeros(n, dtype=bool)
+    live[idx] = True
+    running_max = 0.0
+    stopped = False
+    while live.any():
+        c = spent(live)
+        total = float(c[-1]) if c.size else 0.0
+        members = np.flatnonzero(live)
+        cand = np.array([
+            float(c[group[step_of_obs[i]]]) if step_of_obs[i] >= 0 else min(1.0, total + obs_cum[i]) for i in members
+        ])
+        order = np.lexsort((members, p[members], cand))
+        j = members[order[0]]
+        running_max = min(1.0, max(running_max, float(cand[order[0]])))
+        adjusted[j] = running_max
+        if not stopped and running_max <= alpha + tol:
+            rejected[j] = True
+            levels(live, np.array([j]))
+        elif not stopped:
+            stopped = True
+            levels(live, members)  # the level each hypothesis left was tested at
+        live[j] = False
+    return _result(rejected, adjusted, critical, testable, "score_ordered_holm")

@@ -154,6 +154,13 @@ class RateTest:
         Unconditional tests (Boschloo, Chan): the increments of the sharp bound
         ``sup_pi P(p <= c)``, which equals the largest attainable p-value ``<= c``
         because the test is exact; so ``cumsum(probs)`` is that bound at each value.
+    scores : ndarray or None
+        Conditional tests (Fisher, McNemar): for each value of ``support``, the score of
+        the outcome -- how many successes the candidate falls short of what no change
+        predicts given the margins, ``E0(X) - x`` (``x - E0(X)`` for ``"greater"``), in
+        runs; strictly decreasing along the values. It orders the outcomes of many cells
+        in :func:`workbench.stats.multiplicity.score_ordered_holm`. None for the
+        unconditional tests.
     """
 
     p_value: float
@@ -163,6 +170,7 @@ class RateTest:
     null_value: float = 0.0
     support: tuple[np.ndarray, np.ndarray] | None = None
     _interval_fn: object = field(default=None, repr=False, compare=False)
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def null_cdf(self, c: float) -> float:
         """Upper bound of ``P_null(p <= c)`` valid for this test.
@@ -255,16 +263,21 @@ def _unique_support(pv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vals, probs
 
 
-def _merge_support(pv: np.ndarray, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _merge_support(pv: np.ndarray, pmf: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Support of a conditional test: sorted unique p-values with summed null pmf.
 
     Outcomes whose p-values coincide (in floating point: tails that round to 1) are
     merged, so the values are strictly increasing and ``cumsum(probs)`` is the exact
-    null probability of ``p <= value``.
+    null probability of ``p <= value``. ``score`` (one per outcome) is kept for each
+    value as the largest score of the outcomes merged into it (they are contiguous, so
+    the scores stay strictly decreasing along the values).
     """
     vals, inv = np.unique(pv, return_inverse=True)
-    probs = np.bincount(inv.ravel(), weights=pmf, minlength=len(vals))
-    return vals, probs
+    inv = inv.ravel()
+    probs = np.bincount(inv, weights=pmf, minlength=len(vals))
+    scores = np.full(len(vals), -np.inf)
+    np.maximum.at(scores, inv, score)
+    return vals, probs, scores
 
 
 def _golden_max(f, lo: np.ndarray, hi: np.ndarray, iters: int = _GOLDEN_ITERS) -> np.ndarray:
@@ -325,10 +338,11 @@ def _fisher_support(n_b: int, n_c: int, s: int, alternative: str):
         pv = np.minimum(1.0, np.cumsum(pmf))
     else:
         pv = np.minimum(1.0, np.cumsum(pmf[::-1])[::-1])
-    vals, probs = _merge_support(pv, pmf)
-    for arr in (x, pv, vals, probs):
+    mean = s * n_c / N  # E(X | s) under H0; the score is the shortfall from it
+    vals, probs, scores = _merge_support(pv, pmf, (mean - x) if alternative == "less" else (x - mean))
+    for arr in (x, pv, vals, probs, scores):
         arr.setflags(write=False)
-    return x, pv, (vals, probs)
+    return x, pv, (vals, probs), scores
 
 
 def _nc_tail(x: int, n_b: int, n_c: int, s: int, log_psi: float, alternative: str) -> float:
@@ -667,7 +681,7 @@ def unpaired_rate_test(
 
     if method == "conditional":
         s = k_base + k_cand
-        xs, pv, support = _fisher_support(n_base, n_cand, s, alternative)
+        xs, pv, support, scores = _fisher_support(n_base, n_cand, s, alternative)
         p = float(pv[k_cand - xs[0]])
         p_ref = k_base / n_base if 0 < k_base < n_base else (k_base + 0.5) / (n_base + 1)
 
@@ -680,7 +694,7 @@ def unpaired_rate_test(
             lo = _fisher_or_bound(k_cand, n_base, n_cand, s, alpha, "greater", p_greater)
             return _or_to_rd(lo, p_ref), _or_to_rd(up, p_ref)
 
-        return RateTest(p, estimate, "fisher_exact_conditional", alternative, 0.0, support, fisher_interval)
+        return RateTest(p, estimate, "fisher_exact_conditional", alternative, 0.0, support, fisher_interval, scores)
 
     if method == "boschloo":
         pvs, support = _boschloo_design(n_cand, n_base, alternative)
@@ -712,10 +726,10 @@ def _mcnemar_support(m: int, alternative: str, mid_p: bool):
     if mid_p:
         pv = pv - 0.5 * pmf
     pv = np.minimum(pv, 1.0)
-    vals, probs = _merge_support(pv, pmf)
-    for arr in (pv, vals, probs):
+    vals, probs, scores = _merge_support(pv, pmf, (m / 2 - x) if alternative == "less" else (x - m / 2))
+    for arr in (pv, vals, probs, scores):
         arr.setflags(write=False)
-    return pv, (vals, probs)
+    return pv, (vals, probs), scores
 
 
 def _midp_tail(x: int, m: int, theta: float, side: str) -> float:
@@ -778,7 +792,7 @@ def paired_rate_test(
         msg = f"b_only + c_only = {m} exceeds n_pairs={n_pairs}"
         raise ConfigError(msg)
     estimate = (c_only - b_only) / n_pairs
-    pv, support = _mcnemar_support(m, alternative, bool(mid_p))
+    pv, support, scores = _mcnemar_support(m, alternative, bool(mid_p))
     p = float(pv[c_only])
     method = "mcnemar_midp" if mid_p else "mcnemar_exact"
 
@@ -814,7 +828,7 @@ def paired_rate_test(
         scale = m / n_pairs
         return (2 * lo - 1) * scale, (2 * up - 1) * scale
 
-    return RateTest(p, estimate, method, alternative, 0.0, support, interval)
+    return RateTest(p, estimate, method, alternative, 0.0, support, interval, scores)
 
 
 # --------------------------------------------------------------------------- descriptive
