@@ -242,3 +242,27 @@ def test_success_within_a_time_is_a_rate():
     assert wb.compare(cat, metrics=["success"], attribution_factors=[]).table["verdict"][0] != "regression"
     with pytest.raises(ConfigError, match="success_within:T with T a positive number"):
         wb.compare(cat, metrics=["success_within:soon"])
+
+
+def test_the_family_step_is_score_ordered_for_rates_and_discrete_holm_otherwise():
+    """Eight cells, the candidate fell from 18/20 to 12/20 in one: one p-value threshold
+    for all cells (discrete Holm) misses it, the score order finds it; a family that also
+    holds a continuous primary metric falls back to discrete Holm."""
+    counts = [(18, 12), (18, 17), (19, 18), (17, 18), (18, 16), (20, 19), (16, 17), (19, 19)]
+    rows = []
+    for c, (kb, kc) in enumerate(counts):
+        for v, k in (("v1", kb), ("v2", kc)):
+            rows += [(f"{c}-{v}-{i}", f"c{c}", v, float(i < k), float(10 + i % 7)) for i in range(20)]
+    cat = pl.DataFrame(rows, schema=["run_id", "environment.cell", "model.version", "metrics.success", "metrics.time"],
+                       orient="row")
+    res = wb.compare(cat, within=["environment.cell"], metrics=["success"], attribution_factors=[])
+    assert res.multiplicity == {"primary": "score_ordered_holm"}
+    assert res.status == "regression" and res.regressions["environment.cell"].to_list() == ["c0"]
+    row = res.gate.filter(pl.col("environment.cell") == "c0").row(0, named=True)
+    assert row["p_value"] == pytest.approx(0.0324, abs=1e-4) and row["p_adjusted"] <= 0.05
+    assert row["difference_hi"] < 0  # the interval at the cell's critical level agrees
+    assert res.to_dict()["multiplicity"] == {"primary": "score_ordered_holm"}
+    both = wb.compare(cat, within=["environment.cell"], metrics=["success", "time"], primary=["success", "time"],
+                      attribution_factors=[])
+    assert both.multiplicity["primary"] == "discrete_holm"
+    assert both.status != "regression"  # discrete Holm cannot reach c0 with 16 hypotheses

@@ -71,7 +71,7 @@ def test_report_holds_comparison_grades_provenance_and_methods(sample_report, sa
     assert "clock_jump" in quality
     # methods taken from workbench.comparison's documentation
     methods = text[text.index('id="methods"'):]
-    for word in ("Fisher", "McNemar", "Mann–Whitney", "Hodges–Lehmann", "Wilcoxon", "RMST", "discrete Holm",
+    for word in ("Fisher", "McNemar", "Mann–Whitney", "Hodges–Lehmann", "Wilcoxon", "RMST", "score-ordered", "discrete Holm",
                  "Tarone", "censored"):
         assert word in methods, word
     assert "The gate decides on <b>success</b>" in text
@@ -101,7 +101,7 @@ def test_report_ranks_the_policies_and_shows_the_robots(sample_report, sample_st
 
 def test_methods_html_lists_the_parameters():
     html = methods_html(margin=0.123)
-    assert "0.123" in html and "discrete Holm" in html and "<ul>" in html
+    assert "0.123" in html and "discrete Holm" in html and "largest shortfalls in runs" in html and "<ul>" in html
 
 
 def test_report_opens_offline_in_chromium(sample_report, browser, artifacts):

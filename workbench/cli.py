@@ -46,6 +46,8 @@ store_option = click.option(
 )
 
 
+_STEP_DOWN = {"score_ordered_holm": "score-ordered Holm", "discrete_holm": "discrete Holm"}
+
 def _open(store_path: str | None, *, create: bool = False) -> Any:
     from workbench.store import open_store
 
@@ -488,8 +490,9 @@ def compare(
     """Compare two variants per cell: rates and metrics with intervals, tests, verdicts.
 
     The gate decides on the primary metrics (--primary, default success), one-sided in
-    the harmful direction with a discrete Holm step over their cells; secondary
-    metrics are reported with their own adjustment. Verdicts: regression,
+    the harmful direction with an exact step-down test over their cells (for rates,
+    score-ordered Holm: the error budget goes first to the largest shortfalls in
+    runs); secondary metrics are reported with their own adjustment. Verdicts: regression,
     non_inferior (with --margin), improvement, no_change, undecided (the data cannot
     tell at this n), not measured.
 
@@ -547,7 +550,7 @@ def compare(
     else:
         pairing = f"paired by {', '.join(res.pair_by)} ({res.replicates} of replicates)" if res.pair_by else "unpaired"
         click.echo(f"{by}: {res.candidate} (candidate) vs {res.baseline} (baseline); gate on {', '.join(res.primary)}, "
-                   f"one-sided at alpha={alpha} (discrete Holm); {pairing}"
+                   f"one-sided at alpha={alpha} ({_STEP_DOWN.get(res.multiplicity.get('primary', ''), 'step-down')}); {pairing}"
                    + (f"; non-inferiority margin {margin}" if margin is not None else "")
                    + (f"; sequential (anytime-valid), look {res.look or 1}" if sequential else ""))
 

@@ -61,8 +61,8 @@ from workbench.model import FACTOR_GROUPS, ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.store import Store
     from workbench.stats.multiplicity import MultiplicityResult
+    from workbench.store import Store
 
 __all__ = [
     "DEFAULT_METRICS",

@@ -95,7 +95,7 @@ def tour(
 
     from workbench.comparison import format_p
 
-    echo("\n== 5. Did policy-v2 get worse? Per robot × lighting: the gate on success (one-sided, discrete Holm), runs paired by seed")
+    echo("\n== 5. Did policy-v2 get worse? Per robot × lighting: the gate on success (one-sided, score-ordered Holm), runs paired by seed")
     res = wb.compare(store, by="model.version", baseline="policy-v1", candidate="policy-v2",
                      within=["hardware.robot", "environment.lighting"], min_grade="B")
     view = res.table.select(

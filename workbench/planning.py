@@ -12,8 +12,9 @@ the one-sided exact test (:mod:`workbench.stats.plan`):
   side would probably decide it (predictive power given the data so far).
 
 The cell's level is the family-wise α split by Bonferroni over the gate's measured
-cells: the gate's discrete Holm step is never less powerful, so the plan errs on the
-side of more runs.
+cells: the gate's step-down test is never less powerful (score-ordered Holm first
+gives every cell its Bonferroni share; discrete Holm contains Holm), so the plan errs
+on the side of more runs.
 
 Examples
 --------

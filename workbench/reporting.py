@@ -138,9 +138,10 @@ def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, see
         parts.append("<h3>Tests, one method per cell</h3><ul>" + "".join(f"<li>{_rst_to_html(i.lstrip('* '))}</li>" for i in items) + "</ul>")
     mult = importlib.import_module("workbench.stats.multiplicity")
     bullets = re.split(r"\n\* ", (mult.__doc__ or "").split("\nExamples\n")[0])
-    chosen = [" ".join(ln.strip() for ln in b.splitlines()) for b in bullets if b.startswith(":func:`discrete_holm`")]
+    chosen = sorted((" ".join(ln.strip() for ln in b.split("\n\n")[0].splitlines()) for b in bullets
+                     if b.startswith((":func:`score_ordered_holm`", ":func:`discrete_holm`"))), reverse=True)
     if chosen:
-        parts.append(f"<h3>Multiplicity</h3><p>{_rst_to_html(chosen[0])}</p>")
+        parts.append("<h3>Multiplicity</h3>" + "".join(f"<p>{_rst_to_html(c)}</p>" for c in chosen))
     for fn in (mod.attribution, mod.reproducibility):
         text = (fn.__doc__ or "").strip()
         paras = [" ".join(ln.strip() for ln in p.splitlines()) for p in re.split(r"\n\s*\n", text)]
@@ -150,7 +151,8 @@ def methods_html(result: CompareResult | None = None, *, n_boot: int = 2000, see
         params = [("compared factor", result.by), ("baseline", result.baseline), ("candidate", result.candidate),
                   ("cells within", ", ".join(result.within) or "one cell with every run"),
                   ("primary metrics (the gate)", ", ".join(result.primary)),
-                  ("family-wise error rate α (one-sided, discrete Holm)", result.alpha),
+                  ("family-wise error rate α (one-sided)", result.alpha),
+                  ("step-down test of the gate's family", result.multiplicity.get("primary", "none")),
                   ("tests in the gate's family", result.gate.filter(~result.gate["p_value"].is_nan()).height),
                   ("non-inferiority margin", result.margin if result.margin is not None else "none"),
                   ("pairing", f"by {', '.join(result.pair_by)}, {result.replicates} of replicates" if result.pair_by else "unpaired"),
@@ -202,7 +204,7 @@ def _comparison_section(res: CompareResult) -> str:
     # the verdict right after the cell and metric: read without scrolling at any width
     header = [*res.within, "metric", "verdict", "difference [interval of the test]", f"baseline {res.baseline}",
               f"candidate {res.candidate}", "n b / c", "unknown b / c", "p (one-sided, harm)",
-              "p of the verdict (discrete Holm)", "test"]
+              "p of the verdict (family-adjusted)", "test"]
     gate = (f"<p>The gate decides on <b>{_e(', '.join(res.primary))}</b> "
             f"({res.gate.height} cell(s), one-sided at α = {_e(res.alpha)}); other metrics are secondary and never change it. "
             f"Status: <b>{_e(res.status)}</b>.</p>")

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import doctest
 import gc
+import itertools
 import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from workbench.model import ConfigError
 from workbench.stats import multiplicity
-import itertools
-
-from scipy import stats
-
 from workbench.stats.multiplicity import MultiplicityResult, discrete_holm, holm, score_ordered_holm
 from workbench.stats.rates import RateTest, paired_rate_test, unpaired_rate_test
 

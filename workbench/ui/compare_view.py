@@ -238,7 +238,7 @@ class CompareView(pn.viewable.Viewer):
         view = tab.select(
             *within, "metric", "verdict",
             *(pl.col(c).round(3) for c in ("difference", "difference_lo", "difference_hi", "baseline", "candidate")),
-            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p (discrete Holm)"),
+            pl.col("p_verdict").map_elements(format_p, return_dtype=pl.String).alias("p (family-adjusted)"),
             "role", "n_baseline", "n_candidate",
             pl.format("{}/{}", "n_unknown_baseline", "n_unknown_candidate").alias("unknown b/c"),
         )
