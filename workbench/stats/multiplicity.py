@@ -135,6 +135,12 @@ def _result(
     return MultiplicityResult(rejected, adjusted, critical, testable, method)
 
 
+def _blank(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decisions, adjusted p-values, critical values and testability of ``n``
+    hypotheses before any step: nothing rejected, NaN levels."""
+    return np.zeros(n, dtype=bool), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -284,10 +290,7 @@ def holm(pvalues: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> Multi
     p = _check_pvalues(pvalues)
     alpha = _check_alpha(alpha)
     n = p.size
-    rejected = np.zeros(n, dtype=bool)
-    adjusted = np.full(n, np.nan)
-    critical = np.full(n, np.nan)
-    testable = np.zeros(n, dtype=bool)
+    rejected, adjusted, critical, testable = _blank(n)
     idx = np.flatnonzero(~np.isnan(p))
     m = idx.size
     if m:
@@ -480,10 +483,7 @@ def discrete_holm(
     sups = _check_supports(supports, p.size)
     alpha = _check_alpha(alpha)
     n = p.size
-    rejected = np.zeros(n, dtype=bool)
-    adjusted = np.full(n, np.nan)
-    critical = np.full(n, np.nan)
-    testable = np.zeros(n, dtype=bool)
+    rejected, adjusted, critical, testable = _blank(n)
     idx = np.flatnonzero(~np.isnan(p))
     m = idx.size
     if m == 0:
@@ -739,10 +739,7 @@ def score_ordered_holm(
     alpha = _check_alpha(alpha)
     scs = _check_scores(scores, supports, sups, p)
     n = p.size
-    rejected = np.zeros(n, dtype=bool)
-    adjusted = np.full(n, np.nan)
-    critical = np.full(n, np.nan)
-    testable = np.zeros(n, dtype=bool)
+    rejected, adjusted, critical, testable = _blank(n)
     idx = np.flatnonzero(~np.isnan(p))
     if idx.size == 0:
         return _result(rejected, adjusted, critical, testable, "score_ordered_holm")
@@ -773,7 +770,7 @@ def score_ordered_holm(
     # margins) are taken together or not at all, so the decisions never depend on the
     # order of the cells
     reserved = cum_all <= alpha / idx.size * (1 + _SNAP_RTOL)
-    keys = np.stack([np.where(reserved, 0.0, 1.0), -np.round(score, 9), _round_sig(cost)], axis=1)
+    keys = np.stack([np.where(reserved, 0.0, 1.0), -np.round(score, 9) + 0.0, _round_sig(cost)], axis=1)  # no -0.0
     uniq, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.ravel()
     n_groups = uniq.shape[0]
