@@ -379,9 +379,21 @@ class _Pairwise:
             return self.kth(n // 2)
         return (self.kth(n // 2 - 1) + self.kth(n // 2)) / 2.0
 
+    def kths(self, ks: list[int | None]) -> list[float | None]:
+        """Several order statistics at once (one selection pass); None stays None."""
+        want = sorted({k for k in ks if k is not None})
+        if self.values is None or not want:
+            return [None if k is None else self.kth(k) for k in ks]
+        part = np.partition(self.values, want)
+        return [None if k is None else float(part[k]) for k in ks]
+
     def far(self) -> tuple[float, float]:
-        """Points below / above every order statistic."""
-        lo, hi = self.kth(0), self.kth(self.n - 1)
+        """Points below / above every order statistic (the extremes are known in closed
+        form: the smallest and largest Walsh average or difference)."""
+        if self.walsh:
+            lo, hi = float(self.d[0]), float(self.d[-1])
+        else:
+            lo, hi = float(self.c[0] - self.b[-1]), float(self.c[-1] - self.b[0])
         span = max(1.0, hi - lo, abs(lo), abs(hi))
         return lo - span, hi + span
 
@@ -527,8 +539,7 @@ def shift_test(
         k = mw.critical(alpha)
         far_lo, far_hi = pairs.far()
         n = pairs.n
-        up_guess = None if k is None else pairs.kth(k - 1) if k >= 1 else None
-        lo_guess = None if k is None else pairs.kth(n - k) if k >= 1 else None
+        up_guess, lo_guess = pairs.kths([None if k is None or k < 1 else k - 1, None if k is None or k < 1 else n - k])
         upper = _last_accepted(lambda d: mw.p(d, "less") <= alpha, up_guess, far_hi)
         lower = _first_accepted(lambda d: mw.p(d, "greater") <= alpha, lo_guess, far_lo)
         return lower, upper
@@ -689,8 +700,7 @@ def paired_shift_test(
         k = wx.critical(alpha)
         m = walsh.n
         far_lo, far_hi = walsh.far()
-        up_guess = None if k is None or m - k < 1 else walsh.kth(m - k - 1)
-        lo_guess = None if k is None or k >= m else walsh.kth(k)
+        up_guess, lo_guess = walsh.kths([None if k is None or m - k < 1 else m - k - 1, None if k is None or k >= m else k])
         upper = _last_accepted(lambda s: wx.p(s, "less") <= alpha, up_guess, far_hi)
         lower = _first_accepted(lambda s: wx.p(s, "greater") <= alpha, lo_guess, far_lo)
         return lower, upper
