@@ -19,7 +19,7 @@ a regression at its critical level always has an interval on the harmful side of
 Methods
 -------
 * rates, unpaired: one-sided Fisher exact test conditional on the margins (its
-  discreteness is what the discrete Holm step exploits); interval by inverting it
+  discreteness and scores are what the family's step-down exploits); interval by inverting it
   (:func:`workbench.stats.rates.unpaired_rate_test`); non-inferiority: Chan's exact
   unconditional score test.
 * rates, paired: exact McNemar test on the discordant pairs and its inversion
