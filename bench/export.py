@@ -31,7 +31,7 @@ def main() -> None:
     import polars as pl
 
     import workbench as wb
-    from workbench.export_lerobot import _decode, _frames_on, _Video, export_lerobot
+    from workbench.export_lerobot import _add_frames, _decode, _frames_on, _Video, export_lerobot
     from workbench.samples import generate
     from workbench.selection import select
 
@@ -75,12 +75,7 @@ def main() -> None:
         first = _decode(blobs[0])
         h, w = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
         vid = _Video(work / "v" / "ours.mp4", 25, w, h)
-        cache: dict[bytes, np.ndarray] = {}
-        for b in blobs:
-            img = cache.get(b)
-            if img is None:
-                img = cache[b] = _decode(b)[:h, :w]
-            vid.add(np.ascontiguousarray(img))
+        _add_frames(vid, blobs, h, w)
         vid.close()
         t_vid = time.perf_counter() - t0
         frames = [np.ascontiguousarray(_decode(b)[:h, :w]) for b in dict.fromkeys(blobs)]

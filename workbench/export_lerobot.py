@@ -184,6 +184,17 @@ def _decode(blob: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _add_frames(vid: _Video, blobs: list[bytes], h: int, w: int) -> None:
+    """Decode each stored frame (once per distinct blob), crop it to ``h x w`` and
+    append it to ``vid``."""
+    cache: dict[bytes, np.ndarray] = {}
+    for blob in blobs:
+        img = cache.get(blob)
+        if img is None:
+            img = cache[blob] = _decode(blob)[:h, :w]
+        vid.add(np.ascontiguousarray(img))
+
+
 def export_lerobot(
     store: Store,
     selection: Selection,
@@ -349,12 +360,7 @@ def export_lerobot(
                                                       "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
                                                       "video.fps": fps, "video.channels": 3, "has_audio": False}}
                     start_t = vid.frames / fps
-                    cache: dict[bytes, np.ndarray] = {}
-                    for blob in blobs:
-                        img = cache.get(blob)
-                        if img is None:
-                            img = cache[blob] = _decode(blob)[:h, :w]
-                        vid.add(np.ascontiguousarray(img))
+                    _add_frames(vid, blobs, h, w)
                     video_spans.setdefault(key, []).append((start_t, vid.frames / fps))
                     ep[f"videos/{key}/chunk_index"] = 0
                     ep[f"videos/{key}/file_index"] = 0
